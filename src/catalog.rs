@@ -1,0 +1,1284 @@
+//! The catalog: the SQLite database (`catalog.db`) that records couples, cameras, blobs, files, import sessions
+//! and their items. This module owns the schema, its migrations (run at open, versioned by `PRAGMA user_version`)
+//! and every query; no other module writes SQL. Names and paths are stored as raw bytes (BLOB) so that names that
+//! are not valid UTF-8 survive unchanged.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::error::{CatalogContext, Error, IoContext, Result};
+
+/// Each entry upgrades the schema by one version; `user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    r#"
+    CREATE TABLE couples (
+        id            INTEGER PRIMARY KEY,
+        display_name  TEXT NOT NULL,
+        event_date    TEXT NOT NULL,
+        folder_name   TEXT NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE cameras (
+        id            INTEGER PRIMARY KEY,
+        slug          TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL,
+        footage_type  TEXT NOT NULL CHECK (footage_type IN ('modern','dadcam','super8')),
+        make          TEXT,
+        model         TEXT,
+        serial        TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE blobs (
+        id            INTEGER PRIMARY KEY,
+        hash          TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),
+        size          INTEGER NOT NULL,
+        stored_at     INTEGER NOT NULL,
+        verified_at   INTEGER
+    );
+    CREATE TABLE import_sessions (
+        id               INTEGER PRIMARY KEY,
+        couple_id        INTEGER NOT NULL REFERENCES couples(id),
+        status           TEXT NOT NULL CHECK (status IN ('pending','scanning','hashing','copying','validating',
+                                                         'finalizing','completed','cancelled','failed','paused')),
+        last_step        TEXT,
+        can_resume       INTEGER NOT NULL DEFAULT 1,
+        footage_type     TEXT NOT NULL,
+        camera_id        INTEGER REFERENCES cameras(id),
+        duplicates       TEXT NOT NULL DEFAULT 'skip' CHECK (duplicates IN ('skip','import')),
+        source           TEXT NOT NULL,
+        source_paths     BLOB NOT NULL,
+        files_total      INTEGER NOT NULL DEFAULT 0,
+        files_processed  INTEGER NOT NULL DEFAULT 0,
+        files_duplicate  INTEGER NOT NULL DEFAULT 0,
+        files_error      INTEGER NOT NULL DEFAULT 0,
+        bytes_total      INTEGER NOT NULL DEFAULT 0,
+        bytes_processed  INTEGER NOT NULL DEFAULT 0,
+        bytes_duplicate  INTEGER NOT NULL DEFAULT 0,
+        bytes_error      INTEGER NOT NULL DEFAULT 0,
+        error            TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+    );
+    CREATE TABLE files (
+        id               INTEGER PRIMARY KEY,
+        couple_id        INTEGER NOT NULL REFERENCES couples(id),
+        footage_type     TEXT NOT NULL CHECK (footage_type IN ('modern','dadcam','super8')),
+        camera_id        INTEGER REFERENCES cameras(id),
+        blob_hash        TEXT NOT NULL REFERENCES blobs(hash),
+        display_name     BLOB NOT NULL,
+        name_key         TEXT NOT NULL,
+        original_path    BLOB NOT NULL,
+        source           TEXT NOT NULL,
+        source_mtime_ns  INTEGER NOT NULL,
+        imported_at      INTEGER NOT NULL,
+        session_id       INTEGER REFERENCES import_sessions(id),
+        sidecar_of       INTEGER REFERENCES files(id)
+    );
+    CREATE UNIQUE INDEX files_dir_key ON files(couple_id, footage_type, IFNULL(camera_id, 0), name_key);
+    CREATE INDEX files_dir_name ON files(couple_id, footage_type, IFNULL(camera_id, 0), display_name);
+    CREATE INDEX files_blob ON files(blob_hash, couple_id);
+    CREATE TABLE import_items (
+        id            INTEGER PRIMARY KEY,
+        session_id    INTEGER NOT NULL REFERENCES import_sessions(id),
+        path          BLOB NOT NULL,
+        rel_path      BLOB NOT NULL,
+        size          INTEGER NOT NULL,
+        mtime_ns      INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending','copied','stored','done','duplicate','failed','skipped')),
+        hash          TEXT,
+        sidecar_of    INTEGER REFERENCES import_items(id),
+        file_id       INTEGER REFERENCES files(id),
+        error         TEXT,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX import_items_session ON import_items(session_id, state);
+    "#,
+];
+
+/// Current schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch of a SystemTime (negative before 1970).
+pub fn system_time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+/// The inverse of [`system_time_ns`].
+pub fn ns_to_system_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// The three kinds of footage a wedding film is cut from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum FootageType {
+    Modern,
+    Dadcam,
+    Super8,
+}
+
+impl FootageType {
+    pub const ALL: [FootageType; 3] = [
+        FootageType::Modern,
+        FootageType::Dadcam,
+        FootageType::Super8,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FootageType::Modern => "modern",
+            FootageType::Dadcam => "dadcam",
+            FootageType::Super8 => "super8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "modern" => Ok(FootageType::Modern),
+            "dadcam" => Ok(FootageType::Dadcam),
+            "super8" => Ok(FootageType::Super8),
+            other => Err(Error::Invalid(format!(
+                "unknown footage type {other:?} (expected modern, dadcam or super8)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for FootageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with content already present in the couple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateAction {
+    Skip,
+    Import,
+}
+
+impl DuplicateAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicateAction::Skip => "skip",
+            DuplicateAction::Import => "import",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "skip" => Ok(DuplicateAction::Skip),
+            "import" => Ok(DuplicateAction::Import),
+            other => Err(Error::Invalid(format!(
+                "unknown duplicate action {other:?} (expected skip or import)"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Couple {
+    pub id: i64,
+    pub display_name: String,
+    pub event_date: String,
+    pub folder_name: String,
+    pub created_at: i64,
+    pub file_count: i64,
+    pub total_bytes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Camera {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub footage_type: FootageType,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub file_count: i64,
+}
+
+/// The states of an import session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Pending,
+    Scanning,
+    Hashing,
+    Copying,
+    Validating,
+    Finalizing,
+    Completed,
+    Cancelled,
+    Failed,
+    Paused,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Pending => "pending",
+            SessionStatus::Scanning => "scanning",
+            SessionStatus::Hashing => "hashing",
+            SessionStatus::Copying => "copying",
+            SessionStatus::Validating => "validating",
+            SessionStatus::Finalizing => "finalizing",
+            SessionStatus::Completed => "completed",
+            SessionStatus::Cancelled => "cancelled",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Paused => "paused",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "scanning" => SessionStatus::Scanning,
+            "hashing" => SessionStatus::Hashing,
+            "copying" => SessionStatus::Copying,
+            "validating" => SessionStatus::Validating,
+            "finalizing" => SessionStatus::Finalizing,
+            "completed" => SessionStatus::Completed,
+            "cancelled" => SessionStatus::Cancelled,
+            "failed" => SessionStatus::Failed,
+            "paused" => SessionStatus::Paused,
+            _ => SessionStatus::Pending,
+        }
+    }
+    /// Statuses in which no process is working on the session any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, SessionStatus::Completed | SessionStatus::Failed)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Session {
+    pub id: i64,
+    pub couple_id: i64,
+    pub couple: String,
+    pub status: SessionStatus,
+    pub last_step: Option<String>,
+    pub can_resume: bool,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    pub duplicates: DuplicateAction,
+    pub source: String,
+    #[serde(skip)]
+    pub source_paths: Vec<Vec<u8>>,
+    pub files_total: i64,
+    pub files_processed: i64,
+    pub files_duplicate: i64,
+    pub files_error: i64,
+    pub bytes_total: i64,
+    pub bytes_processed: i64,
+    pub bytes_duplicate: i64,
+    pub bytes_error: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// The per-file states of an import item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemState {
+    /// Scanned; nothing stored yet.
+    Pending,
+    /// Copied into `tmp/` with the hash read inline; not yet validated.
+    Copied,
+    /// Validated and renamed into `objects/`; not yet catalogued.
+    Stored,
+    /// Catalogued as a file.
+    Done,
+    /// Content already in the couple; skipped.
+    Duplicate,
+    /// Could not be imported; `error` says why.
+    Failed,
+    /// Not a regular file (symlink, device, socket...); recorded and left alone.
+    Skipped,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Copied => "copied",
+            ItemState::Stored => "stored",
+            ItemState::Done => "done",
+            ItemState::Duplicate => "duplicate",
+            ItemState::Failed => "failed",
+            ItemState::Skipped => "skipped",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "copied" => ItemState::Copied,
+            "stored" => ItemState::Stored,
+            "done" => ItemState::Done,
+            "duplicate" => ItemState::Duplicate,
+            "failed" => ItemState::Failed,
+            "skipped" => ItemState::Skipped,
+            _ => ItemState::Pending,
+        }
+    }
+    /// True once nothing more will happen to the item.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ItemState::Done | ItemState::Duplicate | ItemState::Failed | ItemState::Skipped
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub id: i64,
+    pub session_id: i64,
+    pub path: Vec<u8>,
+    pub rel_path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub state: ItemState,
+    pub hash: Option<String>,
+    pub sidecar_of: Option<i64>,
+    pub file_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A new item as the scanner records it. `sidecar_of` is an index into the same batch.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    pub path: Vec<u8>,
+    pub rel_path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub state: ItemState,
+    pub sidecar_of: Option<usize>,
+    pub error: Option<String>,
+}
+
+/// A catalogued file, joined with its blob's size.
+#[derive(Clone, Debug)]
+pub struct FileRow {
+    pub id: i64,
+    /// The blob's stable row id (used for inode numbers of `.by-hash` entries).
+    pub blob_id: i64,
+    pub couple_id: i64,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    pub blob_hash: String,
+    pub size: u64,
+    pub display_name: Vec<u8>,
+    pub original_path: Vec<u8>,
+    pub source: String,
+    pub source_mtime_ns: i64,
+    pub imported_at: i64,
+    pub session_id: Option<i64>,
+    pub sidecar_of: Option<i64>,
+}
+
+/// A file to insert; the display name is chosen by the caller (see `organize`).
+#[derive(Clone, Debug)]
+pub struct NewFile<'a> {
+    pub couple_id: i64,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    pub blob_hash: &'a str,
+    pub blob_size: u64,
+    pub display_name: &'a [u8],
+    pub name_key: &'a str,
+    pub original_path: &'a [u8],
+    pub source: &'a str,
+    pub source_mtime_ns: i64,
+    pub session_id: Option<i64>,
+    pub sidecar_of: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobRow {
+    pub hash: String,
+    pub size: u64,
+    pub stored_at: i64,
+    pub verified_at: Option<i64>,
+}
+
+/// Counters added to a session in one step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub files_processed: i64,
+    pub files_duplicate: i64,
+    pub files_error: i64,
+    pub bytes_processed: i64,
+    pub bytes_duplicate: i64,
+    pub bytes_error: i64,
+}
+
+impl Progress {
+    pub fn one(state: ItemState, size: u64) -> Self {
+        let size = size as i64;
+        let mut p = Progress {
+            files_processed: 1,
+            bytes_processed: size,
+            ..Default::default()
+        };
+        match state {
+            ItemState::Duplicate => {
+                p.files_duplicate = 1;
+                p.bytes_duplicate = size;
+            }
+            ItemState::Failed => {
+                p.files_error = 1;
+                p.bytes_error = size;
+            }
+            _ => {}
+        }
+        p
+    }
+    pub fn add(&mut self, o: Progress) {
+        self.files_processed += o.files_processed;
+        self.files_duplicate += o.files_duplicate;
+        self.files_error += o.files_error;
+        self.bytes_processed += o.bytes_processed;
+        self.bytes_duplicate += o.bytes_duplicate;
+        self.bytes_error += o.bytes_error;
+    }
+}
+
+/// An open catalog. Not `Sync`: share it behind a mutex or open one per thread.
+pub struct Catalog {
+    conn: Connection,
+}
+
+/// Joins several paths into one BLOB (NUL cannot occur inside a path).
+pub fn join_paths(paths: &[Vec<u8>]) -> Vec<u8> {
+    paths.join(&0u8)
+}
+
+fn split_paths(b: &[u8]) -> Vec<Vec<u8>> {
+    if b.is_empty() {
+        return Vec::new();
+    }
+    b.split(|c| *c == 0).map(|s| s.to_vec()).collect()
+}
+
+impl Catalog {
+    /// Creates a new catalog file with mode 0600 and the current schema.
+    pub fn create(path: &Path) -> Result<Self> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .at(path)?;
+        Self::open(path)
+    }
+
+    /// Opens an existing catalog and runs any pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).ctx("open catalog.db")?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .ctx("set busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .ctx("enable WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .ctx("set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .ctx("enable foreign keys")?;
+        let mut cat = Catalog { conn };
+        cat.migrate()?;
+        Ok(cat)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .ctx("read schema version")?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().ctx("begin migration")?;
+            tx.execute_batch(sql)
+                .ctx(&format!("migrate to schema {}", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .ctx("record schema version")?;
+            tx.commit().ctx("commit migration")?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open catalog.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .ctx("read schema version")
+    }
+
+    // ---- couples -------------------------------------------------------------------------------------------
+
+    pub fn add_couple(
+        &self,
+        display_name: &str,
+        event_date: &str,
+        folder_name: &str,
+    ) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO couples (display_name, event_date, folder_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![display_name, event_date, folder_name, now()],
+            )
+            .ctx("add couple")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn folder_name_taken(&self, folder_name: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)",
+                [folder_name],
+                |r| r.get(0),
+            )
+            .ctx("check folder name")
+    }
+
+    const COUPLE_SELECT: &'static str = "SELECT c.id, c.display_name, c.event_date, c.folder_name, c.created_at,
+            (SELECT COUNT(*) FROM files f WHERE f.couple_id = c.id),
+            (SELECT IFNULL(SUM(b.size), 0) FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = c.id)
+         FROM couples c";
+
+    fn couple_from_row(r: &Row) -> rusqlite::Result<Couple> {
+        Ok(Couple {
+            id: r.get(0)?,
+            display_name: r.get(1)?,
+            event_date: r.get(2)?,
+            folder_name: r.get(3)?,
+            created_at: r.get(4)?,
+            file_count: r.get(5)?,
+            total_bytes: r.get(6)?,
+        })
+    }
+
+    pub fn couples(&self) -> Result<Vec<Couple>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} ORDER BY c.folder_name", Self::COUPLE_SELECT))
+            .ctx("list couples")?;
+        let rows = st
+            .query_map([], Self::couple_from_row)
+            .ctx("list couples")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("list couples")
+    }
+
+    pub fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
+        self.conn
+            .query_row(
+                &format!("{} WHERE c.folder_name = ?1", Self::COUPLE_SELECT),
+                [folder_name],
+                Self::couple_from_row,
+            )
+            .optional()
+            .ctx("find couple")?
+            .ok_or_else(|| Error::NoSuchCouple(folder_name.to_string()))
+    }
+
+    pub fn couple_by_id(&self, id: i64) -> Result<Couple> {
+        self.conn
+            .query_row(
+                &format!("{} WHERE c.id = ?1", Self::COUPLE_SELECT),
+                [id],
+                Self::couple_from_row,
+            )
+            .optional()
+            .ctx("find couple")?
+            .ok_or_else(|| Error::NoSuchCouple(format!("#{id}")))
+    }
+
+    // ---- cameras -------------------------------------------------------------------------------------------
+
+    pub fn add_camera(
+        &self,
+        slug: &str,
+        name: &str,
+        footage_type: FootageType,
+        make: Option<&str>,
+        model: Option<&str>,
+        serial: Option<&str>,
+    ) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO cameras (slug, name, footage_type, make, model, serial, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    slug,
+                    name,
+                    footage_type.as_str(),
+                    make,
+                    model,
+                    serial,
+                    now()
+                ],
+            )
+            .ctx("add camera")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)",
+                [slug],
+                |r| r.get(0),
+            )
+            .ctx("check camera slug")
+    }
+
+    const CAMERA_SELECT: &'static str =
+        "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
+            (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id) FROM cameras c";
+
+    fn camera_from_row(r: &Row) -> rusqlite::Result<Camera> {
+        let t: String = r.get(3)?;
+        Ok(Camera {
+            id: r.get(0)?,
+            slug: r.get(1)?,
+            name: r.get(2)?,
+            footage_type: FootageType::parse(&t).unwrap_or(FootageType::Modern),
+            make: r.get(4)?,
+            model: r.get(5)?,
+            serial: r.get(6)?,
+            file_count: r.get(7)?,
+        })
+    }
+
+    pub fn cameras(&self) -> Result<Vec<Camera>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} ORDER BY c.slug", Self::CAMERA_SELECT))
+            .ctx("list cameras")?;
+        let rows = st
+            .query_map([], Self::camera_from_row)
+            .ctx("list cameras")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("list cameras")
+    }
+
+    pub fn camera_by_slug(&self, slug: &str) -> Result<Camera> {
+        self.conn
+            .query_row(
+                &format!("{} WHERE c.slug = ?1", Self::CAMERA_SELECT),
+                [slug],
+                Self::camera_from_row,
+            )
+            .optional()
+            .ctx("find camera")?
+            .ok_or_else(|| Error::NoSuchCamera(slug.to_string()))
+    }
+
+    // ---- sessions ------------------------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_session(
+        &self,
+        couple_id: i64,
+        footage_type: FootageType,
+        camera_id: Option<i64>,
+        duplicates: DuplicateAction,
+        source: &str,
+        source_paths: &[Vec<u8>],
+    ) -> Result<i64> {
+        let t = now();
+        self.conn
+            .execute(
+                "INSERT INTO import_sessions (couple_id, status, footage_type, camera_id, duplicates, source,
+                     source_paths, created_at, updated_at)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![couple_id, footage_type.as_str(), camera_id, duplicates.as_str(), source, join_paths(source_paths), t],
+            )
+            .ctx("create import session")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    const SESSION_SELECT: &'static str = "SELECT s.id, s.couple_id, c.folder_name, s.status, s.last_step, s.can_resume,
+            s.footage_type, s.camera_id, s.duplicates, s.source, s.source_paths, s.files_total, s.files_processed,
+            s.files_duplicate, s.files_error, s.bytes_total, s.bytes_processed, s.bytes_duplicate, s.bytes_error,
+            s.error, s.created_at, s.updated_at, s.finished_at
+         FROM import_sessions s JOIN couples c ON c.id = s.couple_id";
+
+    fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
+        let status: String = r.get(3)?;
+        let ft: String = r.get(6)?;
+        let dup: String = r.get(8)?;
+        let paths: Vec<u8> = r.get(10)?;
+        Ok(Session {
+            id: r.get(0)?,
+            couple_id: r.get(1)?,
+            couple: r.get(2)?,
+            status: SessionStatus::parse(&status),
+            last_step: r.get(4)?,
+            can_resume: r.get(5)?,
+            footage_type: FootageType::parse(&ft).unwrap_or(FootageType::Modern),
+            camera_id: r.get(7)?,
+            duplicates: DuplicateAction::parse(&dup).unwrap_or(DuplicateAction::Skip),
+            source: r.get(9)?,
+            source_paths: split_paths(&paths),
+            files_total: r.get(11)?,
+            files_processed: r.get(12)?,
+            files_duplicate: r.get(13)?,
+            files_error: r.get(14)?,
+            bytes_total: r.get(15)?,
+            bytes_processed: r.get(16)?,
+            bytes_duplicate: r.get(17)?,
+            bytes_error: r.get(18)?,
+            error: r.get(19)?,
+            created_at: r.get(20)?,
+            updated_at: r.get(21)?,
+            finished_at: r.get(22)?,
+        })
+    }
+
+    pub fn session(&self, id: i64) -> Result<Session> {
+        self.conn
+            .query_row(
+                &format!("{} WHERE s.id = ?1", Self::SESSION_SELECT),
+                [id],
+                Self::session_from_row,
+            )
+            .optional()
+            .ctx("find session")?
+            .ok_or(Error::NoSuchSession(id))
+    }
+
+    pub fn sessions(&self) -> Result<Vec<Session>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} ORDER BY s.id", Self::SESSION_SELECT))
+            .ctx("list sessions")?;
+        let rows = st
+            .query_map([], Self::session_from_row)
+            .ctx("list sessions")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("list sessions")
+    }
+
+    /// The newest session of a couple that is neither completed nor failed.
+    pub fn unfinished_session_of(&self, couple_id: i64) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM import_sessions WHERE couple_id = ?1
+                   AND status NOT IN ('completed', 'failed') ORDER BY id DESC LIMIT 1",
+                [couple_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("find unfinished session")
+    }
+
+    pub fn set_session_status(
+        &self,
+        id: i64,
+        status: SessionStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let finished = if status.is_final() { Some(now()) } else { None };
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET status = ?2, last_step = CASE WHEN ?2 IN
+                     ('scanning','hashing','copying','validating','finalizing') THEN ?2 ELSE last_step END,
+                     error = ?3, updated_at = ?4, finished_at = ?5,
+                     can_resume = CASE WHEN ?2 IN ('completed','failed') THEN 0 ELSE 1 END
+                 WHERE id = ?1",
+                params![id, status.as_str(), error, now(), finished],
+            )
+            .ctx("update session status")?;
+        Ok(())
+    }
+
+    /// Recomputes a session's counters from its items (the items are the truth).
+    pub fn recount_session(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET
+                    files_total = (SELECT COUNT(*) FROM import_items WHERE session_id = ?1),
+                    bytes_total = (SELECT IFNULL(SUM(size), 0) FROM import_items WHERE session_id = ?1),
+                    files_processed = (SELECT COUNT(*) FROM import_items WHERE session_id = ?1
+                        AND state IN ('done','duplicate','failed','skipped')),
+                    bytes_processed = (SELECT IFNULL(SUM(size), 0) FROM import_items WHERE session_id = ?1
+                        AND state IN ('done','duplicate','failed','skipped')),
+                    files_duplicate = (SELECT COUNT(*) FROM import_items WHERE session_id = ?1 AND state = 'duplicate'),
+                    bytes_duplicate = (SELECT IFNULL(SUM(size), 0) FROM import_items WHERE session_id = ?1
+                        AND state = 'duplicate'),
+                    files_error = (SELECT COUNT(*) FROM import_items WHERE session_id = ?1 AND state = 'failed'),
+                    bytes_error = (SELECT IFNULL(SUM(size), 0) FROM import_items WHERE session_id = ?1
+                        AND state = 'failed'),
+                    updated_at = ?2
+                 WHERE id = ?1",
+                params![id, now()],
+            )
+            .ctx("recount session")?;
+        Ok(())
+    }
+
+    // ---- items ---------------------------------------------------------------------------------------------
+
+    /// Records a scan: all items of a session in one transaction, replacing any earlier partial scan.
+    pub fn insert_items(&mut self, session_id: i64, items: &[NewItem]) -> Result<()> {
+        let tx = self.conn.transaction().ctx("begin scan")?;
+        tx.execute(
+            "DELETE FROM import_items WHERE session_id = ?1",
+            [session_id],
+        )
+        .ctx("clear partial scan")?;
+        let mut ids = Vec::with_capacity(items.len());
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO import_items (session_id, path, rel_path, size, mtime_ns, state, error, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .ctx("record scan")?;
+            let t = now();
+            for it in items {
+                st.execute(params![
+                    session_id,
+                    it.path,
+                    it.rel_path,
+                    it.size as i64,
+                    it.mtime_ns,
+                    it.state.as_str(),
+                    it.error,
+                    t
+                ])
+                .ctx("record scanned file")?;
+                ids.push(tx.last_insert_rowid());
+            }
+            let mut link = tx
+                .prepare("UPDATE import_items SET sidecar_of = ?2 WHERE id = ?1")
+                .ctx("link sidecar items")?;
+            for (i, it) in items.iter().enumerate() {
+                if let Some(clip) = it.sidecar_of {
+                    link.execute(params![ids[i], ids[clip]])
+                        .ctx("link sidecar item")?;
+                }
+            }
+        }
+        tx.commit().ctx("commit scan")?;
+        Ok(())
+    }
+
+    fn item_from_row(r: &Row) -> rusqlite::Result<Item> {
+        let state: String = r.get(6)?;
+        Ok(Item {
+            id: r.get(0)?,
+            session_id: r.get(1)?,
+            path: r.get(2)?,
+            rel_path: r.get(3)?,
+            size: r.get::<_, i64>(4)? as u64,
+            mtime_ns: r.get(5)?,
+            state: ItemState::parse(&state),
+            hash: r.get(7)?,
+            sidecar_of: r.get(8)?,
+            file_id: r.get(9)?,
+            error: r.get(10)?,
+        })
+    }
+
+    pub fn items(&self, session_id: i64) -> Result<Vec<Item>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
+                 FROM import_items WHERE session_id = ?1 ORDER BY id",
+            )
+            .ctx("list items")?;
+        let rows = st
+            .query_map([session_id], Self::item_from_row)
+            .ctx("list items")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list items")
+    }
+
+    /// Moves an item to a non-terminal state (hash known, or validated into objects/).
+    pub fn set_item_state(&self, id: i64, state: ItemState, hash: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_items SET state = ?2, hash = IFNULL(?3, hash), updated_at = ?4 WHERE id = ?1",
+                params![id, state.as_str(), hash, now()],
+            )
+            .ctx("update item")?;
+        Ok(())
+    }
+
+    /// Sets the hash of an item without changing its state (a source hashed to find duplicates).
+    pub fn set_item_hash(&self, id: i64, hash: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_items SET hash = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, hash, now()],
+            )
+            .ctx("record item hash")?;
+        Ok(())
+    }
+
+    /// Ends an item as failed or duplicate and counts it, in one transaction.
+    pub fn end_item(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()> {
+        let tx = self.conn.transaction().ctx("begin item end")?;
+        tx.execute(
+            "UPDATE import_items SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![item.id, state.as_str(), error, now()],
+        )
+        .ctx("end item")?;
+        add_progress(&tx, item.session_id, Progress::one(state, item.size))?;
+        tx.commit().ctx("commit item end")
+    }
+
+    // ---- blobs and files -----------------------------------------------------------------------------------
+
+    pub fn blob(&self, hash: &str) -> Result<Option<BlobRow>> {
+        self.conn
+            .query_row(
+                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(BlobRow {
+                        hash: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        stored_at: r.get(2)?,
+                        verified_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx("find blob")
+    }
+
+    /// Every blob, or those referenced by one couple.
+    pub fn blobs(&self, couple_id: Option<i64>) -> Result<Vec<BlobRow>> {
+        let sql = match couple_id {
+            None => "SELECT hash, size, stored_at, verified_at FROM blobs WHERE ?1 IS NULL ORDER BY hash",
+            Some(_) => {
+                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash IN
+                   (SELECT blob_hash FROM files WHERE couple_id = ?1) ORDER BY hash"
+            }
+        };
+        let mut st = self.conn.prepare(sql).ctx("list blobs")?;
+        let rows = st
+            .query_map([couple_id], |r| {
+                Ok(BlobRow {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    stored_at: r.get(2)?,
+                    verified_at: r.get(3)?,
+                })
+            })
+            .ctx("list blobs")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list blobs")
+    }
+
+    pub fn mark_verified(&self, hashes: &[String]) -> Result<()> {
+        let t = now();
+        let tx = self.conn.unchecked_transaction().ctx("begin verify")?;
+        {
+            let mut st = tx
+                .prepare("UPDATE blobs SET verified_at = ?2 WHERE hash = ?1")
+                .ctx("mark verified")?;
+            for h in hashes {
+                st.execute(params![h, t]).ctx("mark verified")?;
+            }
+        }
+        tx.commit().ctx("commit verify")
+    }
+
+    /// Sizes of every file already in a couple: the candidates for duplicate detection.
+    pub fn couple_sizes(&self, couple_id: i64) -> Result<std::collections::HashSet<u64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = ?1")
+            .ctx("couple sizes")?;
+        let rows = st
+            .query_map([couple_id], |r| r.get::<_, i64>(0))
+            .ctx("couple sizes")?;
+        let mut out = std::collections::HashSet::new();
+        for r in rows {
+            out.insert(r.ctx("couple sizes")? as u64);
+        }
+        Ok(out)
+    }
+
+    pub fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool> {
+        has_blob_in_couple(&self.conn, couple_id, hash)
+    }
+
+    /// Starts a transaction for finalizing a group of items.
+    pub fn finalize_tx(&mut self) -> Result<Finalize<'_>> {
+        Ok(Finalize {
+            tx: self.conn.transaction().ctx("begin finalize")?,
+            progress: Progress::default(),
+        })
+    }
+
+    const FILE_SELECT: &'static str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
+            f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id
+         FROM files f JOIN blobs b ON b.hash = f.blob_hash";
+
+    fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
+        let ft: String = r.get(2)?;
+        Ok(FileRow {
+            id: r.get(0)?,
+            couple_id: r.get(1)?,
+            footage_type: FootageType::parse(&ft).unwrap_or(FootageType::Modern),
+            camera_id: r.get(3)?,
+            blob_hash: r.get(4)?,
+            size: r.get::<_, i64>(5)? as u64,
+            display_name: r.get(6)?,
+            original_path: r.get(7)?,
+            source: r.get(8)?,
+            source_mtime_ns: r.get(9)?,
+            imported_at: r.get(10)?,
+            session_id: r.get(11)?,
+            sidecar_of: r.get(12)?,
+            blob_id: r.get(13)?,
+        })
+    }
+
+    /// Every file, or those of one couple, ordered by directory and name.
+    pub fn files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
+        let sql = format!(
+            "{} WHERE (?1 IS NULL OR f.couple_id = ?1)
+             ORDER BY f.couple_id, f.footage_type, IFNULL(f.camera_id, 0), f.display_name",
+            Self::FILE_SELECT
+        );
+        let mut st = self.conn.prepare(&sql).ctx("list files")?;
+        let rows = st
+            .query_map([couple_id], Self::file_from_row)
+            .ctx("list files")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list files")
+    }
+
+    /// Files that point at one blob.
+    pub fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} WHERE f.blob_hash = ?1", Self::FILE_SELECT))
+            .ctx("files of blob")?;
+        let rows = st
+            .query_map([hash], Self::file_from_row)
+            .ctx("files of blob")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .ctx("files of blob")
+    }
+
+    pub fn file(&self, id: i64) -> Result<Option<FileRow>> {
+        self.conn
+            .query_row(
+                &format!("{} WHERE f.id = ?1", Self::FILE_SELECT),
+                [id],
+                Self::file_from_row,
+            )
+            .optional()
+            .ctx("find file")
+    }
+
+    /// Files with an id above `after`, in id order (files are only ever added).
+    pub fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "{} WHERE f.id > ?1 ORDER BY f.id",
+                Self::FILE_SELECT
+            ))
+            .ctx("new files")?;
+        let rows = st
+            .query_map([after], Self::file_from_row)
+            .ctx("new files")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("new files")
+    }
+
+    /// Changes whenever another connection commits: a cheap poll for front ends that cache the tree.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .ctx("data version")
+    }
+
+    /// Total number of catalogued files.
+    pub fn file_count(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0))
+            .ctx("count files")
+    }
+}
+
+fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM files WHERE blob_hash = ?2 AND couple_id = ?1)",
+        params![couple_id, hash],
+        |r| r.get(0),
+    )
+    .ctx("check duplicate")
+}
+
+fn add_progress(conn: &Connection, session_id: i64, p: Progress) -> Result<()> {
+    conn.execute(
+        "UPDATE import_sessions SET files_processed = files_processed + ?2, files_duplicate = files_duplicate + ?3,
+             files_error = files_error + ?4, bytes_processed = bytes_processed + ?5,
+             bytes_duplicate = bytes_duplicate + ?6, bytes_error = bytes_error + ?7, updated_at = ?8
+         WHERE id = ?1",
+        params![
+            session_id,
+            p.files_processed,
+            p.files_duplicate,
+            p.files_error,
+            p.bytes_processed,
+            p.bytes_duplicate,
+            p.bytes_error,
+            now()
+        ],
+    )
+    .ctx("count progress")?;
+    Ok(())
+}
+
+/// One finalize transaction: blobs, files and item states of a group of items land together or not at all.
+pub struct Finalize<'a> {
+    tx: rusqlite::Transaction<'a>,
+    progress: Progress,
+}
+
+impl Finalize<'_> {
+    pub fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool> {
+        has_blob_in_couple(&self.tx, couple_id, hash)
+    }
+
+    /// True when a name key is taken in the directory.
+    pub fn name_taken(
+        &self,
+        couple_id: i64,
+        ft: FootageType,
+        camera_id: Option<i64>,
+        key: &str,
+    ) -> Result<bool> {
+        self.tx
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM files WHERE couple_id = ?1 AND footage_type = ?2
+                   AND IFNULL(camera_id, 0) = ?3 AND name_key = ?4)",
+            )
+            .ctx("check name")?
+            .query_row(
+                params![couple_id, ft.as_str(), camera_id.unwrap_or(0), key],
+                |r| r.get(0),
+            )
+            .ctx("check name")
+    }
+
+    /// The display name of an already catalogued file.
+    pub fn display_name(&self, file_id: i64) -> Result<Option<Vec<u8>>> {
+        self.tx
+            .query_row(
+                "SELECT display_name FROM files WHERE id = ?1",
+                [file_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("find file name")
+    }
+
+    /// The file an item was catalogued as, if it is done.
+    pub fn item_file(&self, item_id: i64) -> Result<Option<i64>> {
+        self.tx
+            .query_row(
+                "SELECT file_id FROM import_items WHERE id = ?1",
+                [item_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .ctx("find item file")
+            .map(Option::flatten)
+    }
+
+    pub fn insert_file(&mut self, f: &NewFile) -> Result<i64> {
+        let t = now();
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, stored_at, verified_at) VALUES (?1, ?2, ?3, ?3)",
+                params![f.blob_hash, f.blob_size as i64, t],
+            )
+            .ctx("insert blob")?;
+        self.tx
+            .execute(
+                "INSERT INTO files (couple_id, footage_type, camera_id, blob_hash, display_name, name_key,
+                    original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    f.couple_id,
+                    f.footage_type.as_str(),
+                    f.camera_id,
+                    f.blob_hash,
+                    f.display_name,
+                    f.name_key,
+                    f.original_path,
+                    f.source,
+                    f.source_mtime_ns,
+                    t,
+                    f.session_id,
+                    f.sidecar_of
+                ],
+            )
+            .ctx("insert file")?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Marks an item done (catalogued as `file_id`) and counts it.
+    pub fn item_done(&mut self, item: &Item, file_id: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE import_items SET state = 'done', file_id = ?2, error = NULL, updated_at = ?3 WHERE id = ?1",
+                params![item.id, file_id, now()],
+            )
+            .ctx("mark item done")?;
+        self.progress.add(Progress::one(ItemState::Done, item.size));
+        Ok(())
+    }
+
+    /// Ends an item as duplicate or failed inside the transaction.
+    pub fn item_end(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE import_items SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                params![item.id, state.as_str(), error, now()],
+            )
+            .ctx("end item")?;
+        self.progress.add(Progress::one(state, item.size));
+        Ok(())
+    }
+
+    /// Commits and adds the counted progress to the session.
+    pub fn commit_for(self, session_id: i64) -> Result<()> {
+        add_progress(&self.tx, session_id, self.progress)?;
+        self.tx.commit().ctx("commit finalize")
+    }
+}

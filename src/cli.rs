@@ -1,0 +1,441 @@
+//! The command-line edge: argument parsing (clap), progress bars on a terminal (indicatif), one summary line
+//! otherwise, `--json` for scripts, and the mapping of library errors to a one-line message and an exit code
+//! (0 success, 1 failure, 2 wrong usage).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::archive::{self, Archive};
+use crate::catalog::{DuplicateAction, FootageType};
+use crate::error::{Error, Result};
+use crate::ingest::{ImportRequest, Importer, Observer, Summary};
+use crate::organize;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nightfox",
+    version,
+    about = "A verified footage archive, shown as a read-only filesystem"
+)]
+pub struct Cli {
+    /// The archive directory (else $NIGHTFOX_ARCHIVE, else $XDG_DATA_HOME/nightfox).
+    #[arg(long, global = true, value_name = "DIR")]
+    archive: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new, empty archive.
+    Init,
+    /// Couples (events) of the archive.
+    #[command(subcommand)]
+    Couple(CoupleCmd),
+    /// Cameras footage is sorted by.
+    #[command(subcommand)]
+    Camera(CameraCmd),
+    /// Import files and folders (cards) into a couple, verified.
+    Import {
+        /// The couple's folder name, e.g. 2025-12-31-julia-sven.
+        #[arg(long)]
+        couple: String,
+        /// Footage type: modern, dadcam or super8.
+        #[arg(long = "type", default_value = "modern", value_parser = parse_type)]
+        footage_type: FootageType,
+        /// Camera slug to put every file under (default: unknown).
+        #[arg(long)]
+        camera: Option<String>,
+        /// What to do with content already in the couple: skip or import.
+        #[arg(long, default_value = "skip", value_parser = parse_dup)]
+        duplicates: DuplicateAction,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List import sessions.
+    Sessions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue an interrupted, cancelled or paused import session.
+    Resume {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every stored blob from disk; exit 1 if any is missing or differs.
+    Verify {
+        #[arg(long)]
+        couple: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mount the archive read-only at MOUNTPOINT and serve it until SIGINT/SIGTERM or unmount.
+    Mount {
+        mountpoint: PathBuf,
+        /// Let other users (and root) see the mount.
+        #[arg(long)]
+        allow_other: bool,
+        /// Never use kernel passthrough reads, even where available.
+        #[arg(long)]
+        no_passthrough: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CoupleCmd {
+    /// Add a couple; prints its folder name.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The event date, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CameraCmd {
+    /// Add a camera; prints its slug.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type", value_parser = parse_type)]
+        footage_type: FootageType,
+        #[arg(long)]
+        make: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_type(s: &str) -> std::result::Result<FootageType, String> {
+    FootageType::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_dup(s: &str) -> std::result::Result<DuplicateAction, String> {
+    DuplicateAction::parse(s).map_err(|e| e.to_string())
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nightfox: {}", one_line(&e.to_string()));
+            match e {
+                Error::Invalid(_) => 2,
+                _ => 1,
+            }
+        }
+    }
+}
+
+/// Makes sure a message stays on one line whatever names it quotes.
+fn one_line(s: &str) -> String {
+    s.replace('\n', "\\n").replace('\r', "\\r")
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(format!("json: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+fn open(cli_archive: &Option<PathBuf>) -> Result<Archive> {
+    Archive::open(&archive::resolve_dir(cli_archive.clone())?)
+}
+
+fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Progress bars on a terminal; nothing otherwise (the summary line follows).
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars { bar: None }
+    }
+}
+
+impl Observer for Bars {
+    fn start(&self, _files: u64, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn bars() -> Bars {
+    let mut b = Bars::new();
+    if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ) {
+            pb.set_style(style);
+        }
+        b.bar = Some(pb);
+    }
+    b
+}
+
+fn human(bytes: i64) -> String {
+    indicatif::HumanBytes(bytes.max(0) as u64).to_string()
+}
+
+fn print_summary(s: &Summary, json: bool) -> Result<i32> {
+    if json {
+        print_json(s)?;
+    } else {
+        println!(
+            "session {}: {} files ({}) in {}: {} imported, {} duplicate, {} skipped, {} failed",
+            s.session,
+            s.files_total,
+            human(s.bytes_total),
+            s.couple,
+            s.files_imported,
+            s.files_duplicate,
+            s.files_skipped,
+            s.files_failed
+        );
+        for f in &s.failures {
+            eprintln!("failed: {}", one_line(f));
+        }
+    }
+    Ok(if s.files_failed > 0 { 1 } else { 0 })
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Init => {
+            let dir = archive::resolve_dir(cli.archive)?;
+            Archive::init(&dir)?;
+            println!("created archive at {}", dir.display());
+            Ok(0)
+        }
+        Command::Couple(CoupleCmd::Add { name, date }) => {
+            organize::validate_date(&date)?;
+            if name.trim().is_empty() {
+                return Err(Error::Invalid("a couple needs a name".into()));
+            }
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let base = organize::couple_folder_base(&date, &name);
+            let folder = organize::first_free(&base, |c| cat.folder_name_taken(c))?;
+            cat.add_couple(name.trim(), &date, &folder)?;
+            println!("{folder}");
+            Ok(0)
+        }
+        Command::Couple(CoupleCmd::List { json }) => {
+            let a = open(&cli.archive)?;
+            let couples = a.catalog()?.couples()?;
+            if json {
+                print_json(&couples)?;
+            } else {
+                for c in couples {
+                    println!(
+                        "{}\t{}\t{}\t{} files\t{}",
+                        c.folder_name,
+                        c.event_date,
+                        c.display_name,
+                        c.file_count,
+                        human(c.total_bytes)
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Camera(CameraCmd::Add {
+            name,
+            footage_type,
+            make,
+            model,
+            serial,
+        }) => {
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let base = organize::slugify(&name);
+            if base.is_empty() || base == "unknown" {
+                return Err(Error::Invalid(format!("{name:?} cannot name a camera")));
+            }
+            let slug = organize::first_free(&base, |c| cat.camera_slug_taken(c))?;
+            cat.add_camera(
+                &slug,
+                name.trim(),
+                footage_type,
+                make.as_deref(),
+                model.as_deref(),
+                serial.as_deref(),
+            )?;
+            println!("{slug}");
+            Ok(0)
+        }
+        Command::Camera(CameraCmd::List { json }) => {
+            let a = open(&cli.archive)?;
+            let cams = a.catalog()?.cameras()?;
+            if json {
+                print_json(&cams)?;
+            } else {
+                for c in cams {
+                    let mm = [c.make.as_deref(), c.model.as_deref(), c.serial.as_deref()]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    println!(
+                        "{}\t{}\t{}\t{} files\t{}",
+                        c.slug, c.footage_type, c.name, c.file_count, mm
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Import {
+            couple,
+            footage_type,
+            camera,
+            duplicates,
+            json,
+            paths,
+        } => {
+            let a = open(&cli.archive)?;
+            let obs = bars();
+            let imp = Importer::new(&a, &obs, cancel_flag());
+            let s = imp.import(&ImportRequest {
+                couple,
+                footage_type,
+                camera,
+                duplicates,
+                paths,
+            })?;
+            print_summary(&s, json)
+        }
+        Command::Resume { id, json } => {
+            let a = open(&cli.archive)?;
+            let obs = bars();
+            let imp = Importer::new(&a, &obs, cancel_flag());
+            let s = imp.resume(id)?;
+            print_summary(&s, json)
+        }
+        Command::Sessions { json } => {
+            let a = open(&cli.archive)?;
+            let sessions = a.catalog()?.sessions()?;
+            if json {
+                print_json(&sessions)?;
+            } else {
+                for s in sessions {
+                    println!(
+                        "{}\t{}\t{}\t{}/{} files\t{}/{}\t{} duplicate\t{} failed{}",
+                        s.id,
+                        s.couple,
+                        s.status.as_str(),
+                        s.files_processed,
+                        s.files_total,
+                        human(s.bytes_processed),
+                        human(s.bytes_total),
+                        s.files_duplicate,
+                        s.files_error,
+                        s.error
+                            .map(|e| format!("\t{}", one_line(&e)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Verify { couple, json } => {
+            let a = open(&cli.archive)?;
+            let r = crate::verify::verify(&a, couple.as_deref())?;
+            if json {
+                print_json(&r)?;
+            } else {
+                for p in &r.problems {
+                    let files: Vec<String> = p.files.iter().map(|f| one_line(f)).collect();
+                    println!(
+                        "BAD {} ({}): {} used by {}",
+                        p.hash,
+                        p.kind,
+                        one_line(&p.detail),
+                        files.join(", ")
+                    );
+                }
+                println!(
+                    "verified {} blobs ({}): {} problem(s)",
+                    r.blobs_checked,
+                    human(r.bytes_checked as i64),
+                    r.problems.len()
+                );
+            }
+            Ok(if r.problems.is_empty() { 0 } else { 1 })
+        }
+        Command::Mount {
+            mountpoint,
+            allow_other,
+            no_passthrough,
+        } => {
+            let a = open(&cli.archive)?;
+            crate::fuse::mount_foreground(
+                a,
+                &mountpoint,
+                crate::fuse::MountOptions {
+                    allow_other,
+                    no_passthrough,
+                },
+            )?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The one error type of the library. Every variant carries its context (which file, which couple, which
+//! session) so that the CLI can print one clear line and the FUSE adapter can map it to an errno.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path:?}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+
+    #[error("catalog: {context}: {source}")]
+    Catalog {
+        context: String,
+        source: rusqlite::Error,
+    },
+
+    #[error("no Nightfox archive at {0:?} (run `nightfox init` to create one)")]
+    NoArchive(PathBuf),
+
+    #[error("{0:?} exists and is not an empty directory or a Nightfox archive")]
+    NotEmpty(PathBuf),
+
+    #[error("the catalog has schema version {found}, newer than this nightfox understands ({supported}); upgrade nightfox")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("no couple with folder name {0:?} (see `nightfox couple list`)")]
+    NoSuchCouple(String),
+
+    #[error("no camera with slug {0:?} (see `nightfox camera list`)")]
+    NoSuchCamera(String),
+
+    #[error("no import session {0} (see `nightfox sessions`)")]
+    NoSuchSession(i64),
+
+    #[error("couple {couple:?} is already being imported by session {session} (wait for it, or stop it first)")]
+    CoupleBusy { couple: String, session: i64 },
+
+    #[error("import session {id} is {status} and cannot be resumed")]
+    NotResumable { id: i64, status: String },
+
+    #[error("disk full while writing {path:?}; the session is paused: free space, then run `nightfox resume {session}`")]
+    DiskFull { path: PathBuf, session: i64 },
+
+    #[error("{path:?} changed while it was being copied")]
+    SourceChanged { path: PathBuf },
+
+    #[error(
+        "{path:?}: copy did not verify (source hashed {expected}, copy on disk hashed {actual})"
+    )]
+    Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("import interrupted; session {0} can be resumed with `nightfox resume {0}`")]
+    Interrupted(i64),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is the filesystem running out of space (or quota).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::DiskFull { .. } => true,
+            Error::Io { source, .. } => is_enospc(source),
+            _ => false,
+        }
+    }
+
+    /// The errno a filesystem front end should answer for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::NoSuchCouple(_) | Error::NoSuchCamera(_) | Error::NoSuchSession(_) => {
+                libc::ENOENT
+            }
+            Error::DiskFull { .. } => libc::ENOSPC,
+            Error::Invalid(_) => libc::EINVAL,
+            _ => libc::EIO,
+        }
+    }
+}
+
+/// True for ENOSPC and EDQUOT.
+pub fn is_enospc(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Extension to attach catalog context to rusqlite results.
+pub trait CatalogContext<T> {
+    fn ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T> CatalogContext<T> for std::result::Result<T, rusqlite::Error> {
+    fn ctx(self, context: &str) -> Result<T> {
+        self.map_err(|source| Error::Catalog {
+            context: context.to_string(),
+            source,
+        })
+    }
+}
+
+/// Extension to attach a path to io results.
+pub trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,643 @@
+//! The thin fuser adapter: turns kernel requests into `vfs` calls and `vfs` answers into replies. It owns the
+//! open-file table (a descriptor per open, closed on release), kernel passthrough where the kernel and privileges
+//! allow it (probed at init, copy path otherwise), EROFS for every write, cached negative entries for the names
+//! Finder and file managers probe, errno mapping, stale-mount cleanup and unmounting on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    BackingId, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request, SessionACL,
+};
+use parking_lot::Mutex;
+use tracing::{error, info, warn};
+
+use crate::archive::Archive;
+use crate::catalog::ns_to_system_time;
+use crate::error::{Error, Result};
+use crate::vfs::{self, Attr, Kind, Vfs};
+
+/// Content never changes: the kernel may cache attributes and entries for a long time.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long probe names (`._*`, `.DS_Store`...) are cached as absent.
+const NEGATIVE_TTL: Duration = Duration::from_secs(3600);
+/// How often the catalog is polled for new imports.
+const REFRESH: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MountOptions {
+    pub allow_other: bool,
+    pub no_passthrough: bool,
+}
+
+struct OpenFile {
+    file: Option<Arc<File>>,
+}
+
+struct Backing {
+    id: BackingId,
+    opens: u32,
+}
+
+/// The fuser `Filesystem` over a [`Vfs`].
+pub struct NightfoxFs {
+    vfs: Arc<Vfs>,
+    files: Mutex<HashMap<u64, OpenFile>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<vfs::DirEntry>>>>,
+    backing: Mutex<HashMap<u64, Backing>>,
+    next_fh: AtomicU64,
+    want_passthrough: bool,
+    passthrough: Arc<AtomicBool>,
+}
+
+fn to_file_attr(a: &Attr) -> FileAttr {
+    let mtime = ns_to_system_time(a.mtime_ns);
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: mtime,
+        mtime,
+        ctime: ns_to_system_time(a.ctime_ns),
+        crtime: mtime,
+        kind: match a.kind {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+        },
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+fn negative_attr() -> FileAttr {
+    let t = SystemTime::UNIX_EPOCH;
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        crtime: t,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn errno(e: &Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+impl NightfoxFs {
+    pub fn new(vfs: Arc<Vfs>, opts: MountOptions) -> Self {
+        NightfoxFs {
+            vfs,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            backing: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            want_passthrough: !opts.no_passthrough,
+            passthrough: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// True once the kernel accepted passthrough at init.
+    pub fn passthrough_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.passthrough)
+    }
+
+    fn fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn open_blob(&self, hash: &str) -> std::io::Result<File> {
+        let path = self.vfs.blob_path(hash);
+        File::open(&path).inspect_err(|e| error!("blob {hash} cannot be opened ({path:?}): {e}"))
+    }
+
+    fn entries(&self, ino: u64, fh: u64) -> Option<Arc<Vec<vfs::DirEntry>>> {
+        if let Some(e) = self.dirs.lock().get(&fh) {
+            return Some(Arc::clone(e));
+        }
+        self.vfs.readdir(ino).map(Arc::new)
+    }
+
+    /// `.` and `..` followed by the directory's entries, each with its offset (index + 1).
+    fn listing(&self, ino: u64, fh: u64) -> Option<Vec<(u64, Vec<u8>, Attr)>> {
+        let entries = self.entries(ino, fh)?;
+        let me = self.vfs.getattr(ino)?;
+        let parent = self
+            .vfs
+            .parent(ino)
+            .and_then(|p| self.vfs.getattr(p))
+            .unwrap_or(me);
+        let mut out = Vec::with_capacity(entries.len() + 2);
+        out.push((1, b".".to_vec(), me));
+        out.push((2, b"..".to_vec(), parent));
+        for (i, e) in entries.iter().enumerate() {
+            out.push((i as u64 + 3, e.name.clone(), e.attr));
+        }
+        Some(out)
+    }
+}
+
+impl Filesystem for NightfoxFs {
+    fn init(&mut self, req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.set_max_background(64);
+        let root = req.uid() == 0 || unsafe { libc::geteuid() } == 0;
+        if self.want_passthrough && root {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok()
+            {
+                self.passthrough.store(true, Ordering::Relaxed);
+            }
+        }
+        info!(
+            passthrough = self.passthrough.load(Ordering::Relaxed),
+            "mounted"
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.as_bytes();
+        match self.vfs.lookup(parent.0, name) {
+            Some(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            None if vfs::is_probe_name(name) => {
+                reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0))
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.vfs.getattr(ino.0) {
+            Some(a) => reply.attr(&TTL, &to_file_attr(&a)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let acc = flags.0 & libc::O_ACCMODE;
+        if acc != libc::O_RDONLY || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let Some(attr) = self.vfs.getattr(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if attr.kind == Kind::Dir {
+            return reply.error(Errno::EISDIR);
+        }
+        let fh = self.fh();
+        let Some(fr) = self.vfs.file_ref(ino.0) else {
+            // The empty virtual file.
+            self.files.lock().insert(fh, OpenFile { file: None });
+            return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+        };
+        let file = match self.open_blob(&fr.hash) {
+            Ok(f) => f,
+            Err(_) => return reply.error(Errno::EIO),
+        };
+        if self.passthrough.load(Ordering::Relaxed) {
+            let mut backing = self.backing.lock();
+            if let Some(b) = backing.get_mut(&ino.0) {
+                b.opens += 1;
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b.id);
+                self.files.lock().insert(
+                    fh,
+                    OpenFile {
+                        file: Some(Arc::new(file)),
+                    },
+                );
+                return;
+            }
+            match reply.open_backing(&file) {
+                Ok(id) => {
+                    reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                    backing.insert(ino.0, Backing { id, opens: 1 });
+                    self.files.lock().insert(
+                        fh,
+                        OpenFile {
+                            file: Some(Arc::new(file)),
+                        },
+                    );
+                    return;
+                }
+                Err(e) => {
+                    warn!("passthrough unavailable ({e}); using the copy path");
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        self.files.lock().insert(
+            fh,
+            OpenFile {
+                file: Some(Arc::new(file)),
+            },
+        );
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let file = match self.files.lock().get(&fh.0) {
+            Some(OpenFile { file: Some(f) }) => Arc::clone(f),
+            Some(OpenFile { file: None }) => return reply.data(&[]),
+            None => return reply.error(Errno::EBADF),
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut n = 0usize;
+        while n < buf.len() {
+            match file.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("read of inode {} failed: {e}", ino.0);
+                    return reply.error(Errno::EIO);
+                }
+            }
+        }
+        reply.data(&buf[..n]);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if self.files.lock().remove(&fh.0).is_some() {
+            let mut backing = self.backing.lock();
+            if let Some(b) = backing.get_mut(&ino.0) {
+                b.opens -= 1;
+                if b.opens == 0 {
+                    backing.remove(&ino.0);
+                }
+            }
+        }
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.vfs.readdir(ino.0) {
+            Some(entries) => {
+                let fh = self.fh();
+                self.dirs.lock().insert(fh, Arc::new(entries));
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            None if self.vfs.getattr(ino.0).is_some() => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(list) = self.listing(ino.0, fh.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        for (off, name, attr) in list.into_iter().skip(offset as usize) {
+            let kind = if attr.kind == Kind::Dir {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            };
+            if reply.add(INodeNo(attr.ino), off, kind, OsStr::from_bytes(&name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(list) = self.listing(ino.0, fh.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        for (off, name, attr) in list.into_iter().skip(offset as usize) {
+            if reply.add(
+                INodeNo(attr.ino),
+                off,
+                OsStr::from_bytes(&name),
+                &TTL,
+                &to_file_attr(&attr),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.lock().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.vfs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.vfs.xattr(ino.0, name.as_bytes()) {
+            Ok(Some(v)) if size == 0 => reply.size(v.len() as u32),
+            Ok(Some(v)) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(Some(v)) => reply.data(&v),
+            Ok(None) => reply.error(Errno::NO_XATTR),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let mut buf = Vec::new();
+        for n in self.vfs.xattr_names(ino.0) {
+            buf.extend_from_slice(n.as_bytes());
+            buf.push(0);
+        }
+        if size == 0 {
+            reply.size(buf.len() as u32)
+        } else if buf.len() > size as usize {
+            reply.error(Errno::ERANGE)
+        } else {
+            reply.data(&buf)
+        }
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        if self.vfs.getattr(ino.0).is_none() {
+            return reply.error(Errno::ENOENT);
+        }
+        if mask.bits() & libc::W_OK != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        reply.ok();
+    }
+
+    // Everything that would change the tree answers EROFS at once.
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+    fn mknod(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _d: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+    fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+    fn unlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+    fn rmdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+    fn symlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+    fn rename(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+    fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+    fn create(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+    fn setxattr(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+    fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+/// Unmounts a mount left behind by a crashed daemon ("Transport endpoint is not connected").
+pub fn clean_stale_mount(mountpoint: &Path) {
+    if let Err(e) = std::fs::metadata(mountpoint) {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            warn!("cleaning a stale mount at {mountpoint:?}");
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(mountpoint)
+                .status();
+        }
+    }
+}
+
+/// Tells the kernel about new entries so cached negative lookups and directory attributes are dropped.
+fn announce(notifier: &Notifier, vfs: &Vfs, new: &[(u64, Vec<u8>)]) {
+    let mut parents = std::collections::HashSet::new();
+    for (parent, name) in new {
+        // Only entries under directories the kernel may have seen matter; the rest are inside new directories.
+        if !new
+            .iter()
+            .any(|(_, n)| vfs.lookup(*parent, n).map(|a| a.ino) == Some(*parent))
+        {
+            let _ = notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name));
+            parents.insert(*parent);
+        }
+    }
+    for p in parents {
+        let _ = notifier.inval_inode(INodeNo(p), 0, 0);
+    }
+}
+
+/// Mounts the archive at `mountpoint` and serves it until SIGINT/SIGTERM or an external unmount.
+pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions) -> Result<()> {
+    clean_stale_mount(mountpoint);
+    let md = std::fs::metadata(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!(
+            "mount point {mountpoint:?} is not a directory"
+        )));
+    }
+    let vfs = Arc::new(Vfs::new(&archive)?);
+    let fs = NightfoxFs::new(Arc::clone(&vfs), opts);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(format!("nightfox:{}", archive.root.display())),
+        MountOption::Subtype("nightfox".into()),
+        MountOption::RO,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::DefaultPermissions,
+    ];
+    if opts.allow_other {
+        config.acl = SessionACL::All;
+    }
+    config.n_threads = Some(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 4),
+    );
+    config.clone_fd = true;
+    let mut session =
+        fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
+    let notifier = session.notifier();
+    let mut unmounter = session.unmount_callable();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Error::io(mountpoint, e))?;
+    let sig_handle = signals.handle();
+    let mp: PathBuf = mountpoint.to_path_buf();
+    let sig_thread = std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            info!(signal = sig, "unmounting");
+            if let Err(e) = unmounter.unmount() {
+                warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-u")
+                    .arg("-z")
+                    .arg(&mp)
+                    .status();
+            }
+        }
+    });
+    let refresh_stop = Arc::clone(&stop);
+    let refresh_vfs = Arc::clone(&vfs);
+    let refresher = std::thread::spawn(move || {
+        while !refresh_stop.load(Ordering::Relaxed) {
+            std::thread::sleep(REFRESH);
+            match refresh_vfs.refresh() {
+                Ok(new) if !new.is_empty() => announce(&notifier, &refresh_vfs, &new),
+                Ok(_) => {}
+                Err(e) => warn!("catalog refresh failed: {e}"),
+            }
+        }
+    });
+    let result = session.run();
+    stop.store(true, Ordering::Relaxed);
+    sig_handle.close();
+    let _ = sig_thread.join();
+    let _ = refresher.join();
+    result.map_err(|e| Error::io(mountpoint, e))
+}

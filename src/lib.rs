@@ -1,0 +1,19 @@
+//! Nightfox: a verified footage archive for wedding and event filmmakers, shown as a read-only filesystem.
+//!
+//! Data flows: `sources` (where footage is read) → `ingest` (scan, hash, copy, validate, finalize) → `store`
+//! (content-addressed blobs) + `catalog` (SQLite rows), named by `organize`; `vfs` builds the virtual tree from
+//! the catalog and `fuse` serves it. `cli` is the command-line edge. See docs/architecture.md.
+
+pub mod archive;
+pub mod catalog;
+pub mod cli;
+pub mod error;
+pub mod fuse;
+pub mod ingest;
+pub mod organize;
+pub mod sources;
+pub mod store;
+pub mod verify;
+pub mod vfs;
+
+pub use error::{Error, Result};

@@ -1,0 +1,258 @@
+//! Organizing footage: couple folder names and camera slugs, which file is a sidecar of which clip, and the
+//! display names files get in the tree. A display name is the original file name; on a collision in the same
+//! directory it gets a deterministic ` (n)` suffix before the extension, and a sidecar follows its clip's suffix
+//! so the pair still matches. Collisions are judged on a key (Unicode NFC, lowercase) so the tree stays valid on
+//! case-insensitive and normalising filesystems; the name itself is kept byte for byte.
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, Result};
+
+/// Longest name a directory entry may have on Linux (and in the FUSE protocol).
+pub const NAME_MAX: usize = 255;
+
+/// Extensions of files that belong to a clip rather than standing alone.
+const SIDECAR_EXTS: &[&str] = &[
+    "xml", "thm", "lrv", "srt", "xmp", "bim", "ppn", "cpi", "smi", "bin",
+];
+
+/// Lowercase ASCII-and-Unicode slug: alphanumerics kept, everything else folded into single dashes.
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for c in s.nfc().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c);
+        } else {
+            dash = true;
+        }
+    }
+    out
+}
+
+/// Checks a `YYYY-MM-DD` calendar date.
+pub fn validate_date(s: &str) -> Result<()> {
+    let bad = || Error::Invalid(format!("invalid date {s:?}: expected YYYY-MM-DD"));
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok()).ok_or_else(bad);
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if d == 0 || d > days || y < 1900 {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// `2025-12-31-julia-sven` from a date and a display name.
+pub fn couple_folder_base(date: &str, name: &str) -> String {
+    let slug = slugify(name);
+    if slug.is_empty() {
+        date.to_string()
+    } else {
+        format!("{date}-{slug}")
+    }
+}
+
+/// The first of `base`, `base-2`, `base-3`... for which `taken` says no.
+pub fn first_free(base: &str, mut taken: impl FnMut(&str) -> Result<bool>) -> Result<String> {
+    if !taken(base)? {
+        return Ok(base.to_string());
+    }
+    for n in 2.. {
+        let c = format!("{base}-{n}");
+        if !taken(&c)? {
+            return Ok(c);
+        }
+    }
+    unreachable!("the integers are unbounded")
+}
+
+/// The collision key of a display name: NFC, lowercase; invalid UTF-8 is compared with replacement characters.
+pub fn name_key(name: &[u8]) -> String {
+    String::from_utf8_lossy(name)
+        .nfc()
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Splits a name into stem and extension (with its dot). A leading dot is part of the stem.
+pub fn split_ext(name: &[u8]) -> (&[u8], &[u8]) {
+    match name.iter().rposition(|&c| c == b'.') {
+        Some(0) | None => (name, &[]),
+        Some(i) => (&name[..i], &name[i..]),
+    }
+}
+
+fn ext_lower(name: &[u8]) -> String {
+    let (_, ext) = split_ext(name);
+    String::from_utf8_lossy(ext)
+        .trim_start_matches('.')
+        .to_ascii_lowercase()
+}
+
+pub fn is_sidecar_name(name: &[u8]) -> bool {
+    SIDECAR_EXTS.contains(&ext_lower(name).as_str())
+}
+
+/// Shortens `stem` (at a character boundary when it is UTF-8) so that `stem + tail` fits in NAME_MAX bytes.
+fn fit(stem: &[u8], tail: &[u8]) -> Vec<u8> {
+    let room = NAME_MAX.saturating_sub(tail.len());
+    let mut cut = stem.len().min(room);
+    if let Ok(s) = std::str::from_utf8(stem) {
+        while cut > 0 && !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+    }
+    let mut out = stem[..cut].to_vec();
+    out.extend_from_slice(tail);
+    out
+}
+
+/// `C0001.MP4` with n = 2 gives `C0001 (2).MP4` (the stem is shortened if the result would be too long).
+pub fn with_suffix(name: &[u8], n: u32) -> Vec<u8> {
+    let (stem, ext) = split_ext(name);
+    let mut tail = format!(" ({n})").into_bytes();
+    tail.extend_from_slice(ext);
+    fit(stem, &tail)
+}
+
+/// The suffix number a display name got relative to its original name, if any.
+pub fn suffix_of(original: &[u8], display: &[u8]) -> Option<u32> {
+    if original == display {
+        return None;
+    }
+    let (dstem, _) = split_ext(display);
+    let s = String::from_utf8_lossy(dstem);
+    let open = s.rfind(" (")?;
+    s[open + 2..].strip_suffix(')')?.parse().ok()
+}
+
+/// The name a sidecar should get so it still pairs with its clip after the clip got suffix `n`:
+/// `C0001M01.XML` beside `C0001 (2).MP4` becomes `C0001 (2)M01.XML`; other sidecars get the same suffix.
+pub fn sidecar_name(sidecar: &[u8], clip_original: &[u8], n: u32) -> Vec<u8> {
+    let (cstem, _) = split_ext(clip_original);
+    let (sstem, sext) = split_ext(sidecar);
+    let suffix = format!(" ({n})").into_bytes();
+    if sstem.len() >= cstem.len() && sstem[..cstem.len()].eq_ignore_ascii_case(cstem) {
+        let mut tail = suffix;
+        tail.extend_from_slice(&sidecar[cstem.len()..]);
+        fit(&sidecar[..cstem.len()], &tail)
+    } else {
+        let mut tail = suffix;
+        tail.extend_from_slice(sext);
+        fit(sstem, &tail)
+    }
+}
+
+/// For each name of one directory, the index of the clip it is a sidecar of: a sidecar extension and a stem
+/// that starts with a non-sidecar file's stem (the longest such stem wins; GoPro `GL` proxies pair with `GX`/`GH`).
+pub fn pair_sidecars(names: &[&[u8]]) -> Vec<Option<usize>> {
+    let stems: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| split_ext(n).0.to_ascii_uppercase())
+        .collect();
+    let clips: Vec<usize> = (0..names.len())
+        .filter(|&i| !is_sidecar_name(names[i]))
+        .collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if !is_sidecar_name(n) {
+                return None;
+            }
+            let s = &stems[i];
+            let mut alts = vec![s.clone()];
+            if s.starts_with(b"GL") {
+                for p in [b"GX", b"GH"] {
+                    let mut a = p.to_vec();
+                    a.extend_from_slice(&s[2..]);
+                    alts.push(a);
+                }
+            }
+            clips
+                .iter()
+                .copied()
+                .filter(|&c| !stems[c].is_empty() && alts.iter().any(|a| a.starts_with(&stems[c])))
+                .max_by_key(|&c| stems[c].len())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_dates() {
+        assert_eq!(slugify("Julia & Sven"), "julia-sven");
+        assert_eq!(slugify("  Jürgen + Ömer!! "), "jürgen-ömer");
+        assert_eq!(
+            couple_folder_base("2025-12-31", "Julia & Sven"),
+            "2025-12-31-julia-sven"
+        );
+        assert!(validate_date("2024-02-29").is_ok());
+        assert!(validate_date("2023-02-29").is_err());
+        assert!(validate_date("2023-13-01").is_err());
+        assert!(validate_date("31.12.2025").is_err());
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(with_suffix(b"C0001.MP4", 2), b"C0001 (2).MP4");
+        assert_eq!(with_suffix(b".hidden", 3), b".hidden (3)");
+        assert_eq!(suffix_of(b"C0001.MP4", b"C0001 (2).MP4"), Some(2));
+        assert_eq!(suffix_of(b"C0001.MP4", b"C0001.MP4"), None);
+        let long = vec![b'a'; 251];
+        let mut name = long.clone();
+        name.extend_from_slice(b".MP4");
+        let s = with_suffix(&name, 12);
+        assert_eq!(s.len(), NAME_MAX);
+        assert!(s.ends_with(b" (12).MP4"));
+        assert_eq!(
+            sidecar_name(b"C0001M01.XML", b"C0001.MP4", 2),
+            b"C0001 (2)M01.XML"
+        );
+        assert_eq!(
+            sidecar_name(b"GL010001.LRV", b"GX010001.MP4", 2),
+            b"GL010001 (2).LRV"
+        );
+    }
+
+    #[test]
+    fn keys_fold_case_and_normalisation() {
+        let nfd = "Cafe\u{301}.mov".as_bytes();
+        let nfc = "Caf\u{e9}.MOV".as_bytes();
+        assert_eq!(name_key(nfd), name_key(nfc));
+    }
+
+    #[test]
+    fn sidecars_pair_with_clips() {
+        let names: Vec<&[u8]> = vec![
+            b"C0001.MP4",
+            b"C0001M01.XML",
+            b"C0002.MP4",
+            b"GX010001.MP4",
+            b"GL010001.LRV",
+            b"GX010001.THM",
+            b"README.XML",
+        ];
+        let p = pair_sidecars(&names);
+        assert_eq!(p, vec![None, Some(0), None, None, Some(3), Some(3), None]);
+    }
+}

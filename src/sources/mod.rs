@@ -1,0 +1,54 @@
+//! Sources: where footage is read from. One trait (`Source`) covers local folders and cards, and later network
+//! shares; the import pipeline only talks to the trait. A scan yields every regular file under the given roots
+//! with its size and mtime, and records what it will not import (symlinks, devices, unreadable folders).
+
+pub mod local;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+
+/// What a scan found at one path.
+#[derive(Clone, Debug)]
+pub enum EntryKind {
+    /// A regular file to import.
+    File { size: u64, mtime_ns: i64 },
+    /// Something recorded and left alone, with the reason.
+    Skipped(String),
+    /// Something that should have been importable but could not be read.
+    Unreadable(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceEntry {
+    /// The path as the source understands it.
+    pub path: PathBuf,
+    /// The path relative to its scan root (the original relative path kept in the catalog).
+    pub rel: PathBuf,
+    pub kind: EntryKind,
+}
+
+/// Size and modification time of a source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// A place footage comes from.
+pub trait Source: Send + Sync {
+    /// A short description for the catalog and messages (`local:/media/card`); never contains secrets.
+    fn describe(&self) -> String;
+    /// Every entry under the roots, in a stable order (sorted by path within each directory).
+    fn scan(&self, roots: &[PathBuf]) -> Result<Vec<SourceEntry>>;
+    fn stat(&self, path: &Path) -> Result<FileMeta>;
+    /// Opens a file for sequential reading from `offset`.
+    fn open_at(&self, path: &Path, offset: u64) -> Result<Box<dyn Read + Send>>;
+    /// Hashes a file where it lies, if the source can do that faster than streaming it (local disks).
+    fn hash_in_place(&self, _path: &Path) -> Option<Result<String>> {
+        None
+    }
+    fn remove(&self, path: &Path) -> Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+}

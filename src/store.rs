@@ -1,0 +1,240 @@
+//! The blob store: every distinct content stored once, as one whole read-only file named by its BLAKE3 hash under
+//! `objects/<2 hex>/<2 hex>/<64 hex>`, never modified after it lands. In-flight copies live in `tmp/` on the same
+//! filesystem so that landing is an atomic rename. This module also owns hashing: inline while copying, and
+//! re-hashing from disk (after fsync and `posix_fadvise(DONTNEED)`) to validate a copy against the medium.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A BLAKE3 hash as 64 lowercase hex characters.
+pub type HashHex = String;
+
+/// Size of the copy buffer: large enough for sequential throughput, small enough to interrupt quickly.
+pub const COPY_CHUNK: usize = 4 << 20;
+
+/// True when `s` looks like a blob name (64 lowercase hex digits).
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The content-addressed object directory of an archive.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub objects: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl Store {
+    pub fn new(archive_root: &Path) -> Store {
+        Store {
+            objects: archive_root.join("objects"),
+            tmp: archive_root.join("tmp"),
+        }
+    }
+
+    /// Where the blob with this hash lives.
+    pub fn blob_path(&self, hash: &str) -> PathBuf {
+        self.objects.join(&hash[0..2]).join(&hash[2..4]).join(hash)
+    }
+
+    pub fn has_blob(&self, hash: &str) -> bool {
+        self.blob_path(hash).is_file()
+    }
+
+    /// The temp file path for a piece of in-flight work.
+    pub fn temp_path(&self, name: &str) -> PathBuf {
+        self.tmp.join(name)
+    }
+
+    /// Creates (truncating) a temp file for writing.
+    pub fn create_temp(&self, name: &str) -> Result<(File, PathBuf)> {
+        let path = self.temp_path(name);
+        let f = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .at(&path)?;
+        Ok((f, path))
+    }
+
+    /// Lands a validated temp file as the blob `hash`: read-only mode, atomic rename, directory fsync.
+    /// If the blob is already there (identical content by definition), the temp file is removed instead.
+    pub fn land(&self, tmp_path: &Path, hash: &str) -> Result<PathBuf> {
+        let dest = self.blob_path(hash);
+        if dest.is_file() {
+            remove_if_exists(tmp_path)?;
+            return Ok(dest);
+        }
+        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
+        if !dir.is_dir() {
+            let outer = dir.parent().unwrap_or(&self.objects).to_path_buf();
+            let outer_new = !outer.is_dir();
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .at(&dir)?;
+            if outer_new {
+                fsync_dir(&self.objects)?;
+            }
+            fsync_dir(&outer)?;
+        }
+        fs::set_permissions(tmp_path, fs::Permissions::from_mode(0o444)).at(tmp_path)?;
+        fs::rename(tmp_path, &dest).at(&dest)?;
+        fsync_dir(&dir)?;
+        Ok(dest)
+    }
+
+    /// Re-hashes a stored blob from the disk (not the page cache).
+    pub fn verify_blob(&self, hash: &str) -> Result<HashHex> {
+        hash_from_disk(&self.blob_path(hash))
+    }
+}
+
+/// fsyncs a directory so that renames and creations inside it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+pub fn remove_if_exists(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+/// Drops a file's clean pages from the page cache so the next read comes from the medium.
+pub fn drop_cache(f: &File) {
+    // SAFETY: valid descriptor; advisory call with no memory effects.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+/// Hashes a file as it is on disk: drops its cached pages first (its data must already be fsynced),
+/// then reads it with memory mapping and all cores.
+pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
+    let f = File::open(path).at(path)?;
+    drop_cache(&f);
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path).at(path)?;
+    drop_cache(&f);
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Hashes a source file in place (used to check duplicate candidates before copying).
+pub fn hash_file(path: &Path) -> Result<HashHex> {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path).at(path)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// What [`copy_hashing`] read and wrote.
+pub struct Copied {
+    pub hash: HashHex,
+    pub len: u64,
+}
+
+/// Copies `src` into `dst` while hashing what was read, in one pass. All-zero chunks are skipped with a seek
+/// so sparse inputs stay sparse. `on_progress` gets the bytes of each chunk; returning false stops the copy
+/// with `io::ErrorKind::Interrupted`. The destination is fsynced before returning.
+pub fn copy_hashing(
+    src: &mut dyn Read,
+    src_path: &Path,
+    dst: &mut File,
+    dst_path: &Path,
+    on_progress: &mut dyn FnMut(u64) -> bool,
+) -> Result<Copied> {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0u64;
+    let mut pending_hole = false;
+    loop {
+        let n = read_full(src, &mut buf).at(src_path)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        if is_zero(chunk) {
+            dst.seek(SeekFrom::Current(n as i64)).at(dst_path)?;
+            pending_hole = true;
+        } else {
+            dst.write_all(chunk).map_err(|e| Error::io(dst_path, e))?;
+            pending_hole = false;
+        }
+        len += n as u64;
+        if !on_progress(n as u64) {
+            return Err(Error::io(
+                src_path,
+                io::Error::new(io::ErrorKind::Interrupted, "import interrupted"),
+            ));
+        }
+    }
+    if pending_hole {
+        dst.set_len(len).at(dst_path)?;
+    }
+    dst.sync_all().at(dst_path)?;
+    Ok(Copied {
+        hash: hasher.finalize().to_hex().to_string(),
+        len,
+    })
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    let (pre, mid, post) = unsafe { b.align_to::<u128>() };
+    pre.iter().all(|x| *x == 0) && mid.iter().all(|x| *x == 0) && post.iter().all(|x| *x == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_keeps_holes_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let mut data = vec![0u8; COPY_CHUNK * 3 + 17];
+        data[COPY_CHUNK + 5] = 7;
+        fs::write(&src, &data).unwrap();
+        let dst_path = dir.path().join("dst");
+        let mut dst = File::create(&dst_path).unwrap();
+        let mut r = File::open(&src).unwrap();
+        let c = copy_hashing(&mut r, &src, &mut dst, &dst_path, &mut |_| true).unwrap();
+        assert_eq!(c.len, data.len() as u64);
+        assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(fs::read(&dst_path).unwrap(), data);
+        assert_eq!(hash_from_disk(&dst_path).unwrap(), c.hash);
+    }
+
+    #[test]
+    fn hash_names() {
+        assert!(is_hash(&"a".repeat(64)));
+        assert!(!is_hash(&"A".repeat(64)));
+        assert!(!is_hash("abc"));
+    }
+}

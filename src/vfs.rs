@@ -1,0 +1,607 @@
+//! The virtual tree, free of any FUSE type so another front end (an NFS export) can reuse it:
+//! `/<couple>/source/<footage type>/<camera>/<display name>`, `/.by-hash/<blake3><ext>` and a virtual
+//! `/.metadata_never_index`. It owns inode numbers (derived from catalog ids, so they are the same across remounts),
+//! attributes, lookups, directory listings with attributes, and xattrs. The tree is held in memory and refreshed
+//! incrementally from the catalog (files are only ever added), reporting which entries are new so a front end can
+//! tell the kernel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::archive::Archive;
+use crate::catalog::{Catalog, FileRow, FootageType};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub const ROOT_INO: u64 = 1;
+pub const BY_HASH_INO: u64 = 2;
+pub const NEVER_INDEX_INO: u64 = 3;
+pub const BY_HASH_NAME: &[u8] = b".by-hash";
+pub const NEVER_INDEX_NAME: &[u8] = b".metadata_never_index";
+
+const KIND_SHIFT: u32 = 56;
+const K_COUPLE: u64 = 1 << KIND_SHIFT;
+const K_SOURCE: u64 = 2 << KIND_SHIFT;
+const K_TYPE: u64 = 3 << KIND_SHIFT;
+const K_CAMERA: u64 = 4 << KIND_SHIFT;
+const K_FILE: u64 = 5 << KIND_SHIFT;
+const K_HASH: u64 = 6 << KIND_SHIFT;
+
+/// Names every file manager on macOS or Linux probes for; answered "no such file" with a cached negative entry.
+pub fn is_probe_name(name: &[u8]) -> bool {
+    name.starts_with(b"._")
+        || matches!(
+            name,
+            b".DS_Store"
+                | b".Spotlight-V100"
+                | b".hidden"
+                | b".Trashes"
+                | b".fseventsd"
+                | b".TemporaryItems"
+                | b".localized"
+        )
+}
+
+fn type_idx(ft: FootageType) -> u64 {
+    match ft {
+        FootageType::Modern => 0,
+        FootageType::Dadcam => 1,
+        FootageType::Super8 => 2,
+    }
+}
+
+pub fn couple_ino(couple: i64) -> u64 {
+    K_COUPLE | couple as u64
+}
+pub fn source_ino(couple: i64) -> u64 {
+    K_SOURCE | couple as u64
+}
+pub fn type_ino(couple: i64, ft: FootageType) -> u64 {
+    K_TYPE | ((couple as u64) << 2) | type_idx(ft)
+}
+pub fn camera_ino(couple: i64, ft: FootageType, camera: Option<i64>) -> u64 {
+    K_CAMERA
+        | ((couple as u64) << 34)
+        | (type_idx(ft) << 32)
+        | (camera.unwrap_or(0) as u64 & 0xffff_ffff)
+}
+pub fn file_ino(file_id: i64) -> u64 {
+    K_FILE | file_id as u64
+}
+pub fn hash_ino(blob_id: i64) -> u64 {
+    K_HASH | blob_id as u64
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// Attributes of a node, in plain numbers; the front end turns them into its own type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub blocks: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub blksize: u32,
+}
+
+/// What a file node reads from.
+#[derive(Clone, Debug)]
+pub struct FileRef {
+    pub file_id: Option<i64>,
+    pub hash: String,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    parent: u64,
+    kind: Kind,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    file: Option<FileRef>,
+    /// Directory entries by name (sorted, so listings are stable).
+    children: BTreeMap<Vec<u8>, u64>,
+    subdirs: u32,
+}
+
+impl Node {
+    fn dir(parent: u64, t_ns: i64) -> Node {
+        Node {
+            parent,
+            kind: Kind::Dir,
+            size: 0,
+            mtime_ns: t_ns,
+            ctime_ns: t_ns,
+            file: None,
+            children: BTreeMap::new(),
+            subdirs: 0,
+        }
+    }
+}
+
+/// A directory entry with its attributes (for readdirplus).
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub attr: Attr,
+}
+
+/// Filesystem totals for `statfs`.
+#[derive(Clone, Copy, Debug)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub frsize: u32,
+    pub namelen: u32,
+}
+
+struct Tree {
+    nodes: HashMap<u64, Node>,
+    last_file_id: i64,
+    couples: HashMap<i64, String>,
+    cameras: HashMap<i64, String>,
+    file_count: u64,
+}
+
+/// The tree over one archive's catalog.
+pub struct Vfs {
+    tree: RwLock<Tree>,
+    catalog: Mutex<Catalog>,
+    store: Store,
+    root: PathBuf,
+    uid: u32,
+    gid: u32,
+    data_version: Mutex<i64>,
+}
+
+const NS: i64 = 1_000_000_000;
+
+fn tree_name(camera: Option<&String>) -> Vec<u8> {
+    camera
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_else(|| b"unknown".to_vec())
+}
+
+/// The extension (with its dot) a `.by-hash` entry shows, taken from the file's display name.
+fn by_hash_name(hash: &str, display_name: &[u8]) -> Vec<u8> {
+    let (_, ext) = crate::organize::split_ext(display_name);
+    let mut n = hash.as_bytes().to_vec();
+    if ext.len() > 1 && ext.len() <= 16 && ext[1..].iter().all(|c| c.is_ascii_alphanumeric()) {
+        n.extend_from_slice(ext);
+    }
+    n
+}
+
+impl Tree {
+    fn new(t_ns: i64) -> Tree {
+        let mut nodes = HashMap::new();
+        let mut root = Node::dir(ROOT_INO, t_ns);
+        root.children.insert(BY_HASH_NAME.to_vec(), BY_HASH_INO);
+        root.children
+            .insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
+        root.subdirs = 1;
+        nodes.insert(ROOT_INO, root);
+        nodes.insert(BY_HASH_INO, Node::dir(ROOT_INO, t_ns));
+        let mut never = Node::dir(ROOT_INO, t_ns);
+        never.kind = Kind::File;
+        nodes.insert(NEVER_INDEX_INO, never);
+        Tree {
+            nodes,
+            last_file_id: 0,
+            couples: HashMap::new(),
+            cameras: HashMap::new(),
+            file_count: 0,
+        }
+    }
+
+    /// Ensures a directory child exists; returns its inode and whether it was created.
+    fn ensure_dir(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        ino: u64,
+        t_ns: i64,
+        new: &mut Vec<(u64, Vec<u8>)>,
+    ) -> u64 {
+        if self.nodes.contains_key(&ino) {
+            return ino;
+        }
+        self.nodes.insert(ino, Node::dir(parent, t_ns));
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.insert(name.to_vec(), ino);
+            p.subdirs += 1;
+        }
+        new.push((parent, name.to_vec()));
+        ino
+    }
+
+    /// Adds one catalogued file; records the entries a kernel may have cached as absent.
+    fn add_file(&mut self, f: &FileRow, new: &mut Vec<(u64, Vec<u8>)>) {
+        let t = f.imported_at * NS;
+        let Some(couple) = self.couples.get(&f.couple_id).cloned() else {
+            return;
+        };
+        let c = self.ensure_dir(ROOT_INO, couple.as_bytes(), couple_ino(f.couple_id), t, new);
+        let s = self.ensure_dir(c, b"source", source_ino(f.couple_id), t, new);
+        let ty = self.ensure_dir(
+            s,
+            f.footage_type.as_str().as_bytes(),
+            type_ino(f.couple_id, f.footage_type),
+            t,
+            new,
+        );
+        let cam_name = tree_name(f.camera_id.and_then(|id| self.cameras.get(&id)));
+        let cam = self.ensure_dir(
+            ty,
+            &cam_name,
+            camera_ino(f.couple_id, f.footage_type, f.camera_id),
+            t,
+            new,
+        );
+        let ino = file_ino(f.id);
+        let node = Node {
+            parent: cam,
+            kind: Kind::File,
+            size: f.size,
+            mtime_ns: f.source_mtime_ns,
+            ctime_ns: t,
+            file: Some(FileRef {
+                file_id: Some(f.id),
+                hash: f.blob_hash.clone(),
+            }),
+            children: BTreeMap::new(),
+            subdirs: 0,
+        };
+        self.nodes.insert(ino, node);
+        if let Some(p) = self.nodes.get_mut(&cam) {
+            p.children.insert(f.display_name.clone(), ino);
+        }
+        new.push((cam, f.display_name.clone()));
+        // Directory mtimes follow the newest import below them.
+        let mut up = cam;
+        loop {
+            let Some(n) = self.nodes.get_mut(&up) else {
+                break;
+            };
+            if n.mtime_ns < t {
+                n.mtime_ns = t;
+                n.ctime_ns = t;
+            }
+            if up == ROOT_INO {
+                break;
+            }
+            up = n.parent;
+        }
+        let hino = hash_ino(f.blob_id);
+        if !self.nodes.contains_key(&hino) {
+            let name = by_hash_name(&f.blob_hash, &f.display_name);
+            let mut n = self.nodes[&ino].clone();
+            n.parent = BY_HASH_INO;
+            n.file = Some(FileRef {
+                file_id: None,
+                hash: f.blob_hash.clone(),
+            });
+            self.nodes.insert(hino, n);
+            if let Some(p) = self.nodes.get_mut(&BY_HASH_INO) {
+                p.children.insert(name.clone(), hino);
+                p.mtime_ns = p.mtime_ns.max(t);
+            }
+            new.push((BY_HASH_INO, name));
+        }
+        self.file_count += 1;
+        self.last_file_id = f.id;
+    }
+}
+
+impl Vfs {
+    /// Builds the tree of an archive; files belong to the calling user.
+    pub fn new(archive: &Archive) -> Result<Vfs> {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let cat = archive.catalog()?;
+        let t = std::fs::metadata(archive.catalog_path())
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .map(crate::catalog::system_time_ns)
+            .unwrap_or(0);
+        let vfs = Vfs {
+            tree: RwLock::new(Tree::new(t)),
+            data_version: Mutex::new(cat.data_version()?),
+            catalog: Mutex::new(cat),
+            store: archive.store.clone(),
+            root: archive.root.clone(),
+            uid,
+            gid,
+        };
+        vfs.load_new()?;
+        Ok(vfs)
+    }
+
+    /// Loads files catalogued since the last load; returns (parent inode, name) of every new entry.
+    fn load_new(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let cat = self.catalog.lock();
+        let after = self.tree.read().last_file_id;
+        let rows = cat.files_after(after)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let couples: HashMap<i64, String> = cat
+            .couples()?
+            .into_iter()
+            .map(|c| (c.id, c.folder_name))
+            .collect();
+        let cameras: HashMap<i64, String> =
+            cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+        drop(cat);
+        let mut tree = self.tree.write();
+        tree.couples = couples;
+        tree.cameras = cameras;
+        let mut new = Vec::new();
+        for f in &rows {
+            tree.add_file(f, &mut new);
+        }
+        Ok(new)
+    }
+
+    /// Picks up catalog changes made by other processes (imports); cheap when nothing changed.
+    /// Returns the new entries, for the front end to invalidate cached negative lookups and listings.
+    pub fn refresh(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let v = self.catalog.lock().data_version()?;
+        {
+            let mut dv = self.data_version.lock();
+            if *dv == v {
+                return Ok(Vec::new());
+            }
+            *dv = v;
+        }
+        self.load_new()
+    }
+
+    fn attr_of(&self, ino: u64, n: &Node) -> Attr {
+        match n.kind {
+            Kind::Dir => Attr {
+                ino,
+                kind: Kind::Dir,
+                size: 4096,
+                blocks: 8,
+                mtime_ns: n.mtime_ns,
+                ctime_ns: n.ctime_ns,
+                perm: 0o555,
+                nlink: 2 + n.subdirs,
+                uid: self.uid,
+                gid: self.gid,
+                blksize: 4096,
+            },
+            Kind::File => Attr {
+                ino,
+                kind: Kind::File,
+                size: n.size,
+                blocks: n.size.div_ceil(512),
+                mtime_ns: n.mtime_ns,
+                ctime_ns: n.ctime_ns,
+                perm: 0o444,
+                nlink: 1,
+                uid: self.uid,
+                gid: self.gid,
+                blksize: 4096,
+            },
+        }
+    }
+
+    pub fn getattr(&self, ino: u64) -> Option<Attr> {
+        let t = self.tree.read();
+        t.nodes.get(&ino).map(|n| self.attr_of(ino, n))
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Option<Attr> {
+        let t = self.tree.read();
+        let ino = *t.nodes.get(&parent)?.children.get(name)?;
+        t.nodes.get(&ino).map(|n| self.attr_of(ino, n))
+    }
+
+    /// The parent of a directory (the root is its own parent).
+    pub fn parent(&self, ino: u64) -> Option<u64> {
+        self.tree.read().nodes.get(&ino).map(|n| n.parent)
+    }
+
+    /// A directory's entries with their attributes, sorted by name; `None` if `ino` is not a directory.
+    pub fn readdir(&self, ino: u64) -> Option<Vec<DirEntry>> {
+        let t = self.tree.read();
+        let n = t.nodes.get(&ino)?;
+        if n.kind != Kind::Dir {
+            return None;
+        }
+        Some(
+            n.children
+                .iter()
+                .filter_map(|(name, c)| {
+                    t.nodes.get(c).map(|cn| DirEntry {
+                        name: name.clone(),
+                        attr: self.attr_of(*c, cn),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// The blob a file node reads from; `None` for directories and the empty virtual file.
+    pub fn file_ref(&self, ino: u64) -> Option<FileRef> {
+        self.tree
+            .read()
+            .nodes
+            .get(&ino)
+            .and_then(|n| n.file.clone())
+    }
+
+    /// Where a blob lives on disk.
+    pub fn blob_path(&self, hash: &str) -> PathBuf {
+        self.store.blob_path(hash)
+    }
+
+    /// The extended attributes a node offers.
+    pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
+        match self.file_ref(ino) {
+            Some(FileRef {
+                file_id: Some(_), ..
+            }) => vec![
+                "user.nightfox.blake3",
+                "user.nightfox.original_path",
+                "user.nightfox.camera",
+                "user.nightfox.imported_at",
+            ],
+            Some(_) => vec!["user.nightfox.blake3"],
+            None => vec![],
+        }
+    }
+
+    /// One extended attribute; `Ok(None)` when the node does not have it.
+    pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(fr) = self.file_ref(ino) else {
+            return Ok(None);
+        };
+        if name == b"user.nightfox.blake3" {
+            return Ok(Some(fr.hash.into_bytes()));
+        }
+        let Some(id) = fr.file_id else {
+            return Ok(None);
+        };
+        let cat = self.catalog.lock();
+        let Some(f) = cat.file(id)? else {
+            return Ok(None);
+        };
+        Ok(match name {
+            b"user.nightfox.original_path" => Some(f.original_path),
+            b"user.nightfox.camera" => {
+                let t = self.tree.read();
+                Some(tree_name(f.camera_id.and_then(|c| t.cameras.get(&c))))
+            }
+            b"user.nightfox.imported_at" => Some(rfc3339(f.imported_at).into_bytes()),
+            _ => None,
+        })
+    }
+
+    /// Size and free space of the archive's filesystem, and the number of files in the tree.
+    pub fn statfs(&self) -> Result<FsStats> {
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+            self.root.as_os_str(),
+        ))
+        .map_err(|_| Error::Invalid("archive path contains NUL".into()))?;
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid C string and out pointer.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
+        }
+        let files = self.tree.read().file_count;
+        Ok(FsStats {
+            blocks: s.f_blocks as u64,
+            bfree: s.f_bfree as u64,
+            bavail: s.f_bavail as u64,
+            files: files.max(1),
+            ffree: s.f_ffree as u64,
+            bsize: s.f_bsize as u32,
+            frsize: s.f_frsize as u32,
+            namelen: crate::organize::NAME_MAX as u32,
+        })
+    }
+}
+
+/// `2025-12-31T14:03:00Z` from Unix seconds.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The tree path (`couple/source/type/camera/name`) of a catalogued file, for messages.
+pub fn tree_path(couple: &str, camera: Option<&str>, f: &FileRow) -> String {
+    format!(
+        "{}/source/{}/{}/{}",
+        couple,
+        f.footage_type,
+        camera.unwrap_or("unknown"),
+        String::from_utf8_lossy(&f.display_name)
+    )
+}
+
+/// Tree paths of every file that uses a blob.
+pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
+    let cams: HashMap<i64, String> = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+    let mut out = Vec::new();
+    for f in cat.files_of_blob(hash)? {
+        let couple = cat.couple_by_id(f.couple_id)?.folder_name;
+        out.push(tree_path(
+            &couple,
+            f.camera_id.and_then(|c| cams.get(&c)).map(String::as_str),
+            &f,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn inode_kinds_do_not_overlap() {
+        let a = [
+            couple_ino(1),
+            source_ino(1),
+            type_ino(1, FootageType::Modern),
+            camera_ino(1, FootageType::Modern, None),
+        ];
+        let b = [
+            file_ino(1),
+            hash_ino(1),
+            ROOT_INO,
+            BY_HASH_INO,
+            NEVER_INDEX_INO,
+        ];
+        let mut all: Vec<u64> = a.iter().chain(b.iter()).copied().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 9);
+        assert_ne!(
+            camera_ino(1, FootageType::Modern, Some(2)),
+            camera_ino(1, FootageType::Dadcam, Some(2))
+        );
+    }
+}

@@ -27,9 +27,7 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".local/share/nightfox")),
-        None => Err(Error::Invalid(
-            "no archive given: use --archive DIR or set NIGHTFOX_ARCHIVE".into(),
-        )),
+        None => Err(Error::Invalid("no archive given: use --archive DIR or set NIGHTFOX_ARCHIVE".into())),
     }
 }
 
@@ -43,9 +41,7 @@ impl Archive {
     /// Creates a new archive in `root` (which may exist if it is empty).
     pub fn init(root: &Path) -> Result<Archive> {
         if root.join(MARKER).exists() {
-            return Err(Error::Invalid(format!(
-                "{root:?} is already a Nightfox archive"
-            )));
+            return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
         }
         if root.exists() {
             let mut entries = fs::read_dir(root).at(root)?;
@@ -53,11 +49,7 @@ impl Archive {
                 return Err(Error::NotEmpty(root.to_path_buf()));
             }
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .at(root)?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root).at(root)?;
         for sub in ["objects", "tmp", "locks"] {
             let p = root.join(sub);
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
@@ -80,10 +72,7 @@ impl Archive {
                 fs::DirBuilder::new().mode(0o700).create(d).at(d)?;
             }
         }
-        Ok(Archive {
-            root: root.to_path_buf(),
-            store,
-        })
+        Ok(Archive { root: root.to_path_buf(), store })
     }
 
     /// Opens a new connection to the catalog (one per thread).
@@ -109,14 +98,8 @@ pub struct LockFile {
 
 impl LockFile {
     fn try_take(path: &Path) -> Result<Option<LockFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .at(path)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at(path)?;
         // SAFETY: flock on a valid, owned descriptor.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -126,10 +109,7 @@ impl LockFile {
             }
             return Err(Error::io(path, e));
         }
-        Ok(Some(LockFile {
-            file,
-            path: path.to_path_buf(),
-        }))
+        Ok(Some(LockFile { file, path: path.to_path_buf() }))
     }
 
     /// Writes a note (such as the session id or pid) into the lock file for others to read.

@@ -107,10 +107,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Nanoseconds since the epoch of a SystemTime (negative before 1970).
@@ -140,11 +137,7 @@ pub enum FootageType {
 }
 
 impl FootageType {
-    pub const ALL: [FootageType; 3] = [
-        FootageType::Modern,
-        FootageType::Dadcam,
-        FootageType::Super8,
-    ];
+    pub const ALL: [FootageType; 3] = [FootageType::Modern, FootageType::Dadcam, FootageType::Super8];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,9 +152,7 @@ impl FootageType {
             "modern" => Ok(FootageType::Modern),
             "dadcam" => Ok(FootageType::Dadcam),
             "super8" => Ok(FootageType::Super8),
-            other => Err(Error::Invalid(format!(
-                "unknown footage type {other:?} (expected modern, dadcam or super8)"
-            ))),
+            other => Err(Error::Invalid(format!("unknown footage type {other:?} (expected modern, dadcam or super8)"))),
         }
     }
 }
@@ -191,9 +182,7 @@ impl DuplicateAction {
         match s {
             "skip" => Ok(DuplicateAction::Skip),
             "import" => Ok(DuplicateAction::Import),
-            other => Err(Error::Invalid(format!(
-                "unknown duplicate action {other:?} (expected skip or import)"
-            ))),
+            other => Err(Error::Invalid(format!("unknown duplicate action {other:?} (expected skip or import)"))),
         }
     }
 }
@@ -344,10 +333,7 @@ impl ItemState {
     }
     /// True once nothing more will happen to the item.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ItemState::Done | ItemState::Duplicate | ItemState::Failed | ItemState::Skipped
-        )
+        matches!(self, ItemState::Done | ItemState::Duplicate | ItemState::Failed | ItemState::Skipped)
     }
 }
 
@@ -437,11 +423,7 @@ pub struct Progress {
 impl Progress {
     pub fn one(state: ItemState, size: u64) -> Self {
         let size = size as i64;
-        let mut p = Progress {
-            files_processed: 1,
-            bytes_processed: size,
-            ..Default::default()
-        };
+        let mut p = Progress { files_processed: 1, bytes_processed: size, ..Default::default() };
         match state {
             ItemState::Duplicate => {
                 p.files_duplicate = 1;
@@ -485,48 +467,32 @@ fn split_paths(b: &[u8]) -> Vec<Vec<u8>> {
 impl Catalog {
     /// Creates a new catalog file with mode 0600 and the current schema.
     pub fn create(path: &Path) -> Result<Self> {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .at(path)?;
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).at(path)?;
         Self::open(path)
     }
 
     /// Opens an existing catalog and runs any pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).ctx("open catalog.db")?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .ctx("set busy timeout")?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .ctx("enable WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .ctx("set synchronous")?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .ctx("enable foreign keys")?;
+        conn.busy_timeout(Duration::from_secs(30)).ctx("set busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL").ctx("enable WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL").ctx("set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON").ctx("enable foreign keys")?;
         let mut cat = Catalog { conn };
         cat.migrate()?;
         Ok(cat)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .ctx("read schema version")?;
+        let version: i64 =
+            self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).ctx("read schema version")?;
         if version > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew {
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(Error::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction().ctx("begin migration")?;
-            tx.execute_batch(sql)
-                .ctx(&format!("migrate to schema {}", i + 1))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .ctx("record schema version")?;
+            tx.execute_batch(sql).ctx(&format!("migrate to schema {}", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).ctx("record schema version")?;
             tx.commit().ctx("commit migration")?;
         }
         Ok(())
@@ -534,19 +500,12 @@ impl Catalog {
 
     /// The schema version of the open catalog.
     pub fn schema_version(&self) -> Result<i64> {
-        self.conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .ctx("read schema version")
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).ctx("read schema version")
     }
 
     // ---- couples -------------------------------------------------------------------------------------------
 
-    pub fn add_couple(
-        &self,
-        display_name: &str,
-        event_date: &str,
-        folder_name: &str,
-    ) -> Result<i64> {
+    pub fn add_couple(&self, display_name: &str, event_date: &str, folder_name: &str) -> Result<i64> {
         self.conn
             .execute(
                 "INSERT INTO couples (display_name, event_date, folder_name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -558,11 +517,7 @@ impl Catalog {
 
     pub fn folder_name_taken(&self, folder_name: &str) -> Result<bool> {
         self.conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)",
-                [folder_name],
-                |r| r.get(0),
-            )
+            .query_row("SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)", [folder_name], |r| r.get(0))
             .ctx("check folder name")
     }
 
@@ -584,15 +539,10 @@ impl Catalog {
     }
 
     pub fn couples(&self) -> Result<Vec<Couple>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{} ORDER BY c.folder_name", Self::COUPLE_SELECT))
-            .ctx("list couples")?;
-        let rows = st
-            .query_map([], Self::couple_from_row)
-            .ctx("list couples")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("list couples")
+        let mut st =
+            self.conn.prepare(&format!("{} ORDER BY c.folder_name", Self::COUPLE_SELECT)).ctx("list couples")?;
+        let rows = st.query_map([], Self::couple_from_row).ctx("list couples")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list couples")
     }
 
     pub fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
@@ -609,11 +559,7 @@ impl Catalog {
 
     pub fn couple_by_id(&self, id: i64) -> Result<Couple> {
         self.conn
-            .query_row(
-                &format!("{} WHERE c.id = ?1", Self::COUPLE_SELECT),
-                [id],
-                Self::couple_from_row,
-            )
+            .query_row(&format!("{} WHERE c.id = ?1", Self::COUPLE_SELECT), [id], Self::couple_from_row)
             .optional()
             .ctx("find couple")?
             .ok_or_else(|| Error::NoSuchCouple(format!("#{id}")))
@@ -634,15 +580,7 @@ impl Catalog {
             .execute(
                 "INSERT INTO cameras (slug, name, footage_type, make, model, serial, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    slug,
-                    name,
-                    footage_type.as_str(),
-                    make,
-                    model,
-                    serial,
-                    now()
-                ],
+                params![slug, name, footage_type.as_str(), make, model, serial, now()],
             )
             .ctx("add camera")?;
         Ok(self.conn.last_insert_rowid())
@@ -650,16 +588,11 @@ impl Catalog {
 
     pub fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
         self.conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)",
-                [slug],
-                |r| r.get(0),
-            )
+            .query_row("SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)", [slug], |r| r.get(0))
             .ctx("check camera slug")
     }
 
-    const CAMERA_SELECT: &'static str =
-        "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
+    const CAMERA_SELECT: &'static str = "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
             (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id) FROM cameras c";
 
     fn camera_from_row(r: &Row) -> rusqlite::Result<Camera> {
@@ -677,24 +610,14 @@ impl Catalog {
     }
 
     pub fn cameras(&self) -> Result<Vec<Camera>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{} ORDER BY c.slug", Self::CAMERA_SELECT))
-            .ctx("list cameras")?;
-        let rows = st
-            .query_map([], Self::camera_from_row)
-            .ctx("list cameras")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("list cameras")
+        let mut st = self.conn.prepare(&format!("{} ORDER BY c.slug", Self::CAMERA_SELECT)).ctx("list cameras")?;
+        let rows = st.query_map([], Self::camera_from_row).ctx("list cameras")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list cameras")
     }
 
     pub fn camera_by_slug(&self, slug: &str) -> Result<Camera> {
         self.conn
-            .query_row(
-                &format!("{} WHERE c.slug = ?1", Self::CAMERA_SELECT),
-                [slug],
-                Self::camera_from_row,
-            )
+            .query_row(&format!("{} WHERE c.slug = ?1", Self::CAMERA_SELECT), [slug], Self::camera_from_row)
             .optional()
             .ctx("find camera")?
             .ok_or_else(|| Error::NoSuchCamera(slug.to_string()))
@@ -718,7 +641,15 @@ impl Catalog {
                 "INSERT INTO import_sessions (couple_id, status, footage_type, camera_id, duplicates, source,
                      source_paths, created_at, updated_at)
                  VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![couple_id, footage_type.as_str(), camera_id, duplicates.as_str(), source, join_paths(source_paths), t],
+                params![
+                    couple_id,
+                    footage_type.as_str(),
+                    camera_id,
+                    duplicates.as_str(),
+                    source,
+                    join_paths(source_paths),
+                    t
+                ],
             )
             .ctx("create import session")?;
         Ok(self.conn.last_insert_rowid())
@@ -764,26 +695,16 @@ impl Catalog {
 
     pub fn session(&self, id: i64) -> Result<Session> {
         self.conn
-            .query_row(
-                &format!("{} WHERE s.id = ?1", Self::SESSION_SELECT),
-                [id],
-                Self::session_from_row,
-            )
+            .query_row(&format!("{} WHERE s.id = ?1", Self::SESSION_SELECT), [id], Self::session_from_row)
             .optional()
             .ctx("find session")?
             .ok_or(Error::NoSuchSession(id))
     }
 
     pub fn sessions(&self) -> Result<Vec<Session>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{} ORDER BY s.id", Self::SESSION_SELECT))
-            .ctx("list sessions")?;
-        let rows = st
-            .query_map([], Self::session_from_row)
-            .ctx("list sessions")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("list sessions")
+        let mut st = self.conn.prepare(&format!("{} ORDER BY s.id", Self::SESSION_SELECT)).ctx("list sessions")?;
+        let rows = st.query_map([], Self::session_from_row).ctx("list sessions")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sessions")
     }
 
     /// The newest session of a couple that is neither completed nor failed.
@@ -799,12 +720,7 @@ impl Catalog {
             .ctx("find unfinished session")
     }
 
-    pub fn set_session_status(
-        &self,
-        id: i64,
-        status: SessionStatus,
-        error: Option<&str>,
-    ) -> Result<()> {
+    pub fn set_session_status(&self, id: i64, status: SessionStatus, error: Option<&str>) -> Result<()> {
         let finished = if status.is_final() { Some(now()) } else { None };
         self.conn
             .execute(
@@ -849,11 +765,7 @@ impl Catalog {
     /// Records a scan: all items of a session in one transaction, replacing any earlier partial scan.
     pub fn insert_items(&mut self, session_id: i64, items: &[NewItem]) -> Result<()> {
         let tx = self.conn.transaction().ctx("begin scan")?;
-        tx.execute(
-            "DELETE FROM import_items WHERE session_id = ?1",
-            [session_id],
-        )
-        .ctx("clear partial scan")?;
+        tx.execute("DELETE FROM import_items WHERE session_id = ?1", [session_id]).ctx("clear partial scan")?;
         let mut ids = Vec::with_capacity(items.len());
         {
             let mut st = tx
@@ -877,13 +789,11 @@ impl Catalog {
                 .ctx("record scanned file")?;
                 ids.push(tx.last_insert_rowid());
             }
-            let mut link = tx
-                .prepare("UPDATE import_items SET sidecar_of = ?2 WHERE id = ?1")
-                .ctx("link sidecar items")?;
+            let mut link =
+                tx.prepare("UPDATE import_items SET sidecar_of = ?2 WHERE id = ?1").ctx("link sidecar items")?;
             for (i, it) in items.iter().enumerate() {
                 if let Some(clip) = it.sidecar_of {
-                    link.execute(params![ids[i], ids[clip]])
-                        .ctx("link sidecar item")?;
+                    link.execute(params![ids[i], ids[clip]]).ctx("link sidecar item")?;
                 }
             }
         }
@@ -916,9 +826,7 @@ impl Catalog {
                  FROM import_items WHERE session_id = ?1 ORDER BY id",
             )
             .ctx("list items")?;
-        let rows = st
-            .query_map([session_id], Self::item_from_row)
-            .ctx("list items")?;
+        let rows = st.query_map([session_id], Self::item_from_row).ctx("list items")?;
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list items")
     }
 
@@ -936,10 +844,7 @@ impl Catalog {
     /// Sets the hash of an item without changing its state (a source hashed to find duplicates).
     pub fn set_item_hash(&self, id: i64, hash: &str) -> Result<()> {
         self.conn
-            .execute(
-                "UPDATE import_items SET hash = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, hash, now()],
-            )
+            .execute("UPDATE import_items SET hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, hash, now()])
             .ctx("record item hash")?;
         Ok(())
     }
@@ -960,18 +865,14 @@ impl Catalog {
 
     pub fn blob(&self, hash: &str) -> Result<Option<BlobRow>> {
         self.conn
-            .query_row(
-                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash = ?1",
-                [hash],
-                |r| {
-                    Ok(BlobRow {
-                        hash: r.get(0)?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        stored_at: r.get(2)?,
-                        verified_at: r.get(3)?,
-                    })
-                },
-            )
+            .query_row("SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash = ?1", [hash], |r| {
+                Ok(BlobRow {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    stored_at: r.get(2)?,
+                    verified_at: r.get(3)?,
+                })
+            })
             .optional()
             .ctx("find blob")
     }
@@ -1003,9 +904,7 @@ impl Catalog {
         let t = now();
         let tx = self.conn.unchecked_transaction().ctx("begin verify")?;
         {
-            let mut st = tx
-                .prepare("UPDATE blobs SET verified_at = ?2 WHERE hash = ?1")
-                .ctx("mark verified")?;
+            let mut st = tx.prepare("UPDATE blobs SET verified_at = ?2 WHERE hash = ?1").ctx("mark verified")?;
             for h in hashes {
                 st.execute(params![h, t]).ctx("mark verified")?;
             }
@@ -1019,9 +918,7 @@ impl Catalog {
             .conn
             .prepare("SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = ?1")
             .ctx("couple sizes")?;
-        let rows = st
-            .query_map([couple_id], |r| r.get::<_, i64>(0))
-            .ctx("couple sizes")?;
+        let rows = st.query_map([couple_id], |r| r.get::<_, i64>(0)).ctx("couple sizes")?;
         let mut out = std::collections::HashSet::new();
         for r in rows {
             out.insert(r.ctx("couple sizes")? as u64);
@@ -1035,10 +932,7 @@ impl Catalog {
 
     /// Starts a transaction for finalizing a group of items.
     pub fn finalize_tx(&mut self) -> Result<Finalize<'_>> {
-        Ok(Finalize {
-            tx: self.conn.transaction().ctx("begin finalize")?,
-            progress: Progress::default(),
-        })
+        Ok(Finalize { tx: self.conn.transaction().ctx("begin finalize")?, progress: Progress::default() })
     }
 
     const FILE_SELECT: &'static str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
@@ -1073,32 +967,21 @@ impl Catalog {
             Self::FILE_SELECT
         );
         let mut st = self.conn.prepare(&sql).ctx("list files")?;
-        let rows = st
-            .query_map([couple_id], Self::file_from_row)
-            .ctx("list files")?;
+        let rows = st.query_map([couple_id], Self::file_from_row).ctx("list files")?;
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list files")
     }
 
     /// Files that point at one blob.
     pub fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{} WHERE f.blob_hash = ?1", Self::FILE_SELECT))
-            .ctx("files of blob")?;
-        let rows = st
-            .query_map([hash], Self::file_from_row)
-            .ctx("files of blob")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .ctx("files of blob")
+        let mut st =
+            self.conn.prepare(&format!("{} WHERE f.blob_hash = ?1", Self::FILE_SELECT)).ctx("files of blob")?;
+        let rows = st.query_map([hash], Self::file_from_row).ctx("files of blob")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("files of blob")
     }
 
     pub fn file(&self, id: i64) -> Result<Option<FileRow>> {
         self.conn
-            .query_row(
-                &format!("{} WHERE f.id = ?1", Self::FILE_SELECT),
-                [id],
-                Self::file_from_row,
-            )
+            .query_row(&format!("{} WHERE f.id = ?1", Self::FILE_SELECT), [id], Self::file_from_row)
             .optional()
             .ctx("find file")
     }
@@ -1107,29 +990,20 @@ impl Catalog {
     pub fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
         let mut st = self
             .conn
-            .prepare_cached(&format!(
-                "{} WHERE f.id > ?1 ORDER BY f.id",
-                Self::FILE_SELECT
-            ))
+            .prepare_cached(&format!("{} WHERE f.id > ?1 ORDER BY f.id", Self::FILE_SELECT))
             .ctx("new files")?;
-        let rows = st
-            .query_map([after], Self::file_from_row)
-            .ctx("new files")?;
+        let rows = st.query_map([after], Self::file_from_row).ctx("new files")?;
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx("new files")
     }
 
     /// Changes whenever another connection commits: a cheap poll for front ends that cache the tree.
     pub fn data_version(&self) -> Result<i64> {
-        self.conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))
-            .ctx("data version")
+        self.conn.pragma_query_value(None, "data_version", |r| r.get(0)).ctx("data version")
     }
 
     /// Total number of catalogued files.
     pub fn file_count(&self) -> Result<i64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0))
-            .ctx("count files")
+        self.conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).ctx("count files")
     }
 }
 
@@ -1175,34 +1049,21 @@ impl Finalize<'_> {
     }
 
     /// True when a name key is taken in the directory.
-    pub fn name_taken(
-        &self,
-        couple_id: i64,
-        ft: FootageType,
-        camera_id: Option<i64>,
-        key: &str,
-    ) -> Result<bool> {
+    pub fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool> {
         self.tx
             .prepare_cached(
                 "SELECT EXISTS(SELECT 1 FROM files WHERE couple_id = ?1 AND footage_type = ?2
                    AND IFNULL(camera_id, 0) = ?3 AND name_key = ?4)",
             )
             .ctx("check name")?
-            .query_row(
-                params![couple_id, ft.as_str(), camera_id.unwrap_or(0), key],
-                |r| r.get(0),
-            )
+            .query_row(params![couple_id, ft.as_str(), camera_id.unwrap_or(0), key], |r| r.get(0))
             .ctx("check name")
     }
 
     /// The display name of an already catalogued file.
     pub fn display_name(&self, file_id: i64) -> Result<Option<Vec<u8>>> {
         self.tx
-            .query_row(
-                "SELECT display_name FROM files WHERE id = ?1",
-                [file_id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT display_name FROM files WHERE id = ?1", [file_id], |r| r.get(0))
             .optional()
             .ctx("find file name")
     }
@@ -1210,11 +1071,7 @@ impl Finalize<'_> {
     /// The file an item was catalogued as, if it is done.
     pub fn item_file(&self, item_id: i64) -> Result<Option<i64>> {
         self.tx
-            .query_row(
-                "SELECT file_id FROM import_items WHERE id = ?1",
-                [item_id],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+            .query_row("SELECT file_id FROM import_items WHERE id = ?1", [item_id], |r| r.get::<_, Option<i64>>(0))
             .optional()
             .ctx("find item file")
             .map(Option::flatten)

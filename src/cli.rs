@@ -18,11 +18,7 @@ use crate::ingest::{ImportRequest, Importer, Observer, Summary};
 use crate::organize;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "nightfox",
-    version,
-    about = "A verified footage archive, shown as a read-only filesystem"
-)]
+#[command(name = "nightfox", version, about = "A verified footage archive, shown as a read-only filesystem")]
 pub struct Cli {
     /// The archive directory (else $NIGHTFOX_ARCHIVE, else $XDG_DATA_HOME/nightfox).
     #[arg(long, global = true, value_name = "DIR")]
@@ -297,13 +293,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Camera(CameraCmd::Add {
-            name,
-            footage_type,
-            make,
-            model,
-            serial,
-        }) => {
+        Command::Camera(CameraCmd::Add { name, footage_type, make, model, serial }) => {
             let a = open(&cli.archive)?;
             let cat = a.catalog()?;
             let base = organize::slugify(&name);
@@ -311,14 +301,7 @@ fn run(cli: Cli) -> Result<i32> {
                 return Err(Error::Invalid(format!("{name:?} cannot name a camera")));
             }
             let slug = organize::first_free(&base, |c| cat.camera_slug_taken(c))?;
-            cat.add_camera(
-                &slug,
-                name.trim(),
-                footage_type,
-                make.as_deref(),
-                model.as_deref(),
-                serial.as_deref(),
-            )?;
+            cat.add_camera(&slug, name.trim(), footage_type, make.as_deref(), model.as_deref(), serial.as_deref())?;
             println!("{slug}");
             Ok(0)
         }
@@ -335,32 +318,16 @@ fn run(cli: Cli) -> Result<i32> {
                         .copied()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    println!(
-                        "{}\t{}\t{}\t{} files\t{}",
-                        c.slug, c.footage_type, c.name, c.file_count, mm
-                    );
+                    println!("{}\t{}\t{}\t{} files\t{}", c.slug, c.footage_type, c.name, c.file_count, mm);
                 }
             }
             Ok(0)
         }
-        Command::Import {
-            couple,
-            footage_type,
-            camera,
-            duplicates,
-            json,
-            paths,
-        } => {
+        Command::Import { couple, footage_type, camera, duplicates, json, paths } => {
             let a = open(&cli.archive)?;
             let obs = bars();
             let imp = Importer::new(&a, &obs, cancel_flag());
-            let s = imp.import(&ImportRequest {
-                couple,
-                footage_type,
-                camera,
-                duplicates,
-                paths,
-            })?;
+            let s = imp.import(&ImportRequest { couple, footage_type, camera, duplicates, paths })?;
             print_summary(&s, json)
         }
         Command::Resume { id, json } => {
@@ -388,9 +355,7 @@ fn run(cli: Cli) -> Result<i32> {
                         human(s.bytes_total),
                         s.files_duplicate,
                         s.files_error,
-                        s.error
-                            .map(|e| format!("\t{}", one_line(&e)))
-                            .unwrap_or_default()
+                        s.error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default()
                     );
                 }
             }
@@ -404,13 +369,7 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 for p in &r.problems {
                     let files: Vec<String> = p.files.iter().map(|f| one_line(f)).collect();
-                    println!(
-                        "BAD {} ({}): {} used by {}",
-                        p.hash,
-                        p.kind,
-                        one_line(&p.detail),
-                        files.join(", ")
-                    );
+                    println!("BAD {} ({}): {} used by {}", p.hash, p.kind, one_line(&p.detail), files.join(", "));
                 }
                 println!(
                     "verified {} blobs ({}): {} problem(s)",
@@ -421,20 +380,9 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
-        Command::Mount {
-            mountpoint,
-            allow_other,
-            no_passthrough,
-        } => {
+        Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
-            crate::fuse::mount_foreground(
-                a,
-                &mountpoint,
-                crate::fuse::MountOptions {
-                    allow_other,
-                    no_passthrough,
-                },
-            )?;
+            crate::fuse::mount_foreground(a, &mountpoint, crate::fuse::MountOptions { allow_other, no_passthrough })?;
             Ok(0)
         }
     }

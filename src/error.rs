@@ -13,10 +13,7 @@ pub enum Error {
     Io { path: PathBuf, source: io::Error },
 
     #[error("catalog: {context}: {source}")]
-    Catalog {
-        context: String,
-        source: rusqlite::Error,
-    },
+    Catalog { context: String, source: rusqlite::Error },
 
     #[error("no Nightfox archive at {0:?} (run `nightfox init` to create one)")]
     NoArchive(PathBuf),
@@ -24,7 +21,9 @@ pub enum Error {
     #[error("{0:?} exists and is not an empty directory or a Nightfox archive")]
     NotEmpty(PathBuf),
 
-    #[error("the catalog has schema version {found}, newer than this nightfox understands ({supported}); upgrade nightfox")]
+    #[error(
+        "the catalog has schema version {found}, newer than this nightfox understands ({supported}); upgrade nightfox"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
 
     #[error("{0}")]
@@ -45,20 +44,16 @@ pub enum Error {
     #[error("import session {id} is {status} and cannot be resumed")]
     NotResumable { id: i64, status: String },
 
-    #[error("disk full while writing {path:?}; the session is paused: free space, then run `nightfox resume {session}`")]
+    #[error(
+        "disk full while writing {path:?}; the session is paused: free space, then run `nightfox resume {session}`"
+    )]
     DiskFull { path: PathBuf, session: i64 },
 
     #[error("{path:?} changed while it was being copied")]
     SourceChanged { path: PathBuf },
 
-    #[error(
-        "{path:?}: copy did not verify (source hashed {expected}, copy on disk hashed {actual})"
-    )]
-    Mismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    #[error("{path:?}: copy did not verify (source hashed {expected}, copy on disk hashed {actual})")]
+    Mismatch { path: PathBuf, expected: String, actual: String },
 
     #[error("import interrupted; session {0} can be resumed with `nightfox resume {0}`")]
     Interrupted(i64),
@@ -67,10 +62,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     /// True when the error is the filesystem running out of space (or quota).
@@ -86,9 +78,7 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
-            Error::NoSuchCouple(_) | Error::NoSuchCamera(_) | Error::NoSuchSession(_) => {
-                libc::ENOENT
-            }
+            Error::NoSuchCouple(_) | Error::NoSuchCamera(_) | Error::NoSuchSession(_) => libc::ENOENT,
             Error::DiskFull { .. } => libc::ENOSPC,
             Error::Invalid(_) => libc::EINVAL,
             _ => libc::EIO,
@@ -108,10 +98,7 @@ pub trait CatalogContext<T> {
 
 impl<T> CatalogContext<T> for std::result::Result<T, rusqlite::Error> {
     fn ctx(self, context: &str) -> Result<T> {
-        self.map_err(|source| Error::Catalog {
-            context: context.to_string(),
-            source,
-        })
+        self.map_err(|source| Error::Catalog { context: context.to_string(), source })
     }
 }
 

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BackingId, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request, SessionACL,
+    BackingId, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request, SessionACL,
 };
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
@@ -147,11 +146,7 @@ impl NightfoxFs {
     fn listing(&self, ino: u64, fh: u64) -> Option<Vec<(u64, Vec<u8>, Attr)>> {
         let entries = self.entries(ino, fh)?;
         let me = self.vfs.getattr(ino)?;
-        let parent = self
-            .vfs
-            .parent(ino)
-            .and_then(|p| self.vfs.getattr(p))
-            .unwrap_or(me);
+        let parent = self.vfs.parent(ino).and_then(|p| self.vfs.getattr(p)).unwrap_or(me);
         let mut out = Vec::with_capacity(entries.len() + 2);
         out.push((1, b".".to_vec(), me));
         out.push((2, b"..".to_vec(), parent));
@@ -164,22 +159,19 @@ impl NightfoxFs {
 
 impl Filesystem for NightfoxFs {
     fn init(&mut self, req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config
-            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.set_max_background(64);
+        // SAFETY: geteuid cannot fail.
         let root = req.uid() == 0 || unsafe { libc::geteuid() } == 0;
-        if self.want_passthrough && root {
-            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-                && config.set_max_stack_depth(1).is_ok()
-            {
-                self.passthrough.store(true, Ordering::Relaxed);
-            }
+        if self.want_passthrough
+            && root
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
         }
-        info!(
-            passthrough = self.passthrough.load(Ordering::Relaxed),
-            "mounted"
-        );
+        info!(passthrough = self.passthrough.load(Ordering::Relaxed), "mounted");
         Ok(())
     }
 
@@ -187,9 +179,7 @@ impl Filesystem for NightfoxFs {
         let name = name.as_bytes();
         match self.vfs.lookup(parent.0, name) {
             Some(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
-            None if vfs::is_probe_name(name) => {
-                reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0))
-            }
+            None if vfs::is_probe_name(name) => reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -227,24 +217,14 @@ impl Filesystem for NightfoxFs {
             if let Some(b) = backing.get_mut(&ino.0) {
                 b.opens += 1;
                 reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b.id);
-                self.files.lock().insert(
-                    fh,
-                    OpenFile {
-                        file: Some(Arc::new(file)),
-                    },
-                );
+                self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
                 return;
             }
             match reply.open_backing(&file) {
                 Ok(id) => {
                     reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
                     backing.insert(ino.0, Backing { id, opens: 1 });
-                    self.files.lock().insert(
-                        fh,
-                        OpenFile {
-                            file: Some(Arc::new(file)),
-                        },
-                    );
+                    self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
                     return;
                 }
                 Err(e) => {
@@ -253,12 +233,7 @@ impl Filesystem for NightfoxFs {
                 }
             }
         }
-        self.files.lock().insert(
-            fh,
-            OpenFile {
-                file: Some(Arc::new(file)),
-            },
-        );
+        self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
     }
 
@@ -316,14 +291,7 @@ impl Filesystem for NightfoxFs {
         reply.ok();
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: fuser::LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
         reply.ok();
     }
 
@@ -339,23 +307,12 @@ impl Filesystem for NightfoxFs {
         }
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let Some(list) = self.listing(ino.0, fh.0) else {
             return reply.error(Errno::ENOENT);
         };
         for (off, name, attr) in list.into_iter().skip(offset as usize) {
-            let kind = if attr.kind == Kind::Dir {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            };
+            let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
             if reply.add(INodeNo(attr.ino), off, kind, OsStr::from_bytes(&name)) {
                 break;
             }
@@ -363,49 +320,26 @@ impl Filesystem for NightfoxFs {
         reply.ok();
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let Some(list) = self.listing(ino.0, fh.0) else {
             return reply.error(Errno::ENOENT);
         };
         for (off, name, attr) in list.into_iter().skip(offset as usize) {
-            if reply.add(
-                INodeNo(attr.ino),
-                off,
-                OsStr::from_bytes(&name),
-                &TTL,
-                &to_file_attr(&attr),
-                Generation(0),
-            ) {
+            if reply.add(INodeNo(attr.ino), off, OsStr::from_bytes(&name), &TTL, &to_file_attr(&attr), Generation(0)) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.dirs.lock().remove(&fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         match self.vfs.statfs() {
-            Ok(s) => reply.statfs(
-                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
-            ),
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -466,16 +400,7 @@ impl Filesystem for NightfoxFs {
     ) {
         reply.error(Errno::EROFS);
     }
-    fn mknod(
-        &self,
-        _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _d: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
         reply.error(Errno::EROFS);
     }
     fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
@@ -505,28 +430,10 @@ impl Filesystem for NightfoxFs {
     fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
         reply.error(Errno::EROFS);
     }
-    fn create(
-        &self,
-        _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _f: i32,
-        reply: fuser::ReplyCreate,
-    ) {
+    fn create(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: fuser::ReplyCreate) {
         reply.error(Errno::EROFS);
     }
-    fn setxattr(
-        &self,
-        _r: &Request,
-        _i: INodeNo,
-        _n: &OsStr,
-        _v: &[u8],
-        _f: i32,
-        _p: u32,
-        reply: ReplyEmpty,
-    ) {
+    fn setxattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
         reply.error(Errno::EROFS);
     }
     fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
@@ -539,11 +446,7 @@ pub fn clean_stale_mount(mountpoint: &Path) {
     if let Err(e) = std::fs::metadata(mountpoint) {
         if e.raw_os_error() == Some(libc::ENOTCONN) {
             warn!("cleaning a stale mount at {mountpoint:?}");
-            let _ = std::process::Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(mountpoint)
-                .status();
+            let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status();
         }
     }
 }
@@ -553,10 +456,7 @@ fn announce(notifier: &Notifier, vfs: &Vfs, new: &[(u64, Vec<u8>)]) {
     let mut parents = std::collections::HashSet::new();
     for (parent, name) in new {
         // Only entries under directories the kernel may have seen matter; the rest are inside new directories.
-        if !new
-            .iter()
-            .any(|(_, n)| vfs.lookup(*parent, n).map(|a| a.ino) == Some(*parent))
-        {
+        if !new.iter().any(|(_, n)| vfs.lookup(*parent, n).map(|a| a.ino) == Some(*parent)) {
             let _ = notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name));
             parents.insert(*parent);
         }
@@ -571,9 +471,7 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     clean_stale_mount(mountpoint);
     let md = std::fs::metadata(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
     if !md.is_dir() {
-        return Err(Error::Invalid(format!(
-            "mount point {mountpoint:?} is not a directory"
-        )));
+        return Err(Error::Invalid(format!("mount point {mountpoint:?} is not a directory")));
     }
     let vfs = Arc::new(Vfs::new(&archive)?);
     let fs = NightfoxFs::new(Arc::clone(&vfs), opts);
@@ -589,24 +487,15 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     if opts.allow_other {
         config.acl = SessionACL::All;
     }
-    config.n_threads = Some(
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 4),
-    );
+    config.n_threads = Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 4));
     config.clone_fd = true;
-    let mut session =
-        fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
+    let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
     let notifier = session.notifier();
     let mut unmounter = session.unmount_callable();
     let stop = Arc::new(AtomicBool::new(false));
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| Error::io(mountpoint, e))?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| Error::io(mountpoint, e))?;
     let sig_handle = signals.handle();
     let mp: PathBuf = mountpoint.to_path_buf();
     let sig_thread = std::thread::spawn(move || {
@@ -614,11 +503,7 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
             info!(signal = sig, "unmounting");
             if let Err(e) = unmounter.unmount() {
                 warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
-                let _ = std::process::Command::new("fusermount3")
-                    .arg("-u")
-                    .arg("-z")
-                    .arg(&mp)
-                    .status();
+                let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
             }
         }
     });

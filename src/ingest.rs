@@ -16,9 +16,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::archive::{Archive, LockFile};
-use crate::catalog::{
-    Catalog, DuplicateAction, FootageType, Item, ItemState, NewFile, NewItem, SessionStatus,
-};
+use crate::catalog::{Catalog, DuplicateAction, FootageType, Item, ItemState, NewFile, NewItem, SessionStatus};
 use crate::error::{Error, Result};
 use crate::organize;
 use crate::sources::{local::LocalSource, EntryKind, Source};
@@ -71,13 +69,8 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        let workers = std::env::var("NIGHTFOX_IMPORT_WORKERS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2);
-        Tuning {
-            workers: workers.clamp(1, 16),
-        }
+        let workers = std::env::var("NIGHTFOX_IMPORT_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+        Tuning { workers: workers.clamp(1, 16) }
     }
 }
 
@@ -124,12 +117,7 @@ enum Stop {
 
 impl<'a> Importer<'a> {
     pub fn new(archive: &'a Archive, observer: &'a dyn Observer, cancel: Arc<AtomicBool>) -> Self {
-        Importer {
-            archive,
-            observer,
-            cancel,
-            tuning: Tuning::default(),
-        }
+        Importer { archive, observer, cancel, tuning: Tuning::default() }
     }
 
     pub fn with_tuning(mut self, tuning: Tuning) -> Self {
@@ -142,17 +130,12 @@ impl<'a> Importer<'a> {
         match self.archive.try_lock(&name)? {
             Some(l) => Ok(l),
             None => {
-                let note = LockFile::read_note(
-                    &self.archive.root.join("locks").join(format!("{name}.lock")),
-                );
+                let note = LockFile::read_note(&self.archive.root.join("locks").join(format!("{name}.lock")));
                 let session = note
                     .and_then(|n| n.parse().ok())
                     .or_else(|| cat.unfinished_session_of(couple_id).ok().flatten())
                     .unwrap_or(0);
-                Err(Error::CoupleBusy {
-                    couple: folder.to_string(),
-                    session,
-                })
+                Err(Error::CoupleBusy { couple: folder.to_string(), session })
             }
         }
     }
@@ -166,29 +149,18 @@ impl<'a> Importer<'a> {
             None => None,
         };
         if req.paths.is_empty() {
-            return Err(Error::Invalid(
-                "nothing to import: give at least one PATH".into(),
-            ));
+            return Err(Error::Invalid("nothing to import: give at least one PATH".into()));
         }
         for p in &req.paths {
             std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         }
-        let roots: Vec<PathBuf> = req
-            .paths
-            .iter()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-            .collect();
+        let roots: Vec<PathBuf> =
+            req.paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())).collect();
         let mut lock = self.lock_couple(&cat, couple.id, &couple.folder_name)?;
         let source = LocalSource::new(&roots);
         let raw: Vec<Vec<u8>> = roots.iter().map(|r| path_bytes(r)).collect();
-        let id = cat.create_session(
-            couple.id,
-            req.footage_type,
-            camera_id,
-            req.duplicates,
-            &source.describe(),
-            &raw,
-        )?;
+        let id =
+            cat.create_session(couple.id, req.footage_type, camera_id, req.duplicates, &source.describe(), &raw)?;
         lock.write_note(&id.to_string())?;
         info!(session = id, couple = %couple.folder_name, "import session started");
         drop(cat);
@@ -200,10 +172,7 @@ impl<'a> Importer<'a> {
         let cat = self.archive.catalog()?;
         let s = cat.session(id)?;
         if s.status.is_final() || !s.can_resume {
-            return Err(Error::NotResumable {
-                id,
-                status: s.status.as_str().to_string(),
-            });
+            return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
         }
         let mut lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
         lock.write_note(&id.to_string())?;
@@ -214,13 +183,7 @@ impl<'a> Importer<'a> {
         self.run(id, &source, &roots, true)
     }
 
-    fn run(
-        &self,
-        id: i64,
-        source: &dyn Source,
-        roots: &[PathBuf],
-        resuming: bool,
-    ) -> Result<Summary> {
+    fn run(&self, id: i64, source: &dyn Source, roots: &[PathBuf], resuming: bool) -> Result<Summary> {
         let mut cat = self.archive.catalog()?;
         let session = cat.session(id)?;
         let mut items = cat.items(id)?;
@@ -236,11 +199,7 @@ impl<'a> Importer<'a> {
         if resuming {
             self.clean_temp(id, &items)?;
         }
-        let todo_bytes: u64 = items
-            .iter()
-            .filter(|i| !i.state.is_terminal())
-            .map(|i| i.size)
-            .sum();
+        let todo_bytes: u64 = items.iter().filter(|i| !i.state.is_terminal()).map(|i| i.size).sum();
         let todo_files = items.iter().filter(|i| !i.state.is_terminal()).count() as u64;
         self.observer.start(todo_files, todo_bytes);
 
@@ -258,9 +217,7 @@ impl<'a> Importer<'a> {
             match source.hash_in_place(&path) {
                 Some(Ok(h)) => {
                     cat.set_item_hash(it.id, &h)?;
-                    if session.duplicates == DuplicateAction::Skip
-                        && cat.couple_has_blob(session.couple_id, &h)?
-                    {
+                    if session.duplicates == DuplicateAction::Skip && cat.couple_has_blob(session.couple_id, &h)? {
                         debug!(path = ?path, "duplicate of content already in the couple");
                         cat.end_item(it, ItemState::Duplicate, None)?;
                         it.state = ItemState::Duplicate;
@@ -291,11 +248,7 @@ impl<'a> Importer<'a> {
                 return Err(e);
             }
             Some(Stop::Cancelled) => {
-                cat.set_session_status(
-                    id,
-                    SessionStatus::Cancelled,
-                    Some("cancelled by the user"),
-                )?;
+                cat.set_session_status(id, SessionStatus::Cancelled, Some("cancelled by the user"))?;
                 return Err(Error::Interrupted(id));
             }
             Some(Stop::Fatal(e)) => {
@@ -310,26 +263,13 @@ impl<'a> Importer<'a> {
         let failures: Vec<String> = items
             .iter()
             .filter(|i| i.state == ItemState::Failed)
-            .map(|i| {
-                format!(
-                    "{:?}: {}",
-                    bytes_path(&i.path),
-                    i.error.as_deref().unwrap_or("failed")
-                )
-            })
+            .map(|i| format!("{:?}: {}", bytes_path(&i.path), i.error.as_deref().unwrap_or("failed")))
             .collect();
-        let error = if failures.is_empty() {
-            None
-        } else {
-            Some(format!("{} file(s) could not be imported", failures.len()))
-        };
+        let error =
+            if failures.is_empty() { None } else { Some(format!("{} file(s) could not be imported", failures.len())) };
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
         let s = cat.session(id)?;
-        info!(
-            session = id,
-            files = s.files_total,
-            "import session completed"
-        );
+        info!(session = id, files = s.files_total, "import session completed");
         Ok(Summary {
             session: id,
             couple: s.couple.clone(),
@@ -338,16 +278,9 @@ impl<'a> Importer<'a> {
             files_imported: items.iter().filter(|i| i.state == ItemState::Done).count() as i64,
             files_duplicate: s.files_duplicate,
             files_failed: s.files_error,
-            files_skipped: items
-                .iter()
-                .filter(|i| i.state == ItemState::Skipped)
-                .count() as i64,
+            files_skipped: items.iter().filter(|i| i.state == ItemState::Skipped).count() as i64,
             bytes_total: s.bytes_total,
-            bytes_imported: items
-                .iter()
-                .filter(|i| i.state == ItemState::Done)
-                .map(|i| i.size as i64)
-                .sum(),
+            bytes_imported: items.iter().filter(|i| i.state == ItemState::Done).map(|i| i.size as i64).sum(),
             failures,
             error,
         })
@@ -356,11 +289,8 @@ impl<'a> Importer<'a> {
     /// Removes temp files of this session that no item can reuse.
     fn clean_temp(&self, id: i64, items: &[Item]) -> Result<()> {
         let prefix = format!("s{id}-i");
-        let reusable: std::collections::HashSet<String> = items
-            .iter()
-            .filter(|i| i.state == ItemState::Copied)
-            .map(|i| temp_name(id, i.id))
-            .collect();
+        let reusable: std::collections::HashSet<String> =
+            items.iter().filter(|i| i.state == ItemState::Copied).map(|i| temp_name(id, i.id)).collect();
         let rd = match std::fs::read_dir(&self.archive.store.tmp) {
             Ok(rd) => rd,
             Err(e) => return Err(Error::io(&self.archive.store.tmp, e)),
@@ -435,22 +365,17 @@ impl<'a> Importer<'a> {
                 Err(ItemError::Failed(e)) => {
                     warn!("{e}");
                     let msg = e.to_string();
-                    cat.lock()
-                        .end_item(it, ItemState::Failed, Some(&msg))
-                        .map_err(Stop::Fatal)?;
+                    cat.lock().end_item(it, ItemState::Failed, Some(&msg)).map_err(Stop::Fatal)?;
                     it.state = ItemState::Failed;
                     self.observer.advance(it.size);
                 }
             }
         }
-        self.finalize_group(session, &group, cat)
-            .map_err(Stop::Fatal)
+        self.finalize_group(session, &group, cat).map_err(Stop::Fatal)
     }
 
     fn blob_present(&self, it: &Item) -> bool {
-        it.hash
-            .as_deref()
-            .is_some_and(|h| self.archive.store.has_blob(h))
+        it.hash.as_deref().is_some_and(|h| self.archive.store.has_blob(h))
     }
 
     /// Brings one item to `Stored`: its content validated in `objects/`.
@@ -496,22 +421,19 @@ impl<'a> Importer<'a> {
             attempts += 1;
             let before = source.stat(&path).map_err(ItemError::Failed)?;
             let mut reader = source.open_at(&path, 0).map_err(ItemError::Failed)?;
-            let (mut out, _) = st
-                .create_temp(&temp_name(session, it.id))
-                .map_err(ItemError::archive)?;
+            let (mut out, _) = st.create_temp(&temp_name(session, it.id)).map_err(ItemError::archive)?;
             let mut on_progress = |n: u64| {
                 self.observer.advance(n);
                 !halt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed)
             };
-            let copied =
-                match store::copy_hashing(&mut reader, &path, &mut out, &tmp, &mut on_progress) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        drop(out);
-                        let _ = remove_if_exists(&tmp);
-                        return Err(classify_copy_error(e, &tmp));
-                    }
-                };
+            let copied = match store::copy_hashing(&mut reader, &path, &mut out, &tmp, &mut on_progress) {
+                Ok(c) => c,
+                Err(e) => {
+                    drop(out);
+                    let _ = remove_if_exists(&tmp);
+                    return Err(classify_copy_error(e, &tmp));
+                }
+            };
             drop(out);
             let after = source.stat(&path).map_err(ItemError::Failed)?;
             if after != before || copied.len != after.size {
@@ -529,8 +451,7 @@ impl<'a> Importer<'a> {
                     it.size = after.size;
                     it.mtime_ns = after.mtime_ns;
                 }
-                c.set_item_state(it.id, ItemState::Copied, Some(&copied.hash))
-                    .map_err(ItemError::archive)?;
+                c.set_item_state(it.id, ItemState::Copied, Some(&copied.hash)).map_err(ItemError::archive)?;
             }
             it.state = ItemState::Copied;
             it.hash = Some(copied.hash.clone());
@@ -541,39 +462,22 @@ impl<'a> Importer<'a> {
                     warn!(path = ?path, "copy did not verify; copying again");
                     continue;
                 }
-                return Err(ItemError::Failed(Error::Mismatch {
-                    path,
-                    expected: copied.hash,
-                    actual: on_disk,
-                }));
+                return Err(ItemError::Failed(Error::Mismatch { path, expected: copied.hash, actual: on_disk }));
             }
-            st.land(&tmp, &copied.hash)
-                .map_err(|e| classify_copy_error(e, &tmp))?;
+            st.land(&tmp, &copied.hash).map_err(|e| classify_copy_error(e, &tmp))?;
             return self.mark_stored(it, &copied.hash, cat);
         }
     }
 
-    fn mark_stored(
-        &self,
-        it: &mut Item,
-        hash: &str,
-        cat: &Mutex<Catalog>,
-    ) -> std::result::Result<(), ItemError> {
-        cat.lock()
-            .set_item_state(it.id, ItemState::Stored, Some(hash))
-            .map_err(ItemError::archive)?;
+    fn mark_stored(&self, it: &mut Item, hash: &str, cat: &Mutex<Catalog>) -> std::result::Result<(), ItemError> {
+        cat.lock().set_item_state(it.id, ItemState::Stored, Some(hash)).map_err(ItemError::archive)?;
         it.state = ItemState::Stored;
         it.hash = Some(hash.to_string());
         Ok(())
     }
 
     /// Catalogues a group's stored items in one transaction: clip first, then its sidecars named to match.
-    fn finalize_group(
-        &self,
-        session: &crate::catalog::Session,
-        group: &[Item],
-        cat: &Mutex<Catalog>,
-    ) -> Result<()> {
+    fn finalize_group(&self, session: &crate::catalog::Session, group: &[Item], cat: &Mutex<Catalog>) -> Result<()> {
         let mut c = cat.lock();
         let mut tx = c.finalize_tx()?;
         let source = session.source.clone();
@@ -584,9 +488,7 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let hash = it.hash.as_deref().unwrap_or_default();
-            if session.duplicates == DuplicateAction::Skip
-                && tx.couple_has_blob(session.couple_id, hash)?
-            {
+            if session.duplicates == DuplicateAction::Skip && tx.couple_has_blob(session.couple_id, hash)? {
                 tx.item_end(it, ItemState::Duplicate, None)?;
                 continue;
             }
@@ -621,13 +523,7 @@ impl<'a> Importer<'a> {
                 }
                 None => (None, original.clone()),
             };
-            let (name, key) = assign_name(
-                &tx,
-                session.couple_id,
-                session.footage_type,
-                session.camera_id,
-                &desired,
-            )?;
+            let (name, key) = assign_name(&tx, session.couple_id, session.footage_type, session.camera_id, &desired)?;
             let fid = tx.insert_file(&NewFile {
                 couple_id: session.couple_id,
                 footage_type: session.footage_type,
@@ -702,9 +598,7 @@ fn classify_copy_error(e: Error, tmp: &Path) -> ItemError {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => {
             ItemError::Stop(Stop::Cancelled)
         }
-        Error::Io { path, .. } if path.starts_with(tmp.parent().unwrap_or(tmp)) => {
-            ItemError::Stop(Stop::Fatal(e))
-        }
+        Error::Io { path, .. } if path.starts_with(tmp.parent().unwrap_or(tmp)) => ItemError::Stop(Stop::Fatal(e)),
         _ => ItemError::Failed(e),
     }
 }
@@ -740,16 +634,10 @@ pub fn scan(source: &dyn Source, roots: &[PathBuf]) -> Result<Vec<NewItem>> {
         }
     }
     for idxs in dirs.values() {
-        let names: Vec<&[u8]> = idxs
-            .iter()
-            .map(|&i| file_name_bytes(&items[i].rel_path))
-            .collect();
+        let names: Vec<&[u8]> = idxs.iter().map(|&i| file_name_bytes(&items[i].rel_path)).collect();
         let pairs = organize::pair_sidecars(&names);
-        let links: Vec<(usize, usize)> = pairs
-            .iter()
-            .enumerate()
-            .filter_map(|(k, p)| p.map(|c| (idxs[k], idxs[c])))
-            .collect();
+        let links: Vec<(usize, usize)> =
+            pairs.iter().enumerate().filter_map(|(k, p)| p.map(|c| (idxs[k], idxs[c]))).collect();
         for (s, c) in links {
             items[s].sidecar_of = Some(c);
         }

@@ -12,9 +12,7 @@ use crate::error::{Error, Result};
 pub const NAME_MAX: usize = 255;
 
 /// Extensions of files that belong to a clip rather than standing alone.
-const SIDECAR_EXTS: &[&str] = &[
-    "xml", "thm", "lrv", "srt", "xmp", "bim", "ppn", "cpi", "smi", "bin",
-];
+const SIDECAR_EXTS: &[&str] = &["xml", "thm", "lrv", "srt", "xmp", "bim", "ppn", "cpi", "smi", "bin"];
 
 /// Lowercase ASCII-and-Unicode slug: alphanumerics kept, everything else folded into single dashes.
 pub fn slugify(s: &str) -> String {
@@ -41,8 +39,7 @@ pub fn validate_date(s: &str) -> Result<()> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }
-    let num =
-        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok()).ok_or_else(bad);
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok()).ok_or_else(bad);
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
@@ -84,10 +81,7 @@ pub fn first_free(base: &str, mut taken: impl FnMut(&str) -> Result<bool>) -> Re
 
 /// The collision key of a display name: NFC, lowercase; invalid UTF-8 is compared with replacement characters.
 pub fn name_key(name: &[u8]) -> String {
-    String::from_utf8_lossy(name)
-        .nfc()
-        .flat_map(char::to_lowercase)
-        .collect()
+    String::from_utf8_lossy(name).nfc().flat_map(char::to_lowercase).collect()
 }
 
 /// Splits a name into stem and extension (with its dot). A leading dot is part of the stem.
@@ -100,9 +94,7 @@ pub fn split_ext(name: &[u8]) -> (&[u8], &[u8]) {
 
 fn ext_lower(name: &[u8]) -> String {
     let (_, ext) = split_ext(name);
-    String::from_utf8_lossy(ext)
-        .trim_start_matches('.')
-        .to_ascii_lowercase()
+    String::from_utf8_lossy(ext).trim_start_matches('.').to_ascii_lowercase()
 }
 
 pub fn is_sidecar_name(name: &[u8]) -> bool {
@@ -162,13 +154,8 @@ pub fn sidecar_name(sidecar: &[u8], clip_original: &[u8], n: u32) -> Vec<u8> {
 /// For each name of one directory, the index of the clip it is a sidecar of: a sidecar extension and a stem
 /// that starts with a non-sidecar file's stem (the longest such stem wins; GoPro `GL` proxies pair with `GX`/`GH`).
 pub fn pair_sidecars(names: &[&[u8]]) -> Vec<Option<usize>> {
-    let stems: Vec<Vec<u8>> = names
-        .iter()
-        .map(|n| split_ext(n).0.to_ascii_uppercase())
-        .collect();
-    let clips: Vec<usize> = (0..names.len())
-        .filter(|&i| !is_sidecar_name(names[i]))
-        .collect();
+    let stems: Vec<Vec<u8>> = names.iter().map(|n| split_ext(n).0.to_ascii_uppercase()).collect();
+    let clips: Vec<usize> = (0..names.len()).filter(|&i| !is_sidecar_name(names[i])).collect();
     names
         .iter()
         .enumerate()
@@ -202,10 +189,7 @@ mod tests {
     fn slugs_and_dates() {
         assert_eq!(slugify("Julia & Sven"), "julia-sven");
         assert_eq!(slugify("  Jürgen + Ömer!! "), "jürgen-ömer");
-        assert_eq!(
-            couple_folder_base("2025-12-31", "Julia & Sven"),
-            "2025-12-31-julia-sven"
-        );
+        assert_eq!(couple_folder_base("2025-12-31", "Julia & Sven"), "2025-12-31-julia-sven");
         assert!(validate_date("2024-02-29").is_ok());
         assert!(validate_date("2023-02-29").is_err());
         assert!(validate_date("2023-13-01").is_err());
@@ -224,14 +208,8 @@ mod tests {
         let s = with_suffix(&name, 12);
         assert_eq!(s.len(), NAME_MAX);
         assert!(s.ends_with(b" (12).MP4"));
-        assert_eq!(
-            sidecar_name(b"C0001M01.XML", b"C0001.MP4", 2),
-            b"C0001 (2)M01.XML"
-        );
-        assert_eq!(
-            sidecar_name(b"GL010001.LRV", b"GX010001.MP4", 2),
-            b"GL010001 (2).LRV"
-        );
+        assert_eq!(sidecar_name(b"C0001M01.XML", b"C0001.MP4", 2), b"C0001 (2)M01.XML");
+        assert_eq!(sidecar_name(b"GL010001.LRV", b"GX010001.MP4", 2), b"GL010001 (2).LRV");
     }
 
     #[test]

@@ -19,9 +19,7 @@ pub const COPY_CHUNK: usize = 4 << 20;
 
 /// True when `s` looks like a blob name (64 lowercase hex digits).
 pub fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The content-addressed object directory of an archive.
@@ -33,10 +31,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(archive_root: &Path) -> Store {
-        Store {
-            objects: archive_root.join("objects"),
-            tmp: archive_root.join("tmp"),
-        }
+        Store { objects: archive_root.join("objects"), tmp: archive_root.join("tmp") }
     }
 
     /// Where the blob with this hash lives.
@@ -56,14 +51,8 @@ impl Store {
     /// Creates (truncating) a temp file for writing.
     pub fn create_temp(&self, name: &str) -> Result<(File, PathBuf)> {
         let path = self.temp_path(name);
-        let f = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .at(&path)?;
+        let f =
+            OpenOptions::new().write(true).read(true).create(true).truncate(true).mode(0o600).open(&path).at(&path)?;
         Ok((f, path))
     }
 
@@ -79,11 +68,7 @@ impl Store {
         if !dir.is_dir() {
             let outer = dir.parent().unwrap_or(&self.objects).to_path_buf();
             let outer_new = !outer.is_dir();
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .at(&dir)?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
             if outer_new {
                 fsync_dir(&self.objects)?;
             }
@@ -176,20 +161,14 @@ pub fn copy_hashing(
         }
         len += n as u64;
         if !on_progress(n as u64) {
-            return Err(Error::io(
-                src_path,
-                io::Error::new(io::ErrorKind::Interrupted, "import interrupted"),
-            ));
+            return Err(Error::io(src_path, io::Error::new(io::ErrorKind::Interrupted, "import interrupted")));
         }
     }
     if pending_hole {
         dst.set_len(len).at(dst_path)?;
     }
     dst.sync_all().at(dst_path)?;
-    Ok(Copied {
-        hash: hasher.finalize().to_hex().to_string(),
-        len,
-    })
+    Ok(Copied { hash: hasher.finalize().to_hex().to_string(), len })
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -36,10 +36,7 @@ fn check(archive: &Archive, b: &BlobRow) -> Option<(String, String)> {
         Err(e) => return Some(("unreadable".into(), format!("{path:?}: {e}"))),
     };
     if meta.len() != b.size {
-        return Some((
-            "size".into(),
-            format!("{path:?} has {} bytes, catalogued {}", meta.len(), b.size),
-        ));
+        return Some(("size".into(), format!("{path:?} has {} bytes, catalogued {}", meta.len(), b.size)));
     }
     match store::hash_from_disk(&path) {
         Ok(h) if h == b.hash => None,
@@ -56,11 +53,8 @@ pub fn verify(archive: &Archive, couple: Option<&str>) -> Result<Report> {
         None => None,
     };
     let blobs = cat.blobs(couple_id)?;
-    let results: Vec<(usize, Option<(String, String)>)> = blobs
-        .par_iter()
-        .enumerate()
-        .map(|(i, b)| (i, check(archive, b)))
-        .collect();
+    let results: Vec<(usize, Option<(String, String)>)> =
+        blobs.par_iter().enumerate().map(|(i, b)| (i, check(archive, b))).collect();
     let mut good = Vec::new();
     let mut problems = Vec::new();
     for (i, r) in results {
@@ -69,19 +63,10 @@ pub fn verify(archive: &Archive, couple: Option<&str>) -> Result<Report> {
             None => good.push(b.hash.clone()),
             Some((kind, detail)) => {
                 let files = crate::vfs::tree_paths_of_blob(&cat, &b.hash)?;
-                problems.push(Problem {
-                    hash: b.hash.clone(),
-                    kind,
-                    detail,
-                    files,
-                });
+                problems.push(Problem { hash: b.hash.clone(), kind, detail, files });
             }
         }
     }
     cat.mark_verified(&good)?;
-    Ok(Report {
-        blobs_checked: blobs.len(),
-        bytes_checked: blobs.iter().map(|b| b.size).sum(),
-        problems,
-    })
+    Ok(Report { blobs_checked: blobs.len(), bytes_checked: blobs.iter().map(|b| b.size).sum(), problems })
 }

@@ -62,10 +62,7 @@ pub fn type_ino(couple: i64, ft: FootageType) -> u64 {
     K_TYPE | ((couple as u64) << 2) | type_idx(ft)
 }
 pub fn camera_ino(couple: i64, ft: FootageType, camera: Option<i64>) -> u64 {
-    K_CAMERA
-        | ((couple as u64) << 34)
-        | (type_idx(ft) << 32)
-        | (camera.unwrap_or(0) as u64 & 0xffff_ffff)
+    K_CAMERA | ((couple as u64) << 34) | (type_idx(ft) << 32) | (camera.unwrap_or(0) as u64 & 0xffff_ffff)
 }
 pub fn file_ino(file_id: i64) -> u64 {
     K_FILE | file_id as u64
@@ -173,9 +170,7 @@ pub struct Vfs {
 const NS: i64 = 1_000_000_000;
 
 fn tree_name(camera: Option<&String>) -> Vec<u8> {
-    camera
-        .map(|s| s.as_bytes().to_vec())
-        .unwrap_or_else(|| b"unknown".to_vec())
+    camera.map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| b"unknown".to_vec())
 }
 
 /// The extension (with its dot) a `.by-hash` entry shows, taken from the file's display name.
@@ -193,32 +188,18 @@ impl Tree {
         let mut nodes = HashMap::new();
         let mut root = Node::dir(ROOT_INO, t_ns);
         root.children.insert(BY_HASH_NAME.to_vec(), BY_HASH_INO);
-        root.children
-            .insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
+        root.children.insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
         root.subdirs = 1;
         nodes.insert(ROOT_INO, root);
         nodes.insert(BY_HASH_INO, Node::dir(ROOT_INO, t_ns));
         let mut never = Node::dir(ROOT_INO, t_ns);
         never.kind = Kind::File;
         nodes.insert(NEVER_INDEX_INO, never);
-        Tree {
-            nodes,
-            last_file_id: 0,
-            couples: HashMap::new(),
-            cameras: HashMap::new(),
-            file_count: 0,
-        }
+        Tree { nodes, last_file_id: 0, couples: HashMap::new(), cameras: HashMap::new(), file_count: 0 }
     }
 
     /// Ensures a directory child exists; returns its inode and whether it was created.
-    fn ensure_dir(
-        &mut self,
-        parent: u64,
-        name: &[u8],
-        ino: u64,
-        t_ns: i64,
-        new: &mut Vec<(u64, Vec<u8>)>,
-    ) -> u64 {
+    fn ensure_dir(&mut self, parent: u64, name: &[u8], ino: u64, t_ns: i64, new: &mut Vec<(u64, Vec<u8>)>) -> u64 {
         if self.nodes.contains_key(&ino) {
             return ino;
         }
@@ -239,21 +220,9 @@ impl Tree {
         };
         let c = self.ensure_dir(ROOT_INO, couple.as_bytes(), couple_ino(f.couple_id), t, new);
         let s = self.ensure_dir(c, b"source", source_ino(f.couple_id), t, new);
-        let ty = self.ensure_dir(
-            s,
-            f.footage_type.as_str().as_bytes(),
-            type_ino(f.couple_id, f.footage_type),
-            t,
-            new,
-        );
+        let ty = self.ensure_dir(s, f.footage_type.as_str().as_bytes(), type_ino(f.couple_id, f.footage_type), t, new);
         let cam_name = tree_name(f.camera_id.and_then(|id| self.cameras.get(&id)));
-        let cam = self.ensure_dir(
-            ty,
-            &cam_name,
-            camera_ino(f.couple_id, f.footage_type, f.camera_id),
-            t,
-            new,
-        );
+        let cam = self.ensure_dir(ty, &cam_name, camera_ino(f.couple_id, f.footage_type, f.camera_id), t, new);
         let ino = file_ino(f.id);
         let node = Node {
             parent: cam,
@@ -261,10 +230,7 @@ impl Tree {
             size: f.size,
             mtime_ns: f.source_mtime_ns,
             ctime_ns: t,
-            file: Some(FileRef {
-                file_id: Some(f.id),
-                hash: f.blob_hash.clone(),
-            }),
+            file: Some(FileRef { file_id: Some(f.id), hash: f.blob_hash.clone() }),
             children: BTreeMap::new(),
             subdirs: 0,
         };
@@ -275,10 +241,7 @@ impl Tree {
         new.push((cam, f.display_name.clone()));
         // Directory mtimes follow the newest import below them.
         let mut up = cam;
-        loop {
-            let Some(n) = self.nodes.get_mut(&up) else {
-                break;
-            };
+        while let Some(n) = self.nodes.get_mut(&up) {
             if n.mtime_ns < t {
                 n.mtime_ns = t;
                 n.ctime_ns = t;
@@ -293,10 +256,7 @@ impl Tree {
             let name = by_hash_name(&f.blob_hash, &f.display_name);
             let mut n = self.nodes[&ino].clone();
             n.parent = BY_HASH_INO;
-            n.file = Some(FileRef {
-                file_id: None,
-                hash: f.blob_hash.clone(),
-            });
+            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone() });
             self.nodes.insert(hino, n);
             if let Some(p) = self.nodes.get_mut(&BY_HASH_INO) {
                 p.children.insert(name.clone(), hino);
@@ -341,13 +301,8 @@ impl Vfs {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let couples: HashMap<i64, String> = cat
-            .couples()?
-            .into_iter()
-            .map(|c| (c.id, c.folder_name))
-            .collect();
-        let cameras: HashMap<i64, String> =
-            cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+        let couples: HashMap<i64, String> = cat.couples()?.into_iter().map(|c| (c.id, c.folder_name)).collect();
+        let cameras: HashMap<i64, String> = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
         drop(cat);
         let mut tree = self.tree.write();
         tree.couples = couples;
@@ -431,10 +386,7 @@ impl Vfs {
             n.children
                 .iter()
                 .filter_map(|(name, c)| {
-                    t.nodes.get(c).map(|cn| DirEntry {
-                        name: name.clone(),
-                        attr: self.attr_of(*c, cn),
-                    })
+                    t.nodes.get(c).map(|cn| DirEntry { name: name.clone(), attr: self.attr_of(*c, cn) })
                 })
                 .collect(),
         )
@@ -442,11 +394,7 @@ impl Vfs {
 
     /// The blob a file node reads from; `None` for directories and the empty virtual file.
     pub fn file_ref(&self, ino: u64) -> Option<FileRef> {
-        self.tree
-            .read()
-            .nodes
-            .get(&ino)
-            .and_then(|n| n.file.clone())
+        self.tree.read().nodes.get(&ino).and_then(|n| n.file.clone())
     }
 
     /// Where a blob lives on disk.
@@ -457,9 +405,7 @@ impl Vfs {
     /// The extended attributes a node offers.
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
         match self.file_ref(ino) {
-            Some(FileRef {
-                file_id: Some(_), ..
-            }) => vec![
+            Some(FileRef { file_id: Some(_), .. }) => vec![
                 "user.nightfox.blake3",
                 "user.nightfox.original_path",
                 "user.nightfox.camera",
@@ -498,10 +444,8 @@ impl Vfs {
 
     /// Size and free space of the archive's filesystem, and the number of files in the tree.
     pub fn statfs(&self) -> Result<FsStats> {
-        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
-            self.root.as_os_str(),
-        ))
-        .map_err(|_| Error::Invalid("archive path contains NUL".into()))?;
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(self.root.as_os_str()))
+            .map_err(|_| Error::Invalid("archive path contains NUL".into()))?;
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: valid C string and out pointer.
         if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
@@ -535,12 +479,7 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// The tree path (`couple/source/type/camera/name`) of a catalogued file, for messages.
@@ -560,11 +499,7 @@ pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in cat.files_of_blob(hash)? {
         let couple = cat.couple_by_id(f.couple_id)?.folder_name;
-        out.push(tree_path(
-            &couple,
-            f.camera_id.and_then(|c| cams.get(&c)).map(String::as_str),
-            &f,
-        ));
+        out.push(tree_path(&couple, f.camera_id.and_then(|c| cams.get(&c)).map(String::as_str), &f));
     }
     Ok(out)
 }
@@ -582,26 +517,13 @@ mod tests {
 
     #[test]
     fn inode_kinds_do_not_overlap() {
-        let a = [
-            couple_ino(1),
-            source_ino(1),
-            type_ino(1, FootageType::Modern),
-            camera_ino(1, FootageType::Modern, None),
-        ];
-        let b = [
-            file_ino(1),
-            hash_ino(1),
-            ROOT_INO,
-            BY_HASH_INO,
-            NEVER_INDEX_INO,
-        ];
+        let a =
+            [couple_ino(1), source_ino(1), type_ino(1, FootageType::Modern), camera_ino(1, FootageType::Modern, None)];
+        let b = [file_ino(1), hash_ino(1), ROOT_INO, BY_HASH_INO, NEVER_INDEX_INO];
         let mut all: Vec<u64> = a.iter().chain(b.iter()).copied().collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 9);
-        assert_ne!(
-            camera_ino(1, FootageType::Modern, Some(2)),
-            camera_ino(1, FootageType::Dadcam, Some(2))
-        );
+        assert_ne!(camera_ino(1, FootageType::Modern, Some(2)), camera_ino(1, FootageType::Dadcam, Some(2)));
     }
 }

@@ -15,21 +15,13 @@ pub struct LocalSource {
 
 impl LocalSource {
     pub fn new(roots: &[PathBuf]) -> Self {
-        let label = roots
-            .iter()
-            .map(|r| r.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(", ");
-        LocalSource {
-            label: format!("local:{label}"),
-        }
+        let label = roots.iter().map(|r| r.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ");
+        LocalSource { label: format!("local:{label}") }
     }
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i64 {
-    m.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(m.mtime_nsec())
+    m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
 }
 
 fn kind_name(ft: &fs::FileType) -> &'static str {
@@ -76,11 +68,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<SourceEntry>) {
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(err) => {
-                out.push(SourceEntry {
-                    path,
-                    rel,
-                    kind: EntryKind::Unreadable(err.to_string()),
-                });
+                out.push(SourceEntry { path, rel, kind: EntryKind::Unreadable(err.to_string()) });
                 continue;
             }
         };
@@ -88,20 +76,9 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<SourceEntry>) {
         if ft.is_dir() {
             walk(&path, &rel, out);
         } else if ft.is_file() {
-            out.push(SourceEntry {
-                path,
-                rel,
-                kind: EntryKind::File {
-                    size: meta.len(),
-                    mtime_ns: mtime_ns(&meta),
-                },
-            });
+            out.push(SourceEntry { path, rel, kind: EntryKind::File { size: meta.len(), mtime_ns: mtime_ns(&meta) } });
         } else {
-            out.push(SourceEntry {
-                path,
-                rel,
-                kind: EntryKind::Skipped(kind_name(&ft).to_string()),
-            });
+            out.push(SourceEntry { path, rel, kind: EntryKind::Skipped(kind_name(&ft).to_string()) });
         }
     }
 }
@@ -118,17 +95,11 @@ impl Source for LocalSource {
             if meta.is_dir() {
                 walk(root, Path::new(""), &mut out);
             } else if meta.is_file() {
-                let name = root
-                    .file_name()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| root.clone());
+                let name = root.file_name().map(PathBuf::from).unwrap_or_else(|| root.clone());
                 out.push(SourceEntry {
                     path: root.clone(),
                     rel: name,
-                    kind: EntryKind::File {
-                        size: meta.len(),
-                        mtime_ns: mtime_ns(&meta),
-                    },
+                    kind: EntryKind::File { size: meta.len(), mtime_ns: mtime_ns(&meta) },
                 });
             } else {
                 return Err(Error::Invalid(format!("{root:?} is not a file or folder")));
@@ -139,10 +110,7 @@ impl Source for LocalSource {
 
     fn stat(&self, path: &Path) -> Result<FileMeta> {
         let m = fs::metadata(path).at(path)?;
-        Ok(FileMeta {
-            size: m.len(),
-            mtime_ns: mtime_ns(&m),
-        })
+        Ok(FileMeta { size: m.len(), mtime_ns: mtime_ns(&m) })
     }
 
     fn open_at(&self, path: &Path, offset: u64) -> Result<Box<dyn Read + Send>> {
@@ -153,12 +121,7 @@ impl Source for LocalSource {
         // Sequential hint: larger readahead on cards and disks.
         // SAFETY: valid descriptor; advisory.
         unsafe {
-            libc::posix_fadvise(
-                std::os::unix::io::AsRawFd::as_raw_fd(&f),
-                0,
-                0,
-                libc::POSIX_FADV_SEQUENTIAL,
-            );
+            libc::posix_fadvise(std::os::unix::io::AsRawFd::as_raw_fd(&f), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
         }
         Ok(Box::new(f))
     }

@@ -1,0 +1,282 @@
+//! Shared helpers for the integration tests: a temp archive driven through the real binary, generated footage,
+//! catalog inspection through the library, and real FUSE mounts with bounded waits.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nightfox");
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub archive: PathBuf,
+}
+
+impl Env {
+    /// A fresh temp dir with an initialized archive in it.
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("nightfox-test-").tempdir_in(test_root()).expect("tempdir");
+        let archive = dir.path().join("archive");
+        let e = Env { dir, archive };
+        e.ok(&["init"]);
+        e
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--archive").arg(&self.archive).env_remove("NIGHTFOX_ARCHIVE").stdin(Stdio::null());
+        c
+    }
+
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.cmd().args(args).output().expect("run nightfox")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "nightfox {:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn couple(&self, name: &str, date: &str) -> String {
+        self.ok(&["couple", "add", "--name", name, "--date", date]).trim().to_string()
+    }
+
+    pub fn catalog(&self) -> nightfox::catalog::Catalog {
+        nightfox::catalog::Catalog::open(&self.archive.join("catalog.db")).expect("open catalog")
+    }
+
+    /// Every file under objects/ as (name, path).
+    pub fn object_files(&self) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        walk_files(&self.archive.join("objects"), &mut out);
+        out.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p)).collect()
+    }
+
+    pub fn tmp_entries(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.archive.join("tmp")).unwrap().map(|e| e.unwrap().path()).collect()
+    }
+
+    /// Asserts the archive is consistent: every blob row has its file with the right hash, every object file
+    /// has a blob row, every file row has its blob.
+    pub fn assert_consistent(&self) {
+        let cat = self.catalog();
+        let blobs = cat.blobs(None).unwrap();
+        let objects = self.object_files();
+        let names: std::collections::HashSet<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+        for b in &blobs {
+            assert!(names.contains(&b.hash), "blob {} has no object file", b.hash);
+        }
+        let rows: std::collections::HashSet<String> = blobs.iter().map(|b| b.hash.clone()).collect();
+        for (n, p) in &objects {
+            assert!(rows.contains(n), "orphan object {p:?}");
+            assert_eq!(&b3_file(p), n, "object {p:?} does not hash to its name");
+        }
+        for f in cat.files(None).unwrap() {
+            assert!(rows.contains(&f.blob_hash));
+        }
+    }
+}
+
+/// Where temp dirs go: on the same disk as the target dir (not a small tmpfs).
+pub fn test_root() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            walk_files(&e.path(), out);
+        } else if ft.is_file() {
+            out.push(e.path());
+        }
+    }
+}
+
+pub fn b3(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+pub fn b3_file(p: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(p).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn write(p: &Path, bytes: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, bytes).unwrap();
+}
+
+/// Writes a large non-zero file quickly (a repeated random block with a counter so no two blocks are equal).
+pub fn write_big(p: &Path, len: u64, seed: u64) {
+    use std::io::Write;
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let mut f = std::io::BufWriter::with_capacity(8 << 20, fs::File::create(p).unwrap());
+    let mut block = data(seed, 1 << 20);
+    let mut left = len;
+    let mut i = 0u64;
+    while left > 0 {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush().unwrap();
+}
+
+/// A Sony-style card: PRIVATE/M4ROOT/CLIP/C000n.MP4 with C000nM01.XML sidecars.
+pub fn sony_card(root: &Path, clips: usize, seed: u64) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for i in 1..=clips {
+        let clip = root.join(format!("PRIVATE/M4ROOT/CLIP/C{i:04}.MP4"));
+        write(&clip, &data(seed * 1000 + i as u64, 50_000 + i * 997));
+        let xml = root.join(format!("PRIVATE/M4ROOT/CLIP/C{i:04}M01.XML"));
+        write(&xml, format!("<NonRealTimeMeta><Clip n=\"{i}\" seed=\"{seed}\"/></NonRealTimeMeta>").as_bytes());
+        out.push(clip);
+        out.push(xml);
+    }
+    out
+}
+
+pub fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: trivial libc call.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Waits (bounded) until `cond` is true.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn is_mounted(mp: &Path) -> bool {
+    let mp = fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
+    let Ok(m) = fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let want = mp.to_string_lossy().replace(' ', "\\040");
+    m.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// A running `nightfox mount`; unmounted (SIGTERM, bounded wait, then lazy unmount and SIGKILL) when dropped.
+pub struct Mount {
+    pub child: Option<Child>,
+    pub mp: PathBuf,
+}
+
+impl Mount {
+    pub fn start(env: &Env, mp: &Path, extra: &[&str]) -> Mount {
+        fs::create_dir_all(mp).unwrap();
+        let child = env
+            .cmd()
+            .arg("mount")
+            .arg(mp)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mount");
+        let mut m = Mount { child: Some(child), mp: mp.to_path_buf() };
+        let start = Instant::now();
+        while !is_mounted(mp) {
+            if let Some(c) = m.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    let mut err = String::new();
+                    use std::io::Read;
+                    let _ = c.stderr.take().unwrap().read_to_string(&mut err);
+                    panic!("mount exited early ({st}): {err}");
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "mount did not appear");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = c.kill();
+                let st = c.wait().unwrap();
+                let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mp).status();
+                panic!("mount did not exit on SIGTERM ({st})");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mp) {
+            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mp).status();
+        }
+    }
+}

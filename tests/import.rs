@@ -1,0 +1,484 @@
+//! Local import: the real binary on temp dirs (issue 2).
+
+mod common;
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use nightfox::catalog::{ItemState, SessionStatus};
+
+#[test]
+fn import_generated_tree_every_blob_rehashes() {
+    let env = Env::new();
+    let c = env.couple("Julia & Sven", "2025-12-31");
+    assert_eq!(c, "2025-12-31-julia-sven");
+    let card = env.path("card");
+    let mut files = sony_card(&card, 5, 1);
+    for i in 0..20 {
+        let p = card.join(format!("DCIM/1{:02}MEDIA/IMG_{i:04}.JPG", i % 3));
+        write(&p, &data(500 + i, 1000 + i as usize * 31));
+        files.push(p);
+    }
+    let out = env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    assert!(out.contains("30 imported"), "{out}");
+    env.assert_consistent();
+    let cat = env.catalog();
+    let rows = cat.files(None).unwrap();
+    assert_eq!(rows.len(), files.len());
+    for p in &files {
+        let rel = p.strip_prefix(&card).unwrap();
+        let row = rows.iter().find(|r| r.original_path == rel.as_os_str().as_bytes()).expect("catalogued");
+        assert_eq!(row.blob_hash, b3(&fs::read(p).unwrap()));
+        assert_eq!(row.display_name, p.file_name().unwrap().as_bytes());
+        let blob =
+            env.archive.join("objects").join(&row.blob_hash[..2]).join(&row.blob_hash[2..4]).join(&row.blob_hash);
+        assert_eq!(fs::metadata(&blob).unwrap().permissions().mode() & 0o777, 0o444);
+        assert_eq!(row.source_mtime_ns, {
+            let m = fs::metadata(p).unwrap();
+            m.mtime() * 1_000_000_000 + m.mtime_nsec()
+        });
+    }
+    // Sidecars are linked to their clips.
+    let xml = rows.iter().find(|r| r.display_name == b"C0001M01.XML").unwrap();
+    let clip = rows.iter().find(|r| r.display_name == b"C0001.MP4").unwrap();
+    assert_eq!(xml.sidecar_of, Some(clip.id));
+    // The catalog is private.
+    assert_eq!(fs::metadata(env.archive.join("catalog.db")).unwrap().permissions().mode() & 0o777, 0o600);
+    let s = cat.session(1).unwrap();
+    assert_eq!(s.status, SessionStatus::Completed);
+    assert_eq!(s.files_total, 30);
+    assert_eq!(s.files_processed, 30);
+    assert!(env.tmp_entries().is_empty());
+    assert!(env.ok(&["verify"]).lines().last().unwrap().contains("0 problem"));
+}
+
+#[test]
+fn duplicates_are_skipped_in_a_couple_and_stored_once_across_couples() {
+    let env = Env::new();
+    let a = env.couple("Anna", "2025-06-01");
+    let b = env.couple("Bert", "2025-06-02");
+    let card = env.path("card");
+    write(&card.join("A.MP4"), &data(1, 100_000));
+    write(&card.join("copy/renamed.MP4"), &data(1, 100_000));
+    write(&card.join("B.MP4"), &data(2, 100_000));
+    let out = env.ok(&["import", "--couple", &a, card.to_str().unwrap()]);
+    assert!(out.contains("2 imported, 1 duplicate"), "{out}");
+    // Same content into another couple: catalogued there too, stored once.
+    let out = env.ok(&["import", "--couple", &b, card.join("A.MP4").to_str().unwrap()]);
+    assert!(out.contains("1 imported"), "{out}");
+    assert_eq!(env.object_files().len(), 2);
+    // --duplicates import keeps a second file row for the same content.
+    let out = env.ok(&["import", "--couple", &a, "--duplicates", "import", card.join("A.MP4").to_str().unwrap()]);
+    assert!(out.contains("1 imported"), "{out}");
+    let names: Vec<Vec<u8>> =
+        env.catalog().files(None).unwrap().into_iter().filter(|f| f.couple_id == 1).map(|f| f.display_name).collect();
+    assert!(names.contains(&b"A (2).MP4".to_vec()), "{names:?}");
+    env.assert_consistent();
+}
+
+#[test]
+fn second_import_of_the_same_card_copies_nothing() {
+    let env = Env::new();
+    let c = env.couple("Julia", "2025-12-31");
+    let card = env.path("card");
+    sony_card(&card, 4, 7);
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let before: Vec<(String, i64)> =
+        env.object_files().iter().map(|(n, p)| (n.clone(), fs::metadata(p).unwrap().mtime_nsec())).collect();
+    let out = env.ok(&["import", "--couple", &c, "--json", card.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files_imported"], 0);
+    assert_eq!(v["files_duplicate"], 8);
+    let after: Vec<(String, i64)> =
+        env.object_files().iter().map(|(n, p)| (n.clone(), fs::metadata(p).unwrap().mtime_nsec())).collect();
+    assert_eq!(before, after);
+    assert_eq!(env.catalog().files(None).unwrap().len(), 8);
+}
+
+#[test]
+fn colliding_names_get_suffixes_and_sidecars_follow_their_clip() {
+    let env = Env::new();
+    let c = env.couple("Julia", "2025-12-31");
+    let a = env.path("cardA");
+    let b = env.path("cardB");
+    sony_card(&a, 2, 1);
+    sony_card(&b, 2, 2);
+    env.ok(&["import", "--couple", &c, a.to_str().unwrap(), b.to_str().unwrap()]);
+    let mut names: Vec<String> = env
+        .catalog()
+        .files(None)
+        .unwrap()
+        .iter()
+        .map(|f| String::from_utf8_lossy(&f.display_name).into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "C0001 (2).MP4",
+            "C0001 (2)M01.XML",
+            "C0001.MP4",
+            "C0001M01.XML",
+            "C0002 (2).MP4",
+            "C0002 (2)M01.XML",
+            "C0002.MP4",
+            "C0002M01.XML"
+        ]
+    );
+}
+
+#[test]
+fn odd_names_survive_byte_for_byte() {
+    let env = Env::new();
+    let c = env.couple("Odd", "2025-01-01");
+    let card = env.path("card");
+    fs::create_dir_all(&card).unwrap();
+    let long = {
+        let mut n = vec![b'x'; 251];
+        n.extend_from_slice(b".MOV");
+        n
+    };
+    let names: Vec<Vec<u8>> = vec![
+        b"with space.MP4".to_vec(),
+        "Caf\u{e9} NFC.MOV".as_bytes().to_vec(),
+        "Cafe\u{301} NFD.MOV".as_bytes().to_vec(),
+        b"new\nline.MP4".to_vec(),
+        b"bad\xff\xfeutf8.MP4".to_vec(),
+        long.clone(),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        fs::write(card.join(os(n)), data(i as u64 + 40, 1234 + i)).unwrap();
+    }
+    let out = env.run(&["import", "--couple", &c, card.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = env.catalog().files(None).unwrap();
+    for n in &names {
+        let r = rows.iter().find(|r| &r.display_name == n).unwrap_or_else(|| panic!("{:?} missing", os(n)));
+        assert_eq!(r.blob_hash, b3(&fs::read(card.join(os(n))).unwrap()));
+        assert_eq!(r.original_path, *n);
+    }
+    assert_eq!(long.len(), 255);
+    env.assert_consistent();
+}
+
+#[test]
+fn zero_byte_and_sparse_5gib_files() {
+    let env = Env::new();
+    let c = env.couple("Big", "2025-01-01");
+    let card = env.path("card");
+    fs::create_dir_all(&card).unwrap();
+    fs::File::create(card.join("empty.MP4")).unwrap();
+    let big = card.join("sparse.MXF");
+    let f = fs::File::create(&big).unwrap();
+    f.set_len(5 << 30).unwrap();
+    drop(f);
+    // A few non-zero bytes in the middle and at the end.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+        f.write_all_at(b"middle", 3 << 30).unwrap();
+        f.write_all_at(b"end", (5 << 30) - 3).unwrap();
+    }
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let rows = env.catalog().files(None).unwrap();
+    let empty = rows.iter().find(|r| r.display_name == b"empty.MP4").unwrap();
+    assert_eq!(empty.size, 0);
+    assert_eq!(empty.blob_hash, b3(b""));
+    let sparse = rows.iter().find(|r| r.display_name == b"sparse.MXF").unwrap();
+    assert_eq!(sparse.size, 5 << 30);
+    assert_eq!(sparse.blob_hash, b3_file(&big));
+    let blob =
+        env.archive.join("objects").join(&sparse.blob_hash[..2]).join(&sparse.blob_hash[2..4]).join(&sparse.blob_hash);
+    let m = fs::metadata(&blob).unwrap();
+    assert_eq!(m.len(), 5 << 30);
+    assert!(m.blocks() * 512 < 64 << 20, "the stored copy stays sparse ({} blocks)", m.blocks());
+    assert!(env.ok(&["verify"]).contains("0 problem"));
+}
+
+#[test]
+fn kill_9_mid_copy_then_resume_finishes_consistently() {
+    let env = Env::new();
+    let c = env.couple("Crash", "2025-01-01");
+    let card = env.path("card");
+    sony_card(&card, 3, 3);
+    write_big(&card.join("PRIVATE/M4ROOT/CLIP/C0099.MP4"), 1536 << 20, 99);
+    let mut child = env
+        .cmd()
+        .args(["import", "--couple", &c, card.to_str().unwrap()])
+        .env("NIGHTFOX_IMPORT_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the big file is being copied (a temp file bigger than 64 MiB), then kill -9.
+    let tmp = env.archive.join("tmp");
+    wait_until("a large temp file", Duration::from_secs(120), || {
+        fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 64 << 20).unwrap_or(false))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The catalog is consistent right after the crash: no file row for the big clip, no orphans.
+    env.assert_consistent();
+    let cat = env.catalog();
+    let s = cat.session(1).unwrap();
+    assert!(!s.status.is_final());
+    let done_before: Vec<(i64, Option<i64>)> =
+        cat.items(1).unwrap().iter().filter(|i| i.state == ItemState::Done).map(|i| (i.id, i.file_id)).collect();
+    assert!(cat.files(None).unwrap().iter().all(|f| f.display_name != b"C0099.MP4"));
+    drop(cat);
+    let out = env.ok(&["resume", "1"]);
+    assert!(out.contains("7 imported"), "{out}");
+    env.assert_consistent();
+    let cat = env.catalog();
+    assert_eq!(cat.session(1).unwrap().status, SessionStatus::Completed);
+    // Items finished before the crash kept their file rows (they were not copied again).
+    for (id, fid) in done_before {
+        let it = cat.items(1).unwrap().into_iter().find(|i| i.id == id).unwrap();
+        assert_eq!(it.file_id, fid);
+    }
+    let big = cat.files(None).unwrap().into_iter().find(|f| f.display_name == b"C0099.MP4").unwrap();
+    assert_eq!(big.blob_hash, b3_file(&card.join("PRIVATE/M4ROOT/CLIP/C0099.MP4")));
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
+    // A completed session cannot be resumed.
+    let out = env.run(&["resume", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_flipped_byte_makes_verify_fail_naming_the_file() {
+    let env = Env::new();
+    let c = env.couple("Flip", "2025-01-01");
+    let card = env.path("card");
+    write(&card.join("A001.MOV"), &data(5, 200_000));
+    write(&card.join("A002.MOV"), &data(6, 200_000));
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let h = b3(&data(5, 200_000));
+    let blob = env.archive.join("objects").join(&h[..2]).join(&h[2..4]).join(&h);
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[1000] ^= 0x01;
+    fs::write(&blob, &bytes).unwrap();
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2025-01-01-flip/source/modern/unknown/A001.MOV"), "{text}");
+    assert!(!text.contains("A002.MOV"), "{text}");
+    // A missing blob is reported too.
+    fs::remove_file(&blob).unwrap();
+    let out = env.run(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["problems"][0]["kind"], "missing");
+}
+
+#[test]
+fn unreadable_source_file_is_reported_and_the_rest_imports() {
+    if !is_root() {
+        eprintln!("needs root to switch to an unprivileged user; skipped");
+        return;
+    }
+    let env = Env::new();
+    let c = env.couple("Perm", "2025-01-01");
+    let card = env.path("card");
+    write(&card.join("ok1.MP4"), &data(1, 5000));
+    write(&card.join("secret.MP4"), &data(2, 5000));
+    write(&card.join("ok2.MP4"), &data(3, 5000));
+    fs::set_permissions(card.join("secret.MP4"), fs::Permissions::from_mode(0o000)).unwrap();
+    // Hand the archive and card to `nobody` and run the import as that user.
+    let st = std::process::Command::new("chown").arg("-R").arg("nobody").arg(env.dir.path()).status().unwrap();
+    assert!(st.success());
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(BIN)
+        .arg("--archive")
+        .arg(&env.archive)
+        .args(["import", "--couple", &c])
+        .arg(&card)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("secret.MP4") && err.contains("ermission denied"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 imported") && stdout.contains("1 failed"), "{stdout}");
+    let names: Vec<Vec<u8>> = env.catalog().files(None).unwrap().into_iter().map(|f| f.display_name).collect();
+    assert_eq!(names.len(), 2);
+    assert!(!names.contains(&b"secret.MP4".to_vec()));
+}
+
+#[test]
+fn a_second_import_of_the_same_couple_is_refused() {
+    let env = Env::new();
+    let c = env.couple("Busy", "2025-01-01");
+    let card = env.path("card");
+    write_big(&card.join("BIG.MP4"), 1024 << 20, 1);
+    let mut first = env
+        .cmd()
+        .args(["import", "--couple", &c, card.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = env.archive.join("tmp");
+    wait_until("the first import to copy", Duration::from_secs(60), || fs::read_dir(&tmp).unwrap().next().is_some());
+    let other = env.path("other");
+    write(&other.join("x.MP4"), b"x");
+    let out = env.run(&["import", "--couple", &c, other.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already being imported by session 1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Another couple is not blocked.
+    let d = env.couple("Free", "2025-01-02");
+    env.ok(&["import", "--couple", &d, other.to_str().unwrap()]);
+    assert!(first.wait().unwrap().success());
+    env.assert_consistent();
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_loses_nothing() {
+    let env = Env::new();
+    let c = env.couple("Bad", "2025-01-01");
+    let out = env.run(&["import", "--couple", &c, "/does/not/exist"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/does/not/exist") && err.contains("No such file"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1);
+    assert!(env.catalog().sessions().unwrap().is_empty(), "no session for a missing path");
+    let out = env.run(&["import", "--couple", "nobody-here", "/tmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no couple"));
+    let out = env.run(&["couple", "add", "--name", "X", "--date", "2025-02-30"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid date"));
+    let out = env.run(&["import", "--couple", &c, "--type", "vhs", "/tmp"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    // Not an archive.
+    let out =
+        std::process::Command::new(BIN).arg("--archive").arg(env.path("nowhere")).arg("sessions").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nightfox init"));
+    // init refuses a non-empty directory that is not an archive.
+    write(&env.path("full/file"), b"x");
+    let out = std::process::Command::new(BIN).arg("--archive").arg(env.path("full")).arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // The archive location comes from the environment when no flag is given.
+    let out = std::process::Command::new(BIN)
+        .env("NIGHTFOX_ARCHIVE", &env.archive)
+        .args(["couple", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&c));
+}
+
+#[test]
+fn symlinks_and_special_files_are_recorded_and_skipped() {
+    let env = Env::new();
+    let c = env.couple("Links", "2025-01-01");
+    let card = env.path("card");
+    write(&card.join("real.MP4"), &data(1, 999));
+    std::os::unix::fs::symlink("/etc/hostname", card.join("outside.MP4")).unwrap();
+    std::os::unix::fs::symlink(&card, card.join("loop")).unwrap();
+    let fifo = card.join("pipe");
+    let cpath = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o644) }, 0);
+    let out = env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    assert!(out.contains("1 imported") && out.contains("3 skipped"), "{out}");
+    let items = env.catalog().items(1).unwrap();
+    assert_eq!(items.iter().filter(|i| i.state == ItemState::Skipped).count(), 3);
+    assert!(items.iter().all(|i| i.state != ItemState::Skipped || i.error.is_some()));
+}
+
+#[test]
+fn a_file_that_keeps_changing_during_copy_is_not_catalogued() {
+    let env = Env::new();
+    let c = env.couple("Moving", "2025-01-01");
+    let card = env.path("card");
+    write(&card.join("stable.MP4"), &data(1, 10_000));
+    let moving = card.join("growing.MP4");
+    write_big(&moving, 64 << 20, 3);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let m2 = moving.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&m2).unwrap();
+        let start = std::time::Instant::now();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            f.write_all(&[7u8; 4096]).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let out = env.run(&["import", "--couple", &c, card.to_str().unwrap()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("growing.MP4") && err.contains("changed"), "{err}");
+    let names: Vec<Vec<u8>> = env.catalog().files(None).unwrap().into_iter().map(|f| f.display_name).collect();
+    assert_eq!(names, vec![b"stable.MP4".to_vec()]);
+    env.assert_consistent();
+    assert!(env.tmp_entries().is_empty());
+}
+
+#[test]
+fn a_full_disk_pauses_the_session_and_resume_continues_after_space_is_freed() {
+    if !is_root() {
+        eprintln!("needs root to mount a small tmpfs; skipped");
+        return;
+    }
+    let env = Env::new();
+    let card = env.path("card");
+    for i in 0..6 {
+        write_big(&card.join(format!("C{i:04}.MP4")), 12 << 20, i + 1);
+    }
+    // An archive on a 40 MiB filesystem.
+    let small = env.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&small);
+    let arch = small.join("archive");
+    let run = |args: &[&str]| std::process::Command::new(BIN).arg("--archive").arg(&arch).args(args).output().unwrap();
+    assert!(run(&["init"]).status.success());
+    let c = String::from_utf8_lossy(&run(&["couple", "add", "--name", "Full", "--date", "2025-01-01"]).stdout)
+        .trim()
+        .to_string();
+    let out = run(&["import", "--couple", &c, card.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("disk full") && err.contains("nightfox resume 1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(fs::read_dir(arch.join("tmp")).unwrap().next().is_none(), "temp file cleaned");
+    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    assert_eq!(cat.session(1).unwrap().status, SessionStatus::Paused);
+    let imported_before = cat.files(None).unwrap().len();
+    assert!(imported_before < 6);
+    drop(cat);
+    let st = std::process::Command::new("mount").args(["-o", "remount,size=200m"]).arg(&small).status().unwrap();
+    assert!(st.success());
+    let out = run(&["resume", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    assert_eq!(cat.files(None).unwrap().len(), 6);
+    assert!(run(&["verify"]).status.success());
+}

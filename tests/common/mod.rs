@@ -208,7 +208,7 @@ pub struct Mount {
 
 impl Mount {
     pub fn start(env: &Env, mp: &Path, extra: &[&str]) -> Mount {
-        fs::create_dir_all(mp).unwrap();
+        let _ = fs::create_dir_all(mp);
         let child = env
             .cmd()
             .arg("mount")
@@ -220,7 +220,7 @@ impl Mount {
             .expect("spawn mount");
         let mut m = Mount { child: Some(child), mp: mp.to_path_buf() };
         let start = Instant::now();
-        while !is_mounted(mp) {
+        while !(is_mounted(mp) && fs::read_dir(mp).is_ok()) {
             if let Some(c) = m.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     let mut err = String::new();

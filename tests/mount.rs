@@ -1,0 +1,439 @@
+//! The read-only FUSE mount (issue 3): real mounts of real archives, read with std and libc calls.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+/// Two couples, three cameras, every footage type; returns (env, couple folders, source file per tree path).
+fn archive() -> (Env, Vec<String>, HashMap<String, PathBuf>) {
+    let env = Env::new();
+    let a = env.couple("Julia & Sven", "2025-12-31");
+    let b = env.couple("Mara & Tom", "2026-05-01");
+    let sony = env.ok(&["camera", "add", "--name", "Sony A7S III", "--type", "modern"]).trim().to_string();
+    let dv = env.ok(&["camera", "add", "--name", "Dad's DV", "--type", "dadcam"]).trim().to_string();
+    let s8 = env.ok(&["camera", "add", "--name", "Nizo 801", "--type", "super8"]).trim().to_string();
+    let mut map = HashMap::new();
+    let card = env.path("sony");
+    for p in sony_card(&card, 3, 1) {
+        map.insert(format!("{a}/source/modern/{sony}/{}", p.file_name().unwrap().to_string_lossy()), p);
+    }
+    env.ok(&["import", "--couple", &a, "--camera", &sony, card.to_str().unwrap()]);
+    let dvdir = env.path("dv");
+    let tape = dvdir.join("tape1.dv");
+    write(&tape, &data(77, 300_000));
+    map.insert(format!("{a}/source/dadcam/{dv}/tape1.dv"), tape);
+    env.ok(&["import", "--couple", &a, "--type", "dadcam", "--camera", &dv, dvdir.to_str().unwrap()]);
+    let reel = env.path("reel/reel01.mov");
+    write(&reel, &data(78, 200_000));
+    map.insert(format!("{b}/source/super8/{s8}/reel01.mov"), reel.clone());
+    env.ok(&["import", "--couple", &b, "--type", "super8", "--camera", &s8, reel.to_str().unwrap()]);
+    let phone = env.path("phone/IMG_0001.MOV");
+    write(&phone, &data(79, 150_000));
+    map.insert(format!("{b}/source/modern/unknown/IMG_0001.MOV"), phone.clone());
+    env.ok(&["import", "--couple", &b, phone.to_str().unwrap()]);
+    (env, vec![a, b], map)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn errno_of<T>(r: std::io::Result<T>) -> i32 {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    let cp = CString::new(p.as_os_str().as_bytes()).unwrap();
+    let cn = CString::new(name).unwrap();
+    // SAFETY: valid C strings; a null buffer with size 0 asks for the size.
+    let n = unsafe { libc::getxattr(cp.as_ptr(), cn.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: buffer of the probed size.
+    let m = unsafe { libc::getxattr(cp.as_ptr(), cn.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if m < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    buf.truncate(m as usize);
+    Ok(buf)
+}
+
+fn check_tree_and_bytes(extra: &[&str]) {
+    let (env, couples, map) = archive();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, extra);
+    let (a, b) = (&couples[0], &couples[1]);
+    assert_eq!(names(&mp), vec![".by-hash", ".metadata_never_index", a.as_str(), b.as_str()]);
+    assert_eq!(names(&mp.join(a)), vec!["source"]);
+    assert_eq!(names(&mp.join(a).join("source")), vec!["dadcam", "modern"]);
+    assert_eq!(names(&mp.join(b).join("source")), vec!["modern", "super8"]);
+    assert_eq!(names(&mp.join(b).join("source/modern")), vec!["unknown"]);
+    assert_eq!(
+        names(&mp.join(a).join("source/modern/sony-a7s-iii")),
+        vec!["C0001.MP4", "C0001M01.XML", "C0002.MP4", "C0002M01.XML", "C0003.MP4", "C0003M01.XML"]
+    );
+    // SAFETY: trivial libc calls.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let cat = env.catalog();
+    let rows = cat.files(None).unwrap();
+    for (tree, src) in &map {
+        let p = mp.join(tree);
+        let want = fs::read(src).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), want, "{tree}");
+        let m = fs::metadata(&p).unwrap();
+        let sm = fs::metadata(src).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o444);
+        assert_eq!(m.len(), want.len() as u64);
+        assert_eq!(m.blocks(), (want.len() as u64).div_ceil(512));
+        assert_eq!(m.blksize(), 4096);
+        assert_eq!((m.mtime(), m.mtime_nsec()), (sm.mtime(), sm.mtime_nsec()), "{tree}: mtime is the source's");
+        assert_eq!(m.nlink(), 1);
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        let row = rows.iter().find(|r| r.blob_hash == b3(&want)).unwrap();
+        assert_eq!(m.ctime(), row.imported_at, "ctime is the import time");
+        // The same bytes under .by-hash.
+        let ext = Path::new(tree).extension().unwrap().to_string_lossy().into_owned();
+        assert_eq!(fs::read(mp.join(".by-hash").join(format!("{}.{ext}", row.blob_hash))).unwrap(), want);
+    }
+    let d = fs::metadata(mp.join(a).join("source")).unwrap();
+    assert!(d.is_dir());
+    assert_eq!(d.permissions().mode() & 0o7777, 0o555);
+    assert_eq!(d.nlink(), 4, "2 + two footage type subdirectories");
+    assert_eq!(fs::metadata(&mp).unwrap().nlink(), 5, "2 + .by-hash + two couples");
+    let never = fs::metadata(mp.join(".metadata_never_index")).unwrap();
+    assert!(never.is_file() && never.len() == 0);
+    for probe in ["._C0001.MP4", ".DS_Store", ".Spotlight-V100", ".hidden"] {
+        let e = fs::metadata(mp.join(a).join("source/modern/sony-a7s-iii").join(probe));
+        assert_eq!(errno_of(e), libc::ENOENT);
+    }
+    assert_eq!(errno_of(fs::metadata(mp.join("no-such-couple"))), libc::ENOENT);
+    // `du` counts blocks.
+    let out = std::process::Command::new("du").arg("-s").arg("-B1").arg(mp.join(a)).output().unwrap();
+    let du: u64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    assert!(du > 300_000, "du -s = {du}");
+}
+
+#[test]
+fn tree_layout_stat_fields_and_bytes_copy_path() {
+    check_tree_and_bytes(&["--no-passthrough"]);
+}
+
+#[test]
+fn tree_layout_stat_fields_and_bytes_passthrough_when_available() {
+    check_tree_and_bytes(&[]);
+}
+
+fn random_reads(extra: &[&str]) {
+    let env = Env::new();
+    let c = env.couple("Threads", "2025-01-01");
+    let card = env.path("card");
+    let mut srcs = Vec::new();
+    for i in 0..8u64 {
+        let p = card.join(format!("C{i:04}.MP4"));
+        write_big(&p, (8 << 20) + i * 4099, i + 10);
+        srcs.push(p);
+    }
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, extra);
+    let dir = mp.join(&c).join("source/modern/unknown");
+    let handles: Vec<_> = srcs
+        .iter()
+        .enumerate()
+        .map(|(t, src)| {
+            let want = fs::read(src).unwrap();
+            let path = dir.join(src.file_name().unwrap());
+            std::thread::spawn(move || {
+                let f = fs::File::open(&path).unwrap();
+                let mut x = (t as u64 + 1) * 0x9E37_79B9;
+                for _ in 0..300 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let len = [4096usize, 65536, 1 << 20, 17][(x % 4) as usize];
+                    let off = (x >> 8) as usize % want.len();
+                    let mut buf = vec![0u8; len];
+                    let n = f.read_at(&mut buf, off as u64).unwrap();
+                    let end = (off + len).min(want.len());
+                    assert_eq!(n, end - off);
+                    assert_eq!(&buf[..n], &want[off..end], "thread {t} offset {off}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn eight_threads_random_offsets_copy_path() {
+    random_reads(&["--no-passthrough"]);
+}
+
+#[test]
+fn eight_threads_random_offsets_passthrough_when_available() {
+    random_reads(&[]);
+}
+
+#[test]
+fn passthrough_is_used_when_root_and_the_kernel_allows() {
+    if !is_root() {
+        eprintln!("passthrough needs root; skipped");
+        return;
+    }
+    let (env, couples, _) = archive();
+    let mp = env.path("mnt");
+    let run = |extra: &[&str]| {
+        let _ = fs::create_dir_all(&mp);
+        let mut child = env
+            .cmd()
+            .arg("mount")
+            .arg(&mp)
+            .args(extra)
+            .env("RUST_LOG", "nightfox=info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("mount", Duration::from_secs(15), || is_mounted(&mp));
+        let f = mp.join(&couples[1]).join("source/modern/unknown/IMG_0001.MOV");
+        assert_eq!(fs::read(&f).unwrap(), data(79, 150_000));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run(&[]);
+    let (major, minor) = kernel_version();
+    if (major, minor) >= (6, 9) {
+        assert!(log.contains("passthrough=true"), "{log}");
+    }
+    let log = run(&["--no-passthrough"]);
+    assert!(log.contains("passthrough=false"), "{log}");
+}
+
+fn kernel_version() -> (u32, u32) {
+    let r = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = r.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn inodes_and_mtimes_are_stable_across_remounts() {
+    let (env, _, map) = archive();
+    let mp = env.path("mnt");
+    let snapshot = |mp: &Path| {
+        let mut v: Vec<(String, u64, i64, i64)> = Vec::new();
+        let mut stack = vec![mp.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = fs::symlink_metadata(e.path()).unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+                v.push((
+                    e.path().strip_prefix(mp).unwrap().to_string_lossy().into_owned(),
+                    m.ino(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                ));
+            }
+        }
+        v.sort();
+        v
+    };
+    let mut m = Mount::start(&env, &mp, &[]);
+    let first = snapshot(&mp);
+    assert!(first.len() > map.len());
+    assert!(m.stop().success());
+    assert!(!is_mounted(&mp));
+    let _m = Mount::start(&env, &mp, &[]);
+    assert_eq!(snapshot(&mp), first);
+}
+
+#[test]
+fn every_write_answers_erofs() {
+    let (env, couples, _) = archive();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join(&couples[0]).join("source/modern/sony-a7s-iii");
+    let file = dir.join("C0001.MP4");
+    assert_eq!(errno_of(fs::OpenOptions::new().write(true).open(&file)), libc::EROFS);
+    assert_eq!(errno_of(fs::File::create(dir.join("new.MP4"))), libc::EROFS);
+    assert_eq!(errno_of(fs::File::create(mp.join("new.MP4"))), libc::EROFS);
+    assert_eq!(errno_of(fs::create_dir(dir.join("sub"))), libc::EROFS);
+    assert_eq!(errno_of(fs::rename(&file, dir.join("renamed.MP4"))), libc::EROFS);
+    assert_eq!(errno_of(fs::remove_file(&file)), libc::EROFS);
+    assert_eq!(errno_of(fs::remove_dir(mp.join(&couples[1]))), libc::EROFS);
+    assert_eq!(errno_of(fs::set_permissions(&file, fs::Permissions::from_mode(0o644))), libc::EROFS);
+    assert_eq!(errno_of(std::os::unix::fs::symlink("x", dir.join("link"))), libc::EROFS);
+    let cp = CString::new(file.as_os_str().as_bytes()).unwrap();
+    let cn = CString::new("user.test").unwrap();
+    // SAFETY: valid C strings and buffer.
+    let rc = unsafe { libc::setxattr(cp.as_ptr(), cn.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+    assert_eq!(rc, -1);
+    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::truncate(cp.as_ptr(), 0) }, -1);
+    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EROFS));
+    // Nothing changed.
+    assert_eq!(fs::read(&file).unwrap().len(), 50_997);
+}
+
+#[test]
+fn xattrs_and_their_absence() {
+    let (env, couples, map) = archive();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let tree = format!("{}/source/modern/sony-a7s-iii/C0002.MP4", couples[0]);
+    let p = mp.join(&tree);
+    let want = fs::read(&map[&tree]).unwrap();
+    assert_eq!(getxattr(&p, "user.nightfox.blake3").unwrap(), b3(&want).into_bytes());
+    assert_eq!(getxattr(&p, "user.nightfox.original_path").unwrap(), b"PRIVATE/M4ROOT/CLIP/C0002.MP4");
+    assert_eq!(getxattr(&p, "user.nightfox.camera").unwrap(), b"sony-a7s-iii");
+    let at = String::from_utf8(getxattr(&p, "user.nightfox.imported_at").unwrap()).unwrap();
+    assert!(at.len() == 20 && at.ends_with('Z') && at.starts_with("20"), "{at}");
+    assert_eq!(getxattr(&p, "user.nightfox.nope"), Err(libc::ENODATA));
+    assert_eq!(getxattr(&mp.join(&couples[0]), "user.nightfox.blake3"), Err(libc::ENODATA));
+    let unknown = mp.join(&couples[1]).join("source/modern/unknown/IMG_0001.MOV");
+    assert_eq!(getxattr(&unknown, "user.nightfox.camera").unwrap(), b"unknown");
+    let out = std::process::Command::new("getfattr").arg("-d").arg(&p).output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            let s = String::from_utf8_lossy(&out.stdout);
+            assert!(s.contains("user.nightfox.original_path"), "{s}");
+        }
+    }
+}
+
+#[test]
+fn statfs_reports_the_archive_filesystem() {
+    let (env, _, _) = archive();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let c = CString::new(mp.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string and out pointer.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
+    let ca = CString::new(env.archive.as_os_str().as_bytes()).unwrap();
+    let mut sa: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(ca.as_ptr(), &mut sa) }, 0);
+    assert!(s.f_blocks > 0 && s.f_bavail > 0 && s.f_bsize > 0);
+    assert_eq!(s.f_blocks * s.f_frsize, sa.f_blocks * sa.f_frsize);
+    assert_eq!(s.f_files, 9, "the file count of the archive");
+    assert_eq!(s.f_namemax, 255);
+}
+
+#[test]
+fn an_import_while_mounted_appears_in_the_tree() {
+    let (env, couples, _) = archive();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let c = env.couple("Late Couple", "2026-07-07");
+    let dir = mp.join(&c).join("source/modern/unknown");
+    let old_dir = mp.join(&couples[1]).join("source/modern/unknown");
+    // Looked up (and listed) before they exist.
+    assert_eq!(errno_of(fs::metadata(dir.join("NEW.MP4"))), libc::ENOENT);
+    assert_eq!(errno_of(fs::metadata(old_dir.join("LATE.MOV"))), libc::ENOENT);
+    let before = names(&old_dir);
+    let src = env.path("late");
+    write(&src.join("NEW.MP4"), &data(900, 4321));
+    env.ok(&["import", "--couple", &c, src.to_str().unwrap()]);
+    let src2 = env.path("late2/LATE.MOV");
+    write(&src2, &data(901, 1234));
+    env.ok(&["import", "--couple", &couples[1], src2.to_str().unwrap()]);
+    wait_until("new files in the mount", Duration::from_secs(10), || {
+        dir.join("NEW.MP4").exists() && old_dir.join("LATE.MOV").exists()
+    });
+    assert_eq!(fs::read(dir.join("NEW.MP4")).unwrap(), data(900, 4321));
+    assert_eq!(fs::read(old_dir.join("LATE.MOV")).unwrap(), data(901, 1234));
+    let mut after = before.clone();
+    after.push("LATE.MOV".into());
+    after.sort();
+    assert_eq!(names(&old_dir), after);
+    assert!(names(&mp).contains(&c));
+}
+
+#[test]
+fn a_deleted_blob_gives_eio_and_the_mount_stays_up() {
+    let (env, couples, map) = archive();
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &["--no-passthrough"]);
+    let tree = format!("{}/source/modern/sony-a7s-iii/C0003.MP4", couples[0]);
+    let h = b3(&fs::read(&map[&tree]).unwrap());
+    let blob = env.archive.join("objects").join(&h[..2]).join(&h[2..4]).join(&h);
+    fs::remove_file(&blob).unwrap();
+    let e = fs::read(mp.join(&tree));
+    assert_eq!(errno_of(e), libc::EIO);
+    let other = format!("{}/source/modern/sony-a7s-iii/C0001.MP4", couples[0]);
+    assert_eq!(fs::read(mp.join(&other)).unwrap(), fs::read(&map[&other]).unwrap());
+    assert!(m.stop().success());
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_a_stale_mount_is_cleaned_at_start() {
+    let (env, couples, _) = archive();
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    assert!(m.stop().success(), "exit 0 on SIGTERM");
+    assert!(!is_mounted(&mp), "no mount left behind");
+    // A crashed daemon leaves "Transport endpoint is not connected"; the next mount cleans it.
+    let mut crashed = Mount::start(&env, &mp, &[]);
+    let mut child = crashed.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(errno_of(fs::metadata(&mp)), libc::ENOTCONN);
+    assert!(is_mounted(&mp));
+    let mut m = Mount::start(&env, &mp, &[]);
+    assert!(names(&mp).contains(&couples[0]));
+    assert!(m.stop().success());
+    assert!(!is_mounted(&mp), "neither the stale nor the new mount is left");
+    drop(crashed);
+}
+
+#[test]
+fn odd_names_are_served_as_given() {
+    let env = Env::new();
+    let c = env.couple("Odd", "2025-01-01");
+    let card = env.path("card");
+    fs::create_dir_all(&card).unwrap();
+    let names_in: Vec<Vec<u8>> = vec![
+        b"new\nline.MP4".to_vec(),
+        b"bad\xffname.MP4".to_vec(),
+        "Cafe\u{301}.MOV".as_bytes().to_vec(),
+        b"a b.MP4".to_vec(),
+    ];
+    for (i, n) in names_in.iter().enumerate() {
+        fs::write(card.join(os(n)), data(i as u64, 100 + i)).unwrap();
+    }
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join(&c).join("source/modern/unknown");
+    let listed: Vec<Vec<u8>> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    for (i, n) in names_in.iter().enumerate() {
+        assert!(listed.contains(n), "{:?} not listed", os(n));
+        assert_eq!(fs::read(dir.join(os(n))).unwrap(), data(i as u64, 100 + i));
+    }
+    let _ = ErrorKind::NotFound;
+}

@@ -5,7 +5,6 @@ mod common;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -203,7 +202,7 @@ fn passthrough_is_used_when_root_and_the_kernel_allows() {
     let mp = env.path("mnt");
     let run = |extra: &[&str]| {
         let _ = fs::create_dir_all(&mp);
-        let mut child = env
+        let child = env
             .cmd()
             .arg("mount")
             .arg(&mp)
@@ -435,5 +434,4 @@ fn odd_names_are_served_as_given() {
         assert!(listed.contains(n), "{:?} not listed", os(n));
         assert_eq!(fs::read(dir.join(os(n))).unwrap(), data(i as u64, 100 + i));
     }
-    let _ = ErrorKind::NotFound;
 }

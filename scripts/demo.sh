@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds, makes a demo archive from generated footage (a Sony card with XML
+# sidecars, a GoPro card with proxies, a DV tape capture, a Super 8 reel scan, phone clips), imports it verified,
+# and mounts it. On a terminal it stays mounted until Enter or Ctrl-C; otherwise it shows the tree and unmounts.
+# Usage: scripts/demo.sh [DIR]   (default: ./demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scripts/setup.sh demo
+cargo build --release
+nf="$root/target/release/nightfox"
+
+demo=$(realpath -m "${1:-$root/demo}")
+footage="$demo/footage"
+export NIGHTFOX_ARCHIVE="$demo/archive"
+mnt="$demo/mnt"
+if mountpoint -q "$mnt" 2>/dev/null || ! stat "$mnt" >/dev/null 2>&1; then
+  fusermount3 -u -z "$mnt" 2>/dev/null || true
+fi
+rm -rf "$demo/archive" "$footage"
+mkdir -p "$footage" "$mnt"
+
+clip() { # clip OUT SECONDS PATTERN TONE_HZ [ffmpeg metadata args...]  (the tone makes every clip distinct)
+  local out=$1 secs=$2 pat=$3 tone=$4
+  shift 4
+  mkdir -p "$(dirname "$out")"
+  if command -v ffmpeg >/dev/null 2>&1; then
+    ffmpeg -nostdin -loglevel error -y -f lavfi -i "$pat=size=640x360:rate=25" -f lavfi -i "sine=frequency=$tone" \
+      -t "$secs" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest -f mp4 "$@" "$out"
+  else
+    head -c $((secs * 400000)) /dev/urandom >"$out"
+  fi
+}
+
+echo "== generating footage in $footage"
+sony="$footage/sony-a/PRIVATE/M4ROOT/CLIP"
+for i in 1 2 3; do
+  clip "$sony/C000$i.MP4" 3 testsrc $((400 + i * 20))
+  cat >"$sony/C000${i}M01.XML" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<NonRealTimeMeta xmlns="urn:schemas-professionalDisc:nonRealTimeMeta:ver.2.20">
+  <Duration value="75"/>
+  <TargetMaterial umidRef="060A2B340101010501010D43130000000000000000000000000000000000000$i"/>
+  <Device manufacturer="Sony" modelName="ILCE-7SM3" serialNo="5012345"/>
+</NonRealTimeMeta>
+XML
+done
+gopro="$footage/gopro/DCIM/100GOPRO"
+for i in 1 2; do
+  clip "$gopro/GX01000$i.MP4" 2 smptebars $((600 + i * 20))
+  clip "$gopro/GL01000$i.LRV" 2 smptebars $((700 + i * 20))
+  head -c 4096 /dev/urandom >"$gopro/GX01000$i.THM"
+done
+clip "$footage/dv/tape01 - ceremony.mov" 4 rgbtestsrc 300
+clip "$footage/super8/reel01.mov" 3 mandelbrot 0
+clip "$footage/phone/IMG_0001.MOV" 2 testsrc2 880 -metadata make=Apple -metadata model="iPhone 15 Pro"
+
+echo "== archive in $NIGHTFOX_ARCHIVE"
+"$nf" init
+couple=$("$nf" couple add --name "Julia & Sven" --date 2025-12-31)
+sony_cam=$("$nf" camera add --name "Sony A7S III" --type modern --make Sony --model ILCE-7SM3 --serial 5012345)
+gopro_cam=$("$nf" camera add --name "GoPro Hero 12" --type modern)
+dv_cam=$("$nf" camera add --name "Dad's DV camcorder" --type dadcam)
+s8_cam=$("$nf" camera add --name "Nizo Super 8" --type super8)
+"$nf" import --couple "$couple" --camera "$sony_cam" "$footage/sony-a"
+"$nf" import --couple "$couple" --camera "$gopro_cam" "$footage/gopro"
+"$nf" import --couple "$couple" --type dadcam --camera "$dv_cam" "$footage/dv"
+"$nf" import --couple "$couple" --type super8 --camera "$s8_cam" "$footage/super8"
+"$nf" import --couple "$couple" "$footage/phone"
+echo "== importing the Sony card again (nothing is copied twice)"
+"$nf" import --couple "$couple" --camera "$sony_cam" "$footage/sony-a"
+"$nf" sessions
+"$nf" verify
+
+echo "== mounting at $mnt"
+"$nf" mount "$mnt" &
+pid=$!
+cleanup() {
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt" || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+mountpoint -q "$mnt" || { echo "demo: the mount did not come up" >&2; exit 1; }
+(cd "$mnt" && find . -path ./.by-hash -prune -o -print | sort)
+ls -l "$mnt/$couple/source/modern/$sony_cam"
+getfattr -d "$mnt/$couple/source/modern/$sony_cam/C0001.MP4" 2>/dev/null || true
+if [ -t 0 ]; then
+  echo "== mounted at $mnt: browse it, play from it. Press Enter (or Ctrl-C) to unmount."
+  read -r _ || true
+fi
+echo "== demo done"

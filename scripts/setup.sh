@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages Nightfox needs on a fresh Debian machine, only those that are missing.
+# Usage: scripts/setup.sh [test|demo|bench]...   (default: test)
+set -euo pipefail
+
+want=(fuse3 pkg-config attr util-linux)
+for role in "${@:-test}"; do
+  case "$role" in
+    test) want+=(rsync) ;;
+    demo) want+=(ffmpeg) ;;
+    bench) want+=(b3sum fio bindfs) ;;
+    *) echo "setup.sh: unknown role $role" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo (Rust) is required; install it with rustup" >&2
+  exit 1
+fi
+if [ ! -e /dev/fuse ]; then
+  echo "setup: /dev/fuse is missing: the mount tests need FUSE (modprobe fuse)" >&2
+fi

@@ -8,7 +8,7 @@ for role in "${@:-test}"; do
   case "$role" in
     test) want+=(rsync) ;;
     demo) want+=(ffmpeg) ;;
-    bench) want+=(b3sum fio bindfs) ;;
+    bench) want+=(b3sum fio bindfs bc) ;;
     *) echo "setup.sh: unknown role $role" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Import benchmark: `nightfox import` against `cp -r` + `sync`, and against `cp -r` + `sync` + `b3sum` of the
+# copies, on the same generated set (a few 1 GiB files plus a thousand small ones), side by side in one run.
+# Page caches are dropped before every run when root. Prints medians and ratios (lower time = better).
+# Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh bench
+cargo build --release -q
+nf="$(pwd)/target/release/nightfox"
+bench=$(realpath -m "${BENCH_DIR:-target/bench}")
+big=${BIG_FILES:-3}; big_mib=${BIG_MIB:-1024}; small=${SMALL_FILES:-1000}; runs=${RUNS:-3}
+src="$bench/import-src-${big}x${big_mib}-${small}"
+
+if [ ! -f "$src/.complete" ]; then
+  echo "generating $big x $big_mib MiB + $small small files in $src" >&2
+  rm -rf "$src"
+  mkdir -p "$src/PRIVATE/M4ROOT/CLIP" "$src/DCIM"
+  for i in $(seq 1 "$big"); do
+    head -c $((big_mib << 20)) /dev/urandom >"$src/PRIVATE/M4ROOT/CLIP/C000$i.MP4"
+  done
+  python3 - "$src/DCIM" "$small" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2])
+random.seed(7)
+for i in range(n):
+    sub = os.path.join(d, "%03dMEDIA" % (100 + i // 200))
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "IMG_%04d.JPG" % i), "wb") as f:
+        f.write(os.urandom(random.randint(16 << 10, 512 << 10)))
+PY
+  touch "$src/.complete"
+fi
+bytes=$(du -sb --exclude=.complete "$src" | cut -f1)
+files=$(find "$src" -type f ! -name .complete | wc -l)
+
+drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
+now() { date +%s.%N; }
+dst="$bench/import-dst"
+clean() { rm -rf "$dst"; sync; }
+
+declare -A times
+run_one() { # name command...
+  local name=$1; shift
+  clean; drop
+  local t0; t0=$(now)
+  "$@"
+  local t1; t1=$(now)
+  times[$name]+="$(echo "$t1 - $t0" | bc) "
+}
+cp_sync() { cp -r "$src" "$dst" && sync; }
+cp_sync_b3() { cp -r "$src" "$dst" && sync && find "$dst" -type f -print0 | xargs -0 -n 256 b3sum >/dev/null; }
+nf_import() {
+  "$nf" --archive "$dst" init >/dev/null
+  local c; c=$("$nf" --archive "$dst" couple add --name Bench --date 2025-01-01)
+  "$nf" --archive "$dst" import --couple "$c" "$src" >/dev/null
+}
+
+for r in $(seq 1 "$runs"); do
+  echo "run $r/$runs" >&2
+  run_one cp_sync cp_sync
+  run_one cp_sync_b3 cp_sync_b3
+  run_one nightfox nf_import
+done
+clean
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+m_cp=$(echo "${times[cp_sync]}" | median)
+m_b3=$(echo "${times[cp_sync_b3]}" | median)
+m_nf=$(echo "${times[nightfox]}" | median)
+mib=$(echo "$bytes / 1048576" | bc)
+echo
+echo "import benchmark: $files files, $mib MiB, median of $runs runs, caches dropped before each"
+printf '%-32s %9s %10s %12s\n' "run" "seconds" "MiB/s" "time ratio"
+for n in cp_sync cp_sync_b3 nightfox; do
+  m=$(echo "${times[$n]}" | median)
+  printf '%-32s %9.2f %10.0f %12s\n' "$n" "$m" "$(echo "$mib / $m" | bc -l)" "$(printf '%.2fx' "$(echo "$m / $m_cp" | bc -l)")"
+done
+echo
+printf 'nightfox import / (cp + sync)          = %.2f  (target <= 1.5)\n' "$(echo "$m_nf / $m_cp" | bc -l)"
+printf 'nightfox import / (cp + sync + b3sum)  = %.2f  (target < 1.0)\n' "$(echo "$m_nf / $m_b3" | bc -l)"

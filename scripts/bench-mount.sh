@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Mount benchmark, side by side in one run: reading blob files natively, the nightfox mount with kernel
+# passthrough, the nightfox copy path (--no-passthrough), and bindfs (a peer FUSE filesystem) over the same
+# objects directory. Sequential read (dd bs=1M, cold after dropping caches, and warm), random 4 KiB and 64 KiB
+# reads (fio), and find / ls -lR / du -s over 20,000 files in 200 directories against a plain tree of the same
+# shape (and bindfs over it). Prints throughput and ratios to native (higher = better for reads; for walks the
+# ratio is time / native time, lower = better).
+# Env: BENCH_DIR (target/bench), BIG_MIB (1024), FIO_SECONDS (5), WALK_COUPLES (20), WALK_CAMERAS (10),
+#      WALK_FILES (100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh bench
+cargo build --release -q
+nf="$(pwd)/target/release/nightfox"
+bench=$(realpath -m "${BENCH_DIR:-target/bench}")
+big_mib=${BIG_MIB:-1024}; fio_s=${FIO_SECONDS:-5}
+nc=${WALK_COUPLES:-20}; ncam=${WALK_CAMERAS:-10}; nfiles=${WALK_FILES:-100}
+arch="$bench/mount-archive-${big_mib}-${nc}x${ncam}x${nfiles}"
+tree="$bench/mount-tree-${nc}x${ncam}x${nfiles}"
+[ "$(id -u)" -eq 0 ] || echo "note: not root: caches cannot be dropped and passthrough is unavailable" >&2
+
+if [ ! -f "$arch/.bench-complete" ]; then
+  echo "building the bench archive in $arch (once)" >&2
+  rm -rf "$arch" "$tree"
+  python3 - "$tree" "$nc" "$ncam" "$nfiles" <<'PY'
+import os, sys
+root, nc, ncam, nf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for c in range(nc):
+    for k in range(ncam):
+        d = os.path.join(root, "c%02d" % c, "cam%02d" % k)
+        os.makedirs(d, exist_ok=True)
+        for i in range(nf):
+            with open(os.path.join(d, "C%04d.MP4" % i), "wb") as f:
+                f.write(os.urandom(1024 + (i * 37) % 3000))
+PY
+  "$nf" --archive "$arch" init >/dev/null
+  for k in $(seq -f %02g 0 $((ncam - 1))); do
+    "$nf" --archive "$arch" camera add --name "cam$k" --type modern >/dev/null
+  done
+  for c in $(seq -f %02g 0 $((nc - 1))); do
+    couple=$("$nf" --archive "$arch" couple add --name "couple $c" --date 2025-01-01)
+    for k in $(seq -f %02g 0 $((ncam - 1))); do
+      "$nf" --archive "$arch" import --couple "$couple" --camera "cam$k" "$tree/c$c/cam$k" >/dev/null
+    done
+  done
+  bigsrc="$bench/mount-big.bin"
+  head -c $((big_mib << 20)) /dev/urandom >"$bigsrc"
+  couple=$("$nf" --archive "$arch" couple add --name "big" --date 2025-01-02)
+  "$nf" --archive "$arch" import --couple "$couple" "$bigsrc" >/dev/null
+  rm -f "$bigsrc"
+  touch "$arch/.bench-complete"
+fi
+big_hash=$(cd "$arch/objects" && find . -type f -size +$((big_mib - 1))M -printf '%f\n' | head -n1)
+big_rel="2025-01-02-big/source/modern/unknown/mount-big.bin"
+native_big="$arch/objects/${big_hash:0:2}/${big_hash:2:2}/$big_hash"
+
+m_pt="$bench/mnt-passthrough"; m_cp="$bench/mnt-copy"; m_bf="$bench/mnt-bindfs"; m_bt="$bench/mnt-bindfs-tree"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do
+    for _ in $(seq 1 50); do mountpoint -q "$m" 2>/dev/null || break; sleep 0.1; done
+    mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+wait_mount() { for _ in $(seq 1 150); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
+mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt"
+"$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
+"$nf" --archive "$arch" mount --no-passthrough "$m_cp" 2>/dev/null & pids+=($!)
+bindfs -r "$arch/objects" "$m_bf"
+bindfs -r "$tree" "$m_bt"
+for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done
+pt_state=$(RUST_LOG= ; grep -o 'passthrough=[a-z]*' "$bench/mnt-passthrough.log" | tail -n1 || true)
+
+drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
+now() { date +%s.%N; }
+mibps() { # file -> MiB/s of a dd read
+  local t0 t1; t0=$(now); dd if="$1" of=/dev/null bs=1M status=none; t1=$(now)
+  echo "$big_mib / ($t1 - $t0)" | bc -l
+}
+fio_iops() { # file bs
+  fio --name=r --filename="$1" --rw=randread --bs="$2" --ioengine=psync --runtime="$fio_s" --time_based \
+    --size=$((big_mib << 20)) --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])'
+}
+walk_time() { # command... -> seconds
+  local t0 t1; t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc -l
+}
+
+declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
+  [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash")
+cols=(native passthrough copy bindfs)
+declare -A r
+for c in "${cols[@]}"; do
+  f=${files[$c]}
+  drop; r[seq_cold,$c]=$(mibps "$f")
+  cat "$f" >/dev/null; r[seq_warm,$c]=$(mibps "$f")
+  drop; r[r4k_cold,$c]=$(fio_iops "$f" 4k)
+  cat "$f" >/dev/null; r[r4k_warm,$c]=$(fio_iops "$f" 4k)
+  drop; r[r64k_cold,$c]=$(fio_iops "$f" 64k)
+done
+
+# Walks: the 200 camera directories of the nightfox tree (couple/source/modern/camera) against the plain tree.
+shopt -s nullglob
+walk_targets() { # column -> paths
+  case $1 in
+    native) echo "$tree" ;;
+    bindfs) echo "$m_bt" ;;
+    passthrough) printf '%s\n' "$m_pt"/2025-01-01-* ;;
+    copy) printf '%s\n' "$m_cp"/2025-01-01-* ;;
+  esac
+}
+declare -A w
+for c in "${cols[@]}"; do
+  mapfile -t t < <(walk_targets "$c")
+  for op in find "ls -lR" "du -s"; do
+    drop; w["$op cold,$c"]=$(walk_time $op "${t[@]}")
+    w["$op warm,$c"]=$(walk_time $op "${t[@]}")
+  done
+done
+nwalk=$(find "$tree" -type f | wc -l)
+
+echo
+echo "mount benchmark: ${big_mib} MiB file; walks over $nwalk files in $((nc * ncam)) directories; ${pt_state:-passthrough=unknown}"
+printf '%-22s %12s %20s %20s %20s\n' "read (higher=better)" native passthrough "copy path" bindfs
+for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
+  unit="MiB/s"; case $k in r*) unit="IOPS" ;; esac
+  printf '%-22s' "$k ($unit)"
+  for c in "${cols[@]}"; do
+    v=${r[$k,$c]}; n=${r[$k,native]}
+    if [ "$c" = native ]; then printf ' %12.0f' "$v"; else printf ' %11.0f (%5.2fx)' "$v" "$(echo "$v / $n" | bc -l)"; fi
+  done
+  echo
+done
+echo
+printf '%-22s %12s %20s %20s %20s\n' "walk (s, lower=better)" "native" passthrough "copy path" "bindfs(tree)"
+for op in find "ls -lR" "du -s"; do
+  for temp in cold warm; do
+    k="$op $temp"
+    printf '%-22s' "$k"
+    for c in "${cols[@]}"; do
+      v=${w[$k,$c]}; n=${w[$k,native]}
+      if [ "$c" = native ]; then printf ' %12.3f' "$v"; else printf ' %11.3f (%5.2fx)' "$v" "$(echo "$v / $n" | bc -l)"; fi
+    done
+    echo
+  done
+done

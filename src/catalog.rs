@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{CatalogContext, Error, IoContext, Result};
@@ -490,7 +490,7 @@ impl Catalog {
             return Err(Error::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().ctx("begin migration")?;
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin migration")?;
             tx.execute_batch(sql).ctx(&format!("migrate to schema {}", i + 1))?;
             tx.pragma_update(None, "user_version", (i + 1) as i64).ctx("record schema version")?;
             tx.commit().ctx("commit migration")?;
@@ -764,7 +764,7 @@ impl Catalog {
 
     /// Records a scan: all items of a session in one transaction, replacing any earlier partial scan.
     pub fn insert_items(&mut self, session_id: i64, items: &[NewItem]) -> Result<()> {
-        let tx = self.conn.transaction().ctx("begin scan")?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin scan")?;
         tx.execute("DELETE FROM import_items WHERE session_id = ?1", [session_id]).ctx("clear partial scan")?;
         let mut ids = Vec::with_capacity(items.len());
         {
@@ -841,6 +841,26 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a copy in `tmp/`: its hash and the size and mtime the source had while it was copied.
+    pub fn item_copied(&self, id: i64, hash: &str, size: u64, mtime_ns: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_items SET state = 'copied', hash = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
+                 WHERE id = ?1",
+                params![id, hash, size as i64, mtime_ns, now()],
+            )
+            .ctx("record copy")?;
+        Ok(())
+    }
+
+    /// Forgets a hash computed from an older version of the source.
+    pub fn clear_item_hash(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE import_items SET hash = NULL, updated_at = ?2 WHERE id = ?1", params![id, now()])
+            .ctx("clear item hash")?;
+        Ok(())
+    }
+
     /// Sets the hash of an item without changing its state (a source hashed to find duplicates).
     pub fn set_item_hash(&self, id: i64, hash: &str) -> Result<()> {
         self.conn
@@ -851,7 +871,7 @@ impl Catalog {
 
     /// Ends an item as failed or duplicate and counts it, in one transaction.
     pub fn end_item(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()> {
-        let tx = self.conn.transaction().ctx("begin item end")?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin item end")?;
         tx.execute(
             "UPDATE import_items SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
             params![item.id, state.as_str(), error, now()],
@@ -932,7 +952,8 @@ impl Catalog {
 
     /// Starts a transaction for finalizing a group of items.
     pub fn finalize_tx(&mut self) -> Result<Finalize<'_>> {
-        Ok(Finalize { tx: self.conn.transaction().ctx("begin finalize")?, progress: Progress::default() })
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin finalize")?;
+        Ok(Finalize { tx, progress: Progress::default() })
     }
 
     const FILE_SELECT: &'static str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,

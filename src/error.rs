@@ -49,6 +49,11 @@ pub enum Error {
     )]
     DiskFull { path: PathBuf, session: i64 },
 
+    #[error(
+        "source {path:?} is not available (card or disk disconnected?); reconnect it, then `nightfox resume {session}`"
+    )]
+    SourceUnavailable { path: PathBuf, session: i64 },
+
     #[error("{path:?} changed while it was being copied")]
     SourceChanged { path: PathBuf },
 

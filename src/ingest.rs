@@ -171,12 +171,19 @@ impl<'a> Importer<'a> {
     pub fn resume(&self, id: i64) -> Result<Summary> {
         let cat = self.archive.catalog()?;
         let s = cat.session(id)?;
+        let mut lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
+        // Read again under the lock: another process may have finished it meanwhile.
+        let s = cat.session(id)?;
         if s.status.is_final() || !s.can_resume {
             return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
         }
-        let mut lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
-        lock.write_note(&id.to_string())?;
         let roots: Vec<PathBuf> = s.source_paths.iter().map(|b| bytes_path(b)).collect();
+        for r in &roots {
+            if std::fs::metadata(r).is_err() {
+                return Err(Error::SourceUnavailable { path: r.clone(), session: id });
+            }
+        }
+        lock.write_note(&id.to_string())?;
         info!(session = id, "resuming import session");
         drop(cat);
         let source = LocalSource::new(&roots);
@@ -238,7 +245,7 @@ impl<'a> Importer<'a> {
         // Copy, validate, land and finalize, a clip with its sidecars at a time.
         cat.set_session_status(id, SessionStatus::Copying, None)?;
         let groups = group_items(&items);
-        let stop = self.process_groups(&session, source, groups, cat)?;
+        let stop = self.process_groups(&session, source, roots, groups, cat)?;
         let cat = self.archive.catalog()?;
         self.observer.finish();
         match stop {
@@ -309,6 +316,7 @@ impl<'a> Importer<'a> {
         &self,
         session: &crate::catalog::Session,
         source: &dyn Source,
+        roots: &[PathBuf],
         groups: Vec<Vec<Item>>,
         cat: Catalog,
     ) -> Result<Option<Stop>> {
@@ -331,7 +339,7 @@ impl<'a> Importer<'a> {
                     let Some(group) = queue.lock().pop_front() else {
                         return;
                     };
-                    if let Err(st) = self.process_group(session, source, group, &cat, &halt) {
+                    if let Err(st) = self.process_group(session, source, roots, group, &cat, &halt) {
                         halt.store(true, Ordering::Relaxed);
                         let mut g = stop.lock();
                         // Disk full and fatal errors outrank a cancellation seen by another worker.
@@ -351,15 +359,20 @@ impl<'a> Importer<'a> {
         &self,
         session: &crate::catalog::Session,
         source: &dyn Source,
+        roots: &[PathBuf],
         mut group: Vec<Item>,
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
     ) -> std::result::Result<(), Stop> {
         for it in group.iter_mut() {
-            if it.state.is_terminal() || (it.state == ItemState::Stored && self.blob_present(it)) {
+            if it.state.is_terminal() {
                 continue;
             }
-            match self.store_item(session.id, source, it, cat, halt) {
+            if it.state == ItemState::Stored && self.blob_present(it) {
+                self.observer.advance(it.size);
+                continue;
+            }
+            match self.store_item(session.id, source, roots, it, cat, halt) {
                 Ok(()) => {}
                 Err(ItemError::Stop(s)) => return Err(s),
                 Err(ItemError::Failed(e)) => {
@@ -378,11 +391,21 @@ impl<'a> Importer<'a> {
         it.hash.as_deref().is_some_and(|h| self.archive.store.has_blob(h))
     }
 
+    /// A source error fails its item, unless a root of the import has gone away (card pulled, disk unmounted):
+    /// then the session pauses so that `resume` can finish once the source is back.
+    fn source_error(&self, e: Error, roots: &[PathBuf], session: i64) -> ItemError {
+        match roots.iter().find(|r| std::fs::metadata(r).is_err()) {
+            Some(r) => ItemError::Stop(Stop::Fatal(Error::SourceUnavailable { path: r.clone(), session })),
+            None => ItemError::Failed(e),
+        }
+    }
+
     /// Brings one item to `Stored`: its content validated in `objects/`.
     fn store_item(
         &self,
         session: i64,
         source: &dyn Source,
+        roots: &[PathBuf],
         it: &mut Item,
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
@@ -394,6 +417,7 @@ impl<'a> Importer<'a> {
             if let Some(h) = it.hash.clone() {
                 if st.has_blob(&h) {
                     remove_if_exists(&tmp).map_err(ItemError::archive)?;
+                    self.observer.advance(it.size);
                     return self.mark_stored(it, &h, cat);
                 }
                 if tmp.is_file() {
@@ -408,64 +432,83 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-        // Content already stored (found by the duplicate check): nothing to copy.
+        let path = bytes_path(&it.path);
+        // Content already stored (found by the duplicate check): nothing to copy, if the source is unchanged since.
         if let Some(h) = it.hash.clone() {
-            if st.has_blob(&h) && it.state == ItemState::Pending {
-                self.observer.advance(it.size);
-                return self.mark_stored(it, &h, cat);
+            if it.state == ItemState::Pending && st.has_blob(&h) {
+                let now = source.stat(&path).map_err(|e| self.source_error(e, roots, session))?;
+                if now.size == it.size && now.mtime_ns == it.mtime_ns {
+                    self.observer.advance(it.size);
+                    return self.mark_stored(it, &h, cat);
+                }
+                cat.lock().clear_item_hash(it.id).map_err(ItemError::archive)?;
+                it.hash = None;
             }
         }
-        let path = bytes_path(&it.path);
-        let mut attempts = 0;
+        let (mut changed, mut mismatched) = (0, 0);
         loop {
-            attempts += 1;
-            let before = source.stat(&path).map_err(ItemError::Failed)?;
-            let mut reader = source.open_at(&path, 0).map_err(ItemError::Failed)?;
+            let before = source.stat(&path).map_err(|e| self.source_error(e, roots, session))?;
+            let mut reader = source.open_at(&path, 0).map_err(|e| self.source_error(e, roots, session))?;
             let (mut out, _) = st.create_temp(&temp_name(session, it.id)).map_err(ItemError::archive)?;
             let mut on_progress = |n: u64| {
                 self.observer.advance(n);
                 !halt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed)
             };
-            let copied = match store::copy_hashing(&mut reader, &path, &mut out, &tmp, &mut on_progress) {
+            let result = store::copy_hashing(&mut reader, &path, &mut out, &tmp, &mut on_progress);
+            drop(out);
+            let copied = match result {
                 Ok(c) => c,
                 Err(e) => {
-                    drop(out);
                     let _ = remove_if_exists(&tmp);
-                    return Err(classify_copy_error(e, &tmp));
+                    return Err(self.classify_copy_error(e, roots, session));
                 }
             };
-            drop(out);
-            let after = source.stat(&path).map_err(ItemError::Failed)?;
+            let after = match source.stat(&path) {
+                Ok(a) => a,
+                Err(e) => {
+                    remove_if_exists(&tmp).map_err(ItemError::archive)?;
+                    return Err(self.source_error(e, roots, session));
+                }
+            };
             if after != before || copied.len != after.size {
                 remove_if_exists(&tmp).map_err(ItemError::archive)?;
-                if attempts < 3 {
+                changed += 1;
+                if changed < 3 {
                     warn!(path = ?path, "source changed during copy; copying again");
                     continue;
                 }
                 return Err(ItemError::Failed(Error::SourceChanged { path }));
             }
-            {
-                let c = cat.lock();
-                if after.size != it.size || after.mtime_ns != it.mtime_ns {
-                    // The file changed between the scan and the copy: the copy reflects what is there now.
-                    it.size = after.size;
-                    it.mtime_ns = after.mtime_ns;
-                }
-                c.set_item_state(it.id, ItemState::Copied, Some(&copied.hash)).map_err(ItemError::archive)?;
-            }
+            // The copy reflects the file as it is now (it may have changed since the scan).
+            it.size = after.size;
+            it.mtime_ns = after.mtime_ns;
+            cat.lock().item_copied(it.id, &copied.hash, it.size, it.mtime_ns).map_err(ItemError::archive)?;
             it.state = ItemState::Copied;
             it.hash = Some(copied.hash.clone());
             let on_disk = store::hash_from_disk(&tmp).map_err(ItemError::archive)?;
             if on_disk != copied.hash {
                 remove_if_exists(&tmp).map_err(ItemError::archive)?;
-                if attempts < 2 {
+                mismatched += 1;
+                if mismatched < 2 {
                     warn!(path = ?path, "copy did not verify; copying again");
                     continue;
                 }
                 return Err(ItemError::Failed(Error::Mismatch { path, expected: copied.hash, actual: on_disk }));
             }
-            st.land(&tmp, &copied.hash).map_err(|e| classify_copy_error(e, &tmp))?;
+            st.land(&tmp, &copied.hash).map_err(ItemError::archive)?;
             return self.mark_stored(it, &copied.hash, cat);
+        }
+    }
+
+    /// Errors while copying: a full disk or any failure on the archive side stops the session; an interruption
+    /// is a cancel; a source that cannot be read fails only its item (or pauses, if the source is gone).
+    fn classify_copy_error(&self, e: Error, roots: &[PathBuf], session: i64) -> ItemError {
+        match &e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => {
+                ItemError::Stop(Stop::Cancelled)
+            }
+            Error::Io { path, .. } if path.starts_with(&self.archive.root) => ItemError::archive(e),
+            _ => self.source_error(e, roots, session),
         }
     }
 
@@ -585,21 +628,6 @@ impl ItemError {
         } else {
             ItemError::Stop(Stop::Fatal(e))
         }
-    }
-}
-
-/// Errors while copying: a full disk or a failure writing the archive stops the session; a source that cannot be
-/// read fails only its item; an interruption is a cancel.
-fn classify_copy_error(e: Error, tmp: &Path) -> ItemError {
-    if e.is_disk_full() {
-        return ItemError::Stop(Stop::DiskFull(tmp.to_path_buf()));
-    }
-    match &e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => {
-            ItemError::Stop(Stop::Cancelled)
-        }
-        Error::Io { path, .. } if path.starts_with(tmp.parent().unwrap_or(tmp)) => ItemError::Stop(Stop::Fatal(e)),
-        _ => ItemError::Failed(e),
     }
 }
 

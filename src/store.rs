@@ -118,10 +118,20 @@ pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// Hashes a source file in place (used to check duplicate candidates before copying).
+/// Hashes a source file in place (used to check duplicate candidates before copying). Reads with a buffer, not a
+/// memory map, so a card pulled or a file truncated mid-read is an error rather than a SIGBUS; each chunk is
+/// hashed on all cores.
 pub fn hash_file(path: &Path) -> Result<HashHex> {
+    let mut f = File::open(path).at(path)?;
+    let mut buf = vec![0u8; COPY_CHUNK];
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path).at(path)?;
+    loop {
+        let n = read_full(&mut f, &mut buf).at(path)?;
+        if n == 0 {
+            break;
+        }
+        h.update_rayon(&buf[..n]);
+    }
     Ok(h.finalize().to_hex().to_string())
 }
 

@@ -482,3 +482,41 @@ fn a_full_disk_pauses_the_session_and_resume_continues_after_space_is_freed() {
     assert_eq!(cat.files(None).unwrap().len(), 6);
     assert!(run(&["verify"]).status.success());
 }
+
+#[test]
+fn resume_with_the_card_gone_keeps_the_session_resumable() {
+    let env = Env::new();
+    let c = env.couple("Gone", "2025-01-01");
+    let card = env.path("card");
+    sony_card(&card, 2, 4);
+    write_big(&card.join("PRIVATE/M4ROOT/CLIP/C0050.MP4"), 768 << 20, 50);
+    let mut child = env
+        .cmd()
+        .args(["import", "--couple", &c, card.to_str().unwrap()])
+        .env("NIGHTFOX_IMPORT_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = env.archive.join("tmp");
+    wait_until("a large temp file", Duration::from_secs(120), || {
+        fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 32 << 20).unwrap_or(false))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The card is unplugged: resume refuses clearly and changes nothing.
+    let away = env.path("card-away");
+    fs::rename(&card, &away).unwrap();
+    let out = env.run(&["resume", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not available") && err.contains("nightfox resume 1"), "{err}");
+    let s = env.catalog().session(1).unwrap();
+    assert!(s.can_resume && !s.status.is_final());
+    // Plugged in again: resume finishes.
+    fs::rename(&away, &card).unwrap();
+    let out = env.ok(&["resume", "1"]);
+    assert!(out.contains("5 imported"), "{out}");
+    env.assert_consistent();
+    assert!(env.tmp_entries().is_empty());
+}

@@ -66,12 +66,12 @@ cleanup() {
 trap cleanup EXIT
 wait_mount() { for _ in $(seq 1 150); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
 mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt"
-"$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
+RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
 "$nf" --archive "$arch" mount --no-passthrough "$m_cp" 2>/dev/null & pids+=($!)
 bindfs -r "$arch/objects" "$m_bf"
 bindfs -r "$tree" "$m_bt"
 for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done
-pt_state=$(RUST_LOG= ; grep -o 'passthrough=[a-z]*' "$bench/mnt-passthrough.log" | tail -n1 || true)
+pt_state=$(grep -o 'passthrough=[a-z]*' "$bench/mnt-passthrough.log" | tail -n1 || true)
 
 drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
 now() { date +%s.%N; }
@@ -80,7 +80,7 @@ mibps() { # file -> MiB/s of a dd read
   echo "$big_mib / ($t1 - $t0)" | bc -l
 }
 fio_iops() { # file bs
-  fio --name=r --filename="$1" --rw=randread --bs="$2" --ioengine=psync --runtime="$fio_s" --time_based \
+  fio --name=r --filename="$1" --invalidate=0 --rw=randread --bs="$2" --ioengine=psync --runtime="$fio_s" --time_based \
     --size=$((big_mib << 20)) --output-format=json 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])'
 }

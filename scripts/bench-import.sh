@@ -46,7 +46,7 @@ run_one() { # name command...
   local t0; t0=$(now)
   "$@"
   local t1; t1=$(now)
-  times[$name]+="$(echo "$t1 - $t0" | bc) "
+  times[$name]+=" $(echo "$t1 - $t0" | bc)"
 }
 cp_sync() { cp -r "$src" "$dst" && sync; }
 cp_sync_b3() { cp -r "$src" "$dst" && sync && find "$dst" -type f -print0 | xargs -0 -n 256 b3sum >/dev/null; }
@@ -56,11 +56,15 @@ nf_import() {
   "$nf" --archive "$dst" import --couple "$c" "$src" >/dev/null
 }
 
+order=(cp_sync cp_sync_b3 nightfox)
+fn_of() { case $1 in nightfox) echo nf_import ;; *) echo "$1" ;; esac; }
 for r in $(seq 1 "$runs"); do
-  echo "run $r/$runs" >&2
-  run_one cp_sync cp_sync
-  run_one cp_sync_b3 cp_sync_b3
-  run_one nightfox nf_import
+  # Rotate the order every round so no method always runs first after generation or a delete.
+  for k in 0 1 2; do
+    n=${order[$(((k + r) % 3))]}
+    run_one "$n" "$(fn_of "$n")"
+  done
+  echo "round $r/$runs: cp_sync ${times[cp_sync]##* } | cp_sync_b3 ${times[cp_sync_b3]##* } | nightfox ${times[nightfox]##* }" >&2
 done
 clean
 
@@ -71,6 +75,7 @@ m_nf=$(echo "${times[nightfox]}" | median)
 mib=$(echo "$bytes / 1048576" | bc)
 echo
 echo "import benchmark: $files files, $mib MiB, median of $runs runs, caches dropped before each"
+for n in cp_sync cp_sync_b3 nightfox; do echo "  $n runs (s):${times[$n]}"; done
 printf '%-32s %9s %10s %12s\n' "run" "seconds" "MiB/s" "time ratio"
 for n in cp_sync cp_sync_b3 nightfox; do
   m=$(echo "${times[$n]}" | median)

@@ -6,7 +6,7 @@ set -euo pipefail
 want=(fuse3 pkg-config attr util-linux)
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync) ;;
+    test) want+=(rsync ffmpeg) ;;
     demo) want+=(ffmpeg) ;;
     bench) want+=(b3sum fio bindfs bc) ;;
     *) echo "setup.sh: unknown role $role" >&2; exit 2 ;;

@@ -100,6 +100,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX import_items_session ON import_items(session_id, state);
     "#,
+    // 2: routing: capture times, cameras created from metadata, whether an import named its footage type.
+    r#"
+    ALTER TABLE files ADD COLUMN captured_at INTEGER;
+    ALTER TABLE cameras ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN type_explicit INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Current schema version this build writes.
@@ -208,6 +214,8 @@ pub struct Camera {
     pub model: Option<String>,
     pub serial: Option<String>,
     pub file_count: i64,
+    /// Created by routing from a file's metadata rather than by `camera add`.
+    pub auto: bool,
 }
 
 /// The states of an import session.
@@ -270,6 +278,8 @@ pub struct Session {
     pub last_step: Option<String>,
     pub can_resume: bool,
     pub footage_type: FootageType,
+    /// False when the import gave no `--type` (routing may then take a camera's type).
+    pub type_explicit: bool,
     pub camera_id: Option<i64>,
     pub duplicates: DuplicateAction,
     pub source: String,
@@ -382,6 +392,8 @@ pub struct FileRow {
     pub imported_at: i64,
     pub session_id: Option<i64>,
     pub sidecar_of: Option<i64>,
+    /// Capture time from the file's metadata (Unix seconds), if it said.
+    pub captured_at: Option<i64>,
 }
 
 /// A file to insert; the display name is chosen by the caller (see `organize`).
@@ -399,6 +411,19 @@ pub struct NewFile<'a> {
     pub source_mtime_ns: i64,
     pub session_id: Option<i64>,
     pub sidecar_of: Option<i64>,
+    pub captured_at: Option<i64>,
+}
+
+/// A camera to insert.
+#[derive(Clone, Debug)]
+pub struct NewCamera<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub footage_type: FootageType,
+    pub make: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub auto: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -567,35 +592,17 @@ impl Catalog {
 
     // ---- cameras -------------------------------------------------------------------------------------------
 
-    pub fn add_camera(
-        &self,
-        slug: &str,
-        name: &str,
-        footage_type: FootageType,
-        make: Option<&str>,
-        model: Option<&str>,
-        serial: Option<&str>,
-    ) -> Result<i64> {
-        self.conn
-            .execute(
-                "INSERT INTO cameras (slug, name, footage_type, make, model, serial, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![slug, name, footage_type.as_str(), make, model, serial, now()],
-            )
-            .ctx("add camera")?;
-        Ok(self.conn.last_insert_rowid())
+    pub fn add_camera(&self, c: &NewCamera) -> Result<i64> {
+        insert_camera(&self.conn, c)
     }
 
     pub fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
-        self.conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)", [slug], |r| r.get(0))
-            .ctx("check camera slug")
+        slug_taken(&self.conn, slug)
     }
 
-    const CAMERA_SELECT: &'static str = "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
-            (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id) FROM cameras c";
+    const CAMERA_SELECT: &'static str = CAMERA_SELECT;
 
-    fn camera_from_row(r: &Row) -> rusqlite::Result<Camera> {
+    pub(crate) fn camera_from_row(r: &Row) -> rusqlite::Result<Camera> {
         let t: String = r.get(3)?;
         Ok(Camera {
             id: r.get(0)?,
@@ -606,13 +613,12 @@ impl Catalog {
             model: r.get(5)?,
             serial: r.get(6)?,
             file_count: r.get(7)?,
+            auto: r.get(8)?,
         })
     }
 
     pub fn cameras(&self) -> Result<Vec<Camera>> {
-        let mut st = self.conn.prepare(&format!("{} ORDER BY c.slug", Self::CAMERA_SELECT)).ctx("list cameras")?;
-        let rows = st.query_map([], Self::camera_from_row).ctx("list cameras")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list cameras")
+        cameras_on(&self.conn)
     }
 
     pub fn camera_by_slug(&self, slug: &str) -> Result<Camera> {
@@ -629,21 +635,23 @@ impl Catalog {
     pub fn create_session(
         &self,
         couple_id: i64,
-        footage_type: FootageType,
+        footage_type: Option<FootageType>,
         camera_id: Option<i64>,
         duplicates: DuplicateAction,
         source: &str,
         source_paths: &[Vec<u8>],
     ) -> Result<i64> {
         let t = now();
+        let ft = footage_type.unwrap_or(FootageType::Modern);
         self.conn
             .execute(
-                "INSERT INTO import_sessions (couple_id, status, footage_type, camera_id, duplicates, source,
-                     source_paths, created_at, updated_at)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO import_sessions (couple_id, status, footage_type, type_explicit, camera_id, duplicates,
+                     source, source_paths, created_at, updated_at)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                 params![
                     couple_id,
-                    footage_type.as_str(),
+                    ft.as_str(),
+                    footage_type.is_some(),
                     camera_id,
                     duplicates.as_str(),
                     source,
@@ -658,7 +666,7 @@ impl Catalog {
     const SESSION_SELECT: &'static str = "SELECT s.id, s.couple_id, c.folder_name, s.status, s.last_step, s.can_resume,
             s.footage_type, s.camera_id, s.duplicates, s.source, s.source_paths, s.files_total, s.files_processed,
             s.files_duplicate, s.files_error, s.bytes_total, s.bytes_processed, s.bytes_duplicate, s.bytes_error,
-            s.error, s.created_at, s.updated_at, s.finished_at
+            s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit
          FROM import_sessions s JOIN couples c ON c.id = s.couple_id";
 
     fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
@@ -674,6 +682,7 @@ impl Catalog {
             last_step: r.get(4)?,
             can_resume: r.get(5)?,
             footage_type: FootageType::parse(&ft).unwrap_or(FootageType::Modern),
+            type_explicit: r.get(23)?,
             camera_id: r.get(7)?,
             duplicates: DuplicateAction::parse(&dup).unwrap_or(DuplicateAction::Skip),
             source: r.get(9)?,
@@ -957,7 +966,7 @@ impl Catalog {
     }
 
     const FILE_SELECT: &'static str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
-            f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id
+            f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id, f.captured_at
          FROM files f JOIN blobs b ON b.hash = f.blob_hash";
 
     fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
@@ -977,6 +986,7 @@ impl Catalog {
             session_id: r.get(11)?,
             sidecar_of: r.get(12)?,
             blob_id: r.get(13)?,
+            captured_at: r.get(14)?,
         })
     }
 
@@ -1007,6 +1017,41 @@ impl Catalog {
             .ctx("find file")
     }
 
+    /// The file with this display name in a directory of the tree.
+    pub fn file_in_dir(
+        &self,
+        couple_id: i64,
+        ft: FootageType,
+        camera_id: Option<i64>,
+        name: &[u8],
+    ) -> Result<Option<FileRow>> {
+        let sql = format!(
+            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 AND f.display_name = ?4",
+            Self::FILE_SELECT
+        );
+        self.conn
+            .query_row(&sql, params![couple_id, ft.as_str(), camera_id.unwrap_or(0), name], Self::file_from_row)
+            .optional()
+            .ctx("find file")
+    }
+
+    /// The sidecars linked to a clip.
+    pub fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("{} WHERE f.sidecar_of = ?1 ORDER BY f.display_name", Self::FILE_SELECT))
+            .ctx("list sidecars")?;
+        let rows = st.query_map([file_id], Self::file_from_row).ctx("list sidecars")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sidecars")
+    }
+
+    pub fn camera_by_id(&self, id: i64) -> Result<Option<Camera>> {
+        self.conn
+            .query_row(&format!("{CAMERA_SELECT} WHERE c.id = ?1"), [id], Self::camera_from_row)
+            .optional()
+            .ctx("find camera")
+    }
+
     /// Files with an id above `after`, in id order (files are only ever added).
     pub fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
         let mut st = self
@@ -1026,6 +1071,30 @@ impl Catalog {
     pub fn file_count(&self) -> Result<i64> {
         self.conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).ctx("count files")
     }
+}
+
+const CAMERA_SELECT: &str = "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
+        (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id), c.auto FROM cameras c";
+
+fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
+    let mut st = conn.prepare_cached(&format!("{CAMERA_SELECT} ORDER BY c.slug")).ctx("list cameras")?;
+    let rows = st.query_map([], Catalog::camera_from_row).ctx("list cameras")?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list cameras")
+}
+
+fn insert_camera(conn: &Connection, c: &NewCamera) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO cameras (slug, name, footage_type, make, model, serial, created_at, auto)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![c.slug, c.name, c.footage_type.as_str(), c.make, c.model, c.serial, now(), c.auto],
+    )
+    .ctx("add camera")?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn slug_taken(conn: &Connection, slug: &str) -> Result<bool> {
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)", [slug], |r| r.get(0))
+        .ctx("check camera slug")
 }
 
 fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {
@@ -1081,6 +1150,18 @@ impl Finalize<'_> {
             .ctx("check name")
     }
 
+    pub fn cameras(&self) -> Result<Vec<Camera>> {
+        cameras_on(&self.tx)
+    }
+
+    pub fn add_camera(&self, c: &NewCamera) -> Result<i64> {
+        insert_camera(&self.tx, c)
+    }
+
+    pub fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
+        slug_taken(&self.tx, slug)
+    }
+
     /// The display name of an already catalogued file.
     pub fn display_name(&self, file_id: i64) -> Result<Option<Vec<u8>>> {
         self.tx
@@ -1109,8 +1190,8 @@ impl Finalize<'_> {
         self.tx
             .execute(
                 "INSERT INTO files (couple_id, footage_type, camera_id, blob_hash, display_name, name_key,
-                    original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of, captured_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     f.couple_id,
                     f.footage_type.as_str(),
@@ -1123,7 +1204,8 @@ impl Finalize<'_> {
                     f.source_mtime_ns,
                     t,
                     f.session_id,
-                    f.sidecar_of
+                    f.sidecar_of,
+                    f.captured_at
                 ],
             )
             .ctx("insert file")?;

@@ -42,9 +42,9 @@ enum Command {
         /// The couple's folder name, e.g. 2025-12-31-julia-sven.
         #[arg(long)]
         couple: String,
-        /// Footage type: modern, dadcam or super8.
-        #[arg(long = "type", default_value = "modern", value_parser = parse_type)]
-        footage_type: FootageType,
+        /// Footage type: modern, dadcam or super8 (default: the matched camera's, else modern).
+        #[arg(long = "type", value_parser = parse_type)]
+        footage_type: Option<FootageType>,
         /// Camera slug to put every file under (default: unknown).
         #[arg(long)]
         camera: Option<String>,
@@ -72,6 +72,12 @@ enum Command {
     Verify {
         #[arg(long)]
         couple: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the archive knows of one file: a path inside a mount, or `couple/source/type/camera/name`.
+    Info {
+        path: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -302,7 +308,15 @@ fn run(cli: Cli) -> Result<i32> {
                 return Err(Error::Invalid(format!("{name:?} cannot name a camera")));
             }
             let slug = organize::first_free(&base, |c| cat.camera_slug_taken(c))?;
-            cat.add_camera(&slug, name.trim(), footage_type, make.as_deref(), model.as_deref(), serial.as_deref())?;
+            cat.add_camera(&crate::catalog::NewCamera {
+                slug: &slug,
+                name: name.trim(),
+                footage_type,
+                make: make.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+                model: model.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+                serial: serial.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+                auto: false,
+            })?;
             println!("{slug}");
             Ok(0)
         }
@@ -381,10 +395,104 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
+        Command::Info { path, json } => info(cli.archive, &path, json),
         Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
             crate::fuse::mount_foreground(a, &mountpoint, crate::fuse::MountOptions { allow_other, no_passthrough })?;
             Ok(0)
         }
     }
+}
+
+#[derive(Serialize)]
+struct FileInfo {
+    path: String,
+    blake3: String,
+    size: u64,
+    original_path: String,
+    source: String,
+    session: Option<i64>,
+    couple: String,
+    footage_type: FootageType,
+    camera: String,
+    camera_name: Option<String>,
+    camera_make: Option<String>,
+    camera_model: Option<String>,
+    camera_serial: Option<String>,
+    captured_at: Option<String>,
+    imported_at: String,
+    source_mtime: String,
+    sidecars: Vec<String>,
+    sidecar_of: Option<String>,
+}
+
+fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let (archive_dir, tree) = match crate::vfs::locate_in_mount(path) {
+        Some((a, t)) if archive_flag.is_none() => (a, t),
+        Some((_, t)) => (archive::resolve_dir(archive_flag)?, t),
+        None => (archive::resolve_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
+    };
+    let a = Archive::open(&archive_dir)?;
+    let cat = a.catalog()?;
+    let f = crate::vfs::file_at_tree_path(&cat, &tree)?;
+    let couple = cat.couple_by_id(f.couple_id)?.folder_name;
+    let cam = match f.camera_id {
+        Some(id) => cat.camera_by_id(id)?,
+        None => None,
+    };
+    let slug = cam.as_ref().map(|c| c.slug.clone());
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let fi = FileInfo {
+        path: crate::vfs::tree_path(&couple, slug.as_deref(), &f),
+        blake3: f.blob_hash.clone(),
+        size: f.size,
+        original_path: lossy(&f.original_path),
+        source: f.source.clone(),
+        session: f.session_id,
+        couple,
+        footage_type: f.footage_type,
+        camera: slug.unwrap_or_else(|| "unknown".into()),
+        camera_name: cam.as_ref().map(|c| c.name.clone()),
+        camera_make: cam.as_ref().and_then(|c| c.make.clone()),
+        camera_model: cam.as_ref().and_then(|c| c.model.clone()),
+        camera_serial: cam.as_ref().and_then(|c| c.serial.clone()),
+        captured_at: f.captured_at.map(crate::vfs::rfc3339),
+        imported_at: crate::vfs::rfc3339(f.imported_at),
+        source_mtime: crate::vfs::rfc3339(f.source_mtime_ns.div_euclid(1_000_000_000)),
+        sidecars: cat.sidecars_of(f.id)?.iter().map(|s| lossy(&s.display_name)).collect(),
+        sidecar_of: match f.sidecar_of {
+            Some(id) => cat.file(id)?.map(|c| lossy(&c.display_name)),
+            None => None,
+        },
+    };
+    if json {
+        print_json(&fi)?;
+        return Ok(0);
+    }
+    let row = |k: &str, v: &str| println!("{k:<14} {}", one_line(v));
+    row("path", &fi.path);
+    row("blake3", &fi.blake3);
+    row("size", &format!("{} ({})", fi.size, human(fi.size as i64)));
+    row("original path", &fi.original_path);
+    row("source", &fi.source);
+    row("session", &fi.session.map(|s| s.to_string()).unwrap_or_default());
+    row("footage type", fi.footage_type.as_str());
+    let detail = [fi.camera_make.as_deref(), fi.camera_model.as_deref()].iter().flatten().copied().collect::<Vec<_>>();
+    let mut cam = fi.camera.clone();
+    if !detail.is_empty() {
+        cam.push_str(&format!(" ({})", detail.join(" ")));
+    }
+    if let Some(sn) = &fi.camera_serial {
+        cam.push_str(&format!(", serial {sn}"));
+    }
+    row("camera", &cam);
+    row("captured at", fi.captured_at.as_deref().unwrap_or("unknown"));
+    row("imported at", &fi.imported_at);
+    row("source mtime", &fi.source_mtime);
+    row("sidecars", &fi.sidecars.join(", "));
+    if let Some(c) = &fi.sidecar_of {
+        row("sidecar of", c);
+    }
+    Ok(0)
 }

@@ -35,6 +35,9 @@ pub enum Error {
     #[error("no camera with slug {0:?} (see `nightfox camera list`)")]
     NoSuchCamera(String),
 
+    #[error("{0}")]
+    NotFound(String),
+
     #[error("no import session {0} (see `nightfox sessions`)")]
     NoSuchSession(i64),
 
@@ -83,7 +86,9 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
-            Error::NoSuchCouple(_) | Error::NoSuchCamera(_) | Error::NoSuchSession(_) => libc::ENOENT,
+            Error::NoSuchCouple(_) | Error::NoSuchCamera(_) | Error::NoSuchSession(_) | Error::NotFound(_) => {
+                libc::ENOENT
+            }
             Error::DiskFull { .. } => libc::ENOSPC,
             Error::Invalid(_) => libc::EINVAL,
             _ => libc::EIO,

@@ -16,8 +16,12 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::archive::{Archive, LockFile};
-use crate::catalog::{Catalog, DuplicateAction, FootageType, Item, ItemState, NewFile, NewItem, SessionStatus};
+use crate::catalog::{
+    Catalog, DuplicateAction, Finalize, FootageType, Item, ItemState, NewCamera, NewFile, NewItem, Session,
+    SessionStatus,
+};
 use crate::error::{Error, Result};
+use crate::media::{self, MediaInfo};
 use crate::organize;
 use crate::sources::{local::LocalSource, EntryKind, Source};
 use crate::store::{self, remove_if_exists};
@@ -26,7 +30,8 @@ use crate::store::{self, remove_if_exists};
 #[derive(Clone, Debug)]
 pub struct ImportRequest {
     pub couple: String,
-    pub footage_type: FootageType,
+    /// `None` when the user gave no `--type`: routing may use a matched camera's type, else `modern`.
+    pub footage_type: Option<FootageType>,
     pub camera: Option<String>,
     pub duplicates: DuplicateAction,
     pub paths: Vec<PathBuf>,
@@ -387,6 +392,39 @@ impl<'a> Importer<'a> {
         self.finalize_group(session, &group, cat).map_err(Stop::Fatal)
     }
 
+    /// What a group says about its camera: a Sony XML sidecar, then the clip's own metadata, then the card layout.
+    /// Read from the stored blobs (the archive's disk), never from the card again. Damage is logged, not fatal.
+    fn group_info(&self, group: &[Item]) -> MediaInfo {
+        let st = &self.archive.store;
+        let blob = |it: &Item| it.hash.as_deref().filter(|h| st.has_blob(h)).map(|h| st.blob_path(h));
+        let mut info = MediaInfo::default();
+        for it in group.iter().skip(1) {
+            let name = file_name_bytes(&it.rel_path);
+            if !organize::split_ext(name).1.eq_ignore_ascii_case(b".xml") || it.size > 1 << 20 {
+                continue;
+            }
+            if let Some(x) = blob(it).and_then(|p| std::fs::read(p).ok()).and_then(|b| media::parse_sony_xml(&b)) {
+                info = x;
+                break;
+            }
+        }
+        let Some(clip) = group.first() else { return info };
+        if let Some(p) = blob(clip) {
+            match media::read_file(&p) {
+                Ok(m) => info = info.or(m),
+                Err(why) => {
+                    warn!(path = ?bytes_path(&clip.path), "metadata unreadable ({why}); routing on what could be read")
+                }
+            }
+        }
+        if info.is_empty() {
+            if let Some(h) = media::layout_hint(&clip.rel_path) {
+                info = info.or(h);
+            }
+        }
+        info
+    }
+
     fn blob_present(&self, it: &Item) -> bool {
         it.hash.as_deref().is_some_and(|h| self.archive.store.has_blob(h))
     }
@@ -521,8 +559,10 @@ impl<'a> Importer<'a> {
 
     /// Catalogues a group's stored items in one transaction: clip first, then its sidecars named to match.
     fn finalize_group(&self, session: &crate::catalog::Session, group: &[Item], cat: &Mutex<Catalog>) -> Result<()> {
+        let info = if session.camera_id.is_some() { MediaInfo::default() } else { self.group_info(group) };
         let mut c = cat.lock();
         let mut tx = c.finalize_tx()?;
+        let (camera_id, footage_type) = route(&tx, session, &info)?;
         let source = session.source.clone();
         // item id -> (file id, original name, display name)
         let mut placed: HashMap<i64, (i64, Vec<u8>, Vec<u8>)> = HashMap::new();
@@ -566,11 +606,11 @@ impl<'a> Importer<'a> {
                 }
                 None => (None, original.clone()),
             };
-            let (name, key) = assign_name(&tx, session.couple_id, session.footage_type, session.camera_id, &desired)?;
+            let (name, key) = assign_name(&tx, session.couple_id, footage_type, camera_id, &desired)?;
             let fid = tx.insert_file(&NewFile {
                 couple_id: session.couple_id,
-                footage_type: session.footage_type,
-                camera_id: session.camera_id,
+                footage_type,
+                camera_id,
                 blob_hash: hash,
                 blob_size: it.size,
                 display_name: &name,
@@ -580,6 +620,7 @@ impl<'a> Importer<'a> {
                 source_mtime_ns: it.mtime_ns,
                 session_id: Some(session.id),
                 sidecar_of: clip_file,
+                captured_at: info.captured_at,
             })?;
             tx.item_done(it, fid)?;
             placed.insert(it.id, (fid, original, name));
@@ -588,9 +629,39 @@ impl<'a> Importer<'a> {
     }
 }
 
+/// Decides a group's camera and footage type: the import's `--camera`, else a camera whose rule fits the metadata,
+/// else a new camera from the detected make and model, else `unknown`. An explicit `--type` always wins; otherwise
+/// a matched camera brings its own type.
+fn route(tx: &Finalize<'_>, session: &Session, info: &MediaInfo) -> Result<(Option<i64>, FootageType)> {
+    let typed = |cam_type: FootageType| if session.type_explicit { session.footage_type } else { cam_type };
+    let cams = tx.cameras()?;
+    if let Some(id) = session.camera_id {
+        let t = cams.iter().find(|c| c.id == id).map(|c| c.footage_type).unwrap_or(session.footage_type);
+        return Ok((Some(id), typed(t)));
+    }
+    if let Some(c) = organize::match_camera(&cams, info) {
+        return Ok((Some(c.id), typed(c.footage_type)));
+    }
+    if let Some((name, base)) = organize::camera_name(info) {
+        let slug = organize::first_free(&base, |s| tx.camera_slug_taken(s))?;
+        let id = tx.add_camera(&NewCamera {
+            slug: &slug,
+            name: &name,
+            footage_type: session.footage_type,
+            make: info.make.as_deref(),
+            model: info.model.as_deref(),
+            serial: info.serial.as_deref(),
+            auto: true,
+        })?;
+        info!(camera = %slug, "new camera from file metadata");
+        return Ok((Some(id), session.footage_type));
+    }
+    Ok((None, session.footage_type))
+}
+
 /// Picks the display name: the desired one, else the first free ` (n)` variant.
 fn assign_name(
-    tx: &crate::catalog::Finalize<'_>,
+    tx: &Finalize<'_>,
     couple: i64,
     ft: FootageType,
     camera: Option<i64>,

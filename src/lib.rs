@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod fuse;
 pub mod ingest;
+pub mod media;
 pub mod organize;
 pub mod sources;
 pub mod store;

@@ -2,11 +2,15 @@
 //! display names files get in the tree. A display name is the original file name; on a collision in the same
 //! directory it gets a deterministic ` (n)` suffix before the extension, and a sidecar follows its clip's suffix
 //! so the pair still matches. Collisions are judged on a key (Unicode NFC, lowercase) so the tree stays valid on
-//! case-insensitive and normalising filesystems; the name itself is kept byte for byte.
+//! case-insensitive and normalising filesystems; the name itself is kept byte for byte. Routing picks a clip's
+//! camera from its metadata: a camera whose match rule fits (serial first), else a new camera named after the
+//! detected make and model.
 
 use unicode_normalization::UnicodeNormalization;
 
+use crate::catalog::Camera;
 use crate::error::{Error, Result};
+use crate::media::MediaInfo;
 
 /// Longest name a directory entry may have on Linux (and in the FUSE protocol).
 pub const NAME_MAX: usize = 255;
@@ -181,6 +185,74 @@ pub fn pair_sidecars(names: &[&[u8]]) -> Vec<Option<usize>> {
         .collect()
 }
 
+fn same(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// How well a camera's rule fits a file's metadata; `None` when it does not fit. A rule from `camera add` fits
+/// when every field it sets equals the file's (a serial rule also fits a file that carries no serial); a camera
+/// that routing created fits only the same make and model. A rule with a different serial never fits.
+fn rule_fit(cam: &Camera, info: &MediaInfo) -> Option<u32> {
+    if cam.make.is_none() && cam.model.is_none() && cam.serial.is_none() {
+        return None;
+    }
+    let mut score = 0;
+    if let Some(s) = &cam.serial {
+        match &info.serial {
+            Some(f) if s.trim().eq_ignore_ascii_case(f.trim()) => score += 4,
+            Some(_) => return None,
+            None => {}
+        }
+    }
+    for (rule, file, points) in [(&cam.model, &info.model, 2), (&cam.make, &info.make, 1)] {
+        if cam.auto {
+            if !same(rule, file) {
+                return None;
+            }
+            score += if rule.is_some() { points } else { 0 };
+        } else if rule.is_some() {
+            if !same(rule, file) {
+                return None;
+            }
+            score += points;
+        }
+    }
+    Some(score)
+}
+
+/// The camera whose rule fits the file best (serial match first, then the most specific rule, then the oldest).
+pub fn match_camera<'c>(cams: &'c [Camera], info: &MediaInfo) -> Option<&'c Camera> {
+    if info.is_empty() {
+        return None;
+    }
+    cams.iter()
+        .filter_map(|c| rule_fit(c, info).map(|s| (s, c)))
+        .max_by(|(sa, ca), (sb, cb)| sa.cmp(sb).then(cb.id.cmp(&ca.id)))
+        .map(|(_, c)| c)
+}
+
+/// Name and slug base for a camera created from metadata: `Sony ILCE-7SM3`, `sony-ilce-7sm3`.
+pub fn camera_name(info: &MediaInfo) -> Option<(String, String)> {
+    let make = info.make.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let model = info.model.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let name = match (make, model) {
+        // Many models already start with the make ("Canon EOS R5").
+        (Some(mk), Some(md)) if md.to_lowercase().starts_with(&mk.to_lowercase()) => md.to_string(),
+        (Some(mk), Some(md)) => format!("{mk} {md}"),
+        (Some(x), None) | (None, Some(x)) => x.to_string(),
+        (None, None) => format!("camera {}", info.serial.as_deref()?.trim()),
+    };
+    let slug = slugify(&name);
+    if slug.is_empty() || slug == "unknown" {
+        return None;
+    }
+    Some((name, slug))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +289,55 @@ mod tests {
         let nfd = "Cafe\u{301}.mov".as_bytes();
         let nfc = "Caf\u{e9}.MOV".as_bytes();
         assert_eq!(name_key(nfd), name_key(nfc));
+    }
+
+    fn cam(id: i64, make: Option<&str>, model: Option<&str>, serial: Option<&str>, auto: bool) -> Camera {
+        Camera {
+            id,
+            slug: format!("c{id}"),
+            name: String::new(),
+            footage_type: crate::catalog::FootageType::Modern,
+            make: make.map(String::from),
+            model: model.map(String::from),
+            serial: serial.map(String::from),
+            file_count: 0,
+            auto,
+        }
+    }
+
+    fn info(make: &str, model: Option<&str>, serial: Option<&str>) -> MediaInfo {
+        MediaInfo {
+            make: Some(make.into()),
+            model: model.map(String::from),
+            serial: serial.map(String::from),
+            captured_at: None,
+        }
+    }
+
+    #[test]
+    fn serial_wins_and_other_serials_never_fit() {
+        let cams = vec![
+            cam(1, Some("Sony"), Some("ILCE-7SM3"), None, false),
+            cam(2, Some("Sony"), Some("ILCE-7SM3"), Some("B"), false),
+            cam(3, None, None, None, false),
+        ];
+        assert_eq!(match_camera(&cams, &info("SONY", Some("ILCE-7SM3"), Some("B"))).map(|c| c.id), Some(2));
+        assert_eq!(match_camera(&cams, &info("Sony", Some("ILCE-7SM3"), Some("A"))).map(|c| c.id), Some(1));
+        assert_eq!(match_camera(&cams, &info("Sony", Some("FX3"), None)).map(|c| c.id), None);
+        // A serial-only rule.
+        let cams = vec![cam(4, None, None, Some("X1"), false)];
+        assert_eq!(match_camera(&cams, &info("Canon", Some("R5"), Some("X1"))).map(|c| c.id), Some(4));
+        // A camera routing created from a layout hint (make only) does not swallow richer metadata.
+        let cams = vec![cam(5, Some("Sony"), None, None, true)];
+        assert!(match_camera(&cams, &info("Sony", Some("FX3"), None)).is_none());
+        assert_eq!(match_camera(&cams, &info("Sony", None, None)).map(|c| c.id), Some(5));
+    }
+
+    #[test]
+    fn camera_names() {
+        assert_eq!(camera_name(&info("Sony", Some("ILCE-7SM3"), None)).unwrap().1, "sony-ilce-7sm3");
+        assert_eq!(camera_name(&info("Canon", Some("Canon EOS R5"), None)).unwrap().0, "Canon EOS R5");
+        assert_eq!(camera_name(&info("GoPro", None, None)).unwrap().1, "gopro");
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub struct Attr {
 pub struct FileRef {
     pub file_id: Option<i64>,
     pub hash: String,
+    pub captured_at: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -230,7 +231,7 @@ impl Tree {
             size: f.size,
             mtime_ns: f.source_mtime_ns,
             ctime_ns: t,
-            file: Some(FileRef { file_id: Some(f.id), hash: f.blob_hash.clone() }),
+            file: Some(FileRef { file_id: Some(f.id), hash: f.blob_hash.clone(), captured_at: f.captured_at }),
             children: BTreeMap::new(),
             subdirs: 0,
         };
@@ -256,7 +257,7 @@ impl Tree {
             let name = by_hash_name(&f.blob_hash, &f.display_name);
             let mut n = self.nodes[&ino].clone();
             n.parent = BY_HASH_INO;
-            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone() });
+            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone(), captured_at: None });
             self.nodes.insert(hino, n);
             if let Some(p) = self.nodes.get_mut(&BY_HASH_INO) {
                 p.children.insert(name.clone(), hino);
@@ -405,12 +406,18 @@ impl Vfs {
     /// The extended attributes a node offers.
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
         match self.file_ref(ino) {
-            Some(FileRef { file_id: Some(_), .. }) => vec![
-                "user.nightfox.blake3",
-                "user.nightfox.original_path",
-                "user.nightfox.camera",
-                "user.nightfox.imported_at",
-            ],
+            Some(FileRef { file_id: Some(_), captured_at, .. }) => {
+                let mut v = vec![
+                    "user.nightfox.blake3",
+                    "user.nightfox.original_path",
+                    "user.nightfox.camera",
+                    "user.nightfox.imported_at",
+                ];
+                if captured_at.is_some() {
+                    v.push("user.nightfox.captured_at");
+                }
+                v
+            }
             Some(_) => vec!["user.nightfox.blake3"],
             None => vec![],
         }
@@ -438,6 +445,7 @@ impl Vfs {
                 Some(tree_name(f.camera_id.and_then(|c| t.cameras.get(&c))))
             }
             b"user.nightfox.imported_at" => Some(rfc3339(f.imported_at).into_bytes()),
+            b"user.nightfox.captured_at" => f.captured_at.map(|t| rfc3339(t).into_bytes()),
             _ => None,
         })
     }
@@ -491,6 +499,52 @@ pub fn tree_path(couple: &str, camera: Option<&str>, f: &FileRow) -> String {
         camera.unwrap_or("unknown"),
         String::from_utf8_lossy(&f.display_name)
     )
+}
+
+/// Finds the catalogued file at a tree path (`couple/source/type/camera/name`, or `.by-hash/<hash>[.ext]`).
+pub fn file_at_tree_path(cat: &Catalog, tree: &[u8]) -> Result<FileRow> {
+    let not_found = || Error::NotFound(format!("no file at {:?} in the archive", String::from_utf8_lossy(tree)));
+    let parts: Vec<&[u8]> = tree.split(|&c| c == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
+    if let [BY_HASH_NAME, name] = parts.as_slice() {
+        let hash = String::from_utf8_lossy(name.get(..64).ok_or_else(not_found)?).into_owned();
+        return cat.files_of_blob(&hash)?.into_iter().next().ok_or_else(not_found);
+    }
+    let [couple, b"source", ft, camera, name] = parts.as_slice() else { return Err(not_found()) };
+    let couple = cat.couple_by_folder(&String::from_utf8_lossy(couple))?;
+    let ft = FootageType::parse(&String::from_utf8_lossy(ft))?;
+    let camera_id = match *camera {
+        b"unknown" => None,
+        slug => Some(cat.camera_by_slug(&String::from_utf8_lossy(slug))?.id),
+    };
+    cat.file_in_dir(couple.id, ft, camera_id, name)?.ok_or_else(not_found)
+}
+
+/// If `path` lies inside a mounted Nightfox tree: the archive it serves and the path inside the tree.
+pub fn locate_in_mount(path: &std::path::Path) -> Option<(PathBuf, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let unescape =
+        |s: &str| s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
+    // The deepest mount point that holds the path wins; among mounts stacked on one point, the last (topmost).
+    let mut best: Option<(usize, PathBuf, Vec<u8>)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
+        if !matches!(fields.get(dash + 1), Some(&"fuse") | Some(&"fuse.nightfox")) {
+            continue;
+        }
+        let (Some(mp), Some(src)) = (fields.get(4), fields.get(dash + 2)) else { continue };
+        let mp = PathBuf::from(unescape(mp));
+        let Some(archive) = unescape(src).strip_prefix("nightfox:").map(PathBuf::from) else { continue };
+        if let Ok(rest) = abs.strip_prefix(&mp) {
+            let depth = mp.components().count();
+            if best.as_ref().is_none_or(|(d, _, _)| depth >= *d) {
+                best = Some((depth, archive, rest.as_os_str().as_bytes().to_vec()));
+            }
+        }
+    }
+    best.map(|(_, a, t)| (a, t))
 }
 
 /// Tree paths of every file that uses a blob.

@@ -280,3 +280,88 @@ impl Drop for Mount {
         }
     }
 }
+
+/// A Sony NonRealTimeMeta sidecar as the cameras write it.
+pub fn sony_xml(model: &str, serial: &str, created: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<NonRealTimeMeta xmlns="urn:schemas-professionalDisc:nonRealTimeMeta:ver.2.20" lastUpdate="2025-12-31T14:03:10+01:00">
+  <TargetMaterial umidRef="060A2B340101010501010D4313000000{serial}"/>
+  <Duration value="250"/>
+  <CreationDate value="{created}"/>
+  <Device manufacturer="Sony" modelName="{model}" serialNo="{serial}"/>
+</NonRealTimeMeta>
+"#
+    )
+    .into_bytes()
+}
+
+/// A minimal JPEG whose EXIF carries Make, Model, BodySerialNumber and DateTimeOriginal (big-endian TIFF).
+pub fn exif_jpeg(make: &str, model: &str, serial: &str, taken: &str) -> Vec<u8> {
+    fn ascii(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    }
+    // (tag, type, payload) for IFD0 and the Exif IFD; type 2 = ASCII, 4 = LONG.
+    let ifd0: Vec<(u16, Vec<u8>)> = vec![(0x010F, ascii(make)), (0x0110, ascii(model))];
+    let exif: Vec<(u16, Vec<u8>)> = vec![(0x9003, ascii(taken)), (0xA431, ascii(serial))];
+    let ifd0_off = 8u32;
+    let ifd0_len = 2 + 12 * (ifd0.len() as u32 + 1) + 4;
+    let exif_off = ifd0_off + ifd0_len;
+    let exif_len = 2 + 12 * exif.len() as u32 + 4;
+    let mut data_off = exif_off + exif_len;
+    let mut tiff = b"MM\x00\x2a".to_vec();
+    tiff.extend_from_slice(&ifd0_off.to_be_bytes());
+    let mut data = Vec::new();
+    let entry = |out: &mut Vec<u8>, tag: u16, payload: &[u8], data: &mut Vec<u8>, data_off: &mut u32| {
+        out.extend_from_slice(&tag.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        if payload.len() <= 4 {
+            let mut v = payload.to_vec();
+            v.resize(4, 0);
+            out.extend_from_slice(&v);
+        } else {
+            out.extend_from_slice(&data_off.to_be_bytes());
+            data.extend_from_slice(payload);
+            *data_off += payload.len() as u32;
+        }
+    };
+    tiff.extend_from_slice(&(ifd0.len() as u16 + 1).to_be_bytes());
+    for (tag, p) in &ifd0 {
+        entry(&mut tiff, *tag, p, &mut data, &mut data_off);
+    }
+    tiff.extend_from_slice(&0x8769u16.to_be_bytes());
+    tiff.extend_from_slice(&4u16.to_be_bytes());
+    tiff.extend_from_slice(&1u32.to_be_bytes());
+    tiff.extend_from_slice(&exif_off.to_be_bytes());
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    tiff.extend_from_slice(&(exif.len() as u16).to_be_bytes());
+    for (tag, p) in &exif {
+        entry(&mut tiff, *tag, p, &mut data, &mut data_off);
+    }
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    tiff.extend_from_slice(&data);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    jpeg.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    jpeg.extend_from_slice(&app1);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg
+}
+
+/// A short real clip made by ffmpeg (from Debian; scripts/setup.sh installs it). `args` go before the output.
+pub fn ffmpeg_clip(out: &Path, tone: u32, args: &[&str]) {
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"])
+        .args(["-f", "lavfi", "-i", &format!("sine=frequency={tone}")])
+        .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg (run scripts/setup.sh test)");
+    assert!(st.success(), "ffmpeg failed for {out:?}");
+}

@@ -82,6 +82,17 @@ impl Error {
         }
     }
 
+    /// True for errors that a retry after a pause may cure: a dropped, refused, reset or timed-out connection,
+    /// an unreachable host, a stale handle, EIO, EAGAIN, EBUSY, a server closing mid-reply. Permanent errors
+    /// (access denied, no such file, bad credentials) are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => io_is_transient(source),
+            Error::SourceUnavailable { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The errno a filesystem front end should answer for this error.
     pub fn errno(&self) -> i32 {
         match self {
@@ -94,6 +105,50 @@ impl Error {
             _ => libc::EIO,
         }
     }
+}
+
+/// See [`Error::is_transient`].
+pub fn io_is_transient(e: &io::Error) -> bool {
+    if let Some(code) = e.raw_os_error() {
+        return matches!(
+            code,
+            libc::ECONNRESET
+                | libc::ECONNABORTED
+                | libc::ECONNREFUSED
+                | libc::ETIMEDOUT
+                | libc::EPIPE
+                | libc::ENOTCONN
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::ENETDOWN
+                | libc::ENETUNREACH
+                | libc::ENETRESET
+                | libc::ESTALE
+                | libc::EIO
+                | libc::EAGAIN
+                | libc::EBUSY
+                | libc::ENOLINK
+                | libc::ECOMM
+                | libc::EPROTO
+        );
+    }
+    use io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionReset
+            | K::ConnectionAborted
+            | K::ConnectionRefused
+            | K::TimedOut
+            | K::BrokenPipe
+            | K::NotConnected
+            | K::UnexpectedEof
+            | K::WouldBlock
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::StaleNetworkFileHandle
+            | K::ResourceBusy
+    )
 }
 
 /// True for ENOSPC and EDQUOT.

@@ -137,4 +137,8 @@ impl Source for LocalSource {
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         fs::rename(from, to).at(to)
     }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).at(path)
+    }
 }

@@ -1,8 +1,11 @@
-//! Sources: where footage is read from. One trait (`Source`) covers local folders and cards, and later network
-//! shares; the import pipeline only talks to the trait. A scan yields every regular file under the given roots
+//! Sources: where footage is read from. One trait (`Source`) covers local folders and cards, SMB shares and NFS
+//! exports; the import pipeline only talks to the trait. Errors carry a raw errno where there is one, so that
+//! `Error::is_transient` can tell a dropped connection (retry) from a missing file or a refused login (fail). A scan yields every regular file under the given roots
 //! with its size and mtime, and records what it will not import (symlinks, devices, unreadable folders).
 
 pub mod local;
+pub mod nfs;
+pub mod smb;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,5 +53,10 @@ pub trait Source: Send + Sync {
         None
     }
     fn remove(&self, path: &Path) -> Result<()>;
+    /// Renames within the source (post-import `move:`); the target's parent must exist.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Creates a directory and its missing parents.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Drops any connection so the next call connects afresh (after a transient error).
+    fn reconnect(&self) {}
 }

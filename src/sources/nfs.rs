@@ -1,0 +1,1 @@
+//! Placeholder: the NFS source arrives with issue 4.

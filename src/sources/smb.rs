@@ -1,0 +1,1 @@
+//! Placeholder: the SMB source arrives with issue 4.

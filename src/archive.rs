@@ -55,6 +55,7 @@ impl Archive {
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
         }
         Catalog::create(&root.join("catalog.db"))?;
+        crate::secrets::ensure_key_file(root)?;
         let marker = root.join(MARKER);
         fs::write(&marker, b"nightfox archive v1\n").at(&marker)?;
         crate::store::fsync_dir(root)?;

@@ -106,6 +106,43 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cameras ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE import_sessions ADD COLUMN type_explicit INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 3: network sources (SMB, NFS) and their event log.
+    r#"
+    CREATE TABLE network_sources (
+        id                    INTEGER PRIMARY KEY,
+        protocol              TEXT NOT NULL CHECK (protocol IN ('smb','nfs')),
+        host                  TEXT NOT NULL,
+        port                  INTEGER NOT NULL,
+        mount_port            INTEGER,
+        share                 TEXT NOT NULL,
+        path                  TEXT NOT NULL,
+        username              TEXT NOT NULL DEFAULT '',
+        password_enc          BLOB NOT NULL DEFAULT x'',
+        couple_id             INTEGER NOT NULL REFERENCES couples(id),
+        footage_type          TEXT CHECK (footage_type IN ('modern','dadcam','super8')),
+        camera_id             INTEGER REFERENCES cameras(id),
+        enabled               INTEGER NOT NULL DEFAULT 0,
+        post_import           TEXT NOT NULL DEFAULT 'leave',
+        duplicates            TEXT NOT NULL DEFAULT 'skip' CHECK (duplicates IN ('skip','import')),
+        connection_state      TEXT NOT NULL DEFAULT 'untested',
+        consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+        last_error            TEXT,
+        last_scan_at          INTEGER,
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL
+    );
+    CREATE TABLE network_source_events (
+        id          INTEGER PRIMARY KEY,
+        source_id   INTEGER NOT NULL REFERENCES network_sources(id) ON DELETE CASCADE,
+        session_id  INTEGER REFERENCES import_sessions(id),
+        at          INTEGER NOT NULL,
+        level       TEXT NOT NULL,
+        message     TEXT NOT NULL
+    );
+    CREATE INDEX network_source_events_source ON network_source_events(source_id, id);
+    ALTER TABLE import_sessions ADD COLUMN source_id INTEGER REFERENCES network_sources(id) ON DELETE SET NULL;
+    CREATE INDEX files_source_path ON files(couple_id, original_path);
+    "#,
 ];
 
 /// Current schema version this build writes.
@@ -280,6 +317,8 @@ pub struct Session {
     pub footage_type: FootageType,
     /// False when the import gave no `--type` (routing may then take a camera's type).
     pub type_explicit: bool,
+    /// The network source this session reads, if any.
+    pub source_id: Option<i64>,
     pub camera_id: Option<i64>,
     pub duplicates: DuplicateAction,
     pub source: String,
@@ -412,6 +451,78 @@ pub struct NewFile<'a> {
     pub session_id: Option<i64>,
     pub sidecar_of: Option<i64>,
     pub captured_at: Option<i64>,
+}
+
+/// A configured SMB or NFS source. The password is only ever held encrypted here.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkSource {
+    pub id: i64,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub mount_port: Option<u16>,
+    pub share: String,
+    pub path: String,
+    pub username: String,
+    #[serde(skip)]
+    pub password_enc: Vec<u8>,
+    pub has_password: bool,
+    pub couple_id: i64,
+    pub couple: String,
+    pub footage_type: Option<FootageType>,
+    pub camera_id: Option<i64>,
+    pub enabled: bool,
+    pub post_import: String,
+    pub duplicates: DuplicateAction,
+    pub connection_state: String,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub last_scan_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl NetworkSource {
+    /// The source as a URL, without credentials: `smb://host:port/share/path`.
+    pub fn url(&self) -> String {
+        let path = self.path.trim_start_matches('/');
+        let mut u = format!("{}://{}:{}/{}", self.protocol, self.host, self.port, self.share.trim_matches('/'));
+        if !path.is_empty() {
+            u.push('/');
+            u.push_str(path);
+        }
+        if let Some(mp) = self.mount_port {
+            u.push_str(&format!("?mount_port={mp}"));
+        }
+        u
+    }
+}
+
+/// A source to insert.
+#[derive(Clone, Debug)]
+pub struct NewNetworkSource<'a> {
+    pub protocol: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub mount_port: Option<u16>,
+    pub share: &'a str,
+    pub path: &'a str,
+    pub username: &'a str,
+    pub password_enc: &'a [u8],
+    pub couple_id: i64,
+    pub footage_type: Option<FootageType>,
+    pub camera_id: Option<i64>,
+    pub post_import: &'a str,
+    pub duplicates: DuplicateAction,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceEvent {
+    pub id: i64,
+    pub source_id: i64,
+    pub session_id: Option<i64>,
+    pub at: i64,
+    pub level: String,
+    pub message: String,
 }
 
 /// A camera to insert.
@@ -640,14 +751,15 @@ impl Catalog {
         duplicates: DuplicateAction,
         source: &str,
         source_paths: &[Vec<u8>],
+        source_id: Option<i64>,
     ) -> Result<i64> {
         let t = now();
         let ft = footage_type.unwrap_or(FootageType::Modern);
         self.conn
             .execute(
                 "INSERT INTO import_sessions (couple_id, status, footage_type, type_explicit, camera_id, duplicates,
-                     source, source_paths, created_at, updated_at)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                     source, source_paths, created_at, updated_at, source_id)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
                 params![
                     couple_id,
                     ft.as_str(),
@@ -656,7 +768,8 @@ impl Catalog {
                     duplicates.as_str(),
                     source,
                     join_paths(source_paths),
-                    t
+                    t,
+                    source_id
                 ],
             )
             .ctx("create import session")?;
@@ -666,7 +779,7 @@ impl Catalog {
     const SESSION_SELECT: &'static str = "SELECT s.id, s.couple_id, c.folder_name, s.status, s.last_step, s.can_resume,
             s.footage_type, s.camera_id, s.duplicates, s.source, s.source_paths, s.files_total, s.files_processed,
             s.files_duplicate, s.files_error, s.bytes_total, s.bytes_processed, s.bytes_duplicate, s.bytes_error,
-            s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit
+            s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit, s.source_id
          FROM import_sessions s JOIN couples c ON c.id = s.couple_id";
 
     fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
@@ -683,6 +796,7 @@ impl Catalog {
             can_resume: r.get(5)?,
             footage_type: FootageType::parse(&ft).unwrap_or(FootageType::Modern),
             type_explicit: r.get(23)?,
+            source_id: r.get(24)?,
             camera_id: r.get(7)?,
             duplicates: DuplicateAction::parse(&dup).unwrap_or(DuplicateAction::Skip),
             source: r.get(9)?,
@@ -1050,6 +1164,173 @@ impl Catalog {
             .query_row(&format!("{CAMERA_SELECT} WHERE c.id = ?1"), [id], Self::camera_from_row)
             .optional()
             .ctx("find camera")
+    }
+
+    // ---- network sources ------------------------------------------------------------------------------------
+
+    pub fn add_source(&self, n: &NewNetworkSource) -> Result<i64> {
+        let t = now();
+        self.conn
+            .execute(
+                "INSERT INTO network_sources (protocol, host, port, mount_port, share, path, username, password_enc,
+                     couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                params![
+                    n.protocol,
+                    n.host,
+                    n.port,
+                    n.mount_port,
+                    n.share,
+                    n.path,
+                    n.username,
+                    n.password_enc,
+                    n.couple_id,
+                    n.footage_type.map(FootageType::as_str),
+                    n.camera_id,
+                    n.post_import,
+                    n.duplicates.as_str(),
+                    t
+                ],
+            )
+            .ctx("add source")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    const SOURCE_SELECT: &'static str = "SELECT s.id, s.protocol, s.host, s.port, s.mount_port, s.share, s.path,
+            s.username, s.password_enc, s.couple_id, c.folder_name, s.footage_type, s.camera_id, s.enabled,
+            s.post_import, s.duplicates, s.connection_state, s.consecutive_failures, s.last_error, s.last_scan_at,
+            s.created_at
+         FROM network_sources s JOIN couples c ON c.id = s.couple_id";
+
+    fn source_from_row(r: &Row) -> rusqlite::Result<NetworkSource> {
+        let pw: Vec<u8> = r.get(8)?;
+        let ft: Option<String> = r.get(11)?;
+        let dup: String = r.get(15)?;
+        Ok(NetworkSource {
+            id: r.get(0)?,
+            protocol: r.get(1)?,
+            host: r.get(2)?,
+            port: r.get(3)?,
+            mount_port: r.get(4)?,
+            share: r.get(5)?,
+            path: r.get(6)?,
+            username: r.get(7)?,
+            has_password: !pw.is_empty(),
+            password_enc: pw,
+            couple_id: r.get(9)?,
+            couple: r.get(10)?,
+            footage_type: ft.and_then(|t| FootageType::parse(&t).ok()),
+            camera_id: r.get(12)?,
+            enabled: r.get(13)?,
+            post_import: r.get(14)?,
+            duplicates: DuplicateAction::parse(&dup).unwrap_or(DuplicateAction::Skip),
+            connection_state: r.get(16)?,
+            consecutive_failures: r.get(17)?,
+            last_error: r.get(18)?,
+            last_scan_at: r.get(19)?,
+            created_at: r.get(20)?,
+        })
+    }
+
+    pub fn sources(&self) -> Result<Vec<NetworkSource>> {
+        let mut st = self.conn.prepare(&format!("{} ORDER BY s.id", Self::SOURCE_SELECT)).ctx("list sources")?;
+        let rows = st.query_map([], Self::source_from_row).ctx("list sources")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sources")
+    }
+
+    pub fn source(&self, id: i64) -> Result<NetworkSource> {
+        self.conn
+            .query_row(&format!("{} WHERE s.id = ?1", Self::SOURCE_SELECT), [id], Self::source_from_row)
+            .optional()
+            .ctx("find source")?
+            .ok_or_else(|| Error::NotFound(format!("no source {id} (see `nightfox source list`)")))
+    }
+
+    pub fn set_source_enabled(&self, id: i64, enabled: bool) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE network_sources SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, enabled, now()],
+            )
+            .ctx("enable source")?;
+        Ok(())
+    }
+
+    /// Records the connection state; `failures` None leaves the counter, Some(0) resets it.
+    pub fn set_source_state(&self, id: i64, state: &str, failures: Option<i64>, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE network_sources SET connection_state = ?2,
+                     consecutive_failures = IFNULL(?3, consecutive_failures),
+                     last_error = CASE WHEN ?4 IS NULL THEN last_error ELSE ?4 END, updated_at = ?5
+                 WHERE id = ?1",
+                params![id, state, failures, error, now()],
+            )
+            .ctx("update source state")?;
+        Ok(())
+    }
+
+    pub fn touch_source_scan(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE network_sources SET last_scan_at = ?2 WHERE id = ?1", params![id, now()])
+            .ctx("record scan")?;
+        Ok(())
+    }
+
+    pub fn remove_source(&self, id: i64) -> Result<()> {
+        let n = self.conn.execute("DELETE FROM network_sources WHERE id = ?1", [id]).ctx("remove source")?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("no source {id} (see `nightfox source list`)")));
+        }
+        Ok(())
+    }
+
+    pub fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO network_source_events (source_id, session_id, at, level, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source_id, session_id, now(), level, message],
+            )
+            .ctx("record event")?;
+        Ok(())
+    }
+
+    pub fn events(&self, source_id: i64) -> Result<Vec<SourceEvent>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+                 WHERE source_id = ?1 ORDER BY id",
+            )
+            .ctx("list events")?;
+        let rows = st
+            .query_map([source_id], |r| {
+                Ok(SourceEvent {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    at: r.get(3)?,
+                    level: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .ctx("list events")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list events")
+    }
+
+    /// True when this source's file (same relative path, size and mtime) is already catalogued in the couple:
+    /// the quick check that lets a network pass skip what it imported before without reading it again.
+    pub fn already_imported(&self, couple_id: i64, source: &str, rel: &[u8], size: u64, mtime_ns: i64) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.hash = f.blob_hash
+                   WHERE f.couple_id = ?1 AND f.original_path = ?3 AND f.source = ?2 AND f.source_mtime_ns = ?5
+                     AND b.size = ?4)",
+            )
+            .ctx("quick check")?
+            .query_row(params![couple_id, source, rel, size as i64, mtime_ns], |r| r.get(0))
+            .ctx("quick check")
     }
 
     /// Files with an id above `after`, in id order (files are only ever added).

@@ -38,6 +38,9 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
+    #[error("{0}")]
+    Secret(String),
+
     #[error("no import session {0} (see `nightfox sessions`)")]
     NoSuchSession(i64),
 

@@ -165,7 +165,7 @@ impl<'a> Importer<'a> {
         let source = LocalSource::new(&roots);
         let raw: Vec<Vec<u8>> = roots.iter().map(|r| path_bytes(r)).collect();
         let id =
-            cat.create_session(couple.id, req.footage_type, camera_id, req.duplicates, &source.describe(), &raw)?;
+            cat.create_session(couple.id, req.footage_type, camera_id, req.duplicates, &source.describe(), &raw, None)?;
         lock.write_note(&id.to_string())?;
         info!(session = id, couple = %couple.folder_name, "import session started");
         drop(cat);

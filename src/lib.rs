@@ -12,6 +12,7 @@ pub mod fuse;
 pub mod ingest;
 pub mod media;
 pub mod organize;
+pub mod secrets;
 pub mod sources;
 pub mod store;
 pub mod verify;

@@ -9,8 +9,11 @@ pub mod smb;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::error::Result;
+use crate::catalog::NetworkSource;
+use crate::error::{Error, Result};
+use crate::secrets::Password;
 
 /// What a scan found at one path.
 #[derive(Clone, Debug)]
@@ -59,4 +62,136 @@ pub trait Source: Send + Sync {
     fn create_dir_all(&self, path: &Path) -> Result<()>;
     /// Drops any connection so the next call connects afresh (after a transient error).
     fn reconnect(&self) {}
+}
+
+/// A parsed `smb://host[:port]/share/path` or `nfs://host[:port]/export/path[?mount_port=N&export=/a/b]` URL.
+/// For NFS the export is the first path component unless `export=` names a deeper one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceUrl {
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub mount_port: Option<u16>,
+    pub share: String,
+    pub path: String,
+}
+
+impl SourceUrl {
+    pub fn parse(url: &str) -> Result<SourceUrl> {
+        let bad = |why: &str| Error::Invalid(format!("invalid source URL {url:?}: {why}"));
+        let (protocol, rest) = url.split_once("://").ok_or_else(|| bad("expected smb:// or nfs://"))?;
+        let protocol = protocol.to_ascii_lowercase();
+        if protocol != "smb" && protocol != "nfs" {
+            return Err(bad("expected smb:// or nfs://"));
+        }
+        if rest.contains('@') {
+            return Err(bad("put the user in --user and the password on stdin (--password-stdin), not in the URL"));
+        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
+            let (h, p) = h.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            (h.to_string(), p.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let default_port = if protocol == "smb" { 445 } else { 2049 };
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number"))?,
+            None => default_port,
+        };
+        let mut mount_port = None;
+        let mut export = None;
+        for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("mount_port", v)) => mount_port = Some(v.parse::<u16>().map_err(|_| bad("bad mount_port"))?),
+                Some(("export", v)) if protocol == "nfs" => export = Some(v.to_string()),
+                _ => return Err(bad(&format!("unknown option {kv:?}"))),
+            }
+        }
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let (share, sub): (String, Vec<&str>) = match export {
+            Some(e) => {
+                let ecomps: Vec<&str> = e.split('/').filter(|c| !c.is_empty()).collect();
+                if !comps.starts_with(&ecomps) {
+                    return Err(bad("the path does not start with the export"));
+                }
+                (format!("/{}", ecomps.join("/")), comps[ecomps.len()..].to_vec())
+            }
+            None => {
+                let first = comps.first().ok_or_else(|| bad("no share or export in the path"))?;
+                let share = if protocol == "nfs" { format!("/{first}") } else { first.to_string() };
+                (share, comps[1..].to_vec())
+            }
+        };
+        Ok(SourceUrl { protocol, host, port, mount_port, share, path: format!("/{}", sub.join("/")) })
+    }
+}
+
+/// Network settings read from the environment: `$NIGHTFOX_NET_TIMEOUT` (seconds per network call, default 30).
+pub fn net_timeout() -> Duration {
+    std::env::var("NIGHTFOX_NET_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// Opens a configured network source with its (decrypted) password.
+pub fn open_network(row: &NetworkSource, password: Password) -> Result<Box<dyn Source>> {
+    let timeout = net_timeout();
+    match row.protocol.as_str() {
+        "smb" => Ok(Box::new(smb::SmbSource::new(smb::SmbConfig {
+            host: row.host.clone(),
+            port: row.port,
+            share: row.share.clone(),
+            username: row.username.clone(),
+            password: password.expose().to_string(),
+            workgroup: String::new(),
+            timeout,
+        })?)),
+        "nfs" => Ok(Box::new(nfs::NfsSource::new(nfs::NfsConfig {
+            host: row.host.clone(),
+            port: row.port,
+            mount_port: row.mount_port,
+            export: row.share.clone(),
+            timeout,
+        })?)),
+        other => Err(Error::Invalid(format!("unknown protocol {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = SourceUrl::parse("smb://127.0.0.1:4455/footage/2025/julia").unwrap();
+        assert_eq!((u.protocol.as_str(), u.host.as_str(), u.port), ("smb", "127.0.0.1", 4455));
+        assert_eq!((u.share.as_str(), u.path.as_str()), ("footage", "/2025/julia"));
+        let u = SourceUrl::parse("nfs://127.0.0.1/footage?mount_port=20048").unwrap();
+        assert_eq!((u.port, u.mount_port, u.share.as_str(), u.path.as_str()), (2049, Some(20048), "/footage", "/"));
+        let u = SourceUrl::parse("nfs://127.0.0.1:2050/srv/nfs/cards/a?export=/srv/nfs").unwrap();
+        assert_eq!((u.share.as_str(), u.path.as_str()), ("/srv/nfs", "/cards/a"));
+        let u = SourceUrl::parse("smb://[::1]:445/s").unwrap();
+        assert_eq!(u.host, "::1");
+        assert!(SourceUrl::parse("ftp://x/y").is_err());
+        assert!(SourceUrl::parse("smb://user:pw@host/share").is_err());
+        assert!(SourceUrl::parse("smb://host").is_err());
+        assert!(SourceUrl::parse("smb://host:99999/s").is_err());
+    }
 }

@@ -41,6 +41,9 @@ pub enum Error {
     #[error("{0}")]
     Secret(String),
 
+    #[error("{0}")]
+    Disabled(String),
+
     #[error("no import session {0} (see `nightfox sessions`)")]
     NoSuchSession(i64),
 
@@ -59,6 +62,9 @@ pub enum Error {
         "source {path:?} is not available (card or disk disconnected?); reconnect it, then `nightfox resume {session}`"
     )]
     SourceUnavailable { path: PathBuf, session: i64 },
+
+    #[error("the source failed {failures} times in a row (last: {last}); the session is paused: run `nightfox resume {session}` once the share is back")]
+    SourcePaused { session: i64, failures: u32, last: String },
 
     #[error("{path:?} changed while it was being copied")]
     SourceChanged { path: PathBuf },

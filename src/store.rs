@@ -141,22 +141,35 @@ pub struct Copied {
     pub len: u64,
 }
 
+/// Asked for a new reader when reading fails at `offset` (the bytes before it are copied and hashed); returns
+/// the reader to continue from `offset`, or the error to stop with.
+pub type Reopen<'a> = dyn FnMut(u64, Error) -> Result<Box<dyn Read + Send>> + 'a;
+
 /// Copies `src` into `dst` while hashing what was read, in one pass. All-zero chunks are skipped with a seek
 /// so sparse inputs stay sparse. `on_progress` gets the bytes of each chunk; returning false stops the copy
-/// with `io::ErrorKind::Interrupted`. The destination is fsynced before returning.
+/// with `io::ErrorKind::Interrupted`. A read error goes to `reopen`, which may resume the source at the offset
+/// already copied (the inline hash simply continues). The destination is fsynced before returning.
 pub fn copy_hashing(
-    src: &mut dyn Read,
+    mut src: Box<dyn Read + Send>,
     src_path: &Path,
     dst: &mut File,
     dst_path: &Path,
     on_progress: &mut dyn FnMut(u64) -> bool,
+    reopen: &mut Reopen<'_>,
 ) -> Result<Copied> {
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut hasher = blake3::Hasher::new();
     let mut len = 0u64;
     let mut pending_hole = false;
     loop {
-        let n = read_full(src, &mut buf).at(src_path)?;
+        let n = match read_full(&mut *src, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // What was read of this chunk is dropped; the source resumes where the copy stands.
+                src = reopen(len, Error::io(src_path, e))?;
+                continue;
+            }
+        };
         if n == 0 {
             break;
         }
@@ -212,12 +225,53 @@ mod tests {
         fs::write(&src, &data).unwrap();
         let dst_path = dir.path().join("dst");
         let mut dst = File::create(&dst_path).unwrap();
-        let mut r = File::open(&src).unwrap();
-        let c = copy_hashing(&mut r, &src, &mut dst, &dst_path, &mut |_| true).unwrap();
+        let r = Box::new(File::open(&src).unwrap());
+        let c = copy_hashing(r, &src, &mut dst, &dst_path, &mut |_| true, &mut |_, e| Err(e)).unwrap();
         assert_eq!(c.len, data.len() as u64);
         assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
         assert_eq!(fs::read(&dst_path).unwrap(), data);
         assert_eq!(hash_from_disk(&dst_path).unwrap(), c.hash);
+    }
+
+    /// A reader that fails once after `fail_at` bytes, like a dropped connection.
+    struct Flaky {
+        data: Vec<u8>,
+        pos: usize,
+        fail_at: Option<usize>,
+    }
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if let Some(f) = self.fail_at {
+                if self.pos >= f {
+                    self.fail_at = None;
+                    return Err(io::Error::from_raw_os_error(libc::ECONNRESET));
+                }
+            }
+            let end = (self.pos + buf.len().min(65536)).min(self.data.len());
+            let n = end - self.pos;
+            buf[..n].copy_from_slice(&self.data[self.pos..end]);
+            self.pos = end;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_dropped_source_resumes_at_the_offset_and_the_hash_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..COPY_CHUNK * 2 + 12345).map(|i| (i * 7 % 251) as u8 + 1).collect();
+        let dst_path = dir.path().join("dst");
+        let mut dst = File::create(&dst_path).unwrap();
+        let src = Box::new(Flaky { data: data.clone(), pos: 0, fail_at: Some(COPY_CHUNK + 70_000) });
+        let mut offsets = Vec::new();
+        let d2 = data.clone();
+        let c = copy_hashing(src, Path::new("src"), &mut dst, &dst_path, &mut |_| true, &mut |off, _e| {
+            offsets.push(off);
+            Ok(Box::new(Flaky { data: d2.clone(), pos: off as usize, fail_at: None }))
+        })
+        .unwrap();
+        assert_eq!(offsets, vec![COPY_CHUNK as u64]);
+        assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(fs::read(&dst_path).unwrap(), data);
     }
 
     #[test]

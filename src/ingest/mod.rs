@@ -26,6 +26,9 @@ use crate::organize;
 use crate::sources::{local::LocalSource, EntryKind, Source};
 use crate::store::{self, remove_if_exists};
 
+mod retry;
+pub use retry::{Retry, RetryPolicy};
+
 /// What the user asked to import.
 #[derive(Clone, Debug)]
 pub struct ImportRequest {
@@ -113,11 +116,64 @@ fn temp_name(session: i64, item: i64) -> String {
     format!("s{session}-i{item}.part")
 }
 
-/// A failure of one item that stops the whole session (the archive side is in trouble).
+/// Why a session stops before its end.
 enum Stop {
     DiskFull(PathBuf),
     Cancelled,
+    /// The archive side failed, or a local source vanished: the session pauses.
     Fatal(Error),
+    /// A network source failed too often in a row: the session pauses and the source says so.
+    Paused(Error),
+}
+
+/// What to do on the share with a file once it is safely catalogued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostImport {
+    Leave,
+    Delete,
+    Move(String),
+}
+
+impl PostImport {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "leave" => Ok(PostImport::Leave),
+            "delete" => Ok(PostImport::Delete),
+            _ => match s.strip_prefix("move:") {
+                Some(dir) if !dir.trim_matches('/').is_empty() => {
+                    Ok(PostImport::Move(format!("/{}", dir.trim_matches('/'))))
+                }
+                _ => Err(Error::Invalid(format!(
+                    "unknown post-import action {s:?} (expected leave, delete or move:REMOTE_DIR)"
+                ))),
+            },
+        }
+    }
+
+    pub fn as_string(&self) -> String {
+        match self {
+            PostImport::Leave => "leave".into(),
+            PostImport::Delete => "delete".into(),
+            PostImport::Move(d) => format!("move:{d}"),
+        }
+    }
+}
+
+/// A network source behind a session.
+struct Net {
+    source_id: i64,
+    post: PostImport,
+}
+
+/// Everything one run of a session needs.
+struct Run<'r> {
+    session: Session,
+    source: &'r dyn Source,
+    roots: Vec<PathBuf>,
+    /// Roots are local paths (a vanished root pauses the session).
+    local: bool,
+    net: Option<Net>,
+    retry: Retry,
 }
 
 impl<'a> Importer<'a> {
@@ -145,7 +201,25 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Starts a new import session and runs it to the end (or until it pauses).
+    fn new_run<'r>(
+        &self,
+        session: Session,
+        source: &'r dyn Source,
+        roots: Vec<PathBuf>,
+        local: bool,
+    ) -> Result<Run<'r>> {
+        let net = match session.source_id {
+            Some(sid) => {
+                let row = self.archive.catalog()?.source(sid)?;
+                Some(Net { source_id: sid, post: PostImport::parse(&row.post_import)? })
+            }
+            None => None,
+        };
+        let retry = Retry::new(RetryPolicy::from_env(), Arc::clone(&self.cancel), session.id);
+        Ok(Run { session, source, roots, local, net, retry })
+    }
+
+    /// Starts a new import session of local paths and runs it to the end (or until it pauses).
     pub fn import(&self, req: &ImportRequest) -> Result<Summary> {
         let cat = self.archive.catalog()?;
         let couple = cat.couple_by_folder(&req.couple)?;
@@ -168,8 +242,42 @@ impl<'a> Importer<'a> {
             cat.create_session(couple.id, req.footage_type, camera_id, req.duplicates, &source.describe(), &raw, None)?;
         lock.write_note(&id.to_string())?;
         info!(session = id, couple = %couple.folder_name, "import session started");
+        let run = self.new_run(cat.session(id)?, &source, roots, true)?;
         drop(cat);
-        self.run(id, &source, &roots, false)
+        self.run(&run, false)
+    }
+
+    /// One pass over a configured network source, as a new import session.
+    pub fn import_source(&self, source_id: i64) -> Result<Summary> {
+        let cat = self.archive.catalog()?;
+        let row = cat.source(source_id)?;
+        if !row.enabled {
+            return Err(Error::Disabled(format!(
+                "source {source_id} is disabled: `nightfox source test {source_id}` enables it once it connects"
+            )));
+        }
+        let source = self.open_source(&row)?;
+        let mut lock = self.lock_couple(&cat, row.couple_id, &row.couple)?;
+        let root = PathBuf::from(&row.path);
+        let id = cat.create_session(
+            row.couple_id,
+            row.footage_type,
+            row.camera_id,
+            row.duplicates,
+            &row.url(),
+            &[path_bytes(&root)],
+            Some(source_id),
+        )?;
+        lock.write_note(&id.to_string())?;
+        info!(session = id, source = source_id, "network import session started");
+        let run = self.new_run(cat.session(id)?, source.as_ref(), vec![root], false)?;
+        drop(cat);
+        self.run(&run, false)
+    }
+
+    fn open_source(&self, row: &crate::catalog::NetworkSource) -> Result<Box<dyn Source>> {
+        let password = crate::secrets::Secrets::load(&self.archive.root)?.decrypt(&row.password_enc)?;
+        crate::sources::open_network(row, password)
     }
 
     /// Continues a session that was interrupted, cancelled or paused.
@@ -183,28 +291,124 @@ impl<'a> Importer<'a> {
             return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
         }
         let roots: Vec<PathBuf> = s.source_paths.iter().map(|b| bytes_path(b)).collect();
-        for r in &roots {
-            if std::fs::metadata(r).is_err() {
-                return Err(Error::SourceUnavailable { path: r.clone(), session: id });
-            }
-        }
         lock.write_note(&id.to_string())?;
         info!(session = id, "resuming import session");
-        drop(cat);
-        let source = LocalSource::new(&roots);
-        self.run(id, &source, &roots, true)
+        match s.source_id {
+            Some(sid) => {
+                let row = cat.source(sid)?;
+                drop(cat);
+                let source = self.open_source(&row)?;
+                let run = self.new_run(s, source.as_ref(), roots, false)?;
+                self.run(&run, true)
+            }
+            None if s.source.starts_with("local:") => {
+                for r in &roots {
+                    if std::fs::metadata(r).is_err() {
+                        return Err(Error::SourceUnavailable { path: r.clone(), session: id });
+                    }
+                }
+                drop(cat);
+                let source = LocalSource::new(&roots);
+                let run = self.new_run(s, &source, roots, true)?;
+                self.run(&run, true)
+            }
+            None => Err(Error::NotResumable { id, status: "without its source (removed)".into() }),
+        }
     }
 
-    fn run(&self, id: i64, source: &dyn Source, roots: &[PathBuf], resuming: bool) -> Result<Summary> {
+    // ---- events and source state (network sources only) ----------------------------------------------------
+
+    fn event(&self, run: &Run, level: &str, msg: &str) {
+        if let Some(net) = &run.net {
+            let r = self.archive.catalog().and_then(|c| c.add_event(net.source_id, Some(run.session.id), level, msg));
+            if let Err(e) = r {
+                warn!("cannot record a source event: {e}");
+            }
+        }
+    }
+
+    fn source_state(&self, run: &Run, state: &str, failures: Option<i64>, error: Option<&str>) {
+        if let Some(net) = &run.net {
+            if let Err(e) =
+                self.archive.catalog().and_then(|c| c.set_source_state(net.source_id, state, failures, error))
+            {
+                warn!("cannot record the source state: {e}");
+            }
+        }
+    }
+
+    fn note_retry(&self, run: &Run, r: &retry::Retrying) {
+        let msg = format!("retry {} in {:.1}s after: {}", r.failures, r.delay.as_secs_f64(), r.error);
+        warn!("{msg}");
+        self.event(run, "warn", &msg);
+        self.source_state(run, "retrying", Some(r.failures as i64), Some(&r.error.to_string()));
+    }
+
+    fn note_recovered(&self, run: &Run) {
+        info!("source connected again");
+        self.event(run, "info", "connected again");
+        self.source_state(run, "connected", Some(0), None);
+    }
+
+    /// Runs a source call with retries; notes retries and recovery.
+    fn retrying<T>(&self, run: &Run, f: impl FnMut() -> Result<T>) -> Result<T> {
+        let retried = std::cell::Cell::new(false);
+        let out = run.retry.call(f, &|| run.source.reconnect(), &|r| {
+            retried.set(true);
+            self.note_retry(run, r)
+        });
+        if out.is_ok() && retried.get() {
+            self.note_recovered(run);
+        }
+        out
+    }
+
+    /// Ends a run that cannot go on: records why, pauses or fails the session.
+    fn stop_run(&self, run: &Run, cat: &Catalog, stop: Stop) -> Error {
+        let id = run.session.id;
+        let (status, e) = match stop {
+            Stop::DiskFull(path) => (SessionStatus::Paused, Error::DiskFull { path, session: id }),
+            Stop::Cancelled => (SessionStatus::Cancelled, Error::Interrupted(id)),
+            Stop::Fatal(e) => (SessionStatus::Paused, e),
+            Stop::Paused(e) => {
+                self.source_state(run, "paused", Some(run.retry.failures() as i64), Some(&e.to_string()));
+                self.event(run, "error", &format!("paused: {e}"));
+                (SessionStatus::Paused, e)
+            }
+        };
+        let msg = if matches!(e, Error::Interrupted(_)) { "cancelled by the user".to_string() } else { e.to_string() };
+        if let Err(db) = cat.set_session_status(id, status, Some(&msg)) {
+            warn!("cannot record the session status: {db}");
+        }
+        e
+    }
+
+    fn run(&self, run: &Run, resuming: bool) -> Result<Summary> {
+        let id = run.session.id;
+        let session = &run.session;
         let mut cat = self.archive.catalog()?;
-        let session = cat.session(id)?;
         let mut items = cat.items(id)?;
         if items.is_empty() {
             cat.set_session_status(id, SessionStatus::Scanning, None)?;
-            let new = scan(source, roots)?;
+            let new = match self.retrying(run, || scan(run.source, &run.roots)) {
+                Ok(n) => n,
+                Err(e @ Error::SourcePaused { .. }) => return Err(self.stop_run(run, &cat, Stop::Paused(e))),
+                Err(e) if e.is_transient() => return Err(self.stop_run(run, &cat, Stop::Fatal(e))),
+                Err(e) => {
+                    self.event(run, "error", &format!("scan failed: {e}"));
+                    self.source_state(run, "failed", None, Some(&e.to_string()));
+                    cat.set_session_status(id, SessionStatus::Failed, Some(&e.to_string()))?;
+                    return Err(e);
+                }
+            };
             cat.insert_items(id, &new)?;
             cat.recount_session(id)?;
             items = cat.items(id)?;
+            if let Some(net) = &run.net {
+                cat.touch_source_scan(net.source_id)?;
+                self.source_state(run, "connected", Some(0), None);
+                self.event(run, "info", &format!("connected; {} files found", items.len()));
+            }
         } else {
             cat.recount_session(id)?;
         }
@@ -215,59 +419,58 @@ impl<'a> Importer<'a> {
         let todo_files = items.iter().filter(|i| !i.state.is_terminal()).count() as u64;
         self.observer.start(todo_files, todo_bytes);
 
-        // Hash: only files whose size matches content already in the couple can be duplicates.
         cat.set_session_status(id, SessionStatus::Hashing, None)?;
-        let sizes = cat.couple_sizes(session.couple_id)?;
-        for it in items.iter_mut() {
-            if self.cancel.load(Ordering::Relaxed) {
-                break;
-            }
-            if it.state != ItemState::Pending || it.hash.is_some() || !sizes.contains(&it.size) {
-                continue;
-            }
-            let path = bytes_path(&it.path);
-            match source.hash_in_place(&path) {
-                Some(Ok(h)) => {
-                    cat.set_item_hash(it.id, &h)?;
-                    if session.duplicates == DuplicateAction::Skip && cat.couple_has_blob(session.couple_id, &h)? {
-                        debug!(path = ?path, "duplicate of content already in the couple");
-                        cat.end_item(it, ItemState::Duplicate, None)?;
-                        it.state = ItemState::Duplicate;
-                        self.observer.advance(it.size);
-                    }
-                    it.hash = Some(h);
-                }
-                Some(Err(e)) => {
-                    warn!("{e}");
-                    cat.end_item(it, ItemState::Failed, Some(&e.to_string()))?;
-                    it.state = ItemState::Failed;
+        if run.net.is_some() {
+            // A network file is read once: what this source gave before (same path, size and mtime) is skipped
+            // without reading it again; other duplicates are found by content after the copy.
+            for it in items.iter_mut().filter(|i| i.state == ItemState::Pending) {
+                if cat.already_imported(session.couple_id, &session.source, &it.rel_path, it.size, it.mtime_ns)? {
+                    cat.end_item(it, ItemState::Duplicate, Some("already imported from this source"))?;
+                    it.state = ItemState::Duplicate;
                     self.observer.advance(it.size);
                 }
-                None => {}
+            }
+        } else {
+            // Only files whose size matches content already in the couple can be duplicates: hash those in place.
+            let sizes = cat.couple_sizes(session.couple_id)?;
+            for it in items.iter_mut() {
+                if self.cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                if it.state != ItemState::Pending || it.hash.is_some() || !sizes.contains(&it.size) {
+                    continue;
+                }
+                let path = bytes_path(&it.path);
+                match run.source.hash_in_place(&path) {
+                    Some(Ok(h)) => {
+                        cat.set_item_hash(it.id, &h)?;
+                        if session.duplicates == DuplicateAction::Skip && cat.couple_has_blob(session.couple_id, &h)? {
+                            debug!(path = ?path, "duplicate of content already in the couple");
+                            cat.end_item(it, ItemState::Duplicate, None)?;
+                            it.state = ItemState::Duplicate;
+                            self.observer.advance(it.size);
+                        }
+                        it.hash = Some(h);
+                    }
+                    Some(Err(e)) => {
+                        warn!("{e}");
+                        cat.end_item(it, ItemState::Failed, Some(&e.to_string()))?;
+                        it.state = ItemState::Failed;
+                        self.observer.advance(it.size);
+                    }
+                    None => {}
+                }
             }
         }
 
         // Copy, validate, land and finalize, a clip with its sidecars at a time.
         cat.set_session_status(id, SessionStatus::Copying, None)?;
         let groups = group_items(&items);
-        let stop = self.process_groups(&session, source, roots, groups, cat)?;
+        let stop = self.process_groups(run, groups, cat);
         let cat = self.archive.catalog()?;
         self.observer.finish();
-        match stop {
-            Some(Stop::DiskFull(path)) => {
-                let e = Error::DiskFull { path, session: id };
-                cat.set_session_status(id, SessionStatus::Paused, Some(&e.to_string()))?;
-                return Err(e);
-            }
-            Some(Stop::Cancelled) => {
-                cat.set_session_status(id, SessionStatus::Cancelled, Some("cancelled by the user"))?;
-                return Err(Error::Interrupted(id));
-            }
-            Some(Stop::Fatal(e)) => {
-                cat.set_session_status(id, SessionStatus::Paused, Some(&e.to_string()))?;
-                return Err(e);
-            }
-            None => {}
+        if let Some(stop) = stop {
+            return Err(self.stop_run(run, &cat, stop));
         }
         cat.set_session_status(id, SessionStatus::Finalizing, None)?;
         cat.recount_session(id)?;
@@ -282,6 +485,7 @@ impl<'a> Importer<'a> {
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
         let s = cat.session(id)?;
         info!(session = id, files = s.files_total, "import session completed");
+        self.event(run, "info", &format!("session {id} completed: {} files, {} failed", s.files_total, s.files_error));
         Ok(Summary {
             session: id,
             couple: s.couple.clone(),
@@ -317,19 +521,13 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
-    fn process_groups(
-        &self,
-        session: &crate::catalog::Session,
-        source: &dyn Source,
-        roots: &[PathBuf],
-        groups: Vec<Vec<Item>>,
-        cat: Catalog,
-    ) -> Result<Option<Stop>> {
+    fn process_groups(&self, run: &Run, groups: Vec<Vec<Item>>, cat: Catalog) -> Option<Stop> {
         let queue = Mutex::new(groups.into_iter().collect::<VecDeque<_>>());
         let cat = Mutex::new(cat);
         let stop: Mutex<Option<Stop>> = Mutex::new(None);
         let halt = AtomicBool::new(false);
-        let workers = self.tuning.workers.max(1);
+        // A network source is read sequentially (one file at a time); local disks take two.
+        let workers = if run.local { self.tuning.workers.max(1) } else { 1 };
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
@@ -341,10 +539,8 @@ impl<'a> Importer<'a> {
                         stop.lock().get_or_insert(Stop::Cancelled);
                         return;
                     }
-                    let Some(group) = queue.lock().pop_front() else {
-                        return;
-                    };
-                    if let Err(st) = self.process_group(session, source, roots, group, &cat, &halt) {
+                    let Some(group) = queue.lock().pop_front() else { return };
+                    if let Err(st) = self.process_group(run, group, &cat, &halt) {
                         halt.store(true, Ordering::Relaxed);
                         let mut g = stop.lock();
                         // Disk full and fatal errors outrank a cancellation seen by another worker.
@@ -356,15 +552,14 @@ impl<'a> Importer<'a> {
                 });
             }
         });
-        Ok(stop.into_inner())
+        stop.into_inner()
     }
 
-    /// Copies, validates and lands every item of a group, then catalogues them together.
+    /// Copies, validates and lands every item of a group, catalogues them together, then runs the post-import
+    /// action on the source for what is now safely in the catalog.
     fn process_group(
         &self,
-        session: &crate::catalog::Session,
-        source: &dyn Source,
-        roots: &[PathBuf],
+        run: &Run,
         mut group: Vec<Item>,
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
@@ -377,19 +572,53 @@ impl<'a> Importer<'a> {
                 self.observer.advance(it.size);
                 continue;
             }
-            match self.store_item(session.id, source, roots, it, cat, halt) {
+            match self.store_item(run, it, cat, halt) {
                 Ok(()) => {}
                 Err(ItemError::Stop(s)) => return Err(s),
                 Err(ItemError::Failed(e)) => {
                     warn!("{e}");
                     let msg = e.to_string();
                     cat.lock().end_item(it, ItemState::Failed, Some(&msg)).map_err(Stop::Fatal)?;
+                    self.event(run, "error", &format!("failed: {msg}"));
                     it.state = ItemState::Failed;
                     self.observer.advance(it.size);
                 }
             }
         }
-        self.finalize_group(session, &group, cat).map_err(Stop::Fatal)
+        let ended = self.finalize_group(&run.session, &group, cat).map_err(Stop::Fatal)?;
+        if let Some(net) = &run.net {
+            for (it, state) in &ended {
+                if *state == ItemState::Done {
+                    self.event(run, "info", &format!("imported {}", String::from_utf8_lossy(&it.rel_path)));
+                }
+                self.post_import(run, net, it);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes or moves a catalogued file on the source. A failure is an event and a warning, never a lost file.
+    fn post_import(&self, run: &Run, net: &Net, it: &Item) {
+        let path = bytes_path(&it.path);
+        let result = match &net.post {
+            PostImport::Leave => return,
+            PostImport::Delete => self.retrying(run, || run.source.remove(&path)).map(|_| "deleted".to_string()),
+            PostImport::Move(dir) => {
+                let dest = Path::new(dir).join(bytes_path(&it.rel_path));
+                let parent = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(dir));
+                self.retrying(run, || run.source.create_dir_all(&parent))
+                    .and_then(|_| self.retrying(run, || run.source.rename(&path, &dest)))
+                    .map(|_| format!("moved to {}", dest.display()))
+            }
+        };
+        match result {
+            Ok(what) => self.event(run, "info", &format!("{what}: {}", String::from_utf8_lossy(&it.rel_path))),
+            Err(e) => {
+                let msg = format!("post-import {} failed for {}: {e}", net.post.as_string(), path.display());
+                warn!("{msg}");
+                self.event(run, "warn", &msg);
+            }
+        }
     }
 
     /// What a group says about its camera: a Sony XML sidecar, then the clip's own metadata, then the card layout.
@@ -429,25 +658,37 @@ impl<'a> Importer<'a> {
         it.hash.as_deref().is_some_and(|h| self.archive.store.has_blob(h))
     }
 
-    /// A source error fails its item, unless a root of the import has gone away (card pulled, disk unmounted):
-    /// then the session pauses so that `resume` can finish once the source is back.
-    fn source_error(&self, e: Error, roots: &[PathBuf], session: i64) -> ItemError {
-        match roots.iter().find(|r| std::fs::metadata(r).is_err()) {
-            Some(r) => ItemError::Stop(Stop::Fatal(Error::SourceUnavailable { path: r.clone(), session })),
-            None => ItemError::Failed(e),
+    /// A source error fails its item, unless the session must stop: the source failed too often in a row, or a
+    /// local root has gone away (card pulled, disk unmounted) so that `resume` can finish once it is back.
+    fn source_error(&self, run: &Run, e: Error) -> ItemError {
+        if matches!(e, Error::SourcePaused { .. }) {
+            return ItemError::Stop(Stop::Paused(e));
         }
+        if run.local {
+            if let Some(r) = run.roots.iter().find(|r| std::fs::metadata(r).is_err()) {
+                return ItemError::Stop(Stop::Fatal(Error::SourceUnavailable {
+                    path: r.clone(),
+                    session: run.session.id,
+                }));
+            }
+        }
+        if e.is_transient() {
+            // Retries ran out without reaching the pause threshold (a cancel during backoff): stop, keep it resumable.
+            return ItemError::Stop(Stop::Fatal(e));
+        }
+        ItemError::Failed(e)
     }
 
     /// Brings one item to `Stored`: its content validated in `objects/`.
     fn store_item(
         &self,
-        session: i64,
-        source: &dyn Source,
-        roots: &[PathBuf],
+        run: &Run,
         it: &mut Item,
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
     ) -> std::result::Result<(), ItemError> {
+        let session = run.session.id;
+        let source = run.source;
         let st = &self.archive.store;
         let tmp = st.temp_path(&temp_name(session, it.id));
         // A copy that a crash left validated-but-unlanded, or copied-but-unvalidated, is reused.
@@ -474,7 +715,7 @@ impl<'a> Importer<'a> {
         // Content already stored (found by the duplicate check): nothing to copy, if the source is unchanged since.
         if let Some(h) = it.hash.clone() {
             if it.state == ItemState::Pending && st.has_blob(&h) {
-                let now = source.stat(&path).map_err(|e| self.source_error(e, roots, session))?;
+                let now = self.retrying(run, || source.stat(&path)).map_err(|e| self.source_error(run, e))?;
                 if now.size == it.size && now.mtime_ns == it.mtime_ns {
                     self.observer.advance(it.size);
                     return self.mark_stored(it, &h, cat);
@@ -485,27 +726,42 @@ impl<'a> Importer<'a> {
         }
         let (mut changed, mut mismatched) = (0, 0);
         loop {
-            let before = source.stat(&path).map_err(|e| self.source_error(e, roots, session))?;
-            let mut reader = source.open_at(&path, 0).map_err(|e| self.source_error(e, roots, session))?;
+            let before = self.retrying(run, || source.stat(&path)).map_err(|e| self.source_error(run, e))?;
+            let reader = self.retrying(run, || source.open_at(&path, 0)).map_err(|e| self.source_error(run, e))?;
             let (mut out, _) = st.create_temp(&temp_name(session, it.id)).map_err(ItemError::archive)?;
             let mut on_progress = |n: u64| {
                 self.observer.advance(n);
+                if run.retry.success() {
+                    self.note_recovered(run);
+                }
                 !halt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed)
             };
-            let result = store::copy_hashing(&mut reader, &path, &mut out, &tmp, &mut on_progress);
+            // A dropped connection resumes the file at the byte offset already copied; the hash continues.
+            let mut reopen = |offset: u64, e: Error| -> Result<Box<dyn std::io::Read + Send>> {
+                let mut e = e;
+                loop {
+                    run.retry.after_failure(e, &|r| self.note_retry(run, r))?;
+                    source.reconnect();
+                    match source.open_at(&path, offset) {
+                        Ok(r) => return Ok(r),
+                        Err(again) => e = again,
+                    }
+                }
+            };
+            let result = store::copy_hashing(reader, &path, &mut out, &tmp, &mut on_progress, &mut reopen);
             drop(out);
             let copied = match result {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = remove_if_exists(&tmp);
-                    return Err(self.classify_copy_error(e, roots, session));
+                    return Err(self.classify_copy_error(run, e));
                 }
             };
-            let after = match source.stat(&path) {
+            let after = match self.retrying(run, || source.stat(&path)) {
                 Ok(a) => a,
                 Err(e) => {
                     remove_if_exists(&tmp).map_err(ItemError::archive)?;
-                    return Err(self.source_error(e, roots, session));
+                    return Err(self.source_error(run, e));
                 }
             };
             if after != before || copied.len != after.size {
@@ -539,14 +795,14 @@ impl<'a> Importer<'a> {
     }
 
     /// Errors while copying: a full disk or any failure on the archive side stops the session; an interruption
-    /// is a cancel; a source that cannot be read fails only its item (or pauses, if the source is gone).
-    fn classify_copy_error(&self, e: Error, roots: &[PathBuf], session: i64) -> ItemError {
+    /// is a cancel; a source that cannot be read fails only its item (or stops the session, see `source_error`).
+    fn classify_copy_error(&self, run: &Run, e: Error) -> ItemError {
         match &e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => {
                 ItemError::Stop(Stop::Cancelled)
             }
             Error::Io { path, .. } if path.starts_with(&self.archive.root) => ItemError::archive(e),
-            _ => self.source_error(e, roots, session),
+            _ => self.source_error(run, e),
         }
     }
 
@@ -558,7 +814,13 @@ impl<'a> Importer<'a> {
     }
 
     /// Catalogues a group's stored items in one transaction: clip first, then its sidecars named to match.
-    fn finalize_group(&self, session: &crate::catalog::Session, group: &[Item], cat: &Mutex<Catalog>) -> Result<()> {
+    /// Returns the items that are now safely in the catalog (done, or duplicates of content already there).
+    fn finalize_group(
+        &self,
+        session: &Session,
+        group: &[Item],
+        cat: &Mutex<Catalog>,
+    ) -> Result<Vec<(Item, ItemState)>> {
         let info = if session.camera_id.is_some() { MediaInfo::default() } else { self.group_info(group) };
         let mut c = cat.lock();
         let mut tx = c.finalize_tx()?;
@@ -566,6 +828,7 @@ impl<'a> Importer<'a> {
         let source = session.source.clone();
         // item id -> (file id, original name, display name)
         let mut placed: HashMap<i64, (i64, Vec<u8>, Vec<u8>)> = HashMap::new();
+        let mut ended = Vec::new();
         for it in group {
             if it.state != ItemState::Stored {
                 continue;
@@ -573,6 +836,7 @@ impl<'a> Importer<'a> {
             let hash = it.hash.as_deref().unwrap_or_default();
             if session.duplicates == DuplicateAction::Skip && tx.couple_has_blob(session.couple_id, hash)? {
                 tx.item_end(it, ItemState::Duplicate, None)?;
+                ended.push((it.clone(), ItemState::Duplicate));
                 continue;
             }
             let original = file_name_bytes(&it.rel_path).to_vec();
@@ -624,8 +888,10 @@ impl<'a> Importer<'a> {
             })?;
             tx.item_done(it, fid)?;
             placed.insert(it.id, (fid, original, name));
+            ended.push((it.clone(), ItemState::Done));
         }
-        tx.commit_for(session.id)
+        tx.commit_for(session.id)?;
+        Ok(ended)
     }
 }
 

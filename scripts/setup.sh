@@ -3,10 +3,12 @@
 # Usage: scripts/setup.sh [test|demo|bench]...   (default: test)
 set -euo pipefail
 
-want=(fuse3 pkg-config attr util-linux)
+want=(fuse3 pkg-config attr util-linux libsmbclient-dev)
+nfs_server=0
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync ffmpeg) ;;
+    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev) ; nfs_server=1 ;;
+    network) want+=(samba smbclient libsmbclient-dev bc) ; nfs_server=1 ;;
     demo) want+=(ffmpeg) ;;
     bench) want+=(b3sum fio bindfs bc) ;;
     *) echo "setup.sh: unknown role $role" >&2; exit 2 ;;
@@ -28,6 +30,11 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust) is required; install it with rustup" >&2
   exit 1
+fi
+# A real NFSv3 server process for the network tests and benchmark (crates.io binary, same author as nfs3_client).
+if [ "$nfs_server" = 1 ] && ! command -v cargo-nfs3-server >/dev/null 2>&1; then
+  echo "setup: installing cargo-nfs3-server" >&2
+  cargo install --locked --quiet cargo-nfs3-server@0.2.3
 fi
 if [ ! -e /dev/fuse ]; then
   echo "setup: /dev/fuse is missing: the mount tests need FUSE (modprobe fuse)" >&2

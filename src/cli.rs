@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Network sources (SMB shares, NFS exports) that import into a couple.
+    #[command(subcommand)]
+    Source(SourceCmd),
     /// Show what the archive knows of one file: a path inside a mount, or `couple/source/type/camera/name`.
     Info {
         path: PathBuf,
@@ -90,6 +93,60 @@ enum Command {
         /// Never use kernel passthrough reads, even where available.
         #[arg(long)]
         no_passthrough: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SourceCmd {
+    /// Add a source (disabled until `source test` passes); prints its id.
+    Add {
+        /// smb://host[:port]/share/path or nfs://host[:port]/export/path[?mount_port=N][&export=/long/export]
+        url: String,
+        #[arg(long)]
+        couple: String,
+        #[arg(long = "type", value_parser = parse_type)]
+        footage_type: Option<FootageType>,
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from the first line of standard input (it is stored encrypted).
+        #[arg(long)]
+        password_stdin: bool,
+        /// leave, delete, or move:REMOTE_DIR (acts on the share after a file is catalogued).
+        #[arg(long, default_value = "leave")]
+        post_import: String,
+        #[arg(long, default_value = "skip", value_parser = parse_dup)]
+        duplicates: DuplicateAction,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect and look at the path; enables the source when it works.
+    Test {
+        id: i64,
+    },
+    Enable {
+        id: i64,
+    },
+    Disable {
+        id: i64,
+    },
+    Remove {
+        id: i64,
+    },
+    /// One import pass now, as an import session.
+    Import {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What happened on a source: connections, imports, retries, pauses, failures.
+    Events {
+        id: i64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -396,6 +453,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
         Command::Info { path, json } => info(cli.archive, &path, json),
+        Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
             crate::fuse::mount_foreground(a, &mountpoint, crate::fuse::MountOptions { allow_other, no_passthrough })?;
@@ -495,4 +553,128 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
         row("sidecar of", c);
     }
     Ok(0)
+}
+
+fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
+    let a = open(archive_flag)?;
+    let cat = a.catalog()?;
+    match cmd {
+        SourceCmd::Add { url, couple, footage_type, camera, user, password_stdin, post_import, duplicates } => {
+            let u = crate::sources::SourceUrl::parse(&url)?;
+            let couple = cat.couple_by_folder(&couple)?;
+            let camera_id = match camera {
+                Some(slug) => Some(cat.camera_by_slug(&slug)?.id),
+                None => None,
+            };
+            let post = crate::ingest::PostImport::parse(&post_import)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| Error::Invalid(format!("cannot read the password from stdin: {e}")))?;
+                crate::secrets::Password::new(line.trim_end_matches(['\r', '\n']))
+            } else {
+                crate::secrets::Password::default()
+            };
+            let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
+            let id = cat.add_source(&crate::catalog::NewNetworkSource {
+                protocol: &u.protocol,
+                host: &u.host,
+                port: u.port,
+                mount_port: u.mount_port,
+                share: &u.share,
+                path: &u.path,
+                username: user.as_deref().unwrap_or(""),
+                password_enc: &enc,
+                couple_id: couple.id,
+                footage_type,
+                camera_id,
+                post_import: &post.as_string(),
+                duplicates,
+            })?;
+            println!("{id}");
+            Ok(0)
+        }
+        SourceCmd::List { json } => {
+            let sources = cat.sources()?;
+            if json {
+                print_json(&sources)?;
+            } else {
+                for s in sources {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{} failures\t{}{}",
+                        s.id,
+                        s.url(),
+                        s.couple,
+                        if s.enabled { "enabled" } else { "disabled" },
+                        s.connection_state,
+                        s.consecutive_failures,
+                        if s.username.is_empty() { "guest".to_string() } else { format!("user {}", s.username) },
+                        s.last_error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        SourceCmd::Test { id } => {
+            let row = cat.source(id)?;
+            let password = crate::secrets::Secrets::load(&a.root)?.decrypt(&row.password_enc)?;
+            let result = crate::sources::open_network(&row, password)
+                .and_then(|src| src.stat(std::path::Path::new(&row.path)).map(|_| src));
+            match result {
+                Ok(_) => {
+                    cat.set_source_enabled(id, true)?;
+                    cat.set_source_state(id, "connected", Some(0), None)?;
+                    cat.add_event(id, None, "info", "test passed; source enabled")?;
+                    println!("source {id}: connected to {}; enabled", row.url());
+                    Ok(0)
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    cat.set_source_state(id, "failed", None, Some(&msg))?;
+                    cat.add_event(id, None, "error", &format!("test failed: {msg}"))?;
+                    Err(e)
+                }
+            }
+        }
+        SourceCmd::Enable { id } => {
+            let row = cat.source(id)?;
+            if row.connection_state == "untested" {
+                return Err(Error::Disabled(format!(
+                    "source {id} has never connected: run `nightfox source test {id}`"
+                )));
+            }
+            cat.set_source_enabled(id, true)?;
+            Ok(0)
+        }
+        SourceCmd::Disable { id } => {
+            cat.source(id)?;
+            cat.set_source_enabled(id, false)?;
+            Ok(0)
+        }
+        SourceCmd::Remove { id } => {
+            cat.remove_source(id)?;
+            Ok(0)
+        }
+        SourceCmd::Import { id, json } => {
+            drop(cat);
+            let obs = bars();
+            let imp = Importer::new(&a, &obs, cancel_flag());
+            let s = imp.import_source(id)?;
+            print_summary(&s, json)
+        }
+        SourceCmd::Events { id, json } => {
+            cat.source(id)?;
+            let events = cat.events(id)?;
+            if json {
+                print_json(&events)?;
+            } else {
+                for e in events {
+                    let session = e.session_id.map(|s| format!("session {s}")).unwrap_or_default();
+                    println!("{}\t{}\t{}\t{}", crate::vfs::rfc3339(e.at), e.level, session, one_line(&e.message));
+                }
+            }
+            Ok(0)
+        }
+    }
 }

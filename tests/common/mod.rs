@@ -2,6 +2,9 @@
 //! catalog inspection through the library, and real FUSE mounts with bounded waits.
 #![allow(dead_code)]
 
+pub mod nfsd;
+pub mod smbd;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -208,7 +208,7 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("nightfox=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -639,9 +639,11 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
         }
         SourceCmd::Enable { id } => {
             let row = cat.source(id)?;
-            if row.connection_state == "untested" {
+            // Only a source that has connected (a test passed) may be enabled.
+            if !matches!(row.connection_state.as_str(), "connected" | "retrying" | "paused") {
                 return Err(Error::Disabled(format!(
-                    "source {id} has never connected: run `nightfox source test {id}`"
+                    "source {id} is {}: run `nightfox source test {id}` until it connects",
+                    row.connection_state
                 )));
             }
             cat.set_source_enabled(id, true)?;

@@ -727,7 +727,8 @@ impl<'a> Importer<'a> {
         let (mut changed, mut mismatched) = (0, 0);
         loop {
             let before = self.retrying(run, || source.stat(&path)).map_err(|e| self.source_error(run, e))?;
-            let reader = self.retrying(run, || source.open_at(&path, 0)).map_err(|e| self.source_error(run, e))?;
+            let reader =
+                self.retrying(run, || self.open_reader(run, &path, 0)).map_err(|e| self.source_error(run, e))?;
             let (mut out, _) = st.create_temp(&temp_name(session, it.id)).map_err(ItemError::archive)?;
             let mut on_progress = |n: u64| {
                 self.observer.advance(n);
@@ -742,7 +743,7 @@ impl<'a> Importer<'a> {
                 loop {
                     run.retry.after_failure(e, &|r| self.note_retry(run, r))?;
                     source.reconnect();
-                    match source.open_at(&path, offset) {
+                    match self.open_reader(run, &path, offset) {
                         Ok(r) => return Ok(r),
                         Err(again) => e = again,
                     }
@@ -792,6 +793,13 @@ impl<'a> Importer<'a> {
             st.land(&tmp, &copied.hash).map_err(ItemError::archive)?;
             return self.mark_stored(it, &copied.hash, cat);
         }
+    }
+
+    /// Opens a source file for the copy; network reads are queued ahead (1 MiB chunks) so that the round trips
+    /// overlap with hashing and writing.
+    fn open_reader(&self, run: &Run, path: &Path, offset: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        let r = run.source.open_at(path, offset)?;
+        Ok(if run.local { r } else { crate::sources::read_ahead(r, 1 << 20, 8) })
     }
 
     /// Errors while copying: a full disk or any failure on the archive side stops the session; an interruption

@@ -140,6 +140,80 @@ impl SourceUrl {
     }
 }
 
+/// Reads ahead of the consumer on its own thread: up to `depth` chunks of `chunk` bytes wait in a queue, so a
+/// network round trip overlaps with hashing and writing. An error is delivered in order, after the data that came
+/// before it, so the consumer's offset stays exact (and a resume starts there). Dropping the reader stops the thread
+/// at its next chunk.
+pub fn read_ahead(mut inner: Box<dyn Read + Send>, chunk: usize, depth: usize) -> Box<dyn Read + Send> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(depth.max(1));
+    std::thread::spawn(move || loop {
+        let mut buf = vec![0u8; chunk];
+        let mut n = 0;
+        let res = loop {
+            match inner.read(&mut buf[n..]) {
+                Ok(0) => break Ok(()),
+                Ok(k) => {
+                    n += k;
+                    if n == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(n);
+        let eof = n == 0;
+        if n > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        match res {
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+            Ok(()) if eof => return,
+            Ok(()) => {}
+        }
+    });
+    Box::new(ReadAhead { rx, cur: Vec::new(), pos: 0, done: false })
+}
+
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Network settings read from the environment: `$NIGHTFOX_NET_TIMEOUT` (seconds per network call, default 30).
 pub fn net_timeout() -> Duration {
     std::env::var("NIGHTFOX_NET_TIMEOUT")
@@ -193,5 +267,38 @@ mod tests {
         assert!(SourceUrl::parse("smb://user:pw@host/share").is_err());
         assert!(SourceUrl::parse("smb://host").is_err());
         assert!(SourceUrl::parse("smb://host:99999/s").is_err());
+    }
+
+    #[test]
+    fn read_ahead_keeps_order_and_delivers_errors_after_the_data() {
+        struct Src(Vec<u8>, usize, usize);
+        impl Read for Src {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                if self.1 >= self.2 {
+                    return Err(std::io::Error::from_raw_os_error(libc::ECONNRESET));
+                }
+                let n = b.len().min(1000).min(self.2 - self.1);
+                b[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let mut r = read_ahead(Box::new(Src(data.clone(), 0, 54_321)), 4096, 3);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 777];
+        let err = loop {
+            match r.read(&mut buf) {
+                Ok(0) => panic!("EOF before the error"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, &data[..54_321]);
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
+        let mut r = read_ahead(Box::new(std::io::Cursor::new(data.clone())), 4096, 2);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, data);
     }
 }

@@ -32,6 +32,7 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// An open archive: its paths, its catalog and its blob store.
+#[derive(Clone, Debug)]
 pub struct Archive {
     pub root: PathBuf,
     pub store: Store,

@@ -143,6 +143,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE import_sessions ADD COLUMN source_id INTEGER REFERENCES network_sources(id) ON DELETE SET NULL;
     CREATE INDEX files_source_path ON files(couple_id, original_path);
     "#,
+    // 4: the writable ingest directory of the mount: what writers created, as they see it.
+    r#"
+    CREATE TABLE ingest_entries (
+        id          INTEGER PRIMARY KEY,
+        couple_id   INTEGER NOT NULL REFERENCES couples(id),
+        parent_id   INTEGER REFERENCES ingest_entries(id),
+        name        BLOB NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('dir','file')),
+        state       TEXT NOT NULL CHECK (state IN ('staging','committed')),
+        size        INTEGER NOT NULL DEFAULT 0,
+        mtime_ns    INTEGER NOT NULL,
+        mode        INTEGER NOT NULL,
+        uid         INTEGER NOT NULL,
+        gid         INTEGER NOT NULL,
+        blob_hash   TEXT,
+        file_id     INTEGER REFERENCES files(id),
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX ingest_entries_name ON ingest_entries(couple_id, IFNULL(parent_id, 0), name);
+    "#,
 ];
 
 /// Current schema version this build writes.
@@ -523,6 +543,24 @@ pub struct SourceEvent {
     pub at: i64,
     pub level: String,
     pub message: String,
+}
+
+/// An entry of the writable ingest directory, as its writer sees it.
+#[derive(Clone, Debug)]
+pub struct IngestEntry {
+    pub id: i64,
+    pub couple_id: i64,
+    pub parent_id: Option<i64>,
+    pub name: Vec<u8>,
+    pub is_dir: bool,
+    pub committed: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub blob_hash: Option<String>,
+    pub file_id: Option<i64>,
 }
 
 /// A camera to insert.
@@ -1333,6 +1371,151 @@ impl Catalog {
             .ctx("quick check")
     }
 
+    // ---- the ingest directory -----------------------------------------------------------------------------
+
+    pub fn ingest_entries(&self) -> Result<Vec<IngestEntry>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, couple_id, parent_id, name, kind, state, size, mtime_ns, mode, uid, gid, blob_hash, file_id
+                 FROM ingest_entries ORDER BY id",
+            )
+            .ctx("list ingest entries")?;
+        let rows = st
+            .query_map([], |r| {
+                let kind: String = r.get(4)?;
+                let state: String = r.get(5)?;
+                Ok(IngestEntry {
+                    id: r.get(0)?,
+                    couple_id: r.get(1)?,
+                    parent_id: r.get(2)?,
+                    name: r.get(3)?,
+                    is_dir: kind == "dir",
+                    committed: state == "committed",
+                    size: r.get::<_, i64>(6)? as u64,
+                    mtime_ns: r.get(7)?,
+                    mode: r.get(8)?,
+                    uid: r.get(9)?,
+                    gid: r.get(10)?,
+                    blob_hash: r.get(11)?,
+                    file_id: r.get(12)?,
+                })
+            })
+            .ctx("list ingest entries")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list ingest entries")
+    }
+
+    /// Adds an entry (a directory, or a file being staged); returns its id.
+    pub fn add_ingest_entry(&self, e: &IngestEntry) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO ingest_entries (couple_id, parent_id, name, kind, state, size, mtime_ns, mode, uid, gid,
+                     blob_hash, file_id, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    e.couple_id,
+                    e.parent_id,
+                    e.name,
+                    if e.is_dir { "dir" } else { "file" },
+                    if e.committed { "committed" } else { "staging" },
+                    e.size as i64,
+                    e.mtime_ns,
+                    e.mode,
+                    e.uid,
+                    e.gid,
+                    e.blob_hash,
+                    e.file_id,
+                    now()
+                ],
+            )
+            .ctx("add ingest entry")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Writes an entry's mutable fields back.
+    pub fn update_ingest_entry(&self, e: &IngestEntry) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE ingest_entries SET parent_id = ?2, name = ?3, state = ?4, size = ?5, mtime_ns = ?6, mode = ?7,
+                     uid = ?8, gid = ?9, blob_hash = ?10, file_id = ?11, updated_at = ?12
+                 WHERE id = ?1",
+                params![
+                    e.id,
+                    e.parent_id,
+                    e.name,
+                    if e.committed { "committed" } else { "staging" },
+                    e.size as i64,
+                    e.mtime_ns,
+                    e.mode,
+                    e.uid,
+                    e.gid,
+                    e.blob_hash,
+                    e.file_id,
+                    now()
+                ],
+            )
+            .ctx("update ingest entry")?;
+        Ok(())
+    }
+
+    pub fn remove_ingest_entry(&self, id: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM ingest_entries WHERE id = ?1", [id]).ctx("remove ingest entry")?;
+        Ok(())
+    }
+
+    /// Adds one item to an existing session (the ingest directory commits files one at a time).
+    pub fn add_item(&self, session_id: i64, it: &NewItem, sidecar_of: Option<i64>) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO import_items (session_id, path, rel_path, size, mtime_ns, state, sidecar_of, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    session_id,
+                    it.path,
+                    it.rel_path,
+                    it.size as i64,
+                    it.mtime_ns,
+                    it.state.as_str(),
+                    sidecar_of,
+                    now()
+                ],
+            )
+            .ctx("add item")?;
+        let id = self.conn.last_insert_rowid();
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET files_total = files_total + 1, bytes_total = bytes_total + ?2,
+                     updated_at = ?3 WHERE id = ?1",
+                params![session_id, it.size as i64, now()],
+            )
+            .ctx("count item")?;
+        Ok(id)
+    }
+
+    pub fn item(&self, id: i64) -> Result<Option<Item>> {
+        self.conn
+            .query_row(
+                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
+                 FROM import_items WHERE id = ?1",
+                [id],
+                Self::item_from_row,
+            )
+            .optional()
+            .ctx("find item")
+    }
+
+    /// Sessions that were left open (the ingest directory's, after a crash).
+    pub fn unfinished_sessions_with_source_prefix(&self, prefix: &str) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id FROM import_sessions WHERE status NOT IN ('completed','failed') AND substr(source, 1, ?2) = ?1",
+            )
+            .ctx("find open sessions")?;
+        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0)).ctx("find open sessions")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("find open sessions")
+    }
+
     /// Files with an id above `after`, in id order (files are only ever added).
     pub fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
         let mut st = self
@@ -1351,6 +1534,102 @@ impl Catalog {
     /// Total number of catalogued files.
     pub fn file_count(&self) -> Result<i64> {
         self.conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).ctx("count files")
+    }
+
+    // ---- daemon (serve, status, backup) ---------------------------------------------------------------------
+
+    /// Copies the catalog to `dest` with SQLite's online backup: a consistent snapshot taken while other
+    /// connections keep reading and writing (WAL readers do not block writers). The copy is written next to
+    /// `dest` (0600), checked (`PRAGMA quick_check`), switched to a self-contained rollback journal, fsynced and
+    /// renamed into place. An existing `dest` is never overwritten.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Backup(format!("{dest:?} exists; give a new file name")));
+        }
+        let name = dest.file_name().ok_or_else(|| Error::Invalid(format!("{dest:?} is not a file name")))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.partial", std::process::id()));
+        let tmp = dest.with_file_name(tmp_name);
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at(&tmp)?;
+        let result = (|| -> Result<()> {
+            let mut dst = Connection::open(&tmp).ctx("open the backup file")?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst).ctx("start the backup")?;
+                let start = std::time::Instant::now();
+                loop {
+                    // All pages in one step: one read snapshot, so concurrent commits cannot restart the copy.
+                    match backup.step(-1).ctx("copy the catalog")? {
+                        rusqlite::backup::StepResult::Done => break,
+                        rusqlite::backup::StepResult::More => {}
+                        _ if start.elapsed() > Duration::from_secs(60) => {
+                            return Err(Error::Backup("the catalog stayed locked for 60 s; abandoned".into()))
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            }
+            let check: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0)).ctx("check the backup")?;
+            if check != "ok" {
+                return Err(Error::Backup(format!("the copy does not check out: {check}")));
+            }
+            let _: String =
+                dst.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).ctx("set the backup's journal")?;
+            dst.close().map_err(|(_, e)| e).ctx("close the backup")?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+            if dest.symlink_metadata().is_ok() {
+                return Err(Error::Backup(format!("{dest:?} appeared meanwhile; not overwritten")));
+            }
+            std::fs::rename(&tmp, dest).at(dest)?;
+            let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// What earlier sessions of a network source already dealt with: (relative path, size, mtime) of items that
+    /// ended done, duplicate or failed. A pass that finds nothing outside this set (and nothing already imported)
+    /// has no new work.
+    pub fn source_items_seen(&self, source_id: i64) -> Result<std::collections::HashSet<(Vec<u8>, u64, i64)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT i.rel_path, i.size, i.mtime_ns FROM import_items i
+                   JOIN import_sessions s ON s.id = i.session_id
+                  WHERE s.source_id = ?1 AND i.state IN ('done','duplicate','failed')",
+            )
+            .ctx("items seen from source")?;
+        let rows = st
+            .query_map([source_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)?)))
+            .ctx("items seen from source")?;
+        rows.collect::<rusqlite::Result<_>>().ctx("items seen from source")
+    }
+
+    /// The newest warnings and errors of every source, newest first.
+    pub fn recent_problems(&self, limit: u32) -> Result<Vec<SourceEvent>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+                  WHERE level IN ('warn','error') ORDER BY id DESC LIMIT ?1",
+            )
+            .ctx("recent problems")?;
+        let rows = st
+            .query_map([limit], |r| {
+                Ok(SourceEvent {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    at: r.get(3)?,
+                    level: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .ctx("recent problems")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("recent problems")
     }
 }
 
@@ -1441,6 +1720,21 @@ impl Finalize<'_> {
 
     pub fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
         slug_taken(&self.tx, slug)
+    }
+
+    /// Where a catalogued file sits: its camera and footage type.
+    pub fn file_placement(&self, file_id: i64) -> Result<Option<(Option<i64>, FootageType)>> {
+        let row: Option<(Option<i64>, String)> = self
+            .tx
+            .query_row("SELECT camera_id, footage_type FROM files WHERE id = ?1", [file_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .ctx("find file placement")?;
+        match row {
+            Some((cam, ft)) => Ok(Some((cam, FootageType::parse(&ft)?))),
+            None => Ok(None),
+        }
     }
 
     /// The display name of an already catalogued file.

@@ -94,6 +94,23 @@ enum Command {
         #[arg(long)]
         no_passthrough: bool,
     },
+    /// Mount the archive and keep the enabled network sources flowing in, until SIGINT/SIGTERM.
+    Serve {
+        mountpoint: PathBuf,
+        /// Let other users (and root) see the mount.
+        #[arg(long)]
+        allow_other: bool,
+        /// Time between two passes over each source: 500ms, 60s, 5m...
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        poll_interval: std::time::Duration,
+    },
+    /// The daemon, the sources, running and paused sessions, the last errors (works while `serve` runs).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
+    BackupCatalog { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +210,10 @@ fn parse_type(s: &str) -> std::result::Result<FootageType, String> {
 
 fn parse_dup(s: &str) -> std::result::Result<DuplicateAction, String> {
     DuplicateAction::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    crate::serve::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -456,7 +477,30 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
+            let _lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
             crate::fuse::mount_foreground(a, &mountpoint, crate::fuse::MountOptions { allow_other, no_passthrough })?;
+            Ok(0)
+        }
+        Command::Serve { mountpoint, allow_other, poll_interval } => {
+            let a = open(&cli.archive)?;
+            let mount = crate::fuse::MountOptions { allow_other, ..Default::default() };
+            crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval })?;
+            Ok(0)
+        }
+        Command::Status { json } => {
+            let a = open(&cli.archive)?;
+            let s = crate::serve::status(&a)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                print!("{}", s.render());
+            }
+            Ok(0)
+        }
+        Command::BackupCatalog { file } => {
+            let a = open(&cli.archive)?;
+            a.catalog()?.backup_to(&file)?;
+            println!("catalog backed up to {}", file.display());
             Ok(0)
         }
     }

@@ -74,6 +74,12 @@ pub enum Error {
 
     #[error("import interrupted; session {0} can be resumed with `nightfox resume {0}`")]
     Interrupted(i64),
+
+    #[error("the archive {archive:?} is already in use by {holder}; stop it first (one serve or mount per archive)")]
+    ArchiveBusy { archive: PathBuf, holder: String },
+
+    #[error("catalog backup: {0}")]
+    Backup(String),
 }
 
 impl Error {

@@ -22,8 +22,9 @@ use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
 use crate::archive::Archive;
-use crate::catalog::ns_to_system_time;
+use crate::catalog::{ns_to_system_time, system_time_ns};
 use crate::error::{Error, Result};
+use crate::ingest_dir::{self, IngestDir, INGEST_ROOT_INO};
 use crate::vfs::{self, Attr, Kind, Vfs};
 
 /// Content never changes: the kernel may cache attributes and entries for a long time.
@@ -48,15 +49,31 @@ struct Backing {
     opens: u32,
 }
 
-/// The fuser `Filesystem` over a [`Vfs`].
+/// The fuser `Filesystem` over a [`Vfs`] (the read-only tree) and an [`IngestDir`] (the writable `/ingest`).
 pub struct NightfoxFs {
     vfs: Arc<Vfs>,
+    ingest: Arc<IngestDir>,
     files: Mutex<HashMap<u64, OpenFile>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<vfs::DirEntry>>>>,
     backing: Mutex<HashMap<u64, Backing>>,
     next_fh: AtomicU64,
     want_passthrough: bool,
     passthrough: Arc<AtomicBool>,
+}
+
+/// File handles of the ingest directory come from its own range (see `IngestDir`).
+fn ingest_fh(fh: u64) -> bool {
+    fh >= 1 << 62
+}
+
+/// Entries of the ingest directory change while writers work: short TTLs, none for files being written.
+const INGEST_TTL: Duration = Duration::from_secs(1);
+
+fn ns(t: fuser::TimeOrNow) -> i64 {
+    match t {
+        fuser::TimeOrNow::SpecificTime(t) => system_time_ns(t),
+        fuser::TimeOrNow::Now => system_time_ns(SystemTime::now()),
+    }
 }
 
 fn to_file_attr(a: &Attr) -> FileAttr {
@@ -109,9 +126,10 @@ fn errno(e: &Error) -> Errno {
 }
 
 impl NightfoxFs {
-    pub fn new(vfs: Arc<Vfs>, opts: MountOptions) -> Self {
+    pub fn new(vfs: Arc<Vfs>, ingest: Arc<IngestDir>, opts: MountOptions) -> Self {
         NightfoxFs {
             vfs,
+            ingest,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
@@ -135,18 +153,51 @@ impl NightfoxFs {
         File::open(&path).inspect_err(|e| error!("blob {hash} cannot be opened ({path:?}): {e}"))
     }
 
+    /// Attributes of any inode, and how long the kernel may keep them.
+    fn attr(&self, ino: u64) -> Option<(Attr, Duration)> {
+        if ingest_dir::owns(ino) {
+            let ttl = if self.ingest.is_volatile(ino) { Duration::ZERO } else { INGEST_TTL };
+            return self.ingest.getattr(ino).map(|a| (a, ttl));
+        }
+        self.vfs.getattr(ino).map(|a| (a, TTL))
+    }
+
+    fn parent_of(&self, ino: u64) -> Option<u64> {
+        if ingest_dir::owns(ino) {
+            self.ingest.parent(ino)
+        } else {
+            self.vfs.parent(ino)
+        }
+    }
+
+    fn read_dir(&self, ino: u64) -> Option<Vec<vfs::DirEntry>> {
+        if ingest_dir::owns(ino) {
+            return self.ingest.readdir(ino);
+        }
+        let mut v = self.vfs.readdir(ino)?;
+        if ino == vfs::ROOT_INO {
+            // `/ingest` is answered by the ingest directory.
+            for e in v.iter_mut().filter(|e| e.attr.ino == INGEST_ROOT_INO) {
+                if let Some(a) = self.ingest.getattr(INGEST_ROOT_INO) {
+                    e.attr = a;
+                }
+            }
+        }
+        Some(v)
+    }
+
     fn entries(&self, ino: u64, fh: u64) -> Option<Arc<Vec<vfs::DirEntry>>> {
         if let Some(e) = self.dirs.lock().get(&fh) {
             return Some(Arc::clone(e));
         }
-        self.vfs.readdir(ino).map(Arc::new)
+        self.read_dir(ino).map(Arc::new)
     }
 
     /// `.` and `..` followed by the directory's entries, each with its offset (index + 1).
     fn listing(&self, ino: u64, fh: u64) -> Option<Vec<(u64, Vec<u8>, Attr)>> {
         let entries = self.entries(ino, fh)?;
-        let me = self.vfs.getattr(ino)?;
-        let parent = self.vfs.parent(ino).and_then(|p| self.vfs.getattr(p)).unwrap_or(me);
+        let (me, _) = self.attr(ino)?;
+        let parent = self.parent_of(ino).and_then(|p| self.attr(p)).map(|(a, _)| a).unwrap_or(me);
         let mut out = Vec::with_capacity(entries.len() + 2);
         out.push((1, b".".to_vec(), me));
         out.push((2, b"..".to_vec(), parent));
@@ -155,15 +206,30 @@ impl NightfoxFs {
         }
         Some(out)
     }
+
+    fn entry_ttl(&self, a: &Attr) -> Duration {
+        if ingest_dir::owns(a.ino) {
+            if self.ingest.is_volatile(a.ino) {
+                Duration::ZERO
+            } else {
+                INGEST_TTL
+            }
+        } else {
+            TTL
+        }
+    }
 }
 
 impl Filesystem for NightfoxFs {
     fn init(&mut self, req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // O_TRUNC arrives with open() instead of as a separate truncate (the ingest directory needs it).
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         // The kernel then caches "no ACL" per inode instead of asking on every `ls -l`.
         let _ = config.add_capabilities(InitFlags::FUSE_POSIX_ACL);
         let _ = config.set_max_background(64);
+        let _ = config.set_max_write(1 << 20);
         // SAFETY: geteuid cannot fail.
         let root = req.uid() == 0 || unsafe { libc::geteuid() } == 0;
         if self.want_passthrough
@@ -179,7 +245,17 @@ impl Filesystem for NightfoxFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes();
+        if ingest_dir::owns(parent.0) {
+            return match self.ingest.lookup(parent.0, name) {
+                Some(a) => reply.entry(&self.entry_ttl(&a), &to_file_attr(&a), Generation(0)),
+                None => reply.error(Errno::ENOENT),
+            };
+        }
         match self.vfs.lookup(parent.0, name) {
+            Some(a) if a.ino == INGEST_ROOT_INO => match self.ingest.getattr(INGEST_ROOT_INO) {
+                Some(a) => reply.entry(&INGEST_TTL, &to_file_attr(&a), Generation(0)),
+                None => reply.error(Errno::ENOENT),
+            },
             Some(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
             None if vfs::is_probe_name(name) => reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0)),
             None => reply.error(Errno::ENOENT),
@@ -187,20 +263,24 @@ impl Filesystem for NightfoxFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.vfs.getattr(ino.0) {
-            Some(a) => reply.attr(&TTL, &to_file_attr(&a)),
+        match self.attr(ino.0) {
+            Some((a, ttl)) => reply.attr(&ttl, &to_file_attr(&a)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if ingest_dir::owns(ino.0) {
+            return match self.ingest.open(ino.0, flags.0) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
         let acc = flags.0 & libc::O_ACCMODE;
         if acc != libc::O_RDONLY || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0 {
             return reply.error(Errno::EROFS);
         }
-        let Some(attr) = self.vfs.getattr(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
+        let Some(attr) = self.vfs.getattr(ino.0) else { return reply.error(Errno::ENOENT) };
         if attr.kind == Kind::Dir {
             return reply.error(Errno::EISDIR);
         }
@@ -250,6 +330,12 @@ impl Filesystem for NightfoxFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
+        if ingest_fh(fh.0) {
+            return match self.ingest.read(fh.0, offset, size) {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
         let file = match self.files.lock().get(&fh.0) {
             Some(OpenFile { file: Some(f) }) => Arc::clone(f),
             Some(OpenFile { file: None }) => return reply.data(&[]),
@@ -271,6 +357,47 @@ impl Filesystem for NightfoxFs {
         reply.data(&buf[..n]);
     }
 
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        if !ingest_fh(fh.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
+        if ingest_fh(fh.0) {
+            return match self.ingest.flush(fh.0, req.pid()) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        if ingest_fh(fh.0) {
+            return match self.ingest.fsync(fh.0) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(Errno::from_i32(e)),
+            };
+        }
+        reply.ok();
+    }
+
     fn release(
         &self,
         _req: &Request,
@@ -281,6 +408,10 @@ impl Filesystem for NightfoxFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if ingest_fh(fh.0) {
+            self.ingest.release(fh.0);
+            return reply.ok();
+        }
         if self.files.lock().remove(&fh.0).is_some() {
             let mut backing = self.backing.lock();
             if let Some(b) = backing.get_mut(&ino.0) {
@@ -293,27 +424,27 @@ impl Filesystem for NightfoxFs {
         reply.ok();
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
-        reply.ok();
-    }
-
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.vfs.readdir(ino.0) {
+        match self.read_dir(ino.0) {
             Some(entries) => {
                 let fh = self.fh();
                 self.dirs.lock().insert(fh, Arc::new(entries));
-                // The kernel may keep listings; new entries invalidate their directory (see `announce`).
-                reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
+                // The read-only tree's listings may be kept (new imports invalidate them, see `announce`); the
+                // ingest directory changes under its writers and is listed afresh.
+                let flags = if ingest_dir::owns(ino.0) || ino.0 == vfs::ROOT_INO {
+                    FopenFlags::empty()
+                } else {
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+                };
+                reply.opened(FileHandle(fh), flags);
             }
-            None if self.vfs.getattr(ino.0).is_some() => reply.error(Errno::ENOTDIR),
+            None if self.attr(ino.0).is_some() => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(list) = self.listing(ino.0, fh.0) else {
-            return reply.error(Errno::ENOENT);
-        };
+        let Some(list) = self.listing(ino.0, fh.0) else { return reply.error(Errno::ENOENT) };
         for (off, name, attr) in list.into_iter().skip(offset as usize) {
             let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
             if reply.add(INodeNo(attr.ino), off, kind, OsStr::from_bytes(&name)) {
@@ -324,11 +455,10 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let Some(list) = self.listing(ino.0, fh.0) else {
-            return reply.error(Errno::ENOENT);
-        };
+        let Some(list) = self.listing(ino.0, fh.0) else { return reply.error(Errno::ENOENT) };
         for (off, name, attr) in list.into_iter().skip(offset as usize) {
-            if reply.add(INodeNo(attr.ino), off, OsStr::from_bytes(&name), &TTL, &to_file_attr(&attr), Generation(0)) {
+            let ttl = self.entry_ttl(&attr);
+            if reply.add(INodeNo(attr.ino), off, OsStr::from_bytes(&name), &ttl, &to_file_attr(&attr), Generation(0)) {
                 break;
             }
         }
@@ -348,6 +478,9 @@ impl Filesystem for NightfoxFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if ingest_dir::owns(ino.0) {
+            return reply.error(Errno::NO_XATTR);
+        }
         match self.vfs.xattr(ino.0, name.as_bytes()) {
             Ok(Some(v)) if size == 0 => reply.size(v.len() as u32),
             Ok(Some(v)) if v.len() > size as usize => reply.error(Errno::ERANGE),
@@ -373,26 +506,26 @@ impl Filesystem for NightfoxFs {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        if self.vfs.getattr(ino.0).is_none() {
+        if self.attr(ino.0).is_none() {
             return reply.error(Errno::ENOENT);
         }
-        if mask.bits() & libc::W_OK != 0 {
+        if mask.bits() & libc::W_OK != 0 && !ingest_dir::owns(ino.0) {
             return reply.error(Errno::EROFS);
         }
         reply.ok();
     }
 
-    // Everything that would change the tree answers EROFS at once.
+    // Outside `/ingest`, everything that would change the tree answers EROFS at once.
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -401,46 +534,91 @@ impl Filesystem for NightfoxFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(Errno::EROFS);
+        if !ingest_dir::owns(ino.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.setattr(ino.0, mode, uid, gid, size, mtime.map(ns)) {
+            Ok(a) => reply.attr(&self.entry_ttl(&a), &to_file_attr(&a)),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
     }
-    fn mknod(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
-        reply.error(Errno::EROFS);
+    fn mknod(&self, _r: &Request, p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
+        reply.error(if ingest_dir::owns(p.0) { Errno::EPERM } else { Errno::EROFS });
     }
-    fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
-        reply.error(Errno::EROFS);
+    fn mkdir(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        if !ingest_dir::owns(p.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.mkdir(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
+            Ok(a) => reply.entry(&INGEST_TTL, &to_file_attr(&a), Generation(0)),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
     }
-    fn unlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn unlink(&self, _r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        if !ingest_dir::owns(p.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.unlink(p.0, n.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
     }
-    fn rmdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn rmdir(&self, _r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        if !ingest_dir::owns(p.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.rmdir(p.0, n.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
     }
-    fn symlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
-        reply.error(Errno::EROFS);
+    fn symlink(&self, _r: &Request, p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(if ingest_dir::owns(p.0) { Errno::EPERM } else { Errno::EROFS });
     }
     fn rename(
         &self,
         _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _np: INodeNo,
-        _nn: &OsStr,
-        _f: fuser::RenameFlags,
+        p: INodeNo,
+        n: &OsStr,
+        np: INodeNo,
+        nn: &OsStr,
+        flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        match (ingest_dir::owns(p.0), ingest_dir::owns(np.0)) {
+            (true, true) => {
+                if flags.bits() & libc::RENAME_EXCHANGE != 0 {
+                    return reply.error(Errno::EINVAL);
+                }
+                let noreplace = flags.bits() & libc::RENAME_NOREPLACE != 0;
+                match self.ingest.rename(p.0, n.as_bytes(), np.0, nn.as_bytes(), noreplace) {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(Errno::from_i32(e)),
+                }
+            }
+            (false, false) => reply.error(Errno::EROFS),
+            _ => reply.error(Errno::EXDEV),
+        }
     }
-    fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        reply.error(Errno::EROFS);
+    fn link(&self, _r: &Request, _i: INodeNo, np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(if ingest_dir::owns(np.0) { Errno::EPERM } else { Errno::EROFS });
     }
-    fn create(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: fuser::ReplyCreate) {
-        reply.error(Errno::EROFS);
+    fn create(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, _f: i32, reply: fuser::ReplyCreate) {
+        if !ingest_dir::owns(p.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.ingest.create(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
+            Ok((a, fh)) => {
+                reply.created(&Duration::ZERO, &to_file_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
+            }
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
     }
-    fn setxattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn setxattr(&self, _r: &Request, i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
+        reply.error(if ingest_dir::owns(i.0) { Errno::from_i32(libc::EOPNOTSUPP) } else { Errno::EROFS });
     }
-    fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn removexattr(&self, _r: &Request, i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(if ingest_dir::owns(i.0) { Errno::NO_XATTR } else { Errno::EROFS });
     }
 }
 
@@ -479,12 +657,14 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
         return Err(Error::Invalid(format!("mount point {mountpoint:?} is not a directory")));
     }
     let vfs = Arc::new(Vfs::new(&archive)?);
-    let fs = NightfoxFs::new(Arc::clone(&vfs), opts);
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let ingest = Arc::new(IngestDir::load(&archive, uid, gid)?);
+    let fs = NightfoxFs::new(Arc::clone(&vfs), Arc::clone(&ingest), opts);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(format!("nightfox:{}", archive.root.display())),
         MountOption::Subtype("nightfox".into()),
-        MountOption::RO,
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::DefaultPermissions,
@@ -525,6 +705,7 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
         }
     });
     let result = session.run();
+    ingest.shutdown();
     stop.store(true, Ordering::Relaxed);
     sig_handle.close();
     let _ = sig_thread.join();

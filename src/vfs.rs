@@ -190,9 +190,12 @@ impl Tree {
         let mut root = Node::dir(ROOT_INO, t_ns);
         root.children.insert(BY_HASH_NAME.to_vec(), BY_HASH_INO);
         root.children.insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
-        root.subdirs = 1;
+        root.children.insert(crate::ingest_dir::INGEST_NAME.to_vec(), crate::ingest_dir::INGEST_ROOT_INO);
+        root.subdirs = 2;
         nodes.insert(ROOT_INO, root);
         nodes.insert(BY_HASH_INO, Node::dir(ROOT_INO, t_ns));
+        // A placeholder: the front end answers `/ingest` from the ingest directory.
+        nodes.insert(crate::ingest_dir::INGEST_ROOT_INO, Node::dir(ROOT_INO, t_ns));
         let mut never = Node::dir(ROOT_INO, t_ns);
         never.kind = Kind::File;
         nodes.insert(NEVER_INDEX_INO, never);

@@ -79,7 +79,8 @@ fn check_tree_and_bytes(extra: &[&str]) {
     let mp = env.path("mnt");
     let _m = Mount::start(&env, &mp, extra);
     let (a, b) = (&couples[0], &couples[1]);
-    assert_eq!(names(&mp), vec![".by-hash", ".metadata_never_index", a.as_str(), b.as_str()]);
+    assert_eq!(names(&mp), vec![".by-hash", ".metadata_never_index", a.as_str(), b.as_str(), "ingest"]);
+    assert_eq!(names(&mp.join("ingest")), vec![a.as_str(), b.as_str()]);
     assert_eq!(names(&mp.join(a)), vec!["source"]);
     assert_eq!(names(&mp.join(a).join("source")), vec!["dadcam", "modern"]);
     assert_eq!(names(&mp.join(b).join("source")), vec!["modern", "super8"]);
@@ -115,7 +116,7 @@ fn check_tree_and_bytes(extra: &[&str]) {
     assert!(d.is_dir());
     assert_eq!(d.permissions().mode() & 0o7777, 0o555);
     assert_eq!(d.nlink(), 4, "2 + two footage type subdirectories");
-    assert_eq!(fs::metadata(&mp).unwrap().nlink(), 5, "2 + .by-hash + two couples");
+    assert_eq!(fs::metadata(&mp).unwrap().nlink(), 6, "2 + .by-hash + ingest + two couples");
     let never = fs::metadata(mp.join(".metadata_never_index")).unwrap();
     assert!(never.is_file() && never.len() == 0);
     for probe in ["._C0001.MP4", ".DS_Store", ".Spotlight-V100", ".hidden"] {

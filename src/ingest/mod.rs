@@ -68,6 +68,16 @@ pub struct Summary {
     pub error: Option<String>,
 }
 
+/// What committing a file from the ingest directory did.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub hash: String,
+    pub size: u64,
+    /// The new catalogued file; `None` when the content was already in the couple.
+    pub file_id: Option<i64>,
+    pub duplicate: bool,
+}
+
 /// Tunables; defaults suit local disks and cards.
 #[derive(Clone, Debug)]
 pub struct Tuning {
@@ -314,6 +324,67 @@ impl<'a> Importer<'a> {
             }
             None => Err(Error::NotResumable { id, status: "without its source (removed)".into() }),
         }
+    }
+
+    /// Commits one file written into the mount's ingest directory: fsynced and re-hashed from disk (and checked
+    /// against the hash computed while it was written, when the writes came in order), landed as a blob, and
+    /// catalogued in `session_id` like a local import of `rel_path`: same routing, naming and duplicate rules; a
+    /// sidecar whose clip was committed before follows it.
+    pub fn commit_file(
+        &self,
+        session_id: i64,
+        rel_path: &[u8],
+        label: &[u8],
+        tmp: &Path,
+        inline_hash: Option<&str>,
+        mtime_ns: i64,
+    ) -> Result<Committed> {
+        std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e))?;
+        let size = std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len();
+        let hash = store::hash_from_disk(tmp)?;
+        if let Some(h) = inline_hash {
+            if h != hash {
+                return Err(Error::Mismatch { path: bytes_path(label), expected: h.to_string(), actual: hash });
+            }
+        }
+        let cat = self.archive.catalog()?;
+        let session = cat.session(session_id)?;
+        // Pair a sidecar with a clip of the same folder committed earlier in this session.
+        let name = file_name_bytes(rel_path);
+        let dir = parent_bytes(rel_path);
+        let mut sidecar_of = None;
+        if organize::is_sidecar_name(name) {
+            let done: Vec<Item> = cat
+                .items(session_id)?
+                .into_iter()
+                .filter(|i| i.state == ItemState::Done && parent_bytes(&i.rel_path) == dir)
+                .collect();
+            let mut names: Vec<&[u8]> = done.iter().map(|i| file_name_bytes(&i.rel_path)).collect();
+            names.push(name);
+            if let Some(Some(k)) = organize::pair_sidecars(&names).last() {
+                sidecar_of = Some(done[*k].id);
+            }
+        }
+        let new = NewItem {
+            path: label.to_vec(),
+            rel_path: rel_path.to_vec(),
+            size,
+            mtime_ns,
+            state: ItemState::Pending,
+            sidecar_of: None,
+            error: None,
+        };
+        let item_id = cat.add_item(session_id, &new, sidecar_of)?;
+        cat.item_copied(item_id, &hash, size, mtime_ns)?;
+        self.archive.store.land(tmp, &hash)?;
+        cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
+        let item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
+        let cat = Mutex::new(cat);
+        let ended = self.finalize_group(&session, &[item], &cat)?;
+        let cat = cat.into_inner();
+        let file_id = cat.item(item_id)?.and_then(|i| i.file_id);
+        let duplicate = ended.iter().any(|(_, s)| *s == ItemState::Duplicate);
+        Ok(Committed { hash, size, file_id, duplicate })
     }
 
     // ---- events and source state (network sources only) ----------------------------------------------------
@@ -832,7 +903,18 @@ impl<'a> Importer<'a> {
         let info = if session.camera_id.is_some() { MediaInfo::default() } else { self.group_info(group) };
         let mut c = cat.lock();
         let mut tx = c.finalize_tx()?;
-        let (camera_id, footage_type) = route(&tx, session, &info)?;
+        // A sidecar whose clip is already catalogued goes where the clip went.
+        let clip_place = match group.first().and_then(|g| g.sidecar_of) {
+            Some(clip_item) => match tx.item_file(clip_item)? {
+                Some(fid) => tx.file_placement(fid)?,
+                None => None,
+            },
+            None => None,
+        };
+        let (camera_id, footage_type) = match clip_place {
+            Some(p) => p,
+            None => route(&tx, session, &info)?,
+        };
         let source = session.source.clone();
         // item id -> (file id, original name, display name)
         let mut placed: HashMap<i64, (i64, Vec<u8>, Vec<u8>)> = HashMap::new();

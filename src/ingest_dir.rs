@@ -1,0 +1,955 @@
+//! The writable ingest directory of the mount, free of any FUSE type: `/ingest/<couple folder>/...` where `cp`,
+//! `rsync` and file managers copy cards. It owns the writers' view (entries persisted in the catalog, so a second
+//! `rsync -a` sees the sizes and mtimes it set and transfers nothing), staging files in the archive's `tmp/` hashed
+//! inline while writes arrive in order, and the commit of a file once it is closed under its final name (rsync's
+//! `.name.XXXXXX` temp names commit when renamed): verified from disk and catalogued through the import pipeline
+//! (`Importer::commit_file`) in one import session per couple. A writer killed halfway commits nothing; staging left
+//! by a daemon that died is discarded at the next start. Committed content is never removed from the archive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use crate::archive::Archive;
+use crate::catalog::{system_time_ns, Catalog, DuplicateAction, IngestEntry, SessionStatus};
+use crate::error::{Error, Result};
+use crate::ingest::{Importer, Quiet};
+use crate::vfs::{Attr, DirEntry, Kind};
+
+/// `/ingest` itself.
+pub const INGEST_ROOT_INO: u64 = 4;
+pub const INGEST_NAME: &[u8] = b"ingest";
+const K_COUPLE: u64 = 7 << 56;
+const K_ENTRY: u64 = 8 << 56;
+const KIND_MASK: u64 = 0xff << 56;
+
+/// Errors of the ingest directory, as the errno a front end answers.
+pub type Errno = i32;
+type R<T> = std::result::Result<T, Errno>;
+
+fn errno_of(e: &Error) -> Errno {
+    if e.is_disk_full() {
+        libc::ENOSPC
+    } else {
+        match e {
+            Error::Mismatch { .. } => libc::EIO,
+            _ => e.errno(),
+        }
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// True for inodes this module answers for.
+pub fn owns(ino: u64) -> bool {
+    ino == INGEST_ROOT_INO || matches!(ino & KIND_MASK, K_COUPLE | K_ENTRY)
+}
+
+fn entry_ino(id: i64) -> u64 {
+    K_ENTRY | id as u64
+}
+
+/// Names that never commit: rsync's temp files and the AppleDouble/Finder clutter of macOS.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    if name.starts_with(b"._") || name == b".DS_Store" {
+        return true;
+    }
+    // rsync: `.<name>.XXXXXX`
+    if name.len() > 8 && name[0] == b'.' {
+        let (head, tail) = name.split_at(name.len() - 7);
+        return head.len() > 1 && tail[0] == b'.' && tail[1..].iter().all(|c| c.is_ascii_alphanumeric());
+    }
+    false
+}
+
+/// A file being written.
+struct Staged {
+    file: File,
+    path: PathBuf,
+    hasher: blake3::Hasher,
+    hashed: u64,
+    sequential: bool,
+    /// A write failed (disk full...): never commit what is there.
+    failed: bool,
+    /// Written since the last commit.
+    dirty: bool,
+    /// The writer died (killed): discard on release.
+    abandoned: bool,
+    opens: u32,
+}
+
+enum Handle {
+    /// Writes go to the staged file of this entry.
+    Write(i64),
+    /// Reads of a committed blob or a staged file.
+    Read(Arc<File>),
+}
+
+struct State {
+    entries: HashMap<i64, IngestEntry>,
+    /// (couple, parent entry or 0) -> name -> entry id
+    children: HashMap<(i64, i64), BTreeMap<Vec<u8>, i64>>,
+    couples: BTreeMap<Vec<u8>, i64>,
+    handles: HashMap<u64, Handle>,
+}
+
+impl State {
+    fn insert(&mut self, e: IngestEntry) {
+        self.children.entry((e.couple_id, e.parent_id.unwrap_or(0))).or_default().insert(e.name.clone(), e.id);
+        self.entries.insert(e.id, e);
+    }
+    fn remove(&mut self, id: i64) -> Option<IngestEntry> {
+        let e = self.entries.remove(&id)?;
+        if let Some(c) = self.children.get_mut(&(e.couple_id, e.parent_id.unwrap_or(0))) {
+            c.remove(&e.name);
+        }
+        Some(e)
+    }
+    /// (couple, parent id or 0) of a directory inode.
+    fn dir_key(&self, ino: u64) -> Option<(i64, i64)> {
+        match ino & KIND_MASK {
+            K_COUPLE => Some(((ino & !KIND_MASK) as i64, 0)),
+            K_ENTRY => {
+                let e = self.entries.get(&((ino & !KIND_MASK) as i64))?;
+                e.is_dir.then_some((e.couple_id, e.id))
+            }
+            _ => None,
+        }
+    }
+    fn child(&self, key: (i64, i64), name: &[u8]) -> Option<i64> {
+        self.children.get(&key).and_then(|c| c.get(name)).copied()
+    }
+    /// The path of an entry below its couple's ingest folder: `PRIVATE/M4ROOT/CLIP/C0001.MP4`.
+    fn rel_path(&self, id: i64) -> Vec<u8> {
+        let mut parts = Vec::new();
+        let mut cur = self.entries.get(&id);
+        while let Some(e) = cur {
+            parts.push(e.name.clone());
+            cur = e.parent_id.and_then(|p| self.entries.get(&p));
+        }
+        parts.reverse();
+        parts.join(&b'/')
+    }
+}
+
+/// The ingest directory over one archive.
+pub struct IngestDir {
+    archive: Archive,
+    cat: Mutex<Catalog>,
+    state: Mutex<State>,
+    staged: Mutex<HashMap<i64, Arc<Mutex<Staged>>>>,
+    sessions: Mutex<HashMap<i64, i64>>,
+    next_fh: AtomicU64,
+    uid: u32,
+    gid: u32,
+    started_ns: i64,
+    cancel: Arc<AtomicBool>,
+}
+
+impl IngestDir {
+    /// Loads the writers' view; discards staging that a previous daemon left behind.
+    pub fn load(archive: &Archive, uid: u32, gid: u32) -> Result<IngestDir> {
+        let cat = archive.catalog()?;
+        let mut state = State {
+            entries: HashMap::new(),
+            children: HashMap::new(),
+            couples: BTreeMap::new(),
+            handles: HashMap::new(),
+        };
+        for e in cat.ingest_entries()? {
+            if !e.is_dir && !e.committed {
+                warn!(entry = e.id, name = %String::from_utf8_lossy(&e.name), "discarding an uncommitted ingest file left by a stopped daemon");
+                let _ = std::fs::remove_file(archive.store.temp_path(&format!("ingest-{}.part", e.id)));
+                cat.remove_ingest_entry(e.id)?;
+                continue;
+            }
+            state.insert(e);
+        }
+        // Ingest sessions left open by a stopped daemon hold only committed items: close them.
+        for id in cat.unfinished_sessions_with_source_prefix("ingest:")? {
+            cat.recount_session(id)?;
+            cat.set_session_status(id, SessionStatus::Completed, None)?;
+        }
+        let dir = IngestDir {
+            archive: archive.clone(),
+            cat: Mutex::new(cat),
+            state: Mutex::new(state),
+            staged: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1 << 62),
+            uid,
+            gid,
+            // Stable across mounts: the archive's creation.
+            started_ns: std::fs::metadata(archive.root.join("objects"))
+                .and_then(|m| m.created().or_else(|_| m.modified()))
+                .map(system_time_ns)
+                .unwrap_or(0),
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        dir.refresh_couples();
+        Ok(dir)
+    }
+
+    /// Closes this run's ingest sessions (at unmount).
+    pub fn shutdown(&self) {
+        let sessions: Vec<i64> = self.sessions.lock().drain().map(|(_, s)| s).collect();
+        let cat = self.cat.lock();
+        for s in sessions {
+            let _ = cat.recount_session(s);
+            let _ = cat.set_session_status(s, SessionStatus::Completed, None);
+        }
+    }
+
+    fn refresh_couples(&self) {
+        let couples = match self.cat.lock().couples() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("cannot list couples: {e}");
+                return;
+            }
+        };
+        let mut st = self.state.lock();
+        st.couples = couples.into_iter().map(|c| (c.folder_name.into_bytes(), c.id)).collect();
+    }
+
+    fn dir_attr(&self, ino: u64, mtime_ns: i64, perm: u16, uid: u32, gid: u32) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 4096,
+            blocks: 8,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            perm,
+            nlink: 2,
+            uid,
+            gid,
+            blksize: 4096,
+        }
+    }
+
+    fn entry_attr(&self, e: &IngestEntry) -> Attr {
+        let ino = entry_ino(e.id);
+        if e.is_dir {
+            return self.dir_attr(ino, e.mtime_ns, (e.mode & 0o7777) as u16, e.uid, e.gid);
+        }
+        Attr {
+            ino,
+            kind: Kind::File,
+            size: e.size,
+            blocks: e.size.div_ceil(512),
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.mtime_ns,
+            perm: (e.mode & 0o7777) as u16,
+            nlink: 1,
+            uid: e.uid,
+            gid: e.gid,
+            blksize: 4096,
+        }
+    }
+
+    /// True when an inode's attributes may still change (a file being written).
+    pub fn is_volatile(&self, ino: u64) -> bool {
+        ino & KIND_MASK == K_ENTRY && self.staged.lock().contains_key(&((ino & !KIND_MASK) as i64))
+    }
+
+    pub fn getattr(&self, ino: u64) -> Option<Attr> {
+        if ino == INGEST_ROOT_INO {
+            return Some(self.dir_attr(ino, self.started_ns, 0o755, self.uid, self.gid));
+        }
+        match ino & KIND_MASK {
+            K_COUPLE => {
+                let id = (ino & !KIND_MASK) as i64;
+                self.state
+                    .lock()
+                    .couples
+                    .values()
+                    .any(|c| *c == id)
+                    .then(|| self.dir_attr(ino, self.started_ns, 0o755, self.uid, self.gid))
+            }
+            K_ENTRY => {
+                let id = (ino & !KIND_MASK) as i64;
+                let st = self.state.lock();
+                st.entries.get(&id).map(|e| self.entry_attr(e))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Option<Attr> {
+        if parent == INGEST_ROOT_INO {
+            let found = self.state.lock().couples.get(name).copied();
+            let id = match found {
+                Some(id) => Some(id),
+                None => {
+                    self.refresh_couples();
+                    self.state.lock().couples.get(name).copied()
+                }
+            }?;
+            return self.getattr(K_COUPLE | id as u64);
+        }
+        let st = self.state.lock();
+        let key = st.dir_key(parent)?;
+        let id = st.child(key, name)?;
+        st.entries.get(&id).map(|e| self.entry_attr(e))
+    }
+
+    /// The parent directory of an ingest inode.
+    pub fn parent(&self, ino: u64) -> Option<u64> {
+        if ino == INGEST_ROOT_INO {
+            return Some(crate::vfs::ROOT_INO);
+        }
+        if ino & KIND_MASK == K_COUPLE {
+            return Some(INGEST_ROOT_INO);
+        }
+        let st = self.state.lock();
+        let e = st.entries.get(&((ino & !KIND_MASK) as i64))?;
+        Some(match e.parent_id {
+            Some(p) => entry_ino(p),
+            None => K_COUPLE | e.couple_id as u64,
+        })
+    }
+
+    pub fn readdir(&self, ino: u64) -> Option<Vec<DirEntry>> {
+        if ino == INGEST_ROOT_INO {
+            self.refresh_couples();
+            let st = self.state.lock();
+            let v = st
+                .couples
+                .iter()
+                .map(|(name, id)| DirEntry {
+                    name: name.clone(),
+                    attr: self.dir_attr(K_COUPLE | *id as u64, self.started_ns, 0o755, self.uid, self.gid),
+                })
+                .collect();
+            return Some(v);
+        }
+        let st = self.state.lock();
+        let key = st.dir_key(ino)?;
+        Some(
+            st.children
+                .get(&key)
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|(n, id)| {
+                            st.entries.get(id).map(|e| DirEntry { name: n.clone(), attr: self.entry_attr(e) })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    fn fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Validates a new name in a directory of the ingest tree; returns the (couple, parent) key.
+    fn parent_key(&self, parent: u64) -> R<(i64, i64)> {
+        if parent == INGEST_ROOT_INO {
+            // New couples are made with `nightfox couple add`, not here.
+            return Err(libc::ENOENT);
+        }
+        self.state.lock().dir_key(parent).ok_or(libc::ENOENT)
+    }
+
+    fn check_name(name: &[u8]) -> R<()> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return Err(libc::EINVAL);
+        }
+        if name.len() > crate::organize::NAME_MAX {
+            return Err(libc::ENAMETOOLONG);
+        }
+        Ok(())
+    }
+
+    fn staging_path(&self, id: i64) -> PathBuf {
+        self.archive.store.temp_path(&format!("ingest-{id}.part"))
+    }
+
+    fn new_staged(&self, id: i64) -> R<Arc<Mutex<Staged>>> {
+        let path = self.staging_path(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_errno(&e))?;
+        let s = Arc::new(Mutex::new(Staged {
+            file,
+            path,
+            hasher: blake3::Hasher::new(),
+            hashed: 0,
+            sequential: true,
+            failed: false,
+            dirty: true,
+            abandoned: false,
+            opens: 0,
+        }));
+        self.staged.lock().insert(id, Arc::clone(&s));
+        Ok(s)
+    }
+
+    /// Creates a file and opens it for writing; returns its attributes and a handle.
+    pub fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> R<(Attr, u64)> {
+        Self::check_name(name)?;
+        let (couple, pid) = self.parent_key(parent)?;
+        let existing = self.state.lock().child((couple, pid), name);
+        if let Some(id) = existing {
+            // O_CREAT on an existing file: open it for writing from scratch.
+            let fh = self.open(entry_ino(id), libc::O_WRONLY | libc::O_TRUNC)?;
+            let attr = self.getattr(entry_ino(id)).ok_or(libc::ENOENT)?;
+            return Ok((attr, fh));
+        }
+        let mut e = IngestEntry {
+            id: 0,
+            couple_id: couple,
+            parent_id: (pid != 0).then_some(pid),
+            name: name.to_vec(),
+            is_dir: false,
+            committed: false,
+            size: 0,
+            mtime_ns: system_time_ns(std::time::SystemTime::now()),
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            blob_hash: None,
+            file_id: None,
+        };
+        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        let staged = self.new_staged(e.id)?;
+        staged.lock().opens += 1;
+        let attr = self.entry_attr(&e);
+        let fh = self.fh();
+        let mut st = self.state.lock();
+        st.handles.insert(fh, Handle::Write(e.id));
+        st.insert(e);
+        Ok((attr, fh))
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> R<Attr> {
+        Self::check_name(name)?;
+        let (couple, pid) = self.parent_key(parent)?;
+        if self.state.lock().child((couple, pid), name).is_some() {
+            return Err(libc::EEXIST);
+        }
+        let mut e = IngestEntry {
+            id: 0,
+            couple_id: couple,
+            parent_id: (pid != 0).then_some(pid),
+            name: name.to_vec(),
+            is_dir: true,
+            committed: true,
+            size: 0,
+            mtime_ns: system_time_ns(std::time::SystemTime::now()),
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            blob_hash: None,
+            file_id: None,
+        };
+        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        let attr = self.entry_attr(&e);
+        self.state.lock().insert(e);
+        Ok(attr)
+    }
+
+    /// Opens a file. Writing needs O_TRUNC on a committed file (committed content is immutable); a file still
+    /// being written can be opened again to continue.
+    pub fn open(&self, ino: u64, flags: i32) -> R<u64> {
+        if ino & KIND_MASK != K_ENTRY {
+            return Err(libc::EISDIR);
+        }
+        let id = (ino & !KIND_MASK) as i64;
+        let e = self.state.lock().entries.get(&id).cloned().ok_or(libc::ENOENT)?;
+        if e.is_dir {
+            return Err(libc::EISDIR);
+        }
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let fh = self.fh();
+        if !write {
+            let staged = self.staged.lock().get(&id).cloned();
+            let file = match (staged, &e.blob_hash) {
+                (Some(s), _) => File::open(&s.lock().path).map_err(|e| io_errno(&e))?,
+                (None, Some(h)) => File::open(self.archive.store.blob_path(h)).map_err(|e| io_errno(&e))?,
+                (None, None) => return Err(libc::EIO),
+            };
+            self.state.lock().handles.insert(fh, Handle::Read(Arc::new(file)));
+            return Ok(fh);
+        }
+        let existing = self.staged.lock().get(&id).cloned();
+        let staged = match existing {
+            Some(s) => {
+                if flags & libc::O_TRUNC != 0 {
+                    let mut g = s.lock();
+                    g.file.set_len(0).map_err(|e| io_errno(&e))?;
+                    g.hasher = blake3::Hasher::new();
+                    g.hashed = 0;
+                    g.sequential = true;
+                    g.dirty = true;
+                    drop(g);
+                    self.set_size(id, 0);
+                }
+                s
+            }
+            None if flags & libc::O_TRUNC != 0 => {
+                let s = self.new_staged(id)?;
+                let mut st = self.state.lock();
+                if let Some(e) = st.entries.get_mut(&id) {
+                    e.size = 0;
+                    e.committed = false;
+                }
+                s
+            }
+            None => return Err(libc::EPERM),
+        };
+        staged.lock().opens += 1;
+        self.state.lock().handles.insert(fh, Handle::Write(id));
+        Ok(fh)
+    }
+
+    fn set_size(&self, id: i64, size: u64) {
+        if let Some(e) = self.state.lock().entries.get_mut(&id) {
+            e.size = size;
+        }
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> R<Vec<u8>> {
+        // Guards are taken one at a time (never a lock held across another).
+        let handle = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Read(f)) => Ok(Arc::clone(f)),
+            Some(Handle::Write(id)) => Err(Some(*id)),
+            None => Err(None),
+        };
+        let file = match handle {
+            Ok(f) => f,
+            Err(Some(id)) => {
+                let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
+                let f = s.lock().file.try_clone().map_err(|e| io_errno(&e))?;
+                Arc::new(f)
+            }
+            Err(None) => return Err(libc::EBADF),
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_errno(&e)),
+            }
+        }
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Writes into the staging file, hashing inline while the writes come in order.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> R<u32> {
+        let id = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Write(id)) => *id,
+            _ => return Err(libc::EBADF),
+        };
+        let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
+        let mut g = s.lock();
+        if let Err(e) = g.file.write_all_at(data, offset) {
+            g.failed = true;
+            return Err(io_errno(&e));
+        }
+        if g.sequential && offset == g.hashed {
+            g.hasher.update(data);
+            g.hashed += data.len() as u64;
+        } else {
+            // Out of order: the hash is computed from disk at commit.
+            g.sequential = false;
+        }
+        g.dirty = true;
+        let end = offset + data.len() as u64;
+        drop(g);
+        let mut st = self.state.lock();
+        if let Some(e) = st.entries.get_mut(&id) {
+            e.size = e.size.max(end);
+            e.mtime_ns = system_time_ns(std::time::SystemTime::now());
+        }
+        Ok(data.len() as u32)
+    }
+
+    pub fn fsync(&self, fh: u64) -> R<()> {
+        let id = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Write(id)) => *id,
+            _ => return Ok(()),
+        };
+        let staged = self.staged.lock().get(&id).cloned();
+        if let Some(s) = staged {
+            s.lock().file.sync_data().map_err(|e| io_errno(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Called on every close of a handle. On the last close of a writer, under a final name, the file commits;
+    /// a failure reaches the writer's `close()`. A writer that died from a signal commits nothing.
+    pub fn flush(&self, fh: u64, pid: u32) -> R<()> {
+        let id = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Write(id)) => *id,
+            _ => return Ok(()),
+        };
+        let Some(s) = self.staged.lock().get(&id).cloned() else { return Ok(()) };
+        {
+            let mut g = s.lock();
+            if g.opens > 1 || !g.dirty {
+                return Ok(());
+            }
+            if killed(pid) {
+                info!(entry = id, "the writer was killed: its file is not committed");
+                g.abandoned = true;
+                return Ok(());
+            }
+            if g.failed {
+                return Ok(());
+            }
+        }
+        let name_final = self.state.lock().entries.get(&id).is_some_and(|e| !is_temp_name(&e.name));
+        if !name_final {
+            return Ok(());
+        }
+        self.commit(id, &s)
+    }
+
+    /// Drops a handle; a file whose writer failed or died is discarded.
+    pub fn release(&self, fh: u64) {
+        let Some(Handle::Write(id)) = self.state.lock().handles.remove(&fh) else { return };
+        let Some(s) = self.staged.lock().get(&id).cloned() else { return };
+        let mut g = s.lock();
+        g.opens = g.opens.saturating_sub(1);
+        if g.opens > 0 {
+            return;
+        }
+        if g.abandoned || g.failed {
+            drop(g);
+            self.discard(id);
+        } else if !g.dirty {
+            // Committed: nothing staged any more.
+            drop(g);
+            self.staged.lock().remove(&id);
+        }
+        // Otherwise (a temp name): kept until it is renamed to its final name.
+    }
+
+    fn discard(&self, id: i64) {
+        let staged = self.staged.lock().remove(&id);
+        if let Some(s) = staged {
+            let _ = std::fs::remove_file(&s.lock().path);
+        }
+        let removed = self.state.lock().remove(id);
+        if let Some(e) = removed {
+            if e.blob_hash.is_some() {
+                // It was committed before this write started: the writers' view falls back to that version.
+                let mut e = e;
+                e.committed = true;
+                if let Ok(m) =
+                    std::fs::metadata(self.archive.store.blob_path(e.blob_hash.as_deref().unwrap_or_default()))
+                {
+                    e.size = m.len();
+                }
+                let _ = self.cat.lock().update_ingest_entry(&e);
+                self.state.lock().insert(e);
+                return;
+            }
+        }
+        if let Err(e) = self.cat.lock().remove_ingest_entry(id) {
+            warn!("cannot remove an ingest entry: {e}");
+        }
+    }
+
+    fn session_for(&self, couple: i64) -> Result<i64> {
+        let mut sessions = self.sessions.lock();
+        if let Some(s) = sessions.get(&couple) {
+            return Ok(*s);
+        }
+        let cat = self.cat.lock();
+        let folder = cat.couple_by_id(couple)?.folder_name;
+        let label = format!("/ingest/{folder}");
+        let id = cat.create_session(
+            couple,
+            None,
+            None,
+            DuplicateAction::Skip,
+            &format!("ingest:{label}"),
+            &[label.into_bytes()],
+            None,
+        )?;
+        cat.set_session_status(id, SessionStatus::Copying, None)?;
+        sessions.insert(couple, id);
+        Ok(id)
+    }
+
+    /// Verifies and catalogues a staged file (see `Importer::commit_file`); the same content written again over
+    /// a committed path is a no-op.
+    fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<()> {
+        let mut g = s.lock();
+        let (e, rel) = {
+            let st = self.state.lock();
+            let Some(e) = st.entries.get(&id).cloned() else { return Ok(()) };
+            (e, st.rel_path(id))
+        };
+        let folder = self.state.lock().couples.iter().find(|(_, c)| **c == e.couple_id).map(|(n, _)| n.clone());
+        let mut label = b"/ingest/".to_vec();
+        label.extend_from_slice(&folder.unwrap_or_default());
+        label.push(b'/');
+        label.extend_from_slice(&rel);
+        g.file.sync_all().map_err(|e| io_errno(&e))?;
+        let size = g.file.metadata().map_err(|e| io_errno(&e))?.len();
+        let inline = (g.sequential && g.hashed == size).then(|| g.hasher.clone().finalize().to_hex().to_string());
+        let session = self.session_for(e.couple_id).map_err(|e| errno_of(&e))?;
+        let importer = Importer::new(&self.archive, &Quiet, Arc::clone(&self.cancel));
+        // The same bytes as the version already committed here: nothing to catalogue.
+        let same = match (&inline, &e.blob_hash) {
+            (Some(h), Some(old)) => h == old && self.archive.store.has_blob(old),
+            _ => false,
+        };
+        let (hash, file_id) = if same {
+            let _ = std::fs::remove_file(&g.path);
+            (e.blob_hash.clone().unwrap_or_default(), e.file_id)
+        } else {
+            let c =
+                importer.commit_file(session, &rel, &label, &g.path, inline.as_deref(), e.mtime_ns).map_err(|err| {
+                    warn!("commit of {} failed: {err}", String::from_utf8_lossy(&label));
+                    errno_of(&err)
+                })?;
+            (c.hash, c.file_id.or(e.file_id))
+        };
+        g.dirty = false;
+        let updated = {
+            let mut st = self.state.lock();
+            let Some(cur) = st.entries.get_mut(&id) else { return Ok(()) };
+            cur.committed = true;
+            cur.blob_hash = Some(hash);
+            cur.file_id = file_id;
+            cur.size = size;
+            cur.clone()
+        };
+        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        // Reads now come from the blob; the staging file is gone (landed or removed).
+        if g.opens == 0 {
+            drop(g);
+            self.staged.lock().remove(&id);
+        }
+        Ok(())
+    }
+
+    /// chmod, chown, truncate, utimens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        mtime_ns: Option<i64>,
+    ) -> R<Attr> {
+        if ino == INGEST_ROOT_INO || ino & KIND_MASK == K_COUPLE {
+            // The couple folders themselves: accept what `cp -a`/`rsync -a` set on them, keep nothing.
+            return self.getattr(ino).ok_or(libc::ENOENT);
+        }
+        let id = (ino & !KIND_MASK) as i64;
+        if let Some(sz) = size {
+            let staged = self.staged.lock().get(&id).cloned();
+            match staged {
+                Some(s) => {
+                    let mut g = s.lock();
+                    g.file.set_len(sz).map_err(|e| io_errno(&e))?;
+                    if sz != g.hashed {
+                        g.sequential = false;
+                    }
+                    g.dirty = true;
+                }
+                None => {
+                    let cur = self.state.lock().entries.get(&id).map(|e| (e.is_dir, e.size));
+                    match cur {
+                        Some((false, cur_size)) if cur_size == sz => {}
+                        Some((true, _)) => return Err(libc::EISDIR),
+                        Some(_) => return Err(libc::EPERM),
+                        None => return Err(libc::ENOENT),
+                    }
+                }
+            }
+        }
+        let updated = {
+            let mut st = self.state.lock();
+            let e = st.entries.get_mut(&id).ok_or(libc::ENOENT)?;
+            if let Some(m) = mode {
+                e.mode = m & 0o7777;
+            }
+            if let Some(u) = uid {
+                e.uid = u;
+            }
+            if let Some(g) = gid {
+                e.gid = g;
+            }
+            if let Some(sz) = size {
+                e.size = sz;
+            }
+            if let Some(t) = mtime_ns {
+                e.mtime_ns = t;
+            }
+            e.clone()
+        };
+        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        Ok(self.entry_attr(&updated))
+    }
+
+    /// Removes a name. A file still being written is discarded; a committed one only leaves the writers' view
+    /// (its content stays in the archive).
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> R<()> {
+        let key = self.state.lock().dir_key(parent).ok_or(libc::ENOENT)?;
+        let id = self.state.lock().child(key, name).ok_or(libc::ENOENT)?;
+        let e = self.state.lock().entries.get(&id).cloned().ok_or(libc::ENOENT)?;
+        if e.is_dir {
+            return Err(libc::EISDIR);
+        }
+        self.drop_entry(id);
+        Ok(())
+    }
+
+    fn drop_entry(&self, id: i64) {
+        let staged = self.staged.lock().remove(&id);
+        if let Some(s) = staged {
+            let _ = std::fs::remove_file(&s.lock().path);
+        }
+        self.state.lock().remove(id);
+        if let Err(e) = self.cat.lock().remove_ingest_entry(id) {
+            warn!("cannot remove an ingest entry: {e}");
+        }
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> R<()> {
+        let key = self.state.lock().dir_key(parent).ok_or(libc::ENOENT)?;
+        let st = self.state.lock();
+        let id = st.child(key, name).ok_or(libc::ENOENT)?;
+        let e = st.entries.get(&id).ok_or(libc::ENOENT)?;
+        if !e.is_dir {
+            return Err(libc::ENOTDIR);
+        }
+        if st.children.get(&(e.couple_id, id)).is_some_and(|c| !c.is_empty()) {
+            return Err(libc::ENOTEMPTY);
+        }
+        drop(st);
+        self.state.lock().remove(id);
+        self.cat.lock().remove_ingest_entry(id).map_err(|e| errno_of(&e))
+    }
+
+    /// Renames within one couple's ingest folder. A closed file renamed from a temp name to a final one commits.
+    pub fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8], noreplace: bool) -> R<()> {
+        Self::check_name(newname)?;
+        let (from_key, to_key) = {
+            let st = self.state.lock();
+            (st.dir_key(parent).ok_or(libc::ENOENT)?, st.dir_key(newparent).ok_or(libc::ENOENT)?)
+        };
+        if from_key.0 != to_key.0 {
+            return Err(libc::EXDEV);
+        }
+        let id = self.state.lock().child(from_key, name).ok_or(libc::ENOENT)?;
+        let existing = self.state.lock().child(to_key, newname);
+        if let Some(target) = existing {
+            if target == id {
+                return Ok(());
+            }
+            if noreplace {
+                return Err(libc::EEXIST);
+            }
+            let st = self.state.lock();
+            let t = st.entries.get(&target).ok_or(libc::ENOENT)?;
+            let src_dir = st.entries.get(&id).is_some_and(|e| e.is_dir);
+            if t.is_dir && st.children.get(&(t.couple_id, target)).is_some_and(|c| !c.is_empty()) {
+                return Err(libc::ENOTEMPTY);
+            }
+            if t.is_dir != src_dir {
+                return Err(if t.is_dir { libc::EISDIR } else { libc::ENOTDIR });
+            }
+            drop(st);
+            self.drop_entry(target);
+        }
+        // A directory cannot move below itself.
+        if to_key.1 != 0 {
+            let st = self.state.lock();
+            let mut cur = Some(to_key.1);
+            while let Some(c) = cur {
+                if c == id {
+                    return Err(libc::EINVAL);
+                }
+                cur = st.entries.get(&c).and_then(|e| e.parent_id);
+            }
+        }
+        let updated = {
+            let mut st = self.state.lock();
+            let mut e = st.remove(id).ok_or(libc::ENOENT)?;
+            e.parent_id = (to_key.1 != 0).then_some(to_key.1);
+            e.name = newname.to_vec();
+            st.insert(e.clone());
+            e
+        };
+        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        if !updated.is_dir && !is_temp_name(newname) {
+            let staged = self.staged.lock().get(&id).cloned();
+            if let Some(s) = staged {
+                let ready = {
+                    let g = s.lock();
+                    g.opens == 0 && g.dirty && !g.failed && !g.abandoned
+                };
+                if ready {
+                    return self.commit(id, &s);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when the process closing a file is dying from a signal (`kill -9` of a writer): read from
+/// `/proc/<tid>/stat`, whose flags carry PF_EXITING and whose exit code carries the signal.
+fn killed(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); flags is field 9, exit_code is field 52.
+    let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let exit_code: i64 = f.get(49).and_then(|v| v.parse().ok()).unwrap_or(0);
+    const PF_EXITING: u64 = 0x4;
+    flags & PF_EXITING != 0 && exit_code & 0x7f != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names() {
+        assert!(is_temp_name(b".C0001.MP4.a1B2c3"));
+        assert!(is_temp_name(b"._C0001.MP4"));
+        assert!(is_temp_name(b".DS_Store"));
+        assert!(!is_temp_name(b"C0001.MP4"));
+        assert!(!is_temp_name(b".hidden"));
+        assert!(!is_temp_name(b".profile.backup"));
+    }
+
+    #[test]
+    fn a_live_process_is_not_killed() {
+        assert!(!killed(std::process::id()));
+        assert!(!killed(0));
+    }
+}

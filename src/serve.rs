@@ -1,0 +1,893 @@
+//! `nightfox serve`: the long-running daemon of an archive. It mounts the archive (the `fuse` front end, on the
+//! main thread) and keeps every enabled network source flowing in, one poller thread per source:
+//!
+//! - each pass lists the share; a share that answers is `connected` again, and any session of that source left
+//!   paused, cancelled or interrupted is resumed first; then, if the listing shows files that earlier passes have
+//!   not dealt with (not imported, duplicate or failed with the same path, size and mtime), one import session
+//!   runs (`Importer::import_source`, post-import actions included). A pass with nothing new creates no session.
+//! - a pass that fails backs off (the interval doubled per failure in a row, up to a cap), keeping the source's
+//!   `connection_state`, `consecutive_failures` and `last_error` current and an event per failure. Sources never
+//!   wait for each other (two sources of one couple take turns through the couple lock) nor for the mount.
+//! - SIGHUP re-reads the source list (new or re-enabled sources start, removed or disabled ones stop).
+//! - SIGTERM/SIGINT: no new work; a running copy stops at its next chunk through the importer's cancel flag (the
+//!   session is `cancelled`, resumable, and the next start resumes it); the mount is unmounted; exit 0.
+//!
+//! One daemon per archive: `locks/daemon.lock` (flock, released by the kernel if the process dies, so a stale
+//! lock is simply taken over) holds a JSON note with the pid, the command and the mount point. `nightfox mount`
+//! takes the same lock. `nightfox status` reads the catalog, the notes and `/proc/locks` (who holds a lock,
+//! without taking it): no IPC.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::archive::{Archive, LockFile};
+use crate::catalog::{Catalog, NetworkSource, Session, SessionStatus};
+use crate::error::{Error, Result};
+use crate::fuse::MountOptions;
+use crate::ingest::{Importer, Quiet, Summary};
+use crate::sources::{EntryKind, SourceEntry};
+
+/// The lock name in `locks/` (so `locks/daemon.lock`).
+pub const DAEMON_LOCK: &str = "daemon";
+
+/// What `nightfox serve` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub mountpoint: PathBuf,
+    pub mount: MountOptions,
+    /// Time between two passes over a source that answers.
+    pub poll_interval: Duration,
+}
+
+// ---- durations -------------------------------------------------------------------------------------------------
+
+/// Parses `500ms`, `60s`, `5m`, `1h` (or a bare number of seconds; decimals allowed). Zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let bad = || Error::Invalid(format!("{s:?} is not a duration (like 500ms, 60s, 5m or 1h)"));
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(bad());
+    }
+    if secs < 0.001 {
+        return Err(Error::Invalid(format!("{s:?}: a duration must be at least 1ms")));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `750ms`, `12s`, `4m30s`, `2h5m`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+/// The longest wait between passes of a failing source: `$NIGHTFOX_BACKOFF_CAP`, else 16 intervals but at most
+/// 15 minutes (and never less than one interval).
+fn backoff_cap(interval: Duration) -> Duration {
+    if let Some(d) = std::env::var("NIGHTFOX_BACKOFF_CAP").ok().and_then(|v| parse_duration(&v).ok()) {
+        return d.max(interval);
+    }
+    interval.saturating_mul(16).min(interval.max(Duration::from_secs(15 * 60)))
+}
+
+/// The wait after `streak` failures in a row: the interval doubled per failure, capped.
+fn backoff(interval: Duration, cap: Duration, streak: u32) -> Duration {
+    interval.saturating_mul(2u32.saturating_pow(streak.min(24))).min(cap).max(interval)
+}
+
+// ---- the daemon lock -------------------------------------------------------------------------------------------
+
+/// The note a daemon (serve or mount) leaves in `locks/daemon.lock`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DaemonNote {
+    pub pid: u32,
+    /// `serve` or `mount`.
+    pub command: String,
+    pub mountpoint: String,
+    pub started_at: i64,
+}
+
+/// The held daemon lock; its note is cleared when dropped (the flock itself goes with the descriptor).
+pub struct DaemonLock {
+    lock: LockFile,
+}
+
+impl Drop for DaemonLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.lock.write_note("") {
+            warn!("cannot clear the daemon lock note: {e}");
+        }
+    }
+}
+
+fn lock_path(archive: &Archive) -> PathBuf {
+    archive.root.join("locks").join(format!("{DAEMON_LOCK}.lock"))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Takes the archive's daemon lock for `command` (serve or mount) at `mountpoint`; fails at once, naming the
+/// holder's pid, when another process serves or mounts the archive. A lock left by a dead process is free again.
+pub fn lock_daemon(archive: &Archive, mountpoint: &Path, command: &str) -> Result<DaemonLock> {
+    match archive.try_lock(DAEMON_LOCK)? {
+        Some(mut lock) => {
+            let note = DaemonNote {
+                pid: std::process::id(),
+                command: command.to_string(),
+                mountpoint: absolute(mountpoint).to_string_lossy().into_owned(),
+                started_at: crate::catalog::now(),
+            };
+            let json = serde_json::to_string(&note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
+            lock.write_note(&json)?;
+            Ok(DaemonLock { lock })
+        }
+        None => Err(Error::ArchiveBusy { archive: archive.root.clone(), holder: describe_holder(archive) }),
+    }
+}
+
+/// Reads the note of the daemon lock (None when there is none, or it is empty: no daemon, or a clean stop).
+pub fn read_daemon_note(path: &Path) -> Option<DaemonNote> {
+    LockFile::read_note(path).filter(|n| !n.is_empty()).and_then(|n| serde_json::from_str(&n).ok())
+}
+
+fn describe_holder(archive: &Archive) -> String {
+    let path = lock_path(archive);
+    // The holder writes its note right after taking the lock: give it a moment.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        if let Some(n) = read_daemon_note(&path) {
+            return format!("`nightfox {}` (pid {}, mounted at {:?})", n.command, n.pid, n.mountpoint);
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match lock_state(&path) {
+        Some(Some(pid)) => format!("pid {pid}"),
+        _ => "another process".to_string(),
+    }
+}
+
+/// Who holds the flock on `path`, read from `/proc/locks` without touching the lock: `Some(Some(pid))` held,
+/// `Some(None)` free, `None` when it cannot be told (no `/proc/locks`).
+fn lock_state(path: &Path) -> Option<Option<i32>> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let Ok(md) = std::fs::metadata(path) else { return Some(None) };
+    Some(flock_holder(&locks, md.ino()))
+}
+
+/// Parses `/proc/locks` lines such as `1: FLOCK  ADVISORY  WRITE 1234 fe:00:10010782 0 EOF` (waiters, shown as
+/// `1: -> FLOCK ...`, are not holders).
+fn flock_holder(locks: &str, ino: u64) -> Option<i32> {
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 6 || f[1] != "FLOCK" {
+            return None;
+        }
+        let i: u64 = f[5].rsplit(':').next()?.parse().ok()?;
+        if i != ino {
+            return None;
+        }
+        f[4].parse().ok()
+    })
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+// ---- the daemon ------------------------------------------------------------------------------------------------
+
+/// Unmounts (lazily) a mount left by a crashed daemon. Such a mount answers ENOTCONN, but `stat` of its root may
+/// still succeed from the kernel's attribute cache, so the directory is opened too.
+fn clean_stale_mount(mp: &Path) {
+    let stale = |r: std::io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    if stale(std::fs::metadata(mp).map(|_| ())) || stale(std::fs::read_dir(mp).map(|_| ())) {
+        warn!("cleaning a stale mount at {mp:?}");
+        match std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mp).status() {
+            Ok(st) if st.success() => {}
+            Ok(st) => warn!("fusermount3 -u -z {mp:?} failed ({st})"),
+            Err(e) => warn!("cannot run fusermount3: {e}"),
+        }
+    }
+    crate::fuse::clean_stale_mount(mp);
+}
+
+struct Ctx {
+    root: PathBuf,
+    interval: Duration,
+    cap: Duration,
+    cancel: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    /// True while the main thread is inside the mount.
+    mounted: AtomicBool,
+    mountpoint: PathBuf,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM or an external unmount. Returns once the mount is gone and every source
+/// poller has stopped at a safe point.
+pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
+    // SIGHUP first, so that its default action (exit) can never apply.
+    let hup = Arc::new(AtomicBool::new(false));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signals = [
+        (signal_hook::consts::SIGHUP, &hup),
+        (signal_hook::consts::SIGINT, &cancel),
+        (signal_hook::consts::SIGTERM, &cancel),
+    ];
+    for (sig, flag) in signals {
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .map_err(|e| Error::Invalid(format!("cannot install the handler of signal {sig}: {e}")))?;
+    }
+    let mp = absolute(&opts.mountpoint);
+    let _lock = lock_daemon(&archive, &mp, "serve")?;
+    clean_stale_mount(&mp);
+    let md = std::fs::metadata(&mp).map_err(|e| Error::io(&mp, e))?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!("mount point {mp:?} is not a directory")));
+    }
+    let ctx = Arc::new(Ctx {
+        root: archive.root.clone(),
+        interval: opts.poll_interval,
+        cap: backoff_cap(opts.poll_interval),
+        cancel: Arc::clone(&cancel),
+        hup,
+        mounted: AtomicBool::new(true),
+        mountpoint: mp.clone(),
+    });
+    info!(archive = ?archive.root, mountpoint = ?mp, pid = std::process::id(), interval = %format_duration(ctx.interval),
+        "serving");
+    let sup_ctx = Arc::clone(&ctx);
+    let supervisor = std::thread::Builder::new()
+        .name("nightfox-sources".into())
+        .spawn(move || supervise(&sup_ctx))
+        .map_err(|e| Error::Invalid(format!("cannot start the source supervisor: {e}")))?;
+    let result = crate::fuse::mount_foreground(archive, &mp, opts.mount);
+    ctx.mounted.store(false, Ordering::SeqCst);
+    if !cancel.load(Ordering::SeqCst) {
+        match &result {
+            Ok(()) => info!("unmounted from outside; stopping"),
+            Err(e) => warn!("the mount failed: {e}; stopping"),
+        }
+    }
+    cancel.store(true, Ordering::SeqCst);
+    if supervisor.join().is_err() {
+        warn!("the source supervisor panicked");
+    }
+    info!("stopped");
+    result
+}
+
+struct Poller {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+fn supervise(ctx: &Arc<Ctx>) {
+    let mut pollers: HashMap<i64, Poller> = HashMap::new();
+    reconcile(ctx, &mut pollers);
+    while !ctx.cancel.load(Ordering::SeqCst) {
+        if ctx.hup.swap(false, Ordering::SeqCst) {
+            info!("SIGHUP: reading the source list again");
+            reconcile(ctx, &mut pollers);
+        }
+        let finished: Vec<i64> = pollers.iter().filter(|(_, p)| p.handle.is_finished()).map(|(id, _)| *id).collect();
+        for id in finished {
+            if let Some(p) = pollers.remove(&id) {
+                if p.handle.join().is_err() {
+                    warn!(source = id, "the poller of source {id} panicked; SIGHUP starts it again");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    info!("stopping: no new work; running copies stop at a safe point");
+    for p in pollers.values() {
+        p.stop.store(true, Ordering::SeqCst);
+    }
+    for (id, p) in pollers {
+        if p.handle.join().is_err() {
+            warn!(source = id, "the poller of source {id} panicked");
+        }
+    }
+    // The mount unmounts itself on SIGINT/SIGTERM; a signal that came before its handler was installed would leave
+    // it up, so make sure.
+    let start = Instant::now();
+    while ctx.mounted.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if ctx.mounted.load(Ordering::SeqCst) {
+        warn!("the mount is still up after the stop; unmounting {:?}", ctx.mountpoint);
+        let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&ctx.mountpoint).status();
+    }
+}
+
+/// Starts a poller for each enabled source that has none; stops those of sources removed or disabled.
+fn reconcile(ctx: &Arc<Ctx>, pollers: &mut HashMap<i64, Poller>) {
+    let sources = match Catalog::open(&ctx.root.join("catalog.db")).and_then(|c| c.sources()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot read the source list: {e}");
+            return;
+        }
+    };
+    let wanted: HashSet<i64> = sources.iter().filter(|s| s.enabled).map(|s| s.id).collect();
+    for (id, p) in pollers.iter() {
+        if !wanted.contains(id) && !p.stop.swap(true, Ordering::SeqCst) {
+            info!(source = id, "source {id} was removed or disabled: stopping its poller");
+        }
+    }
+    for s in sources.iter().filter(|s| s.enabled) {
+        if pollers.contains_key(&s.id) {
+            continue;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st, id) = (Arc::clone(ctx), Arc::clone(&stop), s.id);
+        match std::thread::Builder::new().name(format!("source-{id}")).spawn(move || poll_source(&c, id, &st)) {
+            Ok(handle) => {
+                info!(source = id, "watching {}", s.url());
+                pollers.insert(id, Poller { stop, handle });
+            }
+            Err(e) => warn!(source = id, "cannot start the poller of source {id}: {e}"),
+        }
+    }
+}
+
+/// How one pass ended.
+enum Pass {
+    /// The share answered; what there was to do is done.
+    Done,
+    /// Another import holds the couple: try again at the next interval, without counting a failure.
+    Busy(String),
+    /// The source was removed or disabled.
+    Gone,
+    /// The daemon is stopping.
+    Stopped,
+    Failed(Error),
+}
+
+fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
+    let archive = match Archive::open(&ctx.root) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(source = id, "cannot open the archive: {e}");
+            return;
+        }
+    };
+    let mut streak = 0u32;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let outcome = match pass(&archive, id, stop) {
+            Ok(p) => p,
+            Err(e) => classify(e),
+        };
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let delay = match outcome {
+            Pass::Done => {
+                streak = 0;
+                ctx.interval
+            }
+            Pass::Busy(why) => {
+                debug!(source = id, "busy: {why}");
+                ctx.interval
+            }
+            Pass::Gone => {
+                info!(source = id, "source {id} is disabled or removed: no longer polled");
+                return;
+            }
+            Pass::Stopped => return,
+            Pass::Failed(e) => {
+                streak = streak.saturating_add(1);
+                let delay = backoff(ctx.interval, ctx.cap, streak);
+                record_failure(&archive, id, streak, &e, delay);
+                delay
+            }
+        };
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+fn classify(e: Error) -> Pass {
+    match e {
+        Error::Interrupted(_) => Pass::Stopped,
+        Error::CoupleBusy { .. } => Pass::Busy(e.to_string()),
+        Error::Disabled(_) => Pass::Gone,
+        e => Pass::Failed(e),
+    }
+}
+
+/// One pass over a source: does it answer; resume what it left unfinished; import what is new.
+fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
+    let cat = archive.catalog()?;
+    let row = match cat.source(id) {
+        Ok(r) => r,
+        Err(Error::NotFound(_)) => return Ok(Pass::Gone),
+        Err(e) => return Err(e),
+    };
+    if !row.enabled {
+        return Ok(Pass::Gone);
+    }
+    let entries = list(archive, &row)?;
+    if row.connection_state != "connected" || row.consecutive_failures != 0 {
+        cat.set_source_state(id, "connected", Some(0), None)?;
+        if row.connection_state != "connected" {
+            info!(source = id, "source {id} answers again");
+            cat.add_event(id, None, "info", "answers again")?;
+        }
+    }
+    let unfinished: Vec<Session> = cat
+        .sessions()?
+        .into_iter()
+        .filter(|s| s.source_id == Some(id) && !s.status.is_final() && s.can_resume)
+        .collect();
+    for s in unfinished {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(Pass::Stopped);
+        }
+        info!(source = id, session = s.id, "resuming {} session {}", s.status.as_str(), s.id);
+        cat.add_event(id, Some(s.id), "info", &format!("resuming {} session {}", s.status.as_str(), s.id))?;
+        let summary = Importer::new(archive, &Quiet, Arc::clone(stop)).resume(s.id)?;
+        log_summary(id, &summary);
+    }
+    if stop.load(Ordering::SeqCst) {
+        return Ok(Pass::Stopped);
+    }
+    if !has_new_work(&cat, &row, &entries)? {
+        cat.touch_source_scan(id)?;
+        return Ok(Pass::Done);
+    }
+    drop(cat);
+    let summary = Importer::new(archive, &Quiet, Arc::clone(stop)).import_source(id)?;
+    log_summary(id, &summary);
+    Ok(Pass::Done)
+}
+
+/// Lists the source's folder (every network call bounded by the source's timeout).
+fn list(archive: &Archive, row: &NetworkSource) -> Result<Vec<SourceEntry>> {
+    let password = crate::secrets::Secrets::load(&archive.root)?.decrypt(&row.password_enc)?;
+    let source = crate::sources::open_network(row, password)?;
+    source.scan(&[PathBuf::from(&row.path)])
+}
+
+/// True when the listing holds a file that no earlier session of this source dealt with and that is not
+/// catalogued from this source with the same path, size and mtime.
+fn has_new_work(cat: &Catalog, row: &NetworkSource, entries: &[SourceEntry]) -> Result<bool> {
+    let seen = cat.source_items_seen(row.id)?;
+    let url = row.url();
+    for e in entries {
+        if let EntryKind::File { size, mtime_ns } = e.kind {
+            let rel = e.rel.as_os_str().as_bytes();
+            if seen.contains(&(rel.to_vec(), size, mtime_ns)) {
+                continue;
+            }
+            if cat.already_imported(row.couple_id, &url, rel, size, mtime_ns)? {
+                continue;
+            }
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn log_summary(id: i64, s: &Summary) {
+    info!(
+        source = id,
+        session = s.session,
+        "session {} {}: {} imported, {} duplicate, {} failed",
+        s.session,
+        s.status.as_str(),
+        s.files_imported,
+        s.files_duplicate,
+        s.files_failed
+    );
+    for f in &s.failures {
+        warn!(source = id, session = s.session, "failed: {f}");
+    }
+}
+
+/// Keeps the source's state current after a failed pass, with an event saying when the next try comes.
+fn record_failure(archive: &Archive, id: i64, streak: u32, e: &Error, delay: Duration) {
+    let msg = e.to_string();
+    let next = format_duration(delay);
+    warn!(source = id, "pass over source {id} failed ({streak} in a row; next try in {next}): {msg}");
+    let r = archive.catalog().and_then(|cat| {
+        let row = cat.source(id)?;
+        let failures = Some(row.consecutive_failures + 1);
+        let (state, failures) = match e {
+            // The importer recorded the pause and its count.
+            Error::SourcePaused { .. } => ("paused", None),
+            _ if row.connection_state == "paused" => ("paused", failures),
+            _ if e.is_transient() => ("retrying", failures),
+            _ => ("failed", failures),
+        };
+        cat.set_source_state(id, state, failures, Some(&msg))?;
+        let level = if e.is_transient() || matches!(e, Error::SourcePaused { .. }) { "warn" } else { "error" };
+        cat.add_event(id, None, level, &format!("pass failed ({streak} in a row; next try in {next}): {msg}"))
+    });
+    if let Err(e) = r {
+        warn!(source = id, "cannot record the failure: {e}");
+    }
+}
+
+// ---- status ----------------------------------------------------------------------------------------------------
+
+/// What `nightfox status` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub archive: String,
+    pub daemon: DaemonStatus,
+    pub sources: Vec<SourceState>,
+    /// Sessions not completed nor failed: running, interrupted (nobody works on them) and paused or cancelled.
+    pub sessions: Vec<SessionProgress>,
+    /// The newest warnings and errors of the sources, newest first.
+    pub last_errors: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DaemonStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// `serve` or `mount`.
+    pub command: Option<String>,
+    pub mountpoint: Option<String>,
+    pub started_at: Option<String>,
+    /// A daemon that died without cleaning up (its lock is free again; the next start takes over).
+    pub stale_pid: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceState {
+    pub id: i64,
+    pub url: String,
+    pub couple: String,
+    pub enabled: bool,
+    pub connection_state: String,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub last_scan_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionProgress {
+    pub id: i64,
+    pub couple: String,
+    pub source_id: Option<i64>,
+    pub source: String,
+    pub status: SessionStatus,
+    /// `running`, `interrupted` (its process is gone; `resume` or the daemon continues it) or `paused`.
+    pub state: String,
+    pub files_processed: i64,
+    pub files_total: i64,
+    pub bytes_processed: i64,
+    /// Bytes of files being copied right now (their temp files).
+    pub bytes_in_flight: u64,
+    pub bytes_total: i64,
+    /// Bytes copied (duplicates skipped without reading excluded) per second since the session started.
+    pub bytes_per_sec: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub at: String,
+    pub source_id: i64,
+    pub session_id: Option<i64>,
+    pub level: String,
+    pub message: String,
+}
+
+fn daemon_status(archive: &Archive) -> DaemonStatus {
+    let path = lock_path(archive);
+    let note = read_daemon_note(&path);
+    let holder = match lock_state(&path) {
+        Some(h) => h.and_then(|p| u32::try_from(p).ok()),
+        // No /proc/locks: trust the note if its process lives.
+        None => note.as_ref().filter(|n| pid_alive(n.pid)).map(|n| n.pid),
+    };
+    match holder {
+        Some(pid) => {
+            let note = note.filter(|n| n.pid == pid);
+            DaemonStatus {
+                running: true,
+                pid: Some(pid),
+                command: note.as_ref().map(|n| n.command.clone()),
+                mountpoint: note.as_ref().map(|n| n.mountpoint.clone()),
+                started_at: note.as_ref().map(|n| crate::vfs::rfc3339(n.started_at)),
+                stale_pid: None,
+            }
+        }
+        None => DaemonStatus {
+            running: false,
+            pid: None,
+            command: None,
+            mountpoint: None,
+            started_at: None,
+            stale_pid: note.map(|n| n.pid),
+        },
+    }
+}
+
+/// Is a process working on this session? Its couple lock is held and names it.
+fn session_running(archive: &Archive, s: &Session) -> bool {
+    let path = archive.root.join("locks").join(format!("couple-{}.lock", s.couple_id));
+    match lock_state(&path) {
+        Some(Some(_)) => LockFile::read_note(&path).and_then(|n| n.parse::<i64>().ok()) == Some(s.id),
+        Some(None) => false,
+        // Cannot tell: believe the catalog.
+        None => true,
+    }
+}
+
+/// Sizes of the temp files of a session's copies in progress.
+fn in_flight(archive: &Archive, session: i64) -> u64 {
+    let prefix = format!("s{session}-i");
+    let Ok(rd) = std::fs::read_dir(&archive.store.tmp) else { return 0 };
+    rd.flatten()
+        .filter(|e| e.file_name().as_bytes().starts_with(prefix.as_bytes()))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Gathers the status from the catalog and the lock notes (works while the daemon runs, from any shell).
+pub fn status(archive: &Archive) -> Result<Status> {
+    let cat = archive.catalog()?;
+    let now = crate::catalog::now();
+    let sources = cat
+        .sources()?
+        .into_iter()
+        .map(|s| SourceState {
+            id: s.id,
+            url: s.url(),
+            couple: s.couple.clone(),
+            enabled: s.enabled,
+            connection_state: s.connection_state.clone(),
+            consecutive_failures: s.consecutive_failures,
+            last_error: s.last_error.clone(),
+            last_scan_at: s.last_scan_at.map(crate::vfs::rfc3339),
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for s in cat.sessions()?.into_iter().filter(|s| !s.status.is_final()) {
+        let paused = matches!(s.status, SessionStatus::Paused | SessionStatus::Cancelled);
+        let running = !paused && session_running(archive, &s);
+        let state = if paused {
+            "paused"
+        } else if running {
+            "running"
+        } else {
+            "interrupted"
+        };
+        let flying = if running { in_flight(archive, s.id) } else { 0 };
+        let (mut speed, mut eta) = (None, None);
+        if running {
+            let elapsed = (now - s.created_at).max(1) as f64;
+            let copied = (s.bytes_processed - s.bytes_duplicate).max(0) as f64 + flying as f64;
+            if copied > 0.0 {
+                let rate = copied / elapsed;
+                let left = (s.bytes_total - s.bytes_processed).max(0) as f64 - flying as f64;
+                speed = Some(rate as u64);
+                eta = Some((left.max(0.0) / rate).ceil() as u64);
+            }
+        }
+        sessions.push(SessionProgress {
+            id: s.id,
+            couple: s.couple.clone(),
+            source_id: s.source_id,
+            source: s.source.clone(),
+            status: s.status,
+            state: state.to_string(),
+            files_processed: s.files_processed,
+            files_total: s.files_total,
+            bytes_processed: s.bytes_processed,
+            bytes_in_flight: flying,
+            bytes_total: s.bytes_total,
+            bytes_per_sec: speed,
+            eta_seconds: eta,
+            started_at: crate::vfs::rfc3339(s.created_at),
+            updated_at: crate::vfs::rfc3339(s.updated_at),
+            error: s.error.clone(),
+        });
+    }
+    let last_errors = cat
+        .recent_problems(10)?
+        .into_iter()
+        .map(|e| Problem {
+            at: crate::vfs::rfc3339(e.at),
+            source_id: e.source_id,
+            session_id: e.session_id,
+            level: e.level,
+            message: e.message,
+        })
+        .collect();
+    Ok(Status {
+        archive: archive.root.to_string_lossy().into_owned(),
+        daemon: daemon_status(archive),
+        sources,
+        sessions,
+        last_errors,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', "\\n").replace('\r', "\\r")
+}
+
+fn human(bytes: i64) -> String {
+    indicatif::HumanBytes(bytes.max(0) as u64).to_string()
+}
+
+impl Status {
+    /// The text form of `nightfox status`.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let d = &self.daemon;
+        if d.running {
+            o.push_str(&format!(
+                "daemon: running, pid {}{}{}{}\n",
+                d.pid.map(|p| p.to_string()).unwrap_or_default(),
+                d.command.as_ref().map(|c| format!(", nightfox {c}")).unwrap_or_default(),
+                d.mountpoint.as_ref().map(|m| format!(", mounted at {}", one_line(m))).unwrap_or_default(),
+                d.started_at.as_ref().map(|t| format!(", since {t}")).unwrap_or_default(),
+            ));
+        } else {
+            o.push_str("daemon: not running");
+            if let Some(p) = d.stale_pid {
+                o.push_str(&format!(" (pid {p} stopped without cleaning up; the next start takes over)"));
+            }
+            o.push('\n');
+        }
+        o.push_str("sources:\n");
+        if self.sources.is_empty() {
+            o.push_str("  none\n");
+        }
+        for s in &self.sources {
+            o.push_str(&format!(
+                "  {}\t{}\t{}\t{}\t{}\t{} failures\tlast scan {}{}\n",
+                s.id,
+                s.url,
+                s.couple,
+                if s.enabled { "enabled" } else { "disabled" },
+                s.connection_state,
+                s.consecutive_failures,
+                s.last_scan_at.as_deref().unwrap_or("never"),
+                s.last_error.as_ref().map(|e| format!("\tlast error: {}", one_line(e))).unwrap_or_default()
+            ));
+        }
+        o.push_str("sessions:\n");
+        if self.sessions.is_empty() {
+            o.push_str("  none running or paused\n");
+        }
+        for s in &self.sessions {
+            let done = s.bytes_processed + s.bytes_in_flight as i64;
+            let mut line = format!(
+                "  {}\t{}\t{}\t{}\t{}/{} files\t{}/{}",
+                s.id,
+                s.state,
+                s.status.as_str(),
+                s.couple,
+                s.files_processed,
+                s.files_total,
+                human(done),
+                human(s.bytes_total)
+            );
+            if let Some(v) = s.bytes_per_sec {
+                line.push_str(&format!("\t{}/s", human(v as i64)));
+            }
+            if let Some(eta) = s.eta_seconds {
+                line.push_str(&format!("\tETA {}", format_duration(Duration::from_secs(eta))));
+            }
+            line.push_str(&format!("\t{}", s.source));
+            if let Some(e) = &s.error {
+                line.push_str(&format!("\t{}", one_line(e)));
+            }
+            o.push_str(&line);
+            o.push('\n');
+        }
+        o.push_str("last errors:\n");
+        if self.last_errors.is_empty() {
+            o.push_str("  none\n");
+        }
+        for e in &self.last_errors {
+            o.push_str(&format!(
+                "  {}\tsource {}{}\t{}\t{}\n",
+                e.at,
+                e.source_id,
+                e.session_id.map(|s| format!(" session {s}")).unwrap_or_default(),
+                e.level,
+                one_line(&e.message)
+            ));
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration(" 2 ").unwrap(), Duration::from_secs(2));
+        for bad in ["", "s", "0s", "-1s", "5 parsecs", "1.2.3s", "1e3s", "ms500"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(3600 * 2 + 300)), "2h5m");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let i = Duration::from_secs(60);
+        let cap = backoff_cap(i);
+        assert_eq!(cap, Duration::from_secs(15 * 60));
+        let waits: Vec<u64> = (1..=6).map(|n| backoff(i, cap, n).as_secs()).collect();
+        assert_eq!(waits, [120, 240, 480, 900, 900, 900]);
+        assert_eq!(backoff(i, cap, u32::MAX), cap);
+        assert_eq!(backoff_cap(Duration::from_secs(1)), Duration::from_secs(16));
+        assert_eq!(backoff_cap(Duration::from_secs(7200)), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn proc_locks_lines() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 3413 fe:00:10010782 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 3999 fe:00:77 0 EOF\n\
+                     3: POSIX  ADVISORY  WRITE 1883 fe:00:77 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 1884 fe:00:77 0 EOF\n";
+        assert_eq!(flock_holder(locks, 10010782), Some(3413));
+        assert_eq!(flock_holder(locks, 77), Some(1884));
+        assert_eq!(flock_holder(locks, 5), None);
+    }
+}

@@ -83,6 +83,8 @@ struct Staged {
     dirty: bool,
     /// The writer died (killed): discard on release.
     abandoned: bool,
+    /// Committed: the file now lives in `objects/` (or is gone). Nothing may touch it through this handle again.
+    retired: bool,
     opens: u32,
 }
 
@@ -394,6 +396,7 @@ impl IngestDir {
             failed: false,
             dirty: true,
             abandoned: false,
+            retired: false,
             opens: 0,
         }));
         self.staged.lock().insert(id, Arc::clone(&s));
@@ -478,16 +481,32 @@ impl IngestDir {
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let fh = self.fh();
         if !write {
+            // A file being written is read through its own descriptor (still valid if it commits meanwhile);
+            // a committed one from its blob.
             let staged = self.staged.lock().get(&id).cloned();
-            let file = match (staged, &e.blob_hash) {
-                (Some(s), _) => File::open(&s.lock().path).map_err(|e| io_errno(&e))?,
-                (None, Some(h)) => File::open(self.archive.store.blob_path(h)).map_err(|e| io_errno(&e))?,
-                (None, None) => return Err(libc::EIO),
+            let live = match staged {
+                Some(s) => {
+                    let g = s.lock();
+                    if g.retired {
+                        None
+                    } else {
+                        Some(g.file.try_clone().map_err(|e| io_errno(&e))?)
+                    }
+                }
+                None => None,
+            };
+            let file = match live {
+                Some(f) => f,
+                None => {
+                    let hash = self.state.lock().entries.get(&id).and_then(|e| e.blob_hash.clone()).ok_or(libc::EIO)?;
+                    File::open(self.archive.store.blob_path(&hash)).map_err(|e| io_errno(&e))?
+                }
             };
             self.state.lock().handles.insert(fh, Handle::Read(Arc::new(file)));
             return Ok(fh);
         }
-        let existing = self.staged.lock().get(&id).cloned();
+        // A staged file that was committed meanwhile (its release raced with this open) is not reused.
+        let existing = self.staged.lock().get(&id).cloned().filter(|s| !s.lock().retired);
         let staged = match existing {
             Some(s) => {
                 if flags & libc::O_TRUNC != 0 {
@@ -535,7 +554,11 @@ impl IngestDir {
             Ok(f) => f,
             Err(Some(id)) => {
                 let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
-                let f = s.lock().file.try_clone().map_err(|e| io_errno(&e))?;
+                let g = s.lock();
+                if g.retired {
+                    return Err(libc::EBADF);
+                }
+                let f = g.file.try_clone().map_err(|e| io_errno(&e))?;
                 Arc::new(f)
             }
             Err(None) => return Err(libc::EBADF),
@@ -562,6 +585,9 @@ impl IngestDir {
         };
         let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
         let mut g = s.lock();
+        if g.retired {
+            return Err(libc::EBADF);
+        }
         if let Err(e) = g.file.write_all_at(data, offset) {
             g.failed = true;
             return Err(io_errno(&e));
@@ -596,59 +622,72 @@ impl IngestDir {
         Ok(())
     }
 
-    /// Called on every close of a handle. On the last close of a writer, under a final name, the file commits;
-    /// a failure reaches the writer's `close()`. A writer that died from a signal commits nothing.
+    /// Called on every close of a descriptor (`dup`s included, so it is not the end of the write). It only notes
+    /// a writer that is dying from a signal: what it wrote is not committed.
     pub fn flush(&self, fh: u64, pid: u32) -> R<()> {
         let id = match self.state.lock().handles.get(&fh) {
             Some(Handle::Write(id)) => *id,
             _ => return Ok(()),
         };
-        let Some(s) = self.staged.lock().get(&id).cloned() else { return Ok(()) };
-        {
-            let mut g = s.lock();
-            if g.opens > 1 || !g.dirty {
-                return Ok(());
-            }
+        let staged = self.staged.lock().get(&id).cloned();
+        if let Some(s) = staged {
             if killed(pid) {
                 info!(entry = id, "the writer was killed: its file is not committed");
-                g.abandoned = true;
-                return Ok(());
-            }
-            if g.failed {
-                return Ok(());
+                s.lock().abandoned = true;
             }
         }
-        let name_final = self.state.lock().entries.get(&id).is_some_and(|e| !is_temp_name(&e.name));
-        if !name_final {
-            return Ok(());
-        }
-        self.commit(id, &s)
+        Ok(())
     }
 
-    /// Drops a handle; a file whose writer failed or died is discarded.
+    /// The last reference to an open file went away. A file written under its final name commits now (a temp
+    /// name waits for its rename); one whose writer failed or was killed is discarded.
     pub fn release(&self, fh: u64) {
         let Some(Handle::Write(id)) = self.state.lock().handles.remove(&fh) else { return };
         let Some(s) = self.staged.lock().get(&id).cloned() else { return };
-        let mut g = s.lock();
-        g.opens = g.opens.saturating_sub(1);
-        if g.opens > 0 {
+        let (abandon, ready) = {
+            let mut g = s.lock();
+            g.opens = g.opens.saturating_sub(1);
+            if g.opens > 0 {
+                return;
+            }
+            (g.abandoned || g.failed, g.dirty)
+        };
+        if abandon {
+            self.discard(id, &s);
             return;
         }
-        if g.abandoned || g.failed {
-            drop(g);
-            self.discard(id);
-        } else if !g.dirty {
-            // Committed: nothing staged any more.
-            drop(g);
-            self.staged.lock().remove(&id);
+        let name_final = self.state.lock().entries.get(&id).is_some_and(|e| !is_temp_name(&e.name));
+        if ready && name_final {
+            if let Err(e) = self.commit(id, &s) {
+                warn!(
+                    entry = id,
+                    errno = e,
+                    "the file could not be committed; it stays in the ingest folder, uncommitted"
+                );
+            }
+        } else if !ready {
+            self.unstage(id, &s);
         }
-        // Otherwise (a temp name): kept until it is renamed to its final name.
     }
 
-    fn discard(&self, id: i64) {
-        let staged = self.staged.lock().remove(&id);
-        if let Some(s) = staged {
-            let _ = std::fs::remove_file(&s.lock().path);
+    /// Forgets a staged file, unless a newer one for the same entry has taken its place.
+    fn unstage(&self, id: i64, s: &Arc<Mutex<Staged>>) {
+        let mut map = self.staged.lock();
+        if map.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, s)) {
+            map.remove(&id);
+        }
+    }
+
+    fn discard(&self, id: i64, s: &Arc<Mutex<Staged>>) {
+        self.unstage(id, s);
+        {
+            let mut g = s.lock();
+            g.retired = true;
+            let _ = std::fs::remove_file(&g.path);
+        }
+        if self.staged.lock().contains_key(&id) {
+            // A newer write of this entry is under way: it owns the entry now.
+            return;
         }
         let removed = self.state.lock().remove(id);
         if let Some(e) = removed {
@@ -697,6 +736,9 @@ impl IngestDir {
     /// a committed path is a no-op.
     fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<()> {
         let mut g = s.lock();
+        if g.retired {
+            return Ok(());
+        }
         let (e, rel) = {
             let st = self.state.lock();
             let Some(e) = st.entries.get(&id).cloned() else { return Ok(()) };
@@ -729,6 +771,7 @@ impl IngestDir {
             (c.hash, c.file_id.or(e.file_id))
         };
         g.dirty = false;
+        g.retired = true;
         let updated = {
             let mut st = self.state.lock();
             let Some(cur) = st.entries.get_mut(&id) else { return Ok(()) };
@@ -740,10 +783,8 @@ impl IngestDir {
         };
         self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
         // Reads now come from the blob; the staging file is gone (landed or removed).
-        if g.opens == 0 {
-            drop(g);
-            self.staged.lock().remove(&id);
-        }
+        drop(g);
+        self.unstage(id, s);
         Ok(())
     }
 
@@ -768,6 +809,9 @@ impl IngestDir {
             match staged {
                 Some(s) => {
                     let mut g = s.lock();
+                    if g.retired {
+                        return Err(libc::EBUSY);
+                    }
                     g.file.set_len(sz).map_err(|e| io_errno(&e))?;
                     if sz != g.hashed {
                         g.sequential = false;
@@ -916,21 +960,24 @@ impl IngestDir {
     }
 }
 
-/// True when the process closing a file is dying from a signal (`kill -9` of a writer): read from
-/// `/proc/<tid>/stat`, whose flags carry PF_EXITING and whose exit code carries the signal.
+/// True when the process closing a file is dying from a signal (`kill -9` of a writer, a crash): its flags carry
+/// PF_EXITING and its exit code a signal. A process that exits normally and leaves its files to the kernel is not.
 fn killed(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
+    // The kernel closes a dying task's files synchronously, while the task is still there to look at.
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     // Fields after the command name (which may contain spaces) start after the last ')'.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else { return false };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); flags is field 9, exit_code is field 52.
+    // f[0] is field 3 (state); flags is field 9; exit_code is field 52 (set before the files are closed).
+    let state = f.first().copied().unwrap_or("R");
     let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
     let exit_code: i64 = f.get(49).and_then(|v| v.parse().ok()).unwrap_or(0);
     const PF_EXITING: u64 = 0x4;
-    flags & PF_EXITING != 0 && exit_code & 0x7f != 0
+    let exiting = matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0;
+    exiting && exit_code & 0x7f != 0
 }
 
 #[cfg(test)]

@@ -1,0 +1,319 @@
+//! The writable ingest directory (issue 5): real mounts, real `cp`, `rsync`, `dd` and `diff` from Debian.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn sh(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A card with nested folders, sidecars, odd names.
+fn card(root: &Path) -> Vec<PathBuf> {
+    let mut v = sony_card(root, 3, 11);
+    for (i, n) in ["DCIM/100GOPRO/GX010001.MP4", "DCIM/100GOPRO/GL010001.LRV", "Ünïcode folder/with space ü.MOV"]
+        .iter()
+        .enumerate()
+    {
+        let p = root.join(n);
+        write(&p, &data(200 + i as u64, 150_000 + i * 1013));
+        v.push(p);
+    }
+    v
+}
+
+/// Every source file under `src` is in the organized tree of `couple` with the same bytes, exactly once.
+fn assert_in_tree(env: &Env, mp: &Path, couple: &str, src: &Path) {
+    let mut files = Vec::new();
+    walk_files(src, &mut files);
+    let mut tree = Vec::new();
+    walk_files(&mp.join(couple), &mut tree);
+    let tree_hashes: Vec<String> = tree.iter().map(|p| b3_file(p)).collect();
+    for f in &files {
+        let h = b3_file(f);
+        assert_eq!(tree_hashes.iter().filter(|t| **t == h).count(), 1, "{f:?} not exactly once in the tree");
+    }
+    env.assert_consistent();
+}
+
+fn mounted(env: &Env) -> (Mount, PathBuf) {
+    let mp = env.path("mnt");
+    let m = Mount::start(env, &mp, &[]);
+    (m, mp)
+}
+
+fn wait_in_tree(mp: &Path, couple: &str, count: usize) {
+    wait_until("files in the organized tree", Duration::from_secs(10), || {
+        let mut v = Vec::new();
+        walk_files(&mp.join(couple), &mut v);
+        v.len() >= count
+    });
+}
+
+#[test]
+fn cp_r_of_a_card_lands_verified_in_the_organized_tree() {
+    let env = Env::new();
+    let c = env.couple("Julia & Sven", "2025-12-31");
+    let src = env.path("card");
+    let files = card(&src);
+    let (_m, mp) = mounted(&env);
+    let dest = mp.join("ingest").join(&c);
+    sh(Command::new("cp").arg("-r").arg(format!("{}/.", src.display())).arg(&dest));
+    sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
+    wait_in_tree(&mp, &c, files.len());
+    assert_in_tree(&env, &mp, &c, &src);
+    let sidecar = mp.join(&c).join("source/modern/sony/C0001M01.XML");
+    assert_eq!(fs::read(sidecar).unwrap(), fs::read(src.join("PRIVATE/M4ROOT/CLIP/C0001M01.XML")).unwrap());
+    assert!(env.ok(&["verify"]).contains("0 problem"));
+    // Original paths are kept as written below the couple's ingest folder.
+    let rows = env.catalog().files(None).unwrap();
+    assert!(rows.iter().any(|r| r.original_path == "Ünïcode folder/with space ü.MOV".as_bytes()));
+    // Outside /ingest nothing is writable; a couple that does not exist cannot be written to.
+    let e = fs::write(mp.join(&c).join("source/x.MP4"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let e = fs::create_dir(mp.join("ingest/1999-01-01-nobody")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    let e = fs::write(mp.join("ingest/1999-01-01-nobody/x.MP4"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+}
+
+#[test]
+fn rsync_twice_transfers_nothing_the_second_time_and_diff_is_clean() {
+    let env = Env::new();
+    let c = env.couple("Rsync", "2025-12-31");
+    let src = env.path("card");
+    let files = card(&src);
+    let (_m, mp) = mounted(&env);
+    let dest = mp.join("ingest").join(&c);
+    sh(Command::new("rsync").arg("-a").arg(format!("{}/", src.display())).arg(format!("{}/", dest.display())));
+    let out = sh(Command::new("rsync")
+        .arg("-a")
+        .arg("--stats")
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", dest.display())));
+    let stats = String::from_utf8_lossy(&out.stdout);
+    assert!(stats.contains("Number of regular files transferred: 0"), "{stats}");
+    sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
+    wait_in_tree(&mp, &c, files.len());
+    assert_in_tree(&env, &mp, &c, &src);
+    // rsync's temp names never reached the catalog.
+    let rows = env.catalog().files(None).unwrap();
+    assert_eq!(rows.len(), files.len());
+    assert!(rows.iter().all(|r| !r.display_name.starts_with(b".")));
+    // --partial and a changed file: the new version is added, the old one kept.
+    write(&src.join("PRIVATE/M4ROOT/CLIP/C0001.MP4"), &data(999, 60_000));
+    sh(Command::new("rsync")
+        .arg("-a")
+        .arg("--partial")
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", dest.display())));
+    sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
+    wait_in_tree(&mp, &c, files.len() + 1);
+    let names: Vec<String> = fs::read_dir(mp.join(&c).join("source/modern/sony"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"C0001.MP4".to_string()) && names.contains(&"C0001 (2).MP4".to_string()), "{names:?}");
+    assert!(env.ok(&["verify"]).contains("0 problem"));
+}
+
+#[test]
+fn overwriting_with_the_same_content_is_a_no_op_and_different_content_is_added() {
+    let env = Env::new();
+    let c = env.couple("Overwrite", "2025-12-31");
+    let (_m, mp) = mounted(&env);
+    let p = mp.join("ingest").join(&c).join("A001.MOV");
+    fs::write(&p, data(1, 100_000)).unwrap();
+    fs::write(&p, data(1, 100_000)).unwrap();
+    wait_in_tree(&mp, &c, 1);
+    assert_eq!(env.catalog().files(None).unwrap().len(), 1);
+    fs::write(&p, data(2, 90_000)).unwrap();
+    wait_in_tree(&mp, &c, 2);
+    let dir = mp.join(&c).join("source/modern/unknown");
+    assert_eq!(fs::read(dir.join("A001.MOV")).unwrap(), data(1, 100_000));
+    assert_eq!(fs::read(dir.join("A001 (2).MOV")).unwrap(), data(2, 90_000));
+    assert_eq!(fs::read(&p).unwrap(), data(2, 90_000), "the ingest view shows what was written last");
+    assert_eq!(fs::metadata(&p).unwrap().len(), 90_000);
+}
+
+#[test]
+fn four_concurrent_writers_all_land() {
+    let env = Env::new();
+    let c = env.couple("Writers", "2025-12-31");
+    let src = env.path("src");
+    for i in 0..4u64 {
+        write_big(&src.join(format!("cam{i}/C{i:04}.MP4")), (24 << 20) + i * 4097, 30 + i);
+    }
+    let (_m, mp) = mounted(&env);
+    let dest = mp.join("ingest").join(&c);
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            Command::new("cp")
+                .arg("-r")
+                .arg(src.join(format!("cam{i}")))
+                .arg(&dest)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    wait_in_tree(&mp, &c, 4);
+    assert_in_tree(&env, &mp, &c, &src);
+}
+
+#[test]
+fn a_writer_killed_halfway_leaves_nothing_in_the_catalog() {
+    let env = Env::new();
+    let c = env.couple("Killed", "2025-12-31");
+    let (_m, mp) = mounted(&env);
+    let target = mp.join("ingest").join(&c).join("HALF.MP4");
+    let mut dd = Command::new("dd")
+        .arg("if=/dev/urandom")
+        .arg(format!("of={}", target.display()))
+        .args(["bs=1M", "count=4000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("dd to write a while", Duration::from_secs(60), || {
+        fs::metadata(&target).map(|m| m.len() > 16 << 20).unwrap_or(false)
+    });
+    dd.kill().unwrap();
+    dd.wait().unwrap();
+    // Give the mount a moment to see the close, then check: nothing catalogued, nothing left in the view.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(env.catalog().files(None).unwrap().is_empty());
+    assert!(!target.exists(), "the killed writer's file is not in the ingest view");
+    let leftovers: Vec<_> = env.tmp_entries();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A whole file next to it still commits.
+    fs::write(mp.join("ingest").join(&c).join("WHOLE.MP4"), data(3, 50_000)).unwrap();
+    wait_in_tree(&mp, &c, 1);
+    env.assert_consistent();
+}
+
+#[test]
+fn the_daemon_killed_mid_write_loses_nothing_committed_and_discards_the_rest() {
+    let env = Env::new();
+    let c = env.couple("Crash", "2025-12-31");
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join("ingest").join(&c);
+    fs::write(dir.join("DONE.MP4"), data(4, 200_000)).unwrap();
+    wait_in_tree(&mp, &c, 1);
+    let target = dir.join("PARTIAL.MP4");
+    let mut dd = Command::new("dd")
+        .arg("if=/dev/urandom")
+        .arg(format!("of={}", target.display()))
+        .args(["bs=1M", "count=4000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("dd to write a while", Duration::from_secs(60), || {
+        fs::metadata(&target).map(|m| m.len() > 16 << 20).unwrap_or(false)
+    });
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(m.pid(), libc::SIGKILL) };
+    let _ = m.child.take().unwrap().wait();
+    let _ = dd.kill();
+    let _ = dd.wait();
+    drop(m);
+    let mut m = Mount::start(&env, &mp, &[]);
+    // The committed file is there with its bytes; the partial one is gone from the view and from tmp/.
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/DONE.MP4")).unwrap(), data(4, 200_000));
+    assert_eq!(fs::read(dir.join("DONE.MP4")).unwrap(), data(4, 200_000));
+    assert!(!dir.join("PARTIAL.MP4").exists());
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
+    assert_eq!(env.catalog().files(None).unwrap().len(), 1);
+    assert!(m.stop().success());
+    env.assert_consistent();
+}
+
+#[test]
+fn a_5_gib_file_through_the_mount() {
+    let env = Env::new();
+    let c = env.couple("Big", "2025-12-31");
+    let (_m, mp) = mounted(&env);
+    let target = mp.join("ingest").join(&c).join("BIG.MXF");
+    // 5 GiB of a repeating non-zero pattern, written by dd through the mount.
+    let pattern = env.path("pattern.bin");
+    write(&pattern, &data(5, 1 << 20));
+    sh(Command::new("sh").arg("-c").arg(format!(
+        "for i in $(seq 1 5120); do cat '{}'; done | dd of='{}' bs=1M iflag=fullblock status=none",
+        pattern.display(),
+        target.display()
+    )));
+    assert_eq!(fs::metadata(&target).unwrap().len(), 5 << 30);
+    wait_in_tree(&mp, &c, 1);
+    let rows = env.catalog().files(None).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].size, 5 << 30);
+    let mut h = blake3::Hasher::new();
+    let block = data(5, 1 << 20);
+    for _ in 0..5120 {
+        h.update(&block);
+    }
+    assert_eq!(rows[0].blob_hash, h.finalize().to_hex().to_string());
+}
+
+#[test]
+fn a_full_disk_answers_enospc_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("needs root to mount a small tmpfs; skipped");
+        return;
+    }
+    let env = Env::new();
+    let small = env.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"]).arg(&small).status().unwrap();
+    assert!(st.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _g = Unmount(small.clone());
+    let arch = small.join("archive");
+    let run = |args: &[&str]| Command::new(BIN).arg("--archive").arg(&arch).args(args).output().unwrap();
+    assert!(run(&["init"]).status.success());
+    let c = String::from_utf8_lossy(&run(&["couple", "add", "--name", "Full", "--date", "2025-01-01"]).stdout)
+        .trim()
+        .to_string();
+    let mp = env.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let mut child =
+        Command::new(BIN).arg("--archive").arg(&arch).arg("mount").arg(&mp).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("mount", Duration::from_secs(15), || is_mounted(&mp) && fs::read_dir(&mp).is_ok());
+    let dir = mp.join("ingest").join(&c);
+    fs::write(dir.join("SMALL.MP4"), data(6, 1 << 20)).unwrap();
+    let big = vec![7u8; 64 << 20];
+    let e = fs::write(dir.join("TOO_BIG.MP4"), &big).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/SMALL.MP4")).unwrap(), data(6, 1 << 20));
+    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    let rows = cat.files(None).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!dir.join("TOO_BIG.MP4").exists());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
+}

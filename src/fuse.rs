@@ -372,10 +372,10 @@ impl Filesystem for NightfoxFs {
         if !ingest_fh(fh.0) {
             return reply.error(Errno::EROFS);
         }
-        match self.ingest.write(fh.0, offset, data) {
+        self.ingest.write(fh.0, offset, data, |r| match r {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        });
     }
 
     fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
@@ -660,6 +660,7 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let ingest = Arc::new(IngestDir::load(&archive, uid, gid)?);
+    ingest.start();
     let fs = NightfoxFs::new(Arc::clone(&vfs), Arc::clone(&ingest), opts);
     let mut config = Config::default();
     config.mount_options = vec![

@@ -85,6 +85,8 @@ struct Staged {
     abandoned: bool,
     /// Committed: the file now lives in `objects/` (or is gone). Nothing may touch it through this handle again.
     retired: bool,
+    /// Waiting in the commit queue.
+    queued: bool,
     opens: u32,
 }
 
@@ -154,7 +156,17 @@ pub struct IngestDir {
     gid: u32,
     started_ns: i64,
     cancel: Arc<AtomicBool>,
+    /// Files waiting to be committed, served by background threads so that FUSE threads keep taking writes.
+    queue: Mutex<Option<std::sync::mpsc::Sender<(i64, Arc<Mutex<Staged>>)>>>,
+    committers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
+
+/// The I/O size the ingest directory advertises (`st_blksize`): `cp` and friends size their writes by it, and each
+/// write is one round trip through the daemon.
+const INGEST_BLKSIZE: u32 = 1 << 20;
+
+/// Background commit threads: verification of one file overlaps the writing of the next.
+const COMMITTERS: usize = 2;
 
 impl IngestDir {
     /// Loads the writers' view; discards staging that a previous daemon left behind.
@@ -195,13 +207,55 @@ impl IngestDir {
                 .map(system_time_ns)
                 .unwrap_or(0),
             cancel: Arc::new(AtomicBool::new(false)),
+            queue: Mutex::new(None),
+            committers: Mutex::new(Vec::new()),
         };
         dir.refresh_couples();
         Ok(dir)
     }
 
-    /// Closes this run's ingest sessions (at unmount).
+    /// Starts the commit threads (once the directory is shared).
+    pub fn start(self: &Arc<Self>) {
+        let (tx, rx) = std::sync::mpsc::channel::<(i64, Arc<Mutex<Staged>>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        *self.queue.lock() = Some(tx);
+        let mut handles = self.committers.lock();
+        for _ in 0..COMMITTERS {
+            let me = Arc::clone(self);
+            let rx = Arc::clone(&rx);
+            handles.push(std::thread::spawn(move || loop {
+                let job = rx.lock().recv();
+                let Ok((id, s)) = job else { return };
+                me.commit_logged(id, &s);
+            }));
+        }
+    }
+
+    fn commit_logged(&self, id: i64, s: &Arc<Mutex<Staged>>) {
+        if let Err(e) = self.commit(id, s) {
+            warn!(entry = id, errno = e, "the file could not be committed; it stays in the ingest folder, uncommitted");
+        }
+    }
+
+    /// Queues a commit (or commits here when no thread runs).
+    fn enqueue(&self, id: i64, s: &Arc<Mutex<Staged>>) {
+        s.lock().queued = true;
+        let sent = match self.queue.lock().as_ref() {
+            Some(tx) => tx.send((id, Arc::clone(s))).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.commit_logged(id, s);
+        }
+    }
+
+    /// Finishes the queued commits and closes this run's ingest sessions (at unmount).
     pub fn shutdown(&self) {
+        drop(self.queue.lock().take());
+        let handles: Vec<_> = self.committers.lock().drain(..).collect();
+        for h in handles {
+            let _ = h.join();
+        }
         let sessions: Vec<i64> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         let cat = self.cat.lock();
         for s in sessions {
@@ -234,7 +288,7 @@ impl IngestDir {
             nlink: 2,
             uid,
             gid,
-            blksize: 4096,
+            blksize: INGEST_BLKSIZE,
         }
     }
 
@@ -254,7 +308,7 @@ impl IngestDir {
             nlink: 1,
             uid: e.uid,
             gid: e.gid,
-            blksize: 4096,
+            blksize: INGEST_BLKSIZE,
         }
     }
 
@@ -397,6 +451,7 @@ impl IngestDir {
             dirty: true,
             abandoned: false,
             retired: false,
+            queued: false,
             opens: 0,
         }));
         self.staged.lock().insert(id, Arc::clone(&s));
@@ -505,7 +560,15 @@ impl IngestDir {
             self.state.lock().handles.insert(fh, Handle::Read(Arc::new(file)));
             return Ok(fh);
         }
-        // A staged file that was committed meanwhile (its release raced with this open) is not reused.
+        // A staged file waiting for its commit is committed first (what was written is kept); one committed
+        // meanwhile (its release raced with this open) is not reused.
+        let pending = self.staged.lock().get(&id).cloned();
+        if let Some(p) = pending {
+            let queued = p.lock().queued;
+            if queued {
+                self.commit(id, &p)?;
+            }
+        }
         let existing = self.staged.lock().get(&id).cloned().filter(|s| !s.lock().retired);
         let staged = match existing {
             Some(s) => {
@@ -577,21 +640,33 @@ impl IngestDir {
         Ok(buf)
     }
 
-    /// Writes into the staging file, hashing inline while the writes come in order.
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> R<u32> {
+    /// Writes into the staging file, hashing inline while the writes come in order. `reply` is called as soon as
+    /// the bytes are in the staging file, before they are hashed (still under the file's lock, so the hash sees
+    /// writes in order): the writer reads its next chunk while this one is hashed.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], reply: impl FnOnce(R<u32>)) {
         let id = match self.state.lock().handles.get(&fh) {
             Some(Handle::Write(id)) => *id,
-            _ => return Err(libc::EBADF),
+            _ => return reply(Err(libc::EBADF)),
         };
-        let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
+        let Some(s) = self.staged.lock().get(&id).cloned() else { return reply(Err(libc::EBADF)) };
         let mut g = s.lock();
         if g.retired {
-            return Err(libc::EBADF);
+            return reply(Err(libc::EBADF));
         }
         if let Err(e) = g.file.write_all_at(data, offset) {
             g.failed = true;
-            return Err(io_errno(&e));
+            return reply(Err(io_errno(&e)));
         }
+        g.dirty = true;
+        let end = offset + data.len() as u64;
+        {
+            let mut st = self.state.lock();
+            if let Some(e) = st.entries.get_mut(&id) {
+                e.size = e.size.max(end);
+                e.mtime_ns = system_time_ns(std::time::SystemTime::now());
+            }
+        }
+        reply(Ok(data.len() as u32));
         if g.sequential && offset == g.hashed {
             g.hasher.update(data);
             g.hashed += data.len() as u64;
@@ -599,15 +674,6 @@ impl IngestDir {
             // Out of order: the hash is computed from disk at commit.
             g.sequential = false;
         }
-        g.dirty = true;
-        let end = offset + data.len() as u64;
-        drop(g);
-        let mut st = self.state.lock();
-        if let Some(e) = st.entries.get_mut(&id) {
-            e.size = e.size.max(end);
-            e.mtime_ns = system_time_ns(std::time::SystemTime::now());
-        }
-        Ok(data.len() as u32)
     }
 
     pub fn fsync(&self, fh: u64) -> R<()> {
@@ -658,13 +724,7 @@ impl IngestDir {
         }
         let name_final = self.state.lock().entries.get(&id).is_some_and(|e| !is_temp_name(&e.name));
         if ready && name_final {
-            if let Err(e) = self.commit(id, &s) {
-                warn!(
-                    entry = id,
-                    errno = e,
-                    "the file could not be committed; it stays in the ingest folder, uncommitted"
-                );
-            }
+            self.enqueue(id, &s);
         } else if !ready {
             self.unstage(id, &s);
         }
@@ -949,10 +1009,10 @@ impl IngestDir {
             if let Some(s) = staged {
                 let ready = {
                     let g = s.lock();
-                    g.opens == 0 && g.dirty && !g.failed && !g.abandoned
+                    g.opens == 0 && g.dirty && !g.failed && !g.abandoned && !g.queued
                 };
                 if ready {
-                    return self.commit(id, &s);
+                    self.enqueue(id, &s);
                 }
             }
         }

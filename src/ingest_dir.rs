@@ -157,13 +157,16 @@ pub struct IngestDir {
     started_ns: i64,
     cancel: Arc<AtomicBool>,
     /// Files waiting to be committed, served by background threads so that FUSE threads keep taking writes.
-    queue: Mutex<Option<std::sync::mpsc::Sender<(i64, Arc<Mutex<Staged>>)>>>,
+    queue: Mutex<Option<CommitQueue>>,
     committers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// The I/O size the ingest directory advertises (`st_blksize`): `cp` and friends size their writes by it, and each
 /// write is one round trip through the daemon.
 const INGEST_BLKSIZE: u32 = 1 << 20;
+
+/// Entries waiting for a commit thread.
+type CommitQueue = std::sync::mpsc::Sender<(i64, Arc<Mutex<Staged>>)>;
 
 /// Background commit threads: verification of one file overlaps the writing of the next.
 const COMMITTERS: usize = 2;

@@ -624,10 +624,14 @@ impl Filesystem for NightfoxFs {
 
 /// Unmounts a mount left behind by a crashed daemon ("Transport endpoint is not connected").
 pub fn clean_stale_mount(mountpoint: &Path) {
-    if let Err(e) = std::fs::metadata(mountpoint) {
-        if e.raw_os_error() == Some(libc::ENOTCONN) {
-            warn!("cleaning a stale mount at {mountpoint:?}");
-            let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status();
+    // `stat` may still succeed from the kernel's attribute cache; listing the directory asks the dead daemon.
+    let stale = |r: std::io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    if stale(std::fs::metadata(mountpoint).map(|_| ())) || stale(std::fs::read_dir(mountpoint).map(|_| ())) {
+        warn!("cleaning a stale mount at {mountpoint:?}");
+        match std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status() {
+            Ok(st) if st.success() => {}
+            Ok(st) => warn!("fusermount3 -u -z {mountpoint:?} failed ({st})"),
+            Err(e) => warn!("cannot run fusermount3: {e}"),
         }
     }
 }

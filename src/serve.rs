@@ -211,21 +211,6 @@ fn pid_alive(pid: u32) -> bool {
 
 // ---- the daemon ------------------------------------------------------------------------------------------------
 
-/// Unmounts (lazily) a mount left by a crashed daemon. Such a mount answers ENOTCONN, but `stat` of its root may
-/// still succeed from the kernel's attribute cache, so the directory is opened too.
-fn clean_stale_mount(mp: &Path) {
-    let stale = |r: std::io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
-    if stale(std::fs::metadata(mp).map(|_| ())) || stale(std::fs::read_dir(mp).map(|_| ())) {
-        warn!("cleaning a stale mount at {mp:?}");
-        match std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mp).status() {
-            Ok(st) if st.success() => {}
-            Ok(st) => warn!("fusermount3 -u -z {mp:?} failed ({st})"),
-            Err(e) => warn!("cannot run fusermount3: {e}"),
-        }
-    }
-    crate::fuse::clean_stale_mount(mp);
-}
-
 struct Ctx {
     root: PathBuf,
     interval: Duration,
@@ -254,7 +239,7 @@ pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
     }
     let mp = absolute(&opts.mountpoint);
     let _lock = lock_daemon(&archive, &mp, "serve")?;
-    clean_stale_mount(&mp);
+    crate::fuse::clean_stale_mount(&mp);
     let md = std::fs::metadata(&mp).map_err(|e| Error::io(&mp, e))?;
     if !md.is_dir() {
         return Err(Error::Invalid(format!("mount point {mp:?} is not a directory")));

@@ -62,10 +62,16 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     if name.starts_with(b"._") || name == b".DS_Store" {
         return true;
     }
-    // rsync: `.<name>.XXXXXX`
+    // rsync: `.<name>.XXXXXX`, six mktemp characters (mixed case and digits). An all-lowercase suffix is taken as
+    // a real extension (`.profile.backup`): such a file must not wait forever; a temp name misread this way
+    // (rare) simply commits early and is renamed.
     if name.len() > 8 && name[0] == b'.' {
         let (head, tail) = name.split_at(name.len() - 7);
-        return head.len() > 1 && tail[0] == b'.' && tail[1..].iter().all(|c| c.is_ascii_alphanumeric());
+        let x = &tail[1..];
+        return head.len() > 1
+            && tail[0] == b'.'
+            && x.iter().all(|c| c.is_ascii_alphanumeric())
+            && x.iter().any(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
     }
     false
 }

@@ -57,24 +57,27 @@ fn entry_ino(id: i64) -> u64 {
     K_ENTRY | id as u64
 }
 
-/// Names that never commit: rsync's temp files and the AppleDouble/Finder clutter of macOS.
+/// Names that never commit: the AppleDouble/Finder clutter of macOS.
+pub fn is_junk_name(name: &[u8]) -> bool {
+    name.starts_with(b"._") || name == b".DS_Store"
+}
+
+/// Names that wait for a rename before they commit: rsync's `.<name>.XXXXXX` temp files (and the junk above).
+/// A temp-looking file that is still not renamed a while after its writer closed it commits anyway (a real
+/// `.profile.backup` must not wait forever).
 pub fn is_temp_name(name: &[u8]) -> bool {
-    if name.starts_with(b"._") || name == b".DS_Store" {
+    if is_junk_name(name) {
         return true;
     }
-    // rsync: `.<name>.XXXXXX`, six mktemp characters (mixed case and digits). An all-lowercase suffix is taken as
-    // a real extension (`.profile.backup`): such a file must not wait forever; a temp name misread this way
-    // (rare) simply commits early and is renamed.
     if name.len() > 8 && name[0] == b'.' {
         let (head, tail) = name.split_at(name.len() - 7);
-        let x = &tail[1..];
-        return head.len() > 1
-            && tail[0] == b'.'
-            && x.iter().all(|c| c.is_ascii_alphanumeric())
-            && x.iter().any(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        return head.len() > 1 && tail[0] == b'.' && tail[1..].iter().all(|c| c.is_ascii_alphanumeric());
     }
     false
 }
+
+/// How long a closed temp-looking file waits for its rename before it commits under its own name.
+const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A file being written.
 struct Staged {
@@ -93,6 +96,8 @@ struct Staged {
     retired: bool,
     /// Waiting in the commit queue.
     queued: bool,
+    /// When the last writer closed it (for the temp-name grace period).
+    closed_at: Option<std::time::Instant>,
     opens: u32,
 }
 
@@ -233,10 +238,36 @@ impl IngestDir {
             let me = Arc::clone(self);
             let rx = Arc::clone(&rx);
             handles.push(std::thread::spawn(move || loop {
-                let job = rx.lock().recv();
-                let Ok((id, s)) = job else { return };
-                me.commit_logged(id, &s);
+                let job = rx.lock().recv_timeout(std::time::Duration::from_secs(1));
+                match job {
+                    Ok((id, s)) => me.commit_logged(id, &s),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => me.sweep_temp_names(),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
             }));
+        }
+    }
+
+    /// Commits temp-looking files that were closed a while ago and never renamed.
+    fn sweep_temp_names(&self) {
+        let candidates: Vec<(i64, Arc<Mutex<Staged>>)> =
+            self.staged.lock().iter().map(|(k, v)| (*k, Arc::clone(v))).collect();
+        for (id, s) in candidates {
+            let due = {
+                let g = s.lock();
+                g.opens == 0
+                    && g.dirty
+                    && !g.queued
+                    && !g.retired
+                    && !g.failed
+                    && !g.abandoned
+                    && g.closed_at.is_some_and(|t| t.elapsed() >= TEMP_GRACE)
+            };
+            let junk = self.state.lock().entries.get(&id).is_none_or(|e| is_junk_name(&e.name));
+            if due && !junk {
+                info!(entry = id, "a temp-looking file was not renamed: committing it under its own name");
+                self.enqueue(id, &s);
+            }
         }
     }
 
@@ -461,6 +492,7 @@ impl IngestDir {
             abandoned: false,
             retired: false,
             queued: false,
+            closed_at: None,
             opens: 0,
         }));
         self.staged.lock().insert(id, Arc::clone(&s));
@@ -604,7 +636,11 @@ impl IngestDir {
             }
             None => return Err(libc::EPERM),
         };
-        staged.lock().opens += 1;
+        {
+            let mut g = staged.lock();
+            g.opens += 1;
+            g.closed_at = None;
+        }
         self.state.lock().handles.insert(fh, Handle::Write(id));
         Ok(fh)
     }
@@ -725,6 +761,7 @@ impl IngestDir {
             if g.opens > 0 {
                 return;
             }
+            g.closed_at = Some(std::time::Instant::now());
             (g.abandoned || g.failed, g.dirty)
         };
         if abandon {
@@ -1056,11 +1093,14 @@ mod tests {
     #[test]
     fn temp_names() {
         assert!(is_temp_name(b".C0001.MP4.a1B2c3"));
+        assert!(is_temp_name(b".C0001.MP4.abcdef"));
         assert!(is_temp_name(b"._C0001.MP4"));
         assert!(is_temp_name(b".DS_Store"));
         assert!(!is_temp_name(b"C0001.MP4"));
         assert!(!is_temp_name(b".hidden"));
-        assert!(!is_temp_name(b".profile.backup"));
+        // Looks like a temp name: waits for a rename, and commits after TEMP_GRACE if none comes.
+        assert!(is_temp_name(b".profile.backup"));
+        assert!(is_junk_name(b"._x") && !is_junk_name(b".profile.backup"));
     }
 
     #[test]

@@ -317,3 +317,21 @@ fn a_full_disk_answers_enospc_and_loses_nothing() {
     let _ = child.wait();
     let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
 }
+
+#[test]
+fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period() {
+    let env = Env::new();
+    let c = env.couple("Dotfiles", "2025-12-31");
+    let (_m, mp) = mounted(&env);
+    let p = mp.join("ingest").join(&c).join(".profile.backup");
+    fs::write(&p, data(8, 4321)).unwrap();
+    assert!(env.catalog().files(None).unwrap().is_empty(), "waits for a rename first");
+    wait_until("the grace commit", Duration::from_secs(30), || env.catalog().files(None).unwrap().len() == 1);
+    let in_tree = mp.join(&c).join("source/modern/unknown/.profile.backup");
+    wait_until("the file in the organized tree", Duration::from_secs(10), || in_tree.exists());
+    assert_eq!(fs::read(&in_tree).unwrap(), data(8, 4321));
+    // Finder's clutter never commits.
+    fs::write(mp.join("ingest").join(&c).join("._clip.MP4"), b"apple double").unwrap();
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(env.catalog().files(None).unwrap().len(), 1);
+}

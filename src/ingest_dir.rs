@@ -499,6 +499,27 @@ impl IngestDir {
         Ok(s)
     }
 
+    /// Records a new entry (a directory, committed at once, or a file about to be staged) in the catalog.
+    fn add_entry(&self, key: (i64, i64), name: &[u8], is_dir: bool, mode: u32, uid: u32, gid: u32) -> R<IngestEntry> {
+        let mut e = IngestEntry {
+            id: 0,
+            couple_id: key.0,
+            parent_id: (key.1 != 0).then_some(key.1),
+            name: name.to_vec(),
+            is_dir,
+            committed: is_dir,
+            size: 0,
+            mtime_ns: system_time_ns(std::time::SystemTime::now()),
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            blob_hash: None,
+            file_id: None,
+        };
+        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        Ok(e)
+    }
+
     /// Creates a file and opens it for writing; returns its attributes and a handle.
     pub fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> R<(Attr, u64)> {
         Self::check_name(name)?;
@@ -510,22 +531,7 @@ impl IngestDir {
             let attr = self.getattr(entry_ino(id)).ok_or(libc::ENOENT)?;
             return Ok((attr, fh));
         }
-        let mut e = IngestEntry {
-            id: 0,
-            couple_id: couple,
-            parent_id: (pid != 0).then_some(pid),
-            name: name.to_vec(),
-            is_dir: false,
-            committed: false,
-            size: 0,
-            mtime_ns: system_time_ns(std::time::SystemTime::now()),
-            mode: mode & 0o7777,
-            uid,
-            gid,
-            blob_hash: None,
-            file_id: None,
-        };
-        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        let e = self.add_entry((couple, pid), name, false, mode, uid, gid)?;
         let staged = self.new_staged(e.id)?;
         staged.lock().opens += 1;
         let attr = self.entry_attr(&e);
@@ -542,22 +548,7 @@ impl IngestDir {
         if self.state.lock().child((couple, pid), name).is_some() {
             return Err(libc::EEXIST);
         }
-        let mut e = IngestEntry {
-            id: 0,
-            couple_id: couple,
-            parent_id: (pid != 0).then_some(pid),
-            name: name.to_vec(),
-            is_dir: true,
-            committed: true,
-            size: 0,
-            mtime_ns: system_time_ns(std::time::SystemTime::now()),
-            mode: mode & 0o7777,
-            uid,
-            gid,
-            blob_hash: None,
-            file_id: None,
-        };
-        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        let e = self.add_entry((couple, pid), name, true, mode, uid, gid)?;
         let attr = self.entry_attr(&e);
         self.state.lock().insert(e);
         Ok(attr)

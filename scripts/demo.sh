@@ -54,6 +54,7 @@ done
 clip "$footage/dv/tape01 - ceremony.mov" 4 rgbtestsrc 300
 clip "$footage/super8/reel01.mov" 3 mandelbrot 0
 clip "$footage/phone/IMG_0001.MOV" 2 testsrc2 880 -metadata make=Apple -metadata model="iPhone 15 Pro"
+clip "$footage/late card/DCIM/100MEDIA/IMG_0002.MOV" 2 testsrc2 990 -metadata make=Apple -metadata model="iPhone 15 Pro"
 
 echo "== archive in $NIGHTFOX_ARCHIVE"
 "$nf" init
@@ -83,6 +84,12 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
 mountpoint -q "$mnt" || { echo "demo: the mount did not come up" >&2; exit 1; }
+echo "== copying one more card into the mount's ingest folder with plain cp"
+cp -r "$footage/late card" "$mnt/ingest/$couple/"
+for _ in $(seq 1 100); do
+  [ -n "$(find "$mnt/$couple" -name IMG_0002.MOV 2>/dev/null)" ] && break
+  sleep 0.1
+done
 (cd "$mnt" && find . -path ./.by-hash -prune -o -print | sort)
 ls -l "$mnt/$couple/source/modern/$sony_cam"
 getfattr -d "$mnt/$couple/source/modern/$sony_cam/C0001.MP4" 2>/dev/null || true

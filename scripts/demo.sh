@@ -24,9 +24,11 @@ clip() { # clip OUT SECONDS PATTERN TONE_HZ [ffmpeg metadata args...]  (the tone
   local out=$1 secs=$2 pat=$3 tone=$4
   shift 4
   mkdir -p "$(dirname "$out")"
+  local fmt=mp4
+  case "$out" in *.mov | *.MOV) fmt=mov ;; esac # make/model survive only in the mov muxer
   if command -v ffmpeg >/dev/null 2>&1; then
     ffmpeg -nostdin -loglevel error -y -f lavfi -i "$pat=size=640x360:rate=25" -f lavfi -i "sine=frequency=$tone" \
-      -t "$secs" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest -f mp4 "$@" "$out"
+      -t "$secs" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest -f "$fmt" "$@" "$out"
   else
     head -c $((secs * 400000)) /dev/urandom >"$out"
   fi

@@ -207,21 +207,8 @@ fn kill_9_mid_copy_then_resume_finishes_consistently() {
     let card = env.path("card");
     sony_card(&card, 3, 3);
     write_big(&card.join("PRIVATE/M4ROOT/CLIP/C0099.MP4"), 1536 << 20, 99);
-    let mut child = env
-        .cmd()
-        .args(["import", "--couple", &c, card.to_str().unwrap()])
-        .env("NIGHTFOX_IMPORT_WORKERS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the big file is being copied (a temp file bigger than 64 MiB), then kill -9.
-    let tmp = env.archive.join("tmp");
-    wait_until("a large temp file", Duration::from_secs(120), || {
-        fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 64 << 20).unwrap_or(false))
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // kill -9 while the big file is being copied (a temp file bigger than 64 MiB).
+    env.import_killed_mid_copy(&c, &card, 64 << 20);
     // The catalog is consistent right after the crash: no file row for the big clip, no orphans.
     env.assert_consistent();
     let cat = env.catalog();
@@ -490,20 +477,7 @@ fn resume_with_the_card_gone_keeps_the_session_resumable() {
     let card = env.path("card");
     sony_card(&card, 2, 4);
     write_big(&card.join("PRIVATE/M4ROOT/CLIP/C0050.MP4"), 768 << 20, 50);
-    let mut child = env
-        .cmd()
-        .args(["import", "--couple", &c, card.to_str().unwrap()])
-        .env("NIGHTFOX_IMPORT_WORKERS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let tmp = env.archive.join("tmp");
-    wait_until("a large temp file", Duration::from_secs(120), || {
-        fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 32 << 20).unwrap_or(false))
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    env.import_killed_mid_copy(&c, &card, 32 << 20);
     // The card is unplugged: resume refuses clearly and changes nothing.
     let away = env.path("card-away");
     fs::rename(&card, &away).unwrap();

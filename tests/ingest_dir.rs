@@ -48,6 +48,21 @@ fn assert_in_tree(env: &Env, mp: &Path, couple: &str, src: &Path) {
     env.assert_consistent();
 }
 
+/// Starts `dd` writing random data into `target` and returns once it has written 16 MiB.
+fn dd_into(target: &Path) -> std::process::Child {
+    let dd = Command::new("dd")
+        .arg("if=/dev/urandom")
+        .arg(format!("of={}", target.display()))
+        .args(["bs=1M", "count=4000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("dd to write a while", Duration::from_secs(60), || {
+        fs::metadata(target).map(|m| m.len() > 16 << 20).unwrap_or(false)
+    });
+    dd
+}
+
 fn mounted(env: &Env) -> (Mount, PathBuf) {
     let mp = env.path("mnt");
     let m = Mount::start(env, &mp, &[]);
@@ -184,16 +199,7 @@ fn a_writer_killed_halfway_leaves_nothing_in_the_catalog() {
     let c = env.couple("Killed", "2025-12-31");
     let (_m, mp) = mounted(&env);
     let target = mp.join("ingest").join(&c).join("HALF.MP4");
-    let mut dd = Command::new("dd")
-        .arg("if=/dev/urandom")
-        .arg(format!("of={}", target.display()))
-        .args(["bs=1M", "count=4000"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("dd to write a while", Duration::from_secs(60), || {
-        fs::metadata(&target).map(|m| m.len() > 16 << 20).unwrap_or(false)
-    });
+    let mut dd = dd_into(&target);
     dd.kill().unwrap();
     dd.wait().unwrap();
     // Give the mount a moment to see the close, then check: nothing catalogued, nothing left in the view.
@@ -218,16 +224,7 @@ fn the_daemon_killed_mid_write_loses_nothing_committed_and_discards_the_rest() {
     fs::write(dir.join("DONE.MP4"), data(4, 200_000)).unwrap();
     wait_in_tree(&mp, &c, 1);
     let target = dir.join("PARTIAL.MP4");
-    let mut dd = Command::new("dd")
-        .arg("if=/dev/urandom")
-        .arg(format!("of={}", target.display()))
-        .args(["bs=1M", "count=4000"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("dd to write a while", Duration::from_secs(60), || {
-        fs::metadata(&target).map(|m| m.len() > 16 << 20).unwrap_or(false)
-    });
+    let mut dd = dd_into(&target);
     // SAFETY: killing our own child.
     unsafe { libc::kill(m.pid(), libc::SIGKILL) };
     let _ = m.child.take().unwrap().wait();

@@ -65,13 +65,6 @@ fn wait_child(mut c: Child, limit: Duration) -> Output {
     }
 }
 
-fn wait_for_big_temp(env: &Env) {
-    let tmp = env.archive.join("tmp");
-    wait_until("a large temp file", Duration::from_secs(120), || {
-        fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 16 << 20).unwrap_or(false))
-    });
-}
-
 /// Every file under `dir` must be catalogued with its bytes' hash, exactly once.
 fn assert_all_imported(env: &Env, dir: &Path) {
     let rows = env.catalog().files(None).unwrap();
@@ -187,7 +180,7 @@ fn smb_server_killed_mid_file_and_restarted_finishes_without_duplicates() {
     let id = add_smb(&env, &srv, &c, "/dump", PW, &[]);
     env.ok(&["source", "test", &id]);
     let child = spawn_import(&env, &id, &[("NIGHTFOX_RETRY_DELAYS", "0.5,1,2"), ("NIGHTFOX_MAX_FAILURES", "20")]);
-    wait_for_big_temp(&env);
+    env.wait_for_temp_over(16 << 20);
     srv.kill();
     std::thread::sleep(Duration::from_millis(800));
     srv.restart();
@@ -210,7 +203,7 @@ fn smb_server_gone_for_good_pauses_and_resume_finishes_once_it_is_back() {
     let id = add_smb(&env, &srv, &c, "/dump", PW, &[]);
     env.ok(&["source", "test", &id]);
     let child = spawn_import(&env, &id, &[("NIGHTFOX_RETRY_DELAYS", "0.1,0.2"), ("NIGHTFOX_MAX_FAILURES", "5")]);
-    wait_for_big_temp(&env);
+    env.wait_for_temp_over(16 << 20);
     srv.kill();
     let out = wait_child(child, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(1));
@@ -246,7 +239,7 @@ fn a_hung_smb_server_hits_the_timeout_instead_of_hanging() {
         &id,
         &[("NIGHTFOX_NET_TIMEOUT", "2"), ("NIGHTFOX_RETRY_DELAYS", "0.1"), ("NIGHTFOX_MAX_FAILURES", "3")],
     );
-    wait_for_big_temp(&env);
+    env.wait_for_temp_over(16 << 20);
     srv.stop_signal();
     let started = Instant::now();
     let out = wait_child(child, Duration::from_secs(90));
@@ -332,7 +325,7 @@ fn nfs_export_imports_and_survives_a_killed_and_a_hung_server() {
     env.ok(&["source", "test", &id]);
     // Killed mid-file and restarted: the import finishes, resuming inside the file.
     let child = spawn_import(&env, &id, &[("NIGHTFOX_RETRY_DELAYS", "0.5,1,2"), ("NIGHTFOX_MAX_FAILURES", "20")]);
-    wait_for_big_temp(&env);
+    env.wait_for_temp_over(16 << 20);
     srv.kill();
     std::thread::sleep(Duration::from_millis(500));
     srv.restart();
@@ -352,7 +345,7 @@ fn nfs_export_imports_and_survives_a_killed_and_a_hung_server() {
         &id,
         &[("NIGHTFOX_NET_TIMEOUT", "2"), ("NIGHTFOX_RETRY_DELAYS", "0.1"), ("NIGHTFOX_MAX_FAILURES", "3")],
     );
-    wait_for_big_temp(&env);
+    env.wait_for_temp_over(16 << 20);
     srv.stop_signal();
     let out = wait_child(child, Duration::from_secs(90));
     srv.cont_signal();

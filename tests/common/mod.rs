@@ -72,6 +72,30 @@ impl Env {
         out.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p)).collect()
     }
 
+    /// Waits (bounded) until a temp file in the archive is bigger than `bytes`: a copy is under way.
+    pub fn wait_for_temp_over(&self, bytes: u64) {
+        let tmp = self.archive.join("tmp");
+        wait_until("a large temp file", Duration::from_secs(120), || {
+            fs::read_dir(&tmp).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > bytes).unwrap_or(false))
+        });
+    }
+
+    /// Starts `import --couple COUPLE DIR` with one worker and kills it (-9) once a temp file exceeds `bytes`.
+    pub fn import_killed_mid_copy(&self, couple: &str, dir: &Path, bytes: u64) {
+        let mut child = self
+            .cmd()
+            .args(["import", "--couple", couple])
+            .arg(dir)
+            .env("NIGHTFOX_IMPORT_WORKERS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.wait_for_temp_over(bytes);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn tmp_entries(&self) -> Vec<PathBuf> {
         fs::read_dir(self.archive.join("tmp")).unwrap().map(|e| e.unwrap().path()).collect()
     }

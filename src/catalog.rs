@@ -713,10 +713,13 @@ impl Catalog {
     }
 
     pub fn couples(&self) -> Result<Vec<Couple>> {
-        let mut st =
-            self.conn.prepare(&format!("{} ORDER BY c.folder_name", Self::COUPLE_SELECT)).ctx("list couples")?;
-        let rows = st.query_map([], Self::couple_from_row).ctx("list couples")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list couples")
+        rows(
+            &self.conn,
+            &format!("{} ORDER BY c.folder_name", Self::COUPLE_SELECT),
+            [],
+            Self::couple_from_row,
+            "list couples",
+        )
     }
 
     pub fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
@@ -863,9 +866,13 @@ impl Catalog {
     }
 
     pub fn sessions(&self) -> Result<Vec<Session>> {
-        let mut st = self.conn.prepare(&format!("{} ORDER BY s.id", Self::SESSION_SELECT)).ctx("list sessions")?;
-        let rows = st.query_map([], Self::session_from_row).ctx("list sessions")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sessions")
+        rows(
+            &self.conn,
+            &format!("{} ORDER BY s.id", Self::SESSION_SELECT),
+            [],
+            Self::session_from_row,
+            "list sessions",
+        )
     }
 
     /// The newest session of a couple that is neither completed nor failed.
@@ -980,15 +987,14 @@ impl Catalog {
     }
 
     pub fn items(&self, session_id: i64) -> Result<Vec<Item>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
+        rows(
+            &self.conn,
+            "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
                  FROM import_items WHERE session_id = ?1 ORDER BY id",
-            )
-            .ctx("list items")?;
-        let rows = st.query_map([session_id], Self::item_from_row).ctx("list items")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list items")
+            [session_id],
+            Self::item_from_row,
+            "list items",
+        )
     }
 
     /// Moves an item to a non-terminal state (hash known, or validated into objects/).
@@ -1067,18 +1073,20 @@ impl Catalog {
                    (SELECT blob_hash FROM files WHERE couple_id = ?1) ORDER BY hash"
             }
         };
-        let mut st = self.conn.prepare(sql).ctx("list blobs")?;
-        let rows = st
-            .query_map([couple_id], |r| {
+        rows(
+            &self.conn,
+            sql,
+            [couple_id],
+            |r| {
                 Ok(BlobRow {
                     hash: r.get(0)?,
                     size: r.get::<_, i64>(1)? as u64,
                     stored_at: r.get(2)?,
                     verified_at: r.get(3)?,
                 })
-            })
-            .ctx("list blobs")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list blobs")
+            },
+            "list blobs",
+        )
     }
 
     pub fn mark_verified(&self, hashes: &[String]) -> Result<()> {
@@ -1149,17 +1157,18 @@ impl Catalog {
              ORDER BY f.couple_id, f.footage_type, IFNULL(f.camera_id, 0), f.display_name",
             Self::FILE_SELECT
         );
-        let mut st = self.conn.prepare(&sql).ctx("list files")?;
-        let rows = st.query_map([couple_id], Self::file_from_row).ctx("list files")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list files")
+        rows(&self.conn, &sql, [couple_id], Self::file_from_row, "list files")
     }
 
     /// Files that point at one blob.
     pub fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
-        let mut st =
-            self.conn.prepare(&format!("{} WHERE f.blob_hash = ?1", Self::FILE_SELECT)).ctx("files of blob")?;
-        let rows = st.query_map([hash], Self::file_from_row).ctx("files of blob")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("files of blob")
+        rows(
+            &self.conn,
+            &format!("{} WHERE f.blob_hash = ?1", Self::FILE_SELECT),
+            [hash],
+            Self::file_from_row,
+            "files of blob",
+        )
     }
 
     pub fn file(&self, id: i64) -> Result<Option<FileRow>> {
@@ -1189,12 +1198,13 @@ impl Catalog {
 
     /// The sidecars linked to a clip.
     pub fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{} WHERE f.sidecar_of = ?1 ORDER BY f.display_name", Self::FILE_SELECT))
-            .ctx("list sidecars")?;
-        let rows = st.query_map([file_id], Self::file_from_row).ctx("list sidecars")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sidecars")
+        rows(
+            &self.conn,
+            &format!("{} WHERE f.sidecar_of = ?1 ORDER BY f.display_name", Self::FILE_SELECT),
+            [file_id],
+            Self::file_from_row,
+            "list sidecars",
+        )
     }
 
     pub fn camera_by_id(&self, id: i64) -> Result<Option<Camera>> {
@@ -1271,9 +1281,7 @@ impl Catalog {
     }
 
     pub fn sources(&self) -> Result<Vec<NetworkSource>> {
-        let mut st = self.conn.prepare(&format!("{} ORDER BY s.id", Self::SOURCE_SELECT)).ctx("list sources")?;
-        let rows = st.query_map([], Self::source_from_row).ctx("list sources")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list sources")
+        rows(&self.conn, &format!("{} ORDER BY s.id", Self::SOURCE_SELECT), [], Self::source_from_row, "list sources")
     }
 
     pub fn source(&self, id: i64) -> Result<NetworkSource> {
@@ -1335,15 +1343,12 @@ impl Catalog {
     }
 
     pub fn events(&self, source_id: i64) -> Result<Vec<SourceEvent>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+        rows(
+            &self.conn,
+            "SELECT id, source_id, session_id, at, level, message FROM network_source_events
                  WHERE source_id = ?1 ORDER BY id",
-            )
-            .ctx("list events")?;
-        let rows = st
-            .query_map([source_id], |r| {
+            [source_id],
+            |r| {
                 Ok(SourceEvent {
                     id: r.get(0)?,
                     source_id: r.get(1)?,
@@ -1352,9 +1357,9 @@ impl Catalog {
                     level: r.get(4)?,
                     message: r.get(5)?,
                 })
-            })
-            .ctx("list events")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list events")
+            },
+            "list events",
+        )
     }
 
     /// True when this source's file (same relative path, size and mtime) is already catalogued in the couple:
@@ -1374,15 +1379,12 @@ impl Catalog {
     // ---- the ingest directory -----------------------------------------------------------------------------
 
     pub fn ingest_entries(&self) -> Result<Vec<IngestEntry>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, couple_id, parent_id, name, kind, state, size, mtime_ns, mode, uid, gid, blob_hash, file_id
+        rows(
+            &self.conn,
+            "SELECT id, couple_id, parent_id, name, kind, state, size, mtime_ns, mode, uid, gid, blob_hash, file_id
                  FROM ingest_entries ORDER BY id",
-            )
-            .ctx("list ingest entries")?;
-        let rows = st
-            .query_map([], |r| {
+            [],
+            |r| {
                 let kind: String = r.get(4)?;
                 let state: String = r.get(5)?;
                 Ok(IngestEntry {
@@ -1400,9 +1402,9 @@ impl Catalog {
                     blob_hash: r.get(11)?,
                     file_id: r.get(12)?,
                 })
-            })
-            .ctx("list ingest entries")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list ingest entries")
+            },
+            "list ingest entries",
+        )
     }
 
     /// Adds an entry (a directory, or a file being staged); returns its id.
@@ -1506,24 +1508,24 @@ impl Catalog {
 
     /// Sessions that were left open (the ingest directory's, after a crash).
     pub fn unfinished_sessions_with_source_prefix(&self, prefix: &str) -> Result<Vec<i64>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id FROM import_sessions WHERE status NOT IN ('completed','failed') AND substr(source, 1, ?2) = ?1",
-            )
-            .ctx("find open sessions")?;
-        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0)).ctx("find open sessions")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("find open sessions")
+        rows(
+            &self.conn,
+            "SELECT id FROM import_sessions WHERE status NOT IN ('completed','failed') AND substr(source, 1, ?2) = ?1",
+            params![prefix, prefix.len() as i64],
+            |r| r.get(0),
+            "find open sessions",
+        )
     }
 
     /// Files with an id above `after`, in id order (files are only ever added).
     pub fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("{} WHERE f.id > ?1 ORDER BY f.id", Self::FILE_SELECT))
-            .ctx("new files")?;
-        let rows = st.query_map([after], Self::file_from_row).ctx("new files")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("new files")
+        rows(
+            &self.conn,
+            &format!("{} WHERE f.id > ?1 ORDER BY f.id", Self::FILE_SELECT),
+            [after],
+            Self::file_from_row,
+            "new files",
+        )
     }
 
     /// Changes whenever another connection commits: a cheap poll for front ends that cache the tree.
@@ -1610,15 +1612,12 @@ impl Catalog {
 
     /// The newest warnings and errors of every source, newest first.
     pub fn recent_problems(&self, limit: u32) -> Result<Vec<SourceEvent>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+        rows(
+            &self.conn,
+            "SELECT id, source_id, session_id, at, level, message FROM network_source_events
                   WHERE level IN ('warn','error') ORDER BY id DESC LIMIT ?1",
-            )
-            .ctx("recent problems")?;
-        let rows = st
-            .query_map([limit], |r| {
+            [limit],
+            |r| {
                 Ok(SourceEvent {
                     id: r.get(0)?,
                     source_id: r.get(1)?,
@@ -1627,19 +1626,30 @@ impl Catalog {
                     level: r.get(4)?,
                     message: r.get(5)?,
                 })
-            })
-            .ctx("recent problems")?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().ctx("recent problems")
+            },
+            "recent problems",
+        )
     }
+}
+
+/// Runs a query and collects its rows, with one context for every error.
+fn rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnMut(&Row) -> rusqlite::Result<T>,
+    ctx: &str,
+) -> Result<Vec<T>> {
+    let mut st = conn.prepare_cached(sql).ctx(ctx)?;
+    let rows = st.query_map(params, f).ctx(ctx)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().ctx(ctx)
 }
 
 const CAMERA_SELECT: &str = "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
         (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id), c.auto FROM cameras c";
 
 fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
-    let mut st = conn.prepare_cached(&format!("{CAMERA_SELECT} ORDER BY c.slug")).ctx("list cameras")?;
-    let rows = st.query_map([], Catalog::camera_from_row).ctx("list cameras")?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().ctx("list cameras")
+    rows(conn, &format!("{CAMERA_SELECT} ORDER BY c.slug"), [], Catalog::camera_from_row, "list cameras")
 }
 
 fn insert_camera(conn: &Connection, c: &NewCamera) -> Result<i64> {

@@ -5,6 +5,7 @@
 # Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 scripts/setup.sh bench
 cargo build --release -q
 nf="$(pwd)/target/release/nightfox"
@@ -34,8 +35,6 @@ fi
 bytes=$(du -sb --exclude=.complete "$src" | cut -f1)
 files=$(find "$src" -type f ! -name .complete | wc -l)
 
-drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 dst="$bench/import-dst"
 clean() { rm -rf "$dst"; sync; }
 
@@ -68,7 +67,6 @@ for r in $(seq 1 "$runs"); do
 done
 clean
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m_cp=$(echo "${times[cp_sync]}" | median)
 m_b3=$(echo "${times[cp_sync_b3]}" | median)
 m_nf=$(echo "${times[nightfox]}" | median)

@@ -6,6 +6,7 @@
 # Env: BENCH_DIR (target/bench), BIG_FILES (3), BIG_MIB (512), SMALL_FILES (500), RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 scripts/setup.sh bench
 cargo build --release -q
 nf="$(pwd)/target/release/nightfox"
@@ -41,8 +42,6 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 150); do mountpoint -q "$work/mnt" && break; sleep 0.1; done
 
-drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 declare -A times
 n=0
 committed() { # couple -> files catalogued
@@ -70,7 +69,6 @@ for r in $(seq 1 "$runs"); do
   plain_run cp; nf_run cp; plain_run rsync; nf_run rsync
   echo "round $r/$runs: plain cp ${times[plain_cp]##* } nightfox cp ${times[nightfox_cp]##* } plain rsync ${times[plain_rsync]##* } nightfox rsync ${times[nightfox_rsync]##* }" >&2
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "ingest benchmark: $files files, $mib MiB, median of $runs runs (nightfox: until every file is committed)"
 for k in plain_cp nightfox_cp plain_rsync nightfox_rsync; do

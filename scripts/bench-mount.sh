@@ -9,6 +9,7 @@
 #      WALK_FILES (100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 scripts/setup.sh bench
 cargo build --release -q
 nf="$(pwd)/target/release/nightfox"
@@ -73,8 +74,6 @@ bindfs -r "$tree" "$m_bt"
 for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done
 pt_state=$(grep -o 'passthrough=[a-z]*' "$bench/mnt-passthrough.log" | tail -n1 || true)
 
-drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 mibps() { # file -> MiB/s of a dd read
   local t0 t1; t0=$(now); dd if="$1" of=/dev/null bs=1M status=none; t1=$(now)
   echo "$big_mib / ($t1 - $t0)" | bc -l

@@ -8,6 +8,7 @@
 # when root. Env: BENCH_DIR (target/bench), NET_FILES (4), NET_FILE_MIB (512), RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 scripts/setup.sh bench network
 cargo build --release -q
 cargo build --release -q --example nfs_copy
@@ -78,8 +79,6 @@ for _ in $(seq 1 75); do
 done
 for _ in $(seq 1 75); do (exec 3<>/dev/tcp/127.0.0.1/"$nfs_port") 2>/dev/null && break; sleep 0.2; done
 
-drop() { sync; if [ "$(id -u)" -eq 0 ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 dst="$bench/net-dst"
 declare -A times
 timed() { # name command...
@@ -108,7 +107,6 @@ for r in $(seq 1 "$runs"); do
   echo "round $r/$runs:${times[smbclient]##* } ${times[nightfox_smb]##* } ${times[nfs_copy]##* } ${times[nightfox_nfs]##* }" >&2
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "network benchmark: $nfiles files, $total_mib MiB, loopback, median of $runs runs"
 for n in smbclient nightfox_smb nfs_copy nightfox_nfs; do

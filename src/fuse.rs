@@ -49,6 +49,10 @@ struct Backing {
     opens: u32,
 }
 
+/// Kernel registrations of `/ingest` staging files by token, each with its count of handles; and the token
+/// each ingest handle uses.
+type IngestBacking = (HashMap<u64, (Arc<BackingId>, u32)>, HashMap<u64, u64>);
+
 /// The fuser `Filesystem` over a [`Vfs`] (the read-only tree) and an [`IngestDir`] (the writable `/ingest`).
 pub struct NightfoxFs {
     vfs: Arc<Vfs>,
@@ -56,6 +60,9 @@ pub struct NightfoxFs {
     files: Mutex<HashMap<u64, OpenFile>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<vfs::DirEntry>>>>,
     backing: Mutex<HashMap<u64, Backing>>,
+    /// Staging files of `/ingest` registered with the kernel, by their token (see
+    /// `IngestDir::direct_write_target`), and the token of each ingest handle that uses one.
+    ingest_backing: Mutex<IngestBacking>,
     next_fh: AtomicU64,
     want_passthrough: bool,
     passthrough: Arc<AtomicBool>,
@@ -133,9 +140,68 @@ impl NightfoxFs {
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
+            ingest_backing: Mutex::new((HashMap::new(), HashMap::new())),
             next_fh: AtomicU64::new(1),
             want_passthrough: !opts.no_passthrough,
             passthrough: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// How an ingest handle is opened when passthrough is on: a write handle gets its staging file as the
+    /// kernel's backing file (the writer's bytes go straight to disk, see `IngestDir::direct_write_target`),
+    /// registered once per staging file however many handles share it; a read handle of a file that has writers
+    /// with a backing file shares it (the kernel wants every open of such an inode to). Anything else is served
+    /// by this daemon uncached (FOPEN_DIRECT_IO), which the kernel allows beside passthrough opens.
+    /// `Ok`: answer with passthrough on this backing id; `Err`: answer a plain open with these flags.
+    fn open_ingest(
+        &self,
+        fh: u64,
+        write: bool,
+        open_backing: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> std::result::Result<Arc<BackingId>, FopenFlags> {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return Err(FopenFlags::empty());
+        }
+        if write {
+            let mut guard = self.ingest_backing.lock();
+            let (by_token, tokens) = &mut *guard;
+            if let Some((token, file)) = self.ingest.direct_write_target(fh) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = by_token.entry(token) {
+                    match open_backing(&file) {
+                        Ok(id) => {
+                            slot.insert((Arc::new(id), 0));
+                        }
+                        Err(e) => warn!("passthrough of an ingest file refused ({e}); writing through the daemon"),
+                    }
+                }
+                if let Some((id, opens)) = by_token.get_mut(&token) {
+                    *opens += 1;
+                    tokens.insert(fh, token);
+                    return Ok(Arc::clone(id));
+                }
+            }
+        } else if let Some(token) = self.ingest.direct_token(fh) {
+            let mut guard = self.ingest_backing.lock();
+            let (by_token, tokens) = &mut *guard;
+            if let Some((id, opens)) = by_token.get_mut(&token) {
+                *opens += 1;
+                tokens.insert(fh, token);
+                return Ok(Arc::clone(id));
+            }
+        }
+        Err(FopenFlags::FOPEN_DIRECT_IO)
+    }
+
+    fn release_ingest(&self, fh: u64) {
+        let mut guard = self.ingest_backing.lock();
+        let (by_token, tokens) = &mut *guard;
+        if let Some(token) = tokens.remove(&fh) {
+            if let Some((_, opens)) = by_token.get_mut(&token) {
+                *opens = opens.saturating_sub(1);
+                if *opens == 0 {
+                    by_token.remove(&token);
+                }
+            }
         }
     }
 
@@ -271,9 +337,14 @@ impl Filesystem for NightfoxFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if ingest_dir::owns(ino.0) {
-            return match self.ingest.open(ino.0, flags.0) {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(Errno::from_i32(e)),
+            let fh = match self.ingest.open(ino.0, flags.0) {
+                Ok(fh) => fh,
+                Err(e) => return reply.error(Errno::from_i32(e)),
+            };
+            let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+            return match self.open_ingest(fh, write, |f| reply.open_backing(f)) {
+                Ok(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                Err(flags) => reply.opened(FileHandle(fh), flags),
             };
         }
         let acc = flags.0 & libc::O_ACCMODE;
@@ -410,6 +481,7 @@ impl Filesystem for NightfoxFs {
     ) {
         if ingest_fh(fh.0) {
             self.ingest.release(fh.0);
+            self.release_ingest(fh.0);
             return reply.ok();
         }
         if self.files.lock().remove(&fh.0).is_some() {
@@ -608,9 +680,17 @@ impl Filesystem for NightfoxFs {
             return reply.error(Errno::EROFS);
         }
         match self.ingest.create(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
-            Ok((a, fh)) => {
-                reply.created(&Duration::ZERO, &to_file_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
-            }
+            Ok((a, fh)) => match self.open_ingest(fh, true, |f| reply.open_backing(f)) {
+                Ok(id) => reply.created_passthrough(
+                    &Duration::ZERO,
+                    &to_file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                    &id,
+                ),
+                Err(flags) => reply.created(&Duration::ZERO, &to_file_attr(&a), Generation(0), FileHandle(fh), flags),
+            },
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }

@@ -99,13 +99,18 @@ struct Staged {
     /// When the last writer closed it (for the temp-name grace period).
     closed_at: Option<std::time::Instant>,
     opens: u32,
+    /// Identifies this staging file to a front end that registers it with the kernel.
+    token: u64,
+    /// Handed to the kernel (see [`IngestDir::direct_write_target`]): writes bypass this daemon, so the size and
+    /// mtime are read from the file and the hash is computed at commit.
+    direct: bool,
 }
 
 enum Handle {
     /// Writes go to the staged file of this entry.
     Write(i64),
-    /// Reads of a committed blob or a staged file.
-    Read(Arc<File>),
+    /// Reads of a committed blob or a staged file, of this entry.
+    Read(i64, Arc<File>),
 }
 
 struct State {
@@ -170,11 +175,22 @@ pub struct IngestDir {
     /// Files waiting to be committed, served by background threads so that FUSE threads keep taking writes.
     queue: Mutex<Option<CommitQueue>>,
     committers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    direct_min_free: u64,
 }
 
 /// The I/O size the ingest directory advertises (`st_blksize`): `cp` and friends size their writes by it, and each
 /// write is one round trip through the daemon.
 const INGEST_BLKSIZE: u32 = 1 << 20;
+
+/// Free space the archive's disk needs before a writer is handed the staging file directly (see
+/// [`IngestDir::direct_write_target`]); `NIGHTFOX_INGEST_DIRECT_MIN_FREE` (bytes) overrides it.
+const DIRECT_MIN_FREE: u64 = 8 << 30;
+
+/// Free space (for the writer: root may use the blocks reserved for it) under which a file written directly is
+/// taken to have hit a full disk when it is closed: the writer got ENOSPC from the kernel, which this daemon never
+/// sees (a write that fills the disk returns short and the next one fails, so the space left then is next to
+/// nothing), and what it left is not committed.
+const DIRECT_FULL: u64 = 64 << 20;
 
 /// Entries waiting for a commit thread.
 type CommitQueue = std::sync::mpsc::Sender<(i64, Arc<Mutex<Staged>>)>;
@@ -223,6 +239,10 @@ impl IngestDir {
             cancel: Arc::new(AtomicBool::new(false)),
             queue: Mutex::new(None),
             committers: Mutex::new(Vec::new()),
+            direct_min_free: std::env::var("NIGHTFOX_INGEST_DIRECT_MIN_FREE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DIRECT_MIN_FREE),
         };
         dir.refresh_couples();
         Ok(dir)
@@ -373,6 +393,7 @@ impl IngestDir {
             }
             K_ENTRY => {
                 let id = (ino & !KIND_MASK) as i64;
+                self.refresh_direct(id);
                 let st = self.state.lock();
                 st.entries.get(&id).map(|e| self.entry_attr(e))
             }
@@ -392,10 +413,12 @@ impl IngestDir {
             }?;
             return self.getattr(K_COUPLE | id as u64);
         }
-        let st = self.state.lock();
-        let key = st.dir_key(parent)?;
-        let id = st.child(key, name)?;
-        st.entries.get(&id).map(|e| self.entry_attr(e))
+        let id = {
+            let st = self.state.lock();
+            let key = st.dir_key(parent)?;
+            st.child(key, name)?
+        };
+        self.getattr(entry_ino(id))
     }
 
     /// The parent directory of an ingest inode.
@@ -428,8 +451,13 @@ impl IngestDir {
                 .collect();
             return Some(v);
         }
+        let key = self.state.lock().dir_key(ino)?;
+        // Files being written directly: their sizes come from their staging files.
+        let live: Vec<i64> = self.staged.lock().keys().copied().collect();
+        for id in live {
+            self.refresh_direct(id);
+        }
         let st = self.state.lock();
-        let key = st.dir_key(ino)?;
         Some(
             st.children
                 .get(&key)
@@ -494,6 +522,8 @@ impl IngestDir {
             queued: false,
             closed_at: None,
             opens: 0,
+            token: self.fh(),
+            direct: false,
         }));
         self.staged.lock().insert(id, Arc::clone(&s));
         Ok(s)
@@ -589,7 +619,7 @@ impl IngestDir {
                     File::open(self.archive.store.blob_path(&hash)).map_err(|e| io_errno(&e))?
                 }
             };
-            self.state.lock().handles.insert(fh, Handle::Read(Arc::new(file)));
+            self.state.lock().handles.insert(fh, Handle::Read(id, Arc::new(file)));
             return Ok(fh);
         }
         // A staged file waiting for its commit is committed first (what was written is kept); one committed
@@ -636,6 +666,70 @@ impl IngestDir {
         Ok(fh)
     }
 
+    /// The staging file behind a write handle, for a front end that hands it to the kernel (FUSE passthrough) so
+    /// the writer's bytes go straight to it, at the speed of a plain copy. Returns a token naming that staging
+    /// file (every open of it must share one kernel registration) and a descriptor of it. From then on this
+    /// daemon sees no write: the size and mtime are read from the file, the hash is computed from memory at commit
+    /// and compared with the hash from disk as for any write. Only offered while the disk has room to spare: a
+    /// writer that runs into a full disk gets ENOSPC from the kernel, which this daemon can only infer (see
+    /// `release`). `None`: keep writing through the daemon.
+    pub fn direct_write_target(&self, fh: u64) -> Option<(u64, File)> {
+        let id = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Write(id)) => *id,
+            _ => return None,
+        };
+        let uid = self.state.lock().entries.get(&id).map(|e| e.uid)?;
+        let s = self.staged.lock().get(&id).cloned()?;
+        let mut g = s.lock();
+        if g.retired {
+            return None;
+        }
+        if !g.direct && self.free_for(uid).is_none_or(|f| f < self.direct_min_free) {
+            return None;
+        }
+        let file = g.file.try_clone().ok()?;
+        g.direct = true;
+        g.sequential = false;
+        g.dirty = true;
+        Some((g.token, file))
+    }
+
+    /// The token of the staging file a read handle's entry is being written to directly, if it is: the kernel
+    /// wants every open of an inode that has a backing file to use that backing file.
+    pub fn direct_token(&self, fh: u64) -> Option<u64> {
+        let id = match self.state.lock().handles.get(&fh) {
+            Some(Handle::Read(id, _)) => *id,
+            _ => return None,
+        };
+        let s = self.staged.lock().get(&id).cloned()?;
+        let g = s.lock();
+        (g.direct && !g.retired).then_some(g.token)
+    }
+
+    /// Free space on the archive's disk for a writer of this uid.
+    fn free_for(&self, uid: u32) -> Option<u64> {
+        crate::store::free_bytes(&self.archive.root, uid == 0)
+    }
+
+    /// Brings a directly written file's size and mtime into the writers' view (the kernel wrote it, not us).
+    fn refresh_direct(&self, id: i64) {
+        let Some(s) = self.staged.lock().get(&id).cloned() else { return };
+        let meta = {
+            let g = s.lock();
+            if !g.direct || g.retired {
+                return;
+            }
+            g.file.metadata()
+        };
+        let Ok(m) = meta else { return };
+        if let Some(e) = self.state.lock().entries.get_mut(&id) {
+            e.size = m.len();
+            if let Ok(t) = m.modified() {
+                e.mtime_ns = system_time_ns(t);
+            }
+        }
+    }
+
     fn set_size(&self, id: i64, size: u64) {
         if let Some(e) = self.state.lock().entries.get_mut(&id) {
             e.size = size;
@@ -645,7 +739,7 @@ impl IngestDir {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> R<Vec<u8>> {
         // Guards are taken one at a time (never a lock held across another).
         let handle = match self.state.lock().handles.get(&fh) {
-            Some(Handle::Read(f)) => Ok(Arc::clone(f)),
+            Some(Handle::Read(_, f)) => Ok(Arc::clone(f)),
             Some(Handle::Write(id)) => Err(Some(*id)),
             None => Err(None),
         };
@@ -733,7 +827,7 @@ impl IngestDir {
         };
         let staged = self.staged.lock().get(&id).cloned();
         if let Some(s) = staged {
-            if killed(pid) {
+            if killed_soon(pid) {
                 info!(entry = id, "the writer was killed: its file is not committed");
                 s.lock().abandoned = true;
             }
@@ -746,6 +840,7 @@ impl IngestDir {
     pub fn release(&self, fh: u64) {
         let Some(Handle::Write(id)) = self.state.lock().handles.remove(&fh) else { return };
         let Some(s) = self.staged.lock().get(&id).cloned() else { return };
+        let uid = self.state.lock().entries.get(&id).map_or(0, |e| e.uid);
         let (abandon, ready) = {
             let mut g = s.lock();
             g.opens = g.opens.saturating_sub(1);
@@ -753,6 +848,13 @@ impl IngestDir {
                 return;
             }
             g.closed_at = Some(std::time::Instant::now());
+            if g.direct && !g.abandoned && self.free_for(uid).is_some_and(|f| f < DIRECT_FULL) {
+                warn!(
+                    entry = id,
+                    "the archive's disk is full: the file written there is taken as cut short and not committed"
+                );
+                g.failed = true;
+            }
             (g.abandoned || g.failed, g.dirty)
         };
         if abandon {
@@ -832,6 +934,9 @@ impl IngestDir {
     /// Verifies and catalogues a staged file (see `Importer::commit_file`); the same content written again over
     /// a committed path is a no-op.
     fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<()> {
+        if s.lock().direct {
+            self.refresh_direct(id);
+        }
         let mut g = s.lock();
         if g.retired {
             return Ok(());
@@ -846,9 +951,19 @@ impl IngestDir {
         label.extend_from_slice(&folder.unwrap_or_default());
         label.push(b'/');
         label.extend_from_slice(&rel);
-        g.file.sync_all().map_err(|e| io_errno(&e))?;
         let size = g.file.metadata().map_err(|e| io_errno(&e))?.len();
-        let inline = (g.sequential && g.hashed == size).then(|| g.hasher.clone().finalize().to_hex().to_string());
+        // The hash of what the writer gave: computed inline as the writes came in order, else from the staged
+        // pages still in memory (before they reach the disk, so the hash from disk below checks the medium).
+        let inline = if g.sequential && g.hashed == size {
+            g.hasher.clone().finalize().to_hex().to_string()
+        } else {
+            crate::store::hash_in_memory(&g.path).map_err(|err| {
+                warn!("cannot hash {}: {err}", String::from_utf8_lossy(&label));
+                libc::EIO
+            })?
+        };
+        let inline = Some(inline);
+        g.file.sync_all().map_err(|e| io_errno(&e))?;
         let session = self.session_for(e.couple_id).map_err(|e| errno_of(&e))?;
         let importer = Importer::new(&self.archive, &Quiet, Arc::clone(&self.cancel));
         // The same bytes as the version already committed here: nothing to catalogue.
@@ -923,6 +1038,17 @@ impl IngestDir {
                         Some(_) => return Err(libc::EPERM),
                         None => return Err(libc::ENOENT),
                     }
+                }
+            }
+        }
+        if let Some(t) = mtime_ns {
+            // A directly written file takes its mtime from its staging file (see `refresh_direct`).
+            let staged = self.staged.lock().get(&id).cloned();
+            if let Some(s) = staged {
+                let g = s.lock();
+                if g.direct && !g.retired {
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.max(0) as u64);
+                    g.file.set_modified(when).map_err(|e| io_errno(&e))?;
                 }
             }
         }
@@ -1055,6 +1181,18 @@ impl IngestDir {
         }
         Ok(())
     }
+}
+
+/// [`killed`], asked on a helper thread and waited for a short while. Reading `/proc/<pid>/stat` blocks while that
+/// process is in the middle of an `execve`, and an exec closes the descriptors it inherited with O_CLOEXEC (a
+/// process that forks while writing here, a file manager starting a helper), which flushes them here: waiting on
+/// the read would deadlock the exec and this FUSE thread. No answer in time means alive (it is exec'ing).
+fn killed_soon(pid: u32) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let asked = std::thread::Builder::new().name("nightfox-killed?".into()).spawn(move || {
+        let _ = tx.send(killed(pid));
+    });
+    asked.is_ok() && rx.recv_timeout(std::time::Duration::from_millis(250)).unwrap_or(false)
 }
 
 /// True when the process closing a file is dying from a signal (`kill -9` of a writer, a crash): its flags carry

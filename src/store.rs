@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,28 @@ pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
     h.update_mmap_rayon(path).at(path)?;
     drop_cache(&f);
     Ok(h.finalize().to_hex().to_string())
+}
+
+/// Hashes a file from the page cache where its pages are (a staged file just written), with memory mapping and
+/// all cores. The file must not change meanwhile.
+pub fn hash_in_memory(path: &Path) -> Result<HashHex> {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path).at(path)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Bytes free on the filesystem holding `path`, for root (`privileged`, the blocks reserved for root included)
+/// or for anyone else; `None` when it cannot be asked.
+pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: zeroed plain-data struct as an out pointer.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    let blocks = if privileged { s.f_bfree } else { s.f_bavail };
+    Some(blocks as u64 * s.f_frsize as u64)
 }
 
 /// Hashes a source file in place (used to check duplicate candidates before copying). Reads with a buffer, not a

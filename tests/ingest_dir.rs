@@ -3,9 +3,10 @@
 mod common;
 
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 
@@ -63,10 +64,52 @@ fn dd_into(target: &Path) -> std::process::Child {
     dd
 }
 
-fn mounted(env: &Env) -> (Mount, PathBuf) {
+fn mounted(env: &Env, extra: &[&str]) -> (Mount, PathBuf) {
     let mp = env.path("mnt");
-    let m = Mount::start(env, &mp, &[]);
+    let m = Mount::start(env, &mp, extra);
     (m, mp)
+}
+
+/// Runs each body twice: with ingest writes handed to the kernel (passthrough, when the machine allows it) and
+/// with every write going through the daemon (`--no-passthrough`).
+macro_rules! both_write_paths {
+    ($($name:ident),* $(,)?) => {
+        mod direct {
+            $(#[test]
+            fn $name() {
+                super::$name(&[])
+            })*
+        }
+        mod through_the_daemon {
+            $(#[test]
+            fn $name() {
+                super::$name(&["--no-passthrough"])
+            })*
+        }
+    };
+}
+
+both_write_paths!(
+    cp_r_of_a_card_lands_verified_in_the_organized_tree,
+    rsync_twice_transfers_nothing_the_second_time_and_diff_is_clean,
+    overwriting_with_the_same_content_is_a_no_op_and_different_content_is_added,
+    four_concurrent_writers_all_land,
+    a_writer_killed_halfway_leaves_nothing_in_the_catalog,
+    a_file_being_written_shows_its_size_and_keeps_the_mtime_set_on_it,
+    a_5_gib_file_through_the_mount,
+    a_writer_that_starts_a_program_while_writing_is_not_stalled,
+);
+
+/// A full disk, with writes going straight to the staging file (the daemon only learns of the ENOSPC from the free
+/// space left when the file is closed) and through the daemon.
+#[test]
+fn a_full_disk_answers_enospc_and_loses_nothing_direct() {
+    full_disk(true);
+}
+
+#[test]
+fn a_full_disk_answers_enospc_and_loses_nothing_through_the_daemon() {
+    full_disk(false);
 }
 
 fn wait_in_tree(mp: &Path, couple: &str, count: usize) {
@@ -77,13 +120,12 @@ fn wait_in_tree(mp: &Path, couple: &str, count: usize) {
     });
 }
 
-#[test]
-fn cp_r_of_a_card_lands_verified_in_the_organized_tree() {
+fn cp_r_of_a_card_lands_verified_in_the_organized_tree(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Julia & Sven", "2025-12-31");
     let src = env.path("card");
     let files = card(&src);
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let dest = mp.join("ingest").join(&c);
     sh(Command::new("cp").arg("-r").arg(format!("{}/.", src.display())).arg(&dest));
     sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
@@ -104,13 +146,12 @@ fn cp_r_of_a_card_lands_verified_in_the_organized_tree() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
 }
 
-#[test]
-fn rsync_twice_transfers_nothing_the_second_time_and_diff_is_clean() {
+fn rsync_twice_transfers_nothing_the_second_time_and_diff_is_clean(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Rsync", "2025-12-31");
     let src = env.path("card");
     let files = card(&src);
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let dest = mp.join("ingest").join(&c);
     sh(Command::new("rsync").arg("-a").arg(format!("{}/", src.display())).arg(format!("{}/", dest.display())));
     let out = sh(Command::new("rsync")
@@ -144,11 +185,10 @@ fn rsync_twice_transfers_nothing_the_second_time_and_diff_is_clean() {
     assert!(env.ok(&["verify"]).contains("0 problem"));
 }
 
-#[test]
-fn overwriting_with_the_same_content_is_a_no_op_and_different_content_is_added() {
+fn overwriting_with_the_same_content_is_a_no_op_and_different_content_is_added(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Overwrite", "2025-12-31");
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let p = mp.join("ingest").join(&c).join("A001.MOV");
     fs::write(&p, data(1, 100_000)).unwrap();
     fs::write(&p, data(1, 100_000)).unwrap();
@@ -163,15 +203,14 @@ fn overwriting_with_the_same_content_is_a_no_op_and_different_content_is_added()
     assert_eq!(fs::metadata(&p).unwrap().len(), 90_000);
 }
 
-#[test]
-fn four_concurrent_writers_all_land() {
+fn four_concurrent_writers_all_land(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Writers", "2025-12-31");
     let src = env.path("src");
     for i in 0..4u64 {
         write_big(&src.join(format!("cam{i}/C{i:04}.MP4")), (24 << 20) + i * 4097, 30 + i);
     }
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let dest = mp.join("ingest").join(&c);
     let children: Vec<_> = (0..4)
         .map(|i| {
@@ -193,11 +232,10 @@ fn four_concurrent_writers_all_land() {
     assert_in_tree(&env, &mp, &c, &src);
 }
 
-#[test]
-fn a_writer_killed_halfway_leaves_nothing_in_the_catalog() {
+fn a_writer_killed_halfway_leaves_nothing_in_the_catalog(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Killed", "2025-12-31");
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let target = mp.join("ingest").join(&c).join("HALF.MP4");
     let mut dd = dd_into(&target);
     dd.kill().unwrap();
@@ -242,11 +280,10 @@ fn the_daemon_killed_mid_write_loses_nothing_committed_and_discards_the_rest() {
     env.assert_consistent();
 }
 
-#[test]
-fn a_5_gib_file_through_the_mount() {
+fn a_5_gib_file_through_the_mount(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Big", "2025-12-31");
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, extra);
     let target = mp.join("ingest").join(&c).join("BIG.MXF");
     // 5 GiB of a repeating non-zero pattern, written by dd through the mount.
     let pattern = env.path("pattern.bin");
@@ -269,8 +306,7 @@ fn a_5_gib_file_through_the_mount() {
     assert_eq!(rows[0].blob_hash, h.finalize().to_hex().to_string());
 }
 
-#[test]
-fn a_full_disk_answers_enospc_and_loses_nothing() {
+fn full_disk(direct: bool) {
     if !is_root() {
         eprintln!("needs root to mount a small tmpfs; skipped");
         return;
@@ -278,7 +314,7 @@ fn a_full_disk_answers_enospc_and_loses_nothing() {
     let env = Env::new();
     let small = env.path("small");
     fs::create_dir_all(&small).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"]).arg(&small).status().unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=160m", "tmpfs"]).arg(&small).status().unwrap();
     assert!(st.success());
     struct Unmount(PathBuf);
     impl Drop for Unmount {
@@ -295,12 +331,19 @@ fn a_full_disk_answers_enospc_and_loses_nothing() {
         .to_string();
     let mp = env.path("mnt");
     fs::create_dir_all(&mp).unwrap();
-    let mut child =
-        Command::new(BIN).arg("--archive").arg(&arch).arg("mount").arg(&mp).stderr(Stdio::null()).spawn().unwrap();
+    let mut mount = Command::new(BIN);
+    mount.arg("--archive").arg(&arch).arg("mount").arg(&mp).stderr(Stdio::null());
+    if direct {
+        // Hand writers the staging file even on this small disk.
+        mount.env("NIGHTFOX_INGEST_DIRECT_MIN_FREE", "0");
+    } else {
+        mount.arg("--no-passthrough");
+    }
+    let mut child = mount.spawn().unwrap();
     wait_until("mount", Duration::from_secs(15), || is_mounted(&mp) && fs::read_dir(&mp).is_ok());
     let dir = mp.join("ingest").join(&c);
     fs::write(dir.join("SMALL.MP4"), data(6, 1 << 20)).unwrap();
-    let big = vec![7u8; 64 << 20];
+    let big = vec![7u8; 200 << 20];
     let e = fs::write(dir.join("TOO_BIG.MP4"), &big).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     std::thread::sleep(Duration::from_millis(300));
@@ -319,7 +362,7 @@ fn a_full_disk_answers_enospc_and_loses_nothing() {
 fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period() {
     let env = Env::new();
     let c = env.couple("Dotfiles", "2025-12-31");
-    let (_m, mp) = mounted(&env);
+    let (_m, mp) = mounted(&env, &[]);
     let p = mp.join("ingest").join(&c).join(".profile.backup");
     fs::write(&p, data(8, 4321)).unwrap();
     assert!(env.catalog().files(None).unwrap().is_empty(), "waits for a rename first");
@@ -331,4 +374,59 @@ fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period()
     fs::write(mp.join("ingest").join(&c).join("._clip.MP4"), b"apple double").unwrap();
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(env.catalog().files(None).unwrap().len(), 1);
+}
+
+fn a_file_being_written_shows_its_size_and_keeps_the_mtime_set_on_it(extra: &[&str]) {
+    let env = Env::new();
+    let c = env.couple("Growing", "2025-12-31");
+    let (_m, mp) = mounted(&env, extra);
+    let dir = mp.join("ingest").join(&c);
+    let p = dir.join("GROWING.MP4");
+    let mut f = fs::File::create(&p).unwrap();
+    f.write_all(&data(8, 3 << 20)).unwrap();
+    // While the writer holds it open: stat by path and by descriptor, the listing, and a reader all see it.
+    assert_eq!(fs::metadata(&p).unwrap().len(), 3 << 20);
+    assert_eq!(f.metadata().unwrap().len(), 3 << 20);
+    let listed: Vec<(std::ffi::OsString, u64)> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap()).map(|e| (e.file_name(), e.metadata().unwrap().len())).collect();
+    assert_eq!(listed, vec![("GROWING.MP4".into(), 3 << 20)]);
+    assert_eq!(fs::read(&p).unwrap(), data(8, 3 << 20));
+    f.write_all(&data(9, 1 << 20)).unwrap();
+    // `cp -p` sets the mtime on the open file before it closes it.
+    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    f.set_modified(when).unwrap();
+    drop(f);
+    wait_in_tree(&mp, &c, 1);
+    let mut expected = data(8, 3 << 20);
+    expected.extend_from_slice(&data(9, 1 << 20));
+    let m = fs::metadata(&p).unwrap();
+    assert_eq!((m.len(), m.modified().unwrap()), (4 << 20, when));
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/GROWING.MP4")).unwrap(), expected);
+    let rows = env.catalog().files(None).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].source_mtime_ns, 1_600_000_000 * 1_000_000_000);
+    assert_eq!(rows[0].blob_hash, blake3::hash(&expected).to_hex().to_string());
+}
+
+/// A program started while a file is open for writing inherits the descriptor and closes it as it execs (it is
+/// O_CLOEXEC), which the mount sees as a flush from a process in the middle of an exec.
+fn a_writer_that_starts_a_program_while_writing_is_not_stalled(extra: &[&str]) {
+    let env = Env::new();
+    let c = env.couple("Exec", "2025-12-31");
+    let (_m, mp) = mounted(&env, extra);
+    let p = mp.join("ingest").join(&c).join("OPEN.MP4");
+    let mut f = fs::File::create(&p).unwrap();
+    f.write_all(&data(11, 1 << 20)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ok = (0..5).all(|_| Command::new("true").status().is_ok_and(|s| s.success()));
+        let _ = tx.send(ok);
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true), "starting a program stalled");
+    f.write_all(&data(12, 1 << 20)).unwrap();
+    drop(f);
+    wait_in_tree(&mp, &c, 1);
+    let mut expected = data(11, 1 << 20);
+    expected.extend_from_slice(&data(12, 1 << 20));
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/OPEN.MP4")).unwrap(), expected);
 }

@@ -550,6 +550,11 @@ impl Filesystem for NightfoxFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !vfs::xattr_namespace_supported(name.as_bytes()) {
+            // What a filesystem without that namespace answers; `ls -l` then stops asking for security labels on
+            // this device (it remembers EOPNOTSUPP per device), instead of one round trip per entry.
+            return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        }
         if ingest_dir::owns(ino.0) {
             return reply.error(Errno::NO_XATTR);
         }

@@ -406,7 +406,7 @@ impl Vfs {
         self.store.blob_path(hash)
     }
 
-    /// The extended attributes a node offers.
+    /// The extended attributes a node offers (all in the `user.` namespace, see [`xattr_namespace_supported`]).
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
         match self.file_ref(ino) {
             Some(FileRef { file_id: Some(_), captured_at, .. }) => {
@@ -434,7 +434,14 @@ impl Vfs {
         if name == b"user.nightfox.blake3" {
             return Ok(Some(fr.hash.into_bytes()));
         }
-        let Some(id) = fr.file_id else {
+        // Names that are not ours (`ls -l` asks for security.selinux on every entry) never reach the catalog.
+        const FROM_CATALOG: [&[u8]; 4] = [
+            b"user.nightfox.original_path",
+            b"user.nightfox.camera",
+            b"user.nightfox.imported_at",
+            b"user.nightfox.captured_at",
+        ];
+        let Some(id) = fr.file_id.filter(|_| FROM_CATALOG.contains(&name)) else {
             return Ok(None);
         };
         let cat = self.catalog.lock();
@@ -559,6 +566,13 @@ pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
         out.push(tree_path(&couple, f.camera_id.and_then(|c| cams.get(&c)).map(String::as_str), &f));
     }
     Ok(out)
+}
+
+/// Whether an extended attribute name is in a namespace the tree has at all: `user.` (its own attributes) and
+/// `system.` (POSIX ACLs, which the kernel asks about and which are simply absent). Security labels (`security.`)
+/// and `trusted.` are not kept: a front end answers those as a filesystem without the namespace does.
+pub fn xattr_namespace_supported(name: &[u8]) -> bool {
+    name.starts_with(b"user.") || name.starts_with(b"system.")
 }
 
 #[cfg(test)]

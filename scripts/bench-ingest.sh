@@ -3,7 +3,9 @@
 # mount's /ingest/<couple>/ against the same into a plain directory on the archive's disk followed by `sync`.
 # The nightfox time runs until every file is committed (fsynced, re-hashed from disk, catalogued). Caches are
 # dropped before each run when root. Prints medians and the ratio plain / nightfox (target >= 0.7).
-# Env: BENCH_DIR (target/bench), BIG_FILES (3), BIG_MIB (512), SMALL_FILES (500), RUNS (3).
+# With passthrough (root, Linux 6.9+) writers write straight into the staging files; MOUNT_ARGS=--no-passthrough
+# measures the path where every write goes through the daemon.
+# Env: BENCH_DIR (target/bench), BIG_FILES (3), BIG_MIB (512), SMALL_FILES (500), RUNS (3), MOUNT_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -31,7 +33,8 @@ work="$bench/ingest-work"
 rm -rf "$work"; mkdir -p "$work/mnt" "$work/plain"
 arch="$work/archive"
 "$nf" --archive "$arch" init >/dev/null
-"$nf" --archive "$arch" mount "$work/mnt" 2>"$work/mount.log" &
+# shellcheck disable=SC2086
+RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$work/mnt" ${MOUNT_ARGS:-} 2>"$work/mount.log" &
 mpid=$!
 cleanup() {
   kill -TERM "$mpid" 2>/dev/null || true
@@ -70,7 +73,8 @@ for r in $(seq 1 "$runs"); do
   echo "round $r/$runs: plain cp ${times[plain_cp]##* } nightfox cp ${times[nightfox_cp]##* } plain rsync ${times[plain_rsync]##* } nightfox rsync ${times[nightfox_rsync]##* }" >&2
 done
 echo
-echo "ingest benchmark: $files files, $mib MiB, median of $runs runs (nightfox: until every file is committed)"
+pt_state=$(grep -o 'passthrough=[a-z]*' "$work/mount.log" | tail -n1 || true)
+echo "ingest benchmark: $files files, $mib MiB, median of $runs runs (nightfox: until every file is committed); ${pt_state:-passthrough=unknown}"
 for k in plain_cp nightfox_cp plain_rsync nightfox_rsync; do
   m=$(echo "${times[$k]}" | median)
   printf '%-16s %8.2f s %8.0f MiB/s   runs:%s\n' "$k" "$m" "$(echo "$mib / $m" | bc -l)" "${times[$k]}"

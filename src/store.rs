@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
+pub mod direct;
+
 /// A BLAKE3 hash as 64 lowercase hex characters.
 pub type HashHex = String;
 
@@ -108,14 +110,20 @@ pub fn drop_cache(f: &File) {
     }
 }
 
-/// Hashes a file as it is on disk: drops its cached pages first (its data must already be fsynced),
-/// then reads it with memory mapping and all cores.
+/// Hashes a file as it is on disk (its data must already be fsynced): read with `O_DIRECT` where the filesystem
+/// allows, after dropping its cached pages in any case, and hashed while the next chunk is read.
 pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
-    let f = File::open(path).at(path)?;
-    drop_cache(&f);
+    let mut r = direct::open_read(path).at(path)?;
+    drop_cache(r.file());
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path).at(path)?;
-    drop_cache(&f);
+    direct::pipeline(
+        |b| read_full(&mut r, b).at(path),
+        |chunk| {
+            h.update(chunk);
+            Ok(())
+        },
+    )?;
+    drop_cache(r.file());
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -146,15 +154,14 @@ pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
 /// hashed on all cores.
 pub fn hash_file(path: &Path) -> Result<HashHex> {
     let mut f = File::open(path).at(path)?;
-    let mut buf = vec![0u8; COPY_CHUNK];
     let mut h = blake3::Hasher::new();
-    loop {
-        let n = read_full(&mut f, &mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        h.update_rayon(&buf[..n]);
-    }
+    direct::pipeline(
+        |b| read_full(&mut f, b).at(path),
+        |chunk| {
+            h.update(chunk);
+            Ok(())
+        },
+    )?;
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -168,10 +175,12 @@ pub struct Copied {
 /// the reader to continue from `offset`, or the error to stop with.
 pub type Reopen<'a> = dyn FnMut(u64, Error) -> Result<Box<dyn Read + Send>> + 'a;
 
-/// Copies `src` into `dst` while hashing what was read, in one pass. All-zero chunks are skipped with a seek
-/// so sparse inputs stay sparse. `on_progress` gets the bytes of each chunk; returning false stops the copy
-/// with `io::ErrorKind::Interrupted`. A read error goes to `reopen`, which may resume the source at the offset
-/// already copied (the inline hash simply continues). The destination is fsynced before returning.
+/// Copies `src` into `dst` while hashing what was read, in one pass: the next chunk is read while the last one
+/// is hashed and written, and `dst` is written with `O_DIRECT` where its filesystem allows (the short last chunk
+/// goes through the page cache). All-zero chunks are skipped with a seek so sparse inputs stay sparse.
+/// `on_progress` gets the bytes of each chunk read; returning false stops the copy with
+/// `io::ErrorKind::Interrupted`. A read error goes to `reopen`, which may resume the source at the offset already
+/// copied (the inline hash simply continues). The destination is fsynced before returning.
 pub fn copy_hashing(
     mut src: Box<dyn Read + Send>,
     src_path: &Path,
@@ -180,35 +189,55 @@ pub fn copy_hashing(
     on_progress: &mut dyn FnMut(u64) -> bool,
     reopen: &mut Reopen<'_>,
 ) -> Result<Copied> {
-    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut read = 0u64;
+    let fill = |buf: &mut [u8]| -> Result<usize> {
+        let n = loop {
+            match read_full(&mut *src, buf) {
+                Ok(n) => break n,
+                // What was read of this chunk is dropped; the source resumes where the copy stands.
+                Err(e) => src = reopen(read, Error::io(src_path, e))?,
+            }
+        };
+        read += n as u64;
+        if n > 0 && !on_progress(n as u64) {
+            return Err(Error::io(src_path, io::Error::new(io::ErrorKind::Interrupted, "import interrupted")));
+        }
+        Ok(n)
+    };
+    let mut direct = direct::set_direct(dst, true);
     let mut hasher = blake3::Hasher::new();
     let mut len = 0u64;
     let mut pending_hole = false;
-    loop {
-        let n = match read_full(&mut *src, &mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                // What was read of this chunk is dropped; the source resumes where the copy stands.
-                src = reopen(len, Error::io(src_path, e))?;
-                continue;
-            }
-        };
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
+    let out = &mut *dst;
+    direct::pipeline(fill, |chunk| {
         hasher.update(chunk);
         if is_zero(chunk) {
-            dst.seek(SeekFrom::Current(n as i64)).at(dst_path)?;
+            out.seek(SeekFrom::Current(chunk.len() as i64)).at(dst_path)?;
             pending_hole = true;
         } else {
-            dst.write_all(chunk).map_err(|e| Error::io(dst_path, e))?;
+            if direct && chunk.len() % direct::ALIGN != 0 {
+                direct = direct::set_direct(out, false);
+            }
+            let mut done = 0;
+            while done < chunk.len() {
+                match out.write(&chunk[done..]) {
+                    Ok(0) => return Err(Error::io(dst_path, io::ErrorKind::WriteZero.into())),
+                    Ok(k) => done += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // Refused for this file after all (or after a short write left an unaligned rest): buffered.
+                    Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                        direct = direct::set_direct(out, false);
+                    }
+                    Err(e) => return Err(Error::io(dst_path, e)),
+                }
+            }
             pending_hole = false;
         }
-        len += n as u64;
-        if !on_progress(n as u64) {
-            return Err(Error::io(src_path, io::Error::new(io::ErrorKind::Interrupted, "import interrupted")));
-        }
+        len += chunk.len() as u64;
+        Ok(())
+    })?;
+    if direct {
+        direct::set_direct(dst, false);
     }
     if pending_hole {
         dst.set_len(len).at(dst_path)?;
@@ -217,7 +246,7 @@ pub fn copy_hashing(
     Ok(Copied { hash: hasher.finalize().to_hex().to_string(), len })
 }
 
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -1020,6 +1020,25 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a batch of copies in `tmp/` in one transaction (see [`Catalog::item_copied`]): `(item id, hash,
+    /// size, mtime_ns)` each.
+    pub fn items_copied(&mut self, copies: &[(i64, &str, u64, i64)]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin record copies")?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE import_items SET state = 'copied', hash = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
+                     WHERE id = ?1",
+                )
+                .ctx("record copy")?;
+            let t = now();
+            for (id, hash, size, mtime_ns) in copies {
+                st.execute(params![id, hash, *size as i64, mtime_ns, t]).ctx("record copy")?;
+            }
+        }
+        tx.commit().ctx("commit copies")
+    }
+
     /// Forgets a hash computed from an older version of the source.
     pub fn clear_item_hash(&self, id: i64) -> Result<()> {
         self.conn

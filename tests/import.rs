@@ -236,6 +236,53 @@ fn kill_9_mid_copy_then_resume_finishes_consistently() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// Small files are copied in batches (one syncfs for the batch's copies, one for its landings, one transaction):
+/// a crash anywhere inside a batch loses no finished file and `resume` completes it without orphans.
+#[test]
+fn kill_9_inside_a_batch_of_small_files_then_resume_finishes_consistently() {
+    let env = Env::new();
+    let c = env.couple("Batch", "2025-01-01");
+    let card = env.path("card");
+    let n = 600;
+    for i in 0..n {
+        write_big(&card.join(format!("DCIM/{:03}MEDIA/IMG_{i:04}.JPG", 100 + i / 200)), 48 << 10, i as u64 + 1);
+    }
+    let mut child = env
+        .cmd()
+        .args(["import", "--couple", &c])
+        .arg(&card)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first blobs have landed: inside a batch, before or around its catalogue transaction.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.object_files().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cat = env.catalog();
+    let done_before = cat.items(1).unwrap().iter().filter(|i| i.state == ItemState::Done).count();
+    assert!(done_before < n, "the import was killed before it finished");
+    drop(cat);
+    let out = env.ok(&["resume", "1"]);
+    assert!(out.contains(&format!("{} imported", n - done_before)), "{out}");
+    env.assert_consistent();
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
+    let cat = env.catalog();
+    let files = cat.files(None).unwrap();
+    assert_eq!(files.len(), n);
+    let mut on_card = Vec::new();
+    walk_files(&card, &mut on_card);
+    let mut want: Vec<String> = on_card.iter().map(|p| b3_file(p)).collect();
+    let mut got: Vec<String> = files.iter().map(|f| f.blob_hash.clone()).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "every file on the card is catalogued once with its content");
+    assert!(env.ok(&["verify"]).contains("0 problem"));
+}
+
 #[test]
 fn a_flipped_byte_makes_verify_fail_naming_the_file() {
     let env = Env::new();
@@ -419,14 +466,24 @@ fn a_file_that_keeps_changing_during_copy_is_not_catalogued() {
 
 #[test]
 fn a_full_disk_pauses_the_session_and_resume_continues_after_space_is_freed() {
+    full_disk_pauses_then_resume_continues(6, 12 << 20);
+}
+
+/// The same with small files, where the disk fills up inside a batch: the batch's copies are all removed.
+#[test]
+fn a_full_disk_inside_a_batch_of_small_files_pauses_and_resume_continues() {
+    full_disk_pauses_then_resume_continues(40, 3 << 20);
+}
+
+fn full_disk_pauses_then_resume_continues(count: u64, size: u64) {
     if !is_root() {
         eprintln!("needs root to mount a small tmpfs; skipped");
         return;
     }
     let env = Env::new();
     let card = env.path("card");
-    for i in 0..6 {
-        write_big(&card.join(format!("C{i:04}.MP4")), 12 << 20, i + 1);
+    for i in 0..count {
+        write_big(&card.join(format!("C{i:04}.MP4")), size, i + 1);
     }
     // An archive on a 40 MiB filesystem.
     let small = env.path("small");
@@ -459,14 +516,14 @@ fn a_full_disk_pauses_the_session_and_resume_continues_after_space_is_freed() {
     let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
     assert_eq!(cat.session(1).unwrap().status, SessionStatus::Paused);
     let imported_before = cat.files(None).unwrap().len();
-    assert!(imported_before < 6);
+    assert!(imported_before < count as usize);
     drop(cat);
     let st = std::process::Command::new("mount").args(["-o", "remount,size=200m"]).arg(&small).status().unwrap();
     assert!(st.success());
     let out = run(&["resume", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
-    assert_eq!(cat.files(None).unwrap().len(), 6);
+    assert_eq!(cat.files(None).unwrap().len(), count as usize);
     assert!(run(&["verify"]).status.success());
 }
 

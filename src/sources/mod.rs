@@ -55,6 +55,9 @@ pub trait Source: Send + Sync {
     fn hash_in_place(&self, _path: &Path) -> Option<Result<String>> {
         None
     }
+    /// Hints that these files are read next, so a source that can starts reading them all at once (small files on
+    /// local disks, where one read at a time leaves the device idle between them).
+    fn prefetch(&self, _paths: &[PathBuf]) {}
     fn remove(&self, path: &Path) -> Result<()>;
     /// Renames within the source (post-import `move:`); the target's parent must exist.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;

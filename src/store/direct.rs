@@ -7,10 +7,9 @@
 //! writing of the one before.
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::mpsc;
@@ -87,13 +86,13 @@ pub fn set_direct(f: &File, on: bool) -> bool {
     }
 }
 
-/// Opens a file for reading with `O_DIRECT`, or buffered where the filesystem refuses it.
+/// Opens a file for reading: with `O_DIRECT` when it is at least a chunk long and the filesystem allows, else
+/// buffered (a small file is one read either way, and buffered reads can be started ahead, see
+/// [`super::read_ahead`]).
 pub fn open_read(path: &Path) -> io::Result<DirectReader> {
-    match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
-        Ok(file) => Ok(DirectReader { file, direct: true }),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(DirectReader { file: File::open(path)?, direct: false }),
-        Err(e) => Err(e),
-    }
+    let file = File::open(path)?;
+    let direct = file.metadata()?.len() >= COPY_CHUNK as u64 && set_direct(&file, true);
+    Ok(DirectReader { file, direct })
 }
 
 /// A file read with `O_DIRECT` while every read is aligned, and buffered from the first one that is not (the
@@ -269,6 +268,7 @@ mod tests {
         let data: Vec<u8> = (0..COPY_CHUNK + 12345).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
         let mut r = open_read(&p).unwrap();
+        assert!(r.direct || !set_direct(r.file(), true), "a file of more than a chunk is read direct where allowed");
         let mut out = Vec::new();
         let mut b = take_buf();
         loop {

@@ -5,8 +5,10 @@
 # reads (fio), and find / ls -lR / du -s over 20,000 files in 200 directories against a plain tree of the same
 # shape (and bindfs over it). Prints throughput and ratios to native (higher = better for reads; for walks the
 # ratio is time / native time, lower = better).
+# Every measurement is taken RUNS times, the four columns one after the other in each round, and the median is
+# printed (the runs are listed too).
 # Env: BENCH_DIR (target/bench), BIG_MIB (1024), FIO_SECONDS (5), WALK_COUPLES (20), WALK_CAMERAS (10),
-#      WALK_FILES (100).
+#      WALK_FILES (100), RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -14,7 +16,7 @@ scripts/setup.sh bench
 cargo build --release -q
 nf="$(pwd)/target/release/nightfox"
 bench=$(realpath -m "${BENCH_DIR:-target/bench}")
-big_mib=${BIG_MIB:-1024}; fio_s=${FIO_SECONDS:-5}
+big_mib=${BIG_MIB:-1024}; fio_s=${FIO_SECONDS:-5}; runs=${RUNS:-3}
 nc=${WALK_COUPLES:-20}; ncam=${WALK_CAMERAS:-10}; nfiles=${WALK_FILES:-100}
 arch="$bench/mount-archive-${big_mib}-${nc}x${ncam}x${nfiles}"
 tree="$bench/mount-tree-${nc}x${ncam}x${nfiles}"
@@ -90,14 +92,17 @@ walk_time() { # command... -> seconds
 declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
   [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash")
 cols=(native passthrough copy bindfs)
-declare -A r
-for c in "${cols[@]}"; do
-  f=${files[$c]}
-  drop; r[seq_cold,$c]=$(mibps "$f")
-  cat "$f" >/dev/null; r[seq_warm,$c]=$(mibps "$f")
-  drop; r[r4k_cold,$c]=$(fio_iops "$f" 4k)
-  cat "$f" >/dev/null; r[r4k_warm,$c]=$(fio_iops "$f" 4k)
-  drop; r[r64k_cold,$c]=$(fio_iops "$f" 64k)
+declare -A r w
+for round in $(seq 1 "$runs"); do
+  for c in "${cols[@]}"; do
+    f=${files[$c]}
+    drop; r[seq_cold,$c]+=" $(mibps "$f")"
+    cat "$f" >/dev/null; r[seq_warm,$c]+=" $(mibps "$f")"
+    drop; r[r4k_cold,$c]+=" $(fio_iops "$f" 4k)"
+    cat "$f" >/dev/null; r[r4k_warm,$c]+=" $(fio_iops "$f" 4k)"
+    drop; r[r64k_cold,$c]+=" $(fio_iops "$f" 64k)"
+  done
+  echo "reads: round $round/$runs done" >&2
 done
 
 # Walks: the 200 camera directories of the nightfox tree (couple/source/modern/camera) against the plain tree.
@@ -110,24 +115,26 @@ walk_targets() { # column -> paths
     copy) printf '%s\n' "$m_cp"/2025-01-01-* ;;
   esac
 }
-declare -A w
-for c in "${cols[@]}"; do
-  mapfile -t t < <(walk_targets "$c")
-  for op in find "ls -lR" "du -s"; do
-    drop; w["$op cold,$c"]=$(walk_time $op "${t[@]}")
-    w["$op warm,$c"]=$(walk_time $op "${t[@]}")
+for round in $(seq 1 "$runs"); do
+  for c in "${cols[@]}"; do
+    mapfile -t t < <(walk_targets "$c")
+    for op in find "ls -lR" "du -s"; do
+      drop; w["$op cold,$c"]+=" $(walk_time $op "${t[@]}")"
+      w["$op warm,$c"]+=" $(walk_time $op "${t[@]}")"
+    done
   done
+  echo "walks: round $round/$runs done" >&2
 done
 nwalk=$(find "$tree" -type f | wc -l)
 
 echo
-echo "mount benchmark: ${big_mib} MiB file; walks over $nwalk files in $((nc * ncam)) directories; ${pt_state:-passthrough=unknown}"
+echo "mount benchmark: ${big_mib} MiB file; walks over $nwalk files in $((nc * ncam)) directories; ${pt_state:-passthrough=unknown}; median of $runs runs"
 printf '%-22s %12s %20s %20s %20s\n' "read (higher=better)" native passthrough "copy path" bindfs
 for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
   unit="MiB/s"; case $k in r*) unit="IOPS" ;; esac
   printf '%-22s' "$k ($unit)"
   for c in "${cols[@]}"; do
-    v=${r[$k,$c]}; n=${r[$k,native]}
+    v=$(echo "${r[$k,$c]}" | median); n=$(echo "${r[$k,native]}" | median)
     if [ "$c" = native ]; then printf ' %12.0f' "$v"; else printf ' %11.0f (%5.2fx)' "$v" "$(echo "$v / $n" | bc -l)"; fi
   done
   echo
@@ -139,9 +146,13 @@ for op in find "ls -lR" "du -s"; do
     k="$op $temp"
     printf '%-22s' "$k"
     for c in "${cols[@]}"; do
-      v=${w[$k,$c]}; n=${w[$k,native]}
+      v=$(echo "${w[$k,$c]}" | median); n=$(echo "${w[$k,native]}" | median)
       if [ "$c" = native ]; then printf ' %12.3f' "$v"; else printf ' %11.3f (%5.2fx)' "$v" "$(echo "$v / $n" | bc -l)"; fi
     done
     echo
   done
 done
+echo
+echo "runs:"
+for k in "${!r[@]}"; do echo "  read $k:${r[$k]}"; done | sort
+for k in "${!w[@]}"; do echo "  walk $k:${w[$k]}"; done | sort

@@ -188,6 +188,26 @@ impl NfsProcess {
     /// SIGSTOP: the server keeps its sockets but answers nothing.
     pub fn stop_signal(&self) {
         self.signal(libc::SIGSTOP);
+        // SIGSTOP is delivered asynchronously: wait (bounded) until every thread is stopped, so that no request
+        // sent after this returns can still be answered.
+        let Some(c) = &self.child else { return };
+        let tasks = format!("/proc/{}/task", c.id());
+        let stopped = || {
+            std::fs::read_dir(&tasks).map_or(true, |rd| {
+                rd.flatten().all(|t| {
+                    let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    // The state follows the parenthesised command name.
+                    stat.rsplit(')')
+                        .next()
+                        .and_then(|r| r.trim_start().chars().next())
+                        .is_none_or(|st| st == 'T' || st == 't')
+                })
+            })
+        };
+        let start = Instant::now();
+        while !stopped() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// SIGCONT after `stop_signal`.

@@ -57,6 +57,15 @@ big_hash=$(cd "$arch/objects" && find . -type f -size +$((big_mib - 1))M -printf
 big_rel="2025-01-02-big/source/modern/unknown/mount-big.bin"
 native_big="$arch/objects/${big_hash:0:2}/${big_hash:2:2}/$big_hash"
 
+# One mount per archive: the copy-path mount gets a twin archive, its blobs hard links to the same files (the same
+# bytes and page cache) and its own copy of the catalog.
+twin="$arch-twin"
+rm -rf "$twin"
+mkdir -p "$twin"
+cp -al "$arch/objects" "$twin/objects"
+cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$twin/"
+mkdir -p "$twin/tmp" "$twin/locks"
+
 m_pt="$bench/mnt-passthrough"; m_cp="$bench/mnt-copy"; m_bf="$bench/mnt-bindfs"; m_bt="$bench/mnt-bindfs-tree"
 pids=()
 cleanup() {
@@ -70,7 +79,7 @@ trap cleanup EXIT
 wait_mount() { for _ in $(seq 1 150); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
 mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt"
 RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
-"$nf" --archive "$arch" mount --no-passthrough "$m_cp" 2>/dev/null & pids+=($!)
+"$nf" --archive "$twin" mount --no-passthrough "$m_cp" 2>"$bench/mnt-copy.log" & pids+=($!)
 bindfs -r "$arch/objects" "$m_bf"
 bindfs -r "$tree" "$m_bt"
 for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done

@@ -131,8 +131,8 @@ pub fn drop_cache(f: &File) {
     }
 }
 
-/// Hashes a file as it is on disk (its data must already be fsynced): read with `O_DIRECT` where the filesystem
-/// allows, after dropping its cached pages in any case, and hashed while the next chunk is read.
+/// Hashes a file as it is on disk (its data must already be fsynced): its cached pages dropped first, then read
+/// back (with `O_DIRECT` from a chunk up, where the filesystem allows), each chunk hashed while the next is read.
 pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
     hash_on_disk(path, true)
 }
@@ -164,15 +164,21 @@ fn hash_on_disk(path: &Path, drop_first: bool) -> Result<HashHex> {
     if drop_first {
         drop_cache(r.file());
     }
+    let hash = hash_reader(&mut r, path)?;
+    drop_cache(r.file());
+    Ok(hash)
+}
+
+/// Hashes what `r` reads, the next chunk read while the last is hashed.
+fn hash_reader(r: &mut dyn Read, path: &Path) -> Result<HashHex> {
     let mut h = blake3::Hasher::new();
     direct::pipeline(
-        |b| read_full(&mut r, b).at(path),
+        |b| read_full(r, b).at(path),
         |chunk| {
             h.update(chunk);
             Ok(())
         },
     )?;
-    drop_cache(r.file());
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -199,19 +205,10 @@ pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
 }
 
 /// Hashes a source file in place (used to check duplicate candidates before copying). Reads with a buffer, not a
-/// memory map, so a card pulled or a file truncated mid-read is an error rather than a SIGBUS; each chunk is
-/// hashed on all cores.
+/// memory map, so a card pulled or a file truncated mid-read is an error rather than a SIGBUS; a chunk is hashed
+/// while the next is read.
 pub fn hash_file(path: &Path) -> Result<HashHex> {
-    let mut f = File::open(path).at(path)?;
-    let mut h = blake3::Hasher::new();
-    direct::pipeline(
-        |b| read_full(&mut f, b).at(path),
-        |chunk| {
-            h.update(chunk);
-            Ok(())
-        },
-    )?;
-    Ok(h.finalize().to_hex().to_string())
+    hash_reader(&mut File::open(path).at(path)?, path)
 }
 
 /// What [`copy_hashing`] read and wrote.

@@ -1008,20 +1008,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records a copy in `tmp/`: its hash and the size and mtime the source had while it was copied.
-    pub fn item_copied(&self, id: i64, hash: &str, size: u64, mtime_ns: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE import_items SET state = 'copied', hash = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
-                 WHERE id = ?1",
-                params![id, hash, size as i64, mtime_ns, now()],
-            )
-            .ctx("record copy")?;
-        Ok(())
-    }
-
-    /// Records a batch of copies in `tmp/` in one transaction (see [`Catalog::item_copied`]): `(item id, hash,
-    /// size, mtime_ns)` each.
+    /// Records copies in `tmp/`, in one transaction: `(item id, hash, size, mtime_ns)` each, the size and mtime
+    /// the source had while it was copied.
     pub fn items_copied(&mut self, copies: &[(i64, &str, u64, i64)]) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin record copies")?;
         {

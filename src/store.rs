@@ -151,8 +151,12 @@ pub fn hash_read_ahead(path: &Path) -> Result<HashHex> {
     hash_on_disk(path, false)
 }
 
-/// Starts reading a whole file into the page cache in the background (`POSIX_FADV_WILLNEED`).
+/// Starts reading a whole file into the page cache in the background (`POSIX_FADV_WILLNEED`), unless it is
+/// large enough to be read with `O_DIRECT` (see [`direct::open_read`]), which would not use those pages.
 pub fn read_ahead(f: &File) {
+    if f.metadata().is_ok_and(|m| direct::reads_direct(m.len())) {
+        return;
+    }
     // SAFETY: valid descriptor; advisory call with no memory effects.
     unsafe {
         libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);

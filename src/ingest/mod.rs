@@ -347,7 +347,7 @@ impl<'a> Importer<'a> {
                 return Err(Error::Mismatch { path: bytes_path(label), expected: h.to_string(), actual: hash });
             }
         }
-        let cat = self.archive.catalog()?;
+        let mut cat = self.archive.catalog()?;
         let session = cat.session(session_id)?;
         // Pair a sidecar with a clip of the same folder committed earlier in this session.
         let name = file_name_bytes(rel_path);
@@ -375,7 +375,7 @@ impl<'a> Importer<'a> {
             error: None,
         };
         let item_id = cat.add_item(session_id, &new, sidecar_of)?;
-        cat.item_copied(item_id, &hash, size, mtime_ns)?;
+        cat.items_copied(&[(item_id, &hash, size, mtime_ns)])?;
         self.archive.store.land(tmp, &hash)?;
         cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
         let item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;

@@ -91,8 +91,13 @@ pub fn set_direct(f: &File, on: bool) -> bool {
 /// [`super::read_ahead`]).
 pub fn open_read(path: &Path) -> io::Result<DirectReader> {
     let file = File::open(path)?;
-    let direct = file.metadata()?.len() >= COPY_CHUNK as u64 && set_direct(&file, true);
+    let direct = reads_direct(file.metadata()?.len()) && set_direct(&file, true);
     Ok(DirectReader { file, direct })
+}
+
+/// Whether [`open_read`] reads a file of this length with `O_DIRECT` (where allowed): at least a chunk.
+pub fn reads_direct(len: u64) -> bool {
+    len >= COPY_CHUNK as u64
 }
 
 /// A file read with `O_DIRECT` while every read is aligned, and buffered from the first one that is not (the

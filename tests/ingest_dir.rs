@@ -112,8 +112,10 @@ fn a_full_disk_answers_enospc_and_loses_nothing_through_the_daemon() {
     full_disk(false);
 }
 
+/// Waits for commits to show in the organized tree. Each commit fsyncs; while another test writes gigabytes to the
+/// same disk, one journal commit can wait many seconds for that data, so the bound is generous.
 fn wait_in_tree(mp: &Path, couple: &str, count: usize) {
-    wait_until("files in the organized tree", Duration::from_secs(10), || {
+    wait_until("files in the organized tree", Duration::from_secs(90), || {
         let mut v = Vec::new();
         walk_files(&mp.join(couple), &mut v);
         v.len() >= count
@@ -368,7 +370,7 @@ fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period()
     assert!(env.catalog().files(None).unwrap().is_empty(), "waits for a rename first");
     wait_until("the grace commit", Duration::from_secs(30), || env.catalog().files(None).unwrap().len() == 1);
     let in_tree = mp.join(&c).join("source/modern/unknown/.profile.backup");
-    wait_until("the file in the organized tree", Duration::from_secs(10), || in_tree.exists());
+    wait_until("the file in the organized tree", Duration::from_secs(90), || in_tree.exists());
     assert_eq!(fs::read(&in_tree).unwrap(), data(8, 4321));
     // Finder's clutter never commits.
     fs::write(mp.join("ingest").join(&c).join("._clip.MP4"), b"apple double").unwrap();

@@ -367,7 +367,7 @@ fn an_import_while_mounted_appears_in_the_tree() {
     let src2 = env.path("late2/LATE.MOV");
     write(&src2, &data(901, 1234));
     env.ok(&["import", "--couple", &couples[1], src2.to_str().unwrap()]);
-    wait_until("new files in the mount", Duration::from_secs(10), || {
+    wait_until("new files in the mount", Duration::from_secs(90), || {
         dir.join("NEW.MP4").exists() && old_dir.join("LATE.MOV").exists()
     });
     assert_eq!(fs::read(dir.join("NEW.MP4")).unwrap(), data(900, 4321));

@@ -292,8 +292,9 @@ impl Filesystem for NightfoxFs {
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         // O_TRUNC arrives with open() instead of as a separate truncate (the ingest directory needs it).
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
-        // The kernel then caches "no ACL" per inode instead of asking on every `ls -l`.
-        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_ACL);
+        // No FUSE_POSIX_ACL: the tree has no ACLs and says so (EOPNOTSUPP, see `getxattr`). With the flag the kernel
+        // caches "no ACL" per inode, but asks again for every inode it instantiates: one round trip per entry of a
+        // cold `ls -l`, where EOPNOTSUPP makes `ls` stop asking after the first.
         let _ = config.set_max_background(64);
         let _ = config.set_max_write(1 << 20);
         // SAFETY: geteuid cannot fail.

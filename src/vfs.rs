@@ -568,11 +568,12 @@ pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Whether an extended attribute name is in a namespace the tree has at all: `user.` (its own attributes) and
-/// `system.` (POSIX ACLs, which the kernel asks about and which are simply absent). Security labels (`security.`)
-/// and `trusted.` are not kept: a front end answers those as a filesystem without the namespace does.
+/// Whether an extended attribute name is in a namespace the tree has at all: only `user.` (its own attributes).
+/// Security labels (`security.`), `trusted.` and POSIX ACLs (`system.posix_acl_*`) are not kept: a front end
+/// answers those as a filesystem without the namespace does (EOPNOTSUPP), so `ls -l` asks once per device instead
+/// of once per entry.
 pub fn xattr_namespace_supported(name: &[u8]) -> bool {
-    name.starts_with(b"user.") || name.starts_with(b"system.")
+    name.starts_with(b"user.")
 }
 
 #[cfg(test)]

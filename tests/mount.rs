@@ -314,11 +314,10 @@ fn xattrs_and_their_absence() {
     assert!(at.len() == 20 && at.ends_with('Z') && at.starts_with("20"), "{at}");
     assert_eq!(getxattr(&p, "user.nightfox.nope"), Err(libc::ENODATA));
     assert_eq!(getxattr(&mp.join(&couples[0]), "user.nightfox.blake3"), Err(libc::ENODATA));
-    // No security labels: answered as a filesystem without that namespace (so `ls -l` stops asking), while a
-    // missing POSIX ACL is simply absent.
+    // No security labels, no POSIX ACLs: answered as a filesystem without that namespace (so `ls -l` stops asking).
     assert_eq!(getxattr(&p, "security.selinux"), Err(libc::EOPNOTSUPP));
     assert_eq!(getxattr(&mp.join(&couples[0]), "security.selinux"), Err(libc::EOPNOTSUPP));
-    assert_eq!(getxattr(&p, "system.posix_acl_access"), Err(libc::ENODATA));
+    assert_eq!(getxattr(&p, "system.posix_acl_access"), Err(libc::EOPNOTSUPP));
     assert_eq!(getxattr(&p, "user.nightfox.blake3").unwrap(), b3(&want).into_bytes(), "still served after those");
     let unknown = mp.join(&couples[1]).join("source/modern/unknown/IMG_0001.MOV");
     assert_eq!(getxattr(&unknown, "user.nightfox.camera").unwrap(), b"unknown");

@@ -58,7 +58,9 @@ pub struct NightfoxFs {
     vfs: Arc<Vfs>,
     ingest: Arc<IngestDir>,
     files: Mutex<HashMap<u64, OpenFile>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<vfs::DirEntry>>>>,
+    /// Listings handed out in parts, by directory: a read that continues one gets the same snapshot (there are no
+    /// directory handles to keep one on, see `opendir`); dropped once its end is handed out.
+    partial: Mutex<HashMap<u64, Arc<Listing>>>,
     backing: Mutex<HashMap<u64, Backing>>,
     /// Staging files of `/ingest` registered with the kernel, by their token (see
     /// `IngestDir::direct_write_target`), and the token of each ingest handle that uses one.
@@ -67,6 +69,12 @@ pub struct NightfoxFs {
     want_passthrough: bool,
     passthrough: Arc<AtomicBool>,
 }
+
+/// `.` and `..` followed by a directory's entries, each with its offset (index + 1).
+type Listing = Vec<(u64, Vec<u8>, Attr)>;
+
+/// At most this many directories' partial listings are kept (readers that stop halfway leave theirs behind).
+const MAX_PARTIAL: usize = 1024;
 
 /// File handles of the ingest directory come from its own range (see `IngestDir`).
 fn ingest_fh(fh: u64) -> bool {
@@ -138,7 +146,7 @@ impl NightfoxFs {
             vfs,
             ingest,
             files: Mutex::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
+            partial: Mutex::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
             ingest_backing: Mutex::new((HashMap::new(), HashMap::new())),
             next_fh: AtomicU64::new(1),
@@ -252,25 +260,43 @@ impl NightfoxFs {
         Some(v)
     }
 
-    fn entries(&self, ino: u64, fh: u64) -> Option<Arc<Vec<vfs::DirEntry>>> {
-        if let Some(e) = self.dirs.lock().get(&fh) {
-            return Some(Arc::clone(e));
-        }
-        self.read_dir(ino).map(Arc::new)
-    }
-
-    /// `.` and `..` followed by the directory's entries, each with its offset (index + 1).
-    fn listing(&self, ino: u64, fh: u64) -> Option<Vec<(u64, Vec<u8>, Attr)>> {
-        let entries = self.entries(ino, fh)?;
+    fn listing(&self, ino: u64) -> Option<Listing> {
+        let entries = self.read_dir(ino)?;
         let (me, _) = self.attr(ino)?;
         let parent = self.parent_of(ino).and_then(|p| self.attr(p)).map(|(a, _)| a).unwrap_or(me);
         let mut out = Vec::with_capacity(entries.len() + 2);
         out.push((1, b".".to_vec(), me));
         out.push((2, b"..".to_vec(), parent));
-        for (i, e) in entries.iter().enumerate() {
-            out.push((i as u64 + 3, e.name.clone(), e.attr));
+        for (i, e) in entries.into_iter().enumerate() {
+            out.push((i as u64 + 3, e.name, e.attr));
         }
         Some(out)
+    }
+
+    /// The listing a read at `offset` comes from: a fresh one at the start of the directory, else the one the
+    /// earlier parts of this read came from.
+    fn listing_at(&self, ino: u64, offset: u64) -> Option<Arc<Listing>> {
+        if offset > 0 {
+            if let Some(l) = self.partial.lock().get(&ino) {
+                return Some(Arc::clone(l));
+            }
+        }
+        self.listing(ino).map(Arc::new)
+    }
+
+    /// Keeps a listing whose end was not handed out yet for the next part of the read; forgets it once it was.
+    fn listing_read(&self, ino: u64, list: &Arc<Listing>, to_end: bool) {
+        let mut p = self.partial.lock();
+        if to_end {
+            if p.get(&ino).is_some_and(|cur| Arc::ptr_eq(cur, list)) {
+                p.remove(&ino);
+            }
+        } else {
+            if p.len() >= MAX_PARTIAL {
+                p.clear();
+            }
+            p.insert(ino, Arc::clone(list));
+        }
     }
 
     fn entry_ttl(&self, a: &Attr) -> Duration {
@@ -497,49 +523,40 @@ impl Filesystem for NightfoxFs {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.read_dir(ino.0) {
-            Some(entries) => {
-                let fh = self.fh();
-                self.dirs.lock().insert(fh, Arc::new(entries));
-                // The read-only tree's listings may be kept (new imports invalidate them, see `announce`); the
-                // ingest directory changes under its writers and is listed afresh.
-                let flags = if ingest_dir::owns(ino.0) || ino.0 == vfs::ROOT_INO {
-                    FopenFlags::empty()
-                } else {
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-                };
-                reply.opened(FileHandle(fh), flags);
-            }
-            None if self.attr(ino.0).is_some() => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ENOENT),
-        }
+    /// Not implemented, on purpose: the kernel then stops sending OPENDIR and RELEASEDIR (two round trips per
+    /// directory of a walk) and keeps every directory's listing in its cache (`FOPEN_CACHE_DIR |
+    /// FOPEN_KEEP_CACHE`). A listing changes only by new imports (`announce` invalidates the parent), by
+    /// operations on `/ingest` made through this mount (the kernel drops the cached listing itself) and by the
+    /// ingest directory's own removals and new couples (`invalidate_ingest`).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(list) = self.listing(ino.0, fh.0) else { return reply.error(Errno::ENOENT) };
-        for (off, name, attr) in list.into_iter().skip(offset as usize) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
+        let mut to_end = true;
+        for (off, name, attr) in list.iter().skip(offset as usize) {
             let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
-            if reply.add(INodeNo(attr.ino), off, kind, OsStr::from_bytes(&name)) {
+            if reply.add(INodeNo(attr.ino), *off, kind, OsStr::from_bytes(name)) {
+                to_end = false;
                 break;
             }
         }
+        self.listing_read(ino.0, &list, to_end);
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let Some(list) = self.listing(ino.0, fh.0) else { return reply.error(Errno::ENOENT) };
-        for (off, name, attr) in list.into_iter().skip(offset as usize) {
-            let ttl = self.entry_ttl(&attr);
-            if reply.add(INodeNo(attr.ino), off, OsStr::from_bytes(&name), &ttl, &to_file_attr(&attr), Generation(0)) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
+        let mut to_end = true;
+        for (off, name, attr) in list.iter().skip(offset as usize) {
+            let ttl = self.entry_ttl(attr);
+            if reply.add(INodeNo(attr.ino), *off, OsStr::from_bytes(name), &ttl, &to_file_attr(attr), Generation(0)) {
+                to_end = false;
                 break;
             }
         }
-        reply.ok();
-    }
-
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.dirs.lock().remove(&fh.0);
+        self.listing_read(ino.0, &list, to_end);
         reply.ok();
     }
 
@@ -785,6 +802,7 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     });
     let refresh_stop = Arc::clone(&stop);
     let refresh_vfs = Arc::clone(&vfs);
+    let refresh_ingest = Arc::clone(&ingest);
     let refresher = std::thread::spawn(move || {
         while !refresh_stop.load(Ordering::Relaxed) {
             std::thread::sleep(REFRESH);
@@ -792,6 +810,10 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
                 Ok(new) if !new.is_empty() => announce(&notifier, &refresh_vfs, &new),
                 Ok(_) => {}
                 Err(e) => warn!("catalog refresh failed: {e}"),
+            }
+            // The kernel keeps directory listings (see `opendir`): drop those the ingest directory changed.
+            for ino in refresh_ingest.take_changed_dirs() {
+                let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
             }
         }
     });

@@ -6,7 +6,7 @@
 //! (`Importer::commit_file`) in one import session per couple. A writer killed halfway commits nothing; staging left
 //! by a daemon that died is discarded at the next start. Committed content is never removed from the archive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
@@ -55,6 +55,11 @@ pub fn owns(ino: u64) -> bool {
 
 fn entry_ino(id: i64) -> u64 {
     K_ENTRY | id as u64
+}
+
+/// The inode of a couple's ingest folder (no parent) or of a folder below it.
+fn dir_ino(couple: i64, parent: Option<i64>) -> u64 {
+    parent.map_or(K_COUPLE | couple as u64, entry_ino)
 }
 
 /// Names that never commit: the AppleDouble/Finder clutter of macOS.
@@ -119,15 +124,20 @@ struct State {
     children: HashMap<(i64, i64), BTreeMap<Vec<u8>, i64>>,
     couples: BTreeMap<Vec<u8>, i64>,
     handles: HashMap<u64, Handle>,
+    /// Directories whose listing changed since the front end last asked (see [`IngestDir::take_changed_dirs`]);
+    /// `/ingest` itself when the couples changed.
+    changed: HashSet<u64>,
 }
 
 impl State {
     fn insert(&mut self, e: IngestEntry) {
+        self.changed.insert(dir_ino(e.couple_id, e.parent_id));
         self.children.entry((e.couple_id, e.parent_id.unwrap_or(0))).or_default().insert(e.name.clone(), e.id);
         self.entries.insert(e.id, e);
     }
     fn remove(&mut self, id: i64) -> Option<IngestEntry> {
         let e = self.entries.remove(&id)?;
+        self.changed.insert(dir_ino(e.couple_id, e.parent_id));
         if let Some(c) = self.children.get_mut(&(e.couple_id, e.parent_id.unwrap_or(0))) {
             c.remove(&e.name);
         }
@@ -207,6 +217,7 @@ impl IngestDir {
             children: HashMap::new(),
             couples: BTreeMap::new(),
             handles: HashMap::new(),
+            changed: HashSet::new(),
         };
         for e in cat.ingest_entries()? {
             if !e.is_dir && !e.committed {
@@ -332,8 +343,19 @@ impl IngestDir {
                 return;
             }
         };
+        let couples: BTreeMap<Vec<u8>, i64> = couples.into_iter().map(|c| (c.folder_name.into_bytes(), c.id)).collect();
         let mut st = self.state.lock();
-        st.couples = couples.into_iter().map(|c| (c.folder_name.into_bytes(), c.id)).collect();
+        if st.couples != couples {
+            st.couples = couples;
+            st.changed.insert(INGEST_ROOT_INO);
+        }
+    }
+
+    /// The directories whose listings changed since the last call, new couples included: a front end that keeps
+    /// listings drops these (changes made through its own create, rename and unlink included, harmlessly).
+    pub fn take_changed_dirs(&self) -> Vec<u64> {
+        self.refresh_couples();
+        self.state.lock().changed.drain().collect()
     }
 
     fn dir_attr(&self, ino: u64, mtime_ns: i64, perm: u16, uid: u32, gid: u32) -> Attr {

@@ -114,6 +114,28 @@ fn a_full_disk_answers_enospc_and_loses_nothing_through_the_daemon() {
 
 /// Waits for commits to show in the organized tree. Each commit fsyncs; while another test writes gigabytes to the
 /// same disk, one journal commit can wait many seconds for that data, so the bound is generous.
+/// A directory's entry names, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// `/ingest` lists a couple added while the mount runs, although the kernel kept the listing it had before.
+#[test]
+fn a_couple_added_while_mounted_appears_in_the_ingest_listing() {
+    let env = Env::new();
+    let first = env.couple("First", "2025-12-30");
+    let (_m, mp) = mounted(&env, &[]);
+    let ingest = mp.join("ingest");
+    assert_eq!(listing(&ingest), vec![first]);
+    let later = env.couple("Later", "2025-12-31");
+    wait_until("the new couple in /ingest", Duration::from_secs(30), || listing(&ingest).contains(&later));
+    fs::write(ingest.join(&later).join("A001.MOV"), data(5, 10_000)).unwrap();
+    wait_in_tree(&mp, &later, 1);
+}
+
 fn wait_in_tree(mp: &Path, couple: &str, count: usize) {
     wait_until("files in the organized tree", Duration::from_secs(90), || {
         let mut v = Vec::new();
@@ -238,14 +260,19 @@ fn a_writer_killed_halfway_leaves_nothing_in_the_catalog(extra: &[&str]) {
     let env = Env::new();
     let c = env.couple("Killed", "2025-12-31");
     let (_m, mp) = mounted(&env, extra);
-    let target = mp.join("ingest").join(&c).join("HALF.MP4");
+    let dir = mp.join("ingest").join(&c);
+    let target = dir.join("HALF.MP4");
     let mut dd = dd_into(&target);
+    // Listed while it is written (the kernel keeps that listing)...
+    assert_eq!(listing(&dir), ["HALF.MP4"]);
     dd.kill().unwrap();
     dd.wait().unwrap();
     // Give the mount a moment to see the close, then check: nothing catalogued, nothing left in the view.
     std::thread::sleep(Duration::from_millis(300));
     assert!(env.catalog().files(None).unwrap().is_empty());
     assert!(!target.exists(), "the killed writer's file is not in the ingest view");
+    // ...and gone from the listing too, once the daemon has dropped the kept one.
+    wait_until("the killed writer's file to leave the listing", Duration::from_secs(30), || listing(&dir).is_empty());
     let leftovers: Vec<_> = env.tmp_entries();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // A whole file next to it still commits.
@@ -342,7 +369,7 @@ fn full_disk(direct: bool) {
         mount.arg("--no-passthrough");
     }
     let mut child = mount.spawn().unwrap();
-    wait_until("mount", Duration::from_secs(15), || is_mounted(&mp) && fs::read_dir(&mp).is_ok());
+    wait_until("mount", Duration::from_secs(15), || serving(&mp));
     let dir = mp.join("ingest").join(&c);
     fs::write(dir.join("SMALL.MP4"), data(6, 1 << 20)).unwrap();
     let big = vec![7u8; 200 << 20];

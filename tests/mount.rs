@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -440,4 +440,38 @@ fn odd_names_are_served_as_given() {
         assert!(listed.contains(n), "{:?} not listed", os(n));
         assert_eq!(fs::read(dir.join(os(n))).unwrap(), data(i as u64, 100 + i));
     }
+}
+
+/// A directory too big for one reply is listed in parts, each entry once, with the same attributes `stat` gives;
+/// a second listing (kept by the kernel) is the same.
+#[test]
+fn a_large_directory_lists_every_entry_once() {
+    let env = Env::new();
+    let c = env.couple("Many", "2025-03-03");
+    let card = env.path("card");
+    fs::create_dir_all(&card).unwrap();
+    let mut want: Vec<String> = (0..1500).map(|i| format!("CLIP_{i:05}_with_a_longer_name.MP4")).collect();
+    for (i, n) in want.iter().enumerate() {
+        fs::write(card.join(n), data(i as u64, 10 + i % 200)).unwrap();
+    }
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    want.sort();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join(&c).join("source/modern/unknown");
+    let listed: Vec<(String, u64, u64)> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.ino(), e.metadata().unwrap().len())
+        })
+        .collect();
+    let names: Vec<String> = listed.iter().map(|(n, _, _)| n.clone()).collect();
+    assert_eq!(names, want, "every entry once, in name order");
+    for (n, ino, len) in &listed {
+        let md = fs::metadata(dir.join(n)).unwrap();
+        assert_eq!((md.ino(), md.len()), (*ino, *len), "{n}");
+        assert_eq!(*len, fs::metadata(card.join(n)).unwrap().len(), "{n}");
+    }
+    assert_eq!(self::names(&dir), want, "listed again");
 }

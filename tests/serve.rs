@@ -74,7 +74,7 @@ impl Serve {
         let child = spawn_serve(env, mp, &log);
         let mut s = Serve { child: Some(child), mp: mp.to_path_buf(), log };
         let start = Instant::now();
-        while !(is_mounted(mp) && fs::read_dir(mp).is_ok()) {
+        while !serving(mp) {
             if let Some(c) = s.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     s.child = None;
@@ -406,7 +406,7 @@ fn stopped_and_restarted(env: &Env, couple: &str, id: &str, dir: &Path, server: 
         std::thread::sleep(Duration::from_millis(200));
     }
     // The mount stays up meanwhile.
-    assert!(fs::read_dir(&mp).is_ok());
+    assert!(serving(&mp));
     server(true);
     let start = Instant::now();
     while !sessions_of(env, id).iter().all(|s| s.status == SessionStatus::Completed)

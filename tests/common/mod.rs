@@ -227,6 +227,12 @@ pub fn is_mounted(mp: &Path) -> bool {
     m.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
+/// Whether a mount at `mp` answers: its root can be listed. (Opening the root alone is no proof: the kernel stops
+/// asking the daemon about opening directories, so a dead mount's root still opens.)
+pub fn serving(mp: &Path) -> bool {
+    is_mounted(mp) && fs::read_dir(mp).is_ok_and(|mut d| d.next().is_none_or(|e| e.is_ok()))
+}
+
 /// A running `nightfox mount`; unmounted (SIGTERM, bounded wait, then lazy unmount and SIGKILL) when dropped.
 pub struct Mount {
     pub child: Option<Child>,
@@ -247,7 +253,7 @@ impl Mount {
             .expect("spawn mount");
         let mut m = Mount { child: Some(child), mp: mp.to_path_buf() };
         let start = Instant::now();
-        while !(is_mounted(mp) && fs::read_dir(mp).is_ok()) {
+        while !serving(mp) {
             if let Some(c) = m.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     let mut err = String::new();

@@ -19,23 +19,28 @@ bench=$(realpath -m "${BENCH_DIR:-target/bench}")
 big_mib=${BIG_MIB:-1024}; fio_s=${FIO_SECONDS:-5}; runs=${RUNS:-3}
 nc=${WALK_COUPLES:-20}; ncam=${WALK_CAMERAS:-10}; nfiles=${WALK_FILES:-100}
 arch="$bench/mount-archive-${big_mib}-${nc}x${ncam}x${nfiles}"
-tree="$bench/mount-tree-${nc}x${ncam}x${nfiles}"
+# The plain tree has the mount's shape: <couple>/source/modern/<camera>/<file>.
+tree="$bench/mount-tree-shaped-${nc}x${ncam}x${nfiles}"
 [ "$(id -u)" -eq 0 ] || echo "note: not root: caches cannot be dropped and passthrough is unavailable" >&2
 
-if [ ! -f "$arch/.bench-complete" ]; then
-  echo "building the bench archive in $arch (once)" >&2
-  rm -rf "$arch" "$tree"
+if [ ! -f "$tree.complete" ]; then
+  rm -rf "$tree"
   python3 - "$tree" "$nc" "$ncam" "$nfiles" <<'PY'
 import os, sys
 root, nc, ncam, nf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 for c in range(nc):
     for k in range(ncam):
-        d = os.path.join(root, "c%02d" % c, "cam%02d" % k)
+        d = os.path.join(root, "c%02d" % c, "source", "modern", "cam%02d" % k)
         os.makedirs(d, exist_ok=True)
         for i in range(nf):
             with open(os.path.join(d, "C%04d.MP4" % i), "wb") as f:
                 f.write(os.urandom(1024 + (i * 37) % 3000))
 PY
+  touch "$tree.complete"
+fi
+if [ ! -f "$arch/.bench-complete" ]; then
+  echo "building the bench archive in $arch (once)" >&2
+  rm -rf "$arch"
   "$nf" --archive "$arch" init >/dev/null
   for k in $(seq -f %02g 0 $((ncam - 1))); do
     "$nf" --archive "$arch" camera add --name "cam$k" --type modern >/dev/null
@@ -43,7 +48,7 @@ PY
   for c in $(seq -f %02g 0 $((nc - 1))); do
     couple=$("$nf" --archive "$arch" couple add --name "couple $c" --date 2025-01-01)
     for k in $(seq -f %02g 0 $((ncam - 1))); do
-      "$nf" --archive "$arch" import --couple "$couple" --camera "cam$k" "$tree/c$c/cam$k" >/dev/null
+      "$nf" --archive "$arch" import --couple "$couple" --camera "cam$k" "$tree/c$c/source/modern/cam$k" >/dev/null
     done
   done
   bigsrc="$bench/mount-big.bin"

@@ -59,7 +59,8 @@ pub struct NightfoxFs {
     ingest: Arc<IngestDir>,
     files: Mutex<HashMap<u64, OpenFile>>,
     /// Listings handed out in parts, by directory: a read that continues one gets the same snapshot (there are no
-    /// directory handles to keep one on, see `opendir`); dropped once its end is handed out.
+    /// directory handles to keep one on, see `opendir`); dropped once its end is handed out. One per directory: a
+    /// concurrent read from the start replaces it, which matters only if the directory changed in between.
     partial: Mutex<HashMap<u64, Arc<Listing>>>,
     backing: Mutex<HashMap<u64, Backing>>,
     /// Staging files of `/ingest` registered with the kernel, by their token (see

@@ -77,6 +77,11 @@ type Listing = Vec<(u64, Vec<u8>, Attr)>;
 /// At most this many directories' partial listings are kept (readers that stop halfway leave theirs behind).
 const MAX_PARTIAL: usize = 1024;
 
+thread_local! {
+    /// The copy path's read buffer of each FUSE worker thread.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// File handles of the ingest directory come from its own range (see `IngestDir`).
 fn ingest_fh(fh: u64) -> bool {
     fh >= 1 << 62
@@ -440,20 +445,26 @@ impl Filesystem for NightfoxFs {
             Some(OpenFile { file: None }) => return reply.data(&[]),
             None => return reply.error(Errno::EBADF),
         };
-        let mut buf = vec![0u8; size as usize];
-        let mut n = 0usize;
-        while n < buf.len() {
-            match file.read_at(&mut buf[n..], offset + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    error!("read of inode {} failed: {e}", ino.0);
-                    return reply.error(Errno::EIO);
+        READ_BUF.with_borrow_mut(|buf| {
+            // One buffer per worker thread, grown to the largest request and reused (not zeroed for every read).
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            let buf = &mut buf[..size as usize];
+            let mut n = 0usize;
+            while n < buf.len() {
+                match file.read_at(&mut buf[n..], offset + n as u64) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        error!("read of inode {} failed: {e}", ino.0);
+                        return reply.error(Errno::EIO);
+                    }
                 }
             }
-        }
-        reply.data(&buf[..n]);
+            reply.data(&buf[..n]);
+        })
     }
 
     fn write(
@@ -804,7 +815,10 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     let refresh_stop = Arc::clone(&stop);
     let refresh_vfs = Arc::clone(&vfs);
     let refresh_ingest = Arc::clone(&ingest);
+    let ra_mountpoint = mountpoint.to_path_buf();
+    let ra_archive = archive.root.clone();
     let refresher = std::thread::spawn(move || {
+        raise_read_ahead(&ra_mountpoint, &ra_archive);
         while !refresh_stop.load(Ordering::Relaxed) {
             std::thread::sleep(REFRESH);
             match refresh_vfs.refresh() {
@@ -825,6 +839,54 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
     let _ = sig_thread.join();
     let _ = refresher.join();
     result.map_err(|e| Error::io(mountpoint, e))
+}
+
+/// The read-ahead of a FUSE mount starts at the kernel's default of 128 KiB, whatever the disk under the archive
+/// does (this VM's virtio disk reads ahead 8 MiB): on the copy path a sequential read then reaches the daemon as
+/// 128 KiB requests, one or two in flight. This gives the mount the read-ahead of the archive's disk, at least
+/// 1 MiB (`$NIGHTFOX_READ_AHEAD_KB` overrides; 0 leaves the kernel's value). Measured on a cold 1 GiB `dd`
+/// through the copy path: median 1.4 GB/s against 0.87 GB/s at 128 KiB, over 10 paired runs. Passthrough reads
+/// use the blob file's own read-ahead and are unaffected.
+///
+/// Needs root (sysfs); otherwise it logs why and leaves the default. It must run after the kernel has processed
+/// the INIT reply, which lowers the value to the `max_readahead` negotiated there: `metadata` of the mount's root
+/// is that point, since the kernel holds every request until INIT is done. Files opened before keep the old
+/// window. Returns at once when the mount goes away.
+fn raise_read_ahead(mountpoint: &Path, archive_root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let want = match std::env::var("NIGHTFOX_READ_AHEAD_KB").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(0) => return,
+        Some(kb) => kb,
+        None => std::fs::metadata(archive_root)
+            .ok()
+            .and_then(|m| device_read_ahead_kb(m.dev()))
+            .unwrap_or(0)
+            .clamp(1024, 16 * 1024),
+    };
+    let dev = match std::fs::metadata(mountpoint) {
+        Ok(m) => m.dev(),
+        Err(e) => return tracing::debug!("read-ahead left alone: {mountpoint:?}: {e}"),
+    };
+    let path = PathBuf::from(format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev)));
+    let was = read_kb(&path);
+    if was == Some(want) {
+        return;
+    }
+    match std::fs::write(&path, format!("{want}\n")) {
+        Ok(()) => info!("read-ahead of the mount: {want} KiB (was {} KiB)", was.unwrap_or(0)),
+        Err(e) => tracing::debug!("read-ahead left at {} KiB: {path:?}: {e}", was.unwrap_or(0)),
+    }
+}
+
+/// The read-ahead of the block device holding `dev` (a whole disk, or the disk of a partition), in KiB.
+fn device_read_ahead_kb(dev: u64) -> Option<u64> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    read_kb(Path::new(&format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb")))
+        .or_else(|| read_kb(Path::new(&format!("/sys/dev/block/{major}:{minor}/../queue/read_ahead_kb"))))
+}
+
+fn read_kb(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Worker threads of the FUSE session: `$NIGHTFOX_FUSE_THREADS`, else 4 (measured: metadata walks gain up to 4

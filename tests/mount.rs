@@ -230,6 +230,33 @@ fn passthrough_is_used_when_root_and_the_kernel_allows() {
     assert!(log.contains("passthrough=false"), "{log}");
 }
 
+/// The read-ahead the kernel uses for the FUSE mount at `mp`, in KiB.
+fn mount_read_ahead_kb(mp: &Path) -> u64 {
+    let dev = fs::metadata(mp).unwrap().dev();
+    let p = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")).trim().parse().unwrap()
+}
+
+#[test]
+fn the_mount_reads_ahead_at_least_a_mebibyte_and_the_override_is_kept() {
+    if !is_root() {
+        eprintln!("the read-ahead of a mount is set through sysfs, which needs root; skipped");
+        return;
+    }
+    let (env, couples, _) = archive();
+    let mp = env.path("mnt");
+    let f = mp.join(&couples[1]).join("source/modern/unknown/IMG_0001.MOV");
+    // The kernel's default for a FUSE mount is 128 KiB.
+    let mut m = Mount::start(&env, &mp, &["--no-passthrough"]);
+    wait_until("a read-ahead of 1 MiB or more", Duration::from_secs(15), || mount_read_ahead_kb(&mp) >= 1024);
+    assert_eq!(fs::read(&f).unwrap(), data(79, 150_000));
+    assert!(m.stop().success());
+    let mut m = Mount::start_with(&env, &mp, &["--no-passthrough"], &[("NIGHTFOX_READ_AHEAD_KB", "3072")]);
+    wait_until("a read-ahead of 3072 KiB", Duration::from_secs(15), || mount_read_ahead_kb(&mp) == 3072);
+    assert_eq!(fs::read(&f).unwrap(), data(79, 150_000));
+    assert!(m.stop().success());
+}
+
 fn kernel_version() -> (u32, u32) {
     let r = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut it = r.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok());

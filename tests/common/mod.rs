@@ -241,9 +241,15 @@ pub struct Mount {
 
 impl Mount {
     pub fn start(env: &Env, mp: &Path, extra: &[&str]) -> Mount {
+        Mount::start_with(env, mp, extra, &[])
+    }
+
+    /// `start`, with extra environment variables for the daemon.
+    pub fn start_with(env: &Env, mp: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Mount {
         let _ = fs::create_dir_all(mp);
         let child = env
             .cmd()
+            .envs(vars.iter().copied())
             .arg("mount")
             .arg(mp)
             .args(extra)

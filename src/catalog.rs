@@ -270,9 +270,17 @@ pub struct Camera {
     pub make: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
-    pub file_count: i64,
     /// Created by routing from a file's metadata rather than by `camera add`.
     pub auto: bool,
+}
+
+/// A camera with the number of files catalogued under it (`camera list`). Routing and the tree use [`Camera`]
+/// alone: counting is a scan of the files, which must not happen once per routed clip.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraListing {
+    #[serde(flatten)]
+    pub camera: Camera,
+    pub file_count: i64,
 }
 
 /// The states of an import session.
@@ -722,6 +730,11 @@ impl Catalog {
         )
     }
 
+    /// Every couple's id and folder name: what the tree and the ingest directory poll, without counting files.
+    pub fn couple_folders(&self) -> Result<Vec<(i64, String)>> {
+        rows(&self.conn, "SELECT id, folder_name FROM couples", [], |r| Ok((r.get(0)?, r.get(1)?)), "list couples")
+    }
+
     pub fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
         self.conn
             .query_row(
@@ -764,13 +777,25 @@ impl Catalog {
             make: r.get(4)?,
             model: r.get(5)?,
             serial: r.get(6)?,
-            file_count: r.get(7)?,
-            auto: r.get(8)?,
+            auto: r.get(7)?,
         })
     }
 
     pub fn cameras(&self) -> Result<Vec<Camera>> {
         cameras_on(&self.conn)
+    }
+
+    /// Every camera with its file count, by slug; the files are counted in one pass.
+    pub fn camera_listing(&self) -> Result<Vec<CameraListing>> {
+        rows(
+            &self.conn,
+            "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto, IFNULL(k.n, 0)
+             FROM cameras c LEFT JOIN (SELECT camera_id, COUNT(*) AS n FROM files GROUP BY camera_id) k
+             ON k.camera_id = c.id ORDER BY c.slug",
+            [],
+            |r| Ok(CameraListing { camera: Catalog::camera_from_row(r)?, file_count: r.get(8)? }),
+            "list cameras",
+        )
     }
 
     pub fn camera_by_slug(&self, slug: &str) -> Result<Camera> {
@@ -1652,8 +1677,8 @@ fn rows<T, P: rusqlite::Params>(
     rows.collect::<rusqlite::Result<Vec<_>>>().ctx(ctx)
 }
 
-const CAMERA_SELECT: &str = "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial,
-        (SELECT COUNT(*) FROM files f WHERE f.camera_id = c.id), c.auto FROM cameras c";
+const CAMERA_SELECT: &str =
+    "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto FROM cameras c";
 
 fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
     rows(conn, &format!("{CAMERA_SELECT} ORDER BY c.slug"), [], Catalog::camera_from_row, "list cameras")

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::archive::{self, Archive};
-use crate::catalog::{DuplicateAction, FootageType};
+use crate::catalog::{CameraListing, DuplicateAction, FootageType};
 use crate::error::{Error, Result};
 use crate::ingest::{ImportRequest, Importer, Observer, Summary};
 use crate::organize;
@@ -400,18 +400,18 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Camera(CameraCmd::List { json }) => {
             let a = open(&cli.archive)?;
-            let cams = a.catalog()?.cameras()?;
+            let cams = a.catalog()?.camera_listing()?;
             if json {
                 print_json(&cams)?;
             } else {
-                for c in cams {
+                for CameraListing { camera: c, file_count } in cams {
                     let mm = [c.make.as_deref(), c.model.as_deref(), c.serial.as_deref()]
                         .iter()
                         .flatten()
                         .copied()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    println!("{}\t{}\t{}\t{} files\t{}", c.slug, c.footage_type, c.name, c.file_count, mm);
+                    println!("{}\t{}\t{}\t{file_count} files\t{}", c.slug, c.footage_type, c.name, mm);
                 }
             }
             Ok(0)

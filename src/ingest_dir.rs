@@ -336,14 +336,15 @@ impl IngestDir {
     }
 
     fn refresh_couples(&self) {
-        let couples = match self.cat.lock().couples() {
+        let couples = match self.cat.lock().couple_folders() {
             Ok(c) => c,
             Err(e) => {
                 warn!("cannot list couples: {e}");
                 return;
             }
         };
-        let couples: BTreeMap<Vec<u8>, i64> = couples.into_iter().map(|c| (c.folder_name.into_bytes(), c.id)).collect();
+        let couples: BTreeMap<Vec<u8>, i64> =
+            couples.into_iter().map(|(id, folder)| (folder.into_bytes(), id)).collect();
         let mut st = self.state.lock();
         if st.couples != couples {
             st.couples = couples;

@@ -300,7 +300,6 @@ mod tests {
             make: make.map(String::from),
             model: model.map(String::from),
             serial: serial.map(String::from),
-            file_count: 0,
             auto,
         }
     }

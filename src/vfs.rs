@@ -305,7 +305,7 @@ impl Vfs {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let couples: HashMap<i64, String> = cat.couples()?.into_iter().map(|c| (c.id, c.folder_name)).collect();
+        let couples: HashMap<i64, String> = cat.couple_folders()?.into_iter().collect();
         let cameras: HashMap<i64, String> = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
         drop(cat);
         let mut tree = self.tree.write();

@@ -63,10 +63,21 @@ fn two_bodies_of_the_same_model_are_told_apart_by_serial() {
     let rows = env.catalog().files(None).unwrap();
     let clip = rows.iter().find(|f| f.display_name == b"C0001.MP4" && f.original_path.starts_with(b"PRIVATE")).unwrap();
     assert_eq!(clip.captured_at, Some(1_767_186_060));
-    // Camera list counts files per camera.
+    // Camera list counts files per camera; a camera without files counts none.
+    env.ok(&["camera", "add", "--name", "Spare body", "--type", "modern"]);
     let list = env.ok(&["camera", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();
-    assert!(v.as_array().unwrap().iter().all(|c| c["file_count"] == 4), "{list}");
+    let counts: Vec<(String, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["slug"].as_str().unwrap().to_string(), c["file_count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        counts,
+        [("sony-ilce-7sm3".to_string(), 4), ("sony-ilce-7sm3-2".to_string(), 4), ("spare-body".to_string(), 0)],
+        "{list}"
+    );
 }
 
 #[test]

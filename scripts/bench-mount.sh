@@ -7,8 +7,9 @@
 # ratio is time / native time, lower = better).
 # Warm rows hold the file in memory while they run (mmap + mlock, see `hold` in bench-lib.sh): this VM pages out
 # idle page cache within seconds.
-# Every measurement is taken RUNS times, the four columns one after the other in each round; the median is printed,
-# and each ratio is the median of the per-round ratios to native (the runs are listed too).
+# Every measurement is taken RUNS times, the four columns one after the other in each round (their order turned by
+# one each round); the median is printed, and each ratio is the median of the per-round ratios to native (the runs
+# are listed too). A last column pairs the copy path with bindfs directly. The idle CPU of both daemons ends it.
 # Env: BENCH_DIR (target/bench), BIG_MIB (1024), FIO_SECONDS (5), WALK_COUPLES (20), WALK_CAMERAS (10),
 #      WALK_FILES (100), RUNS (5).
 set -euo pipefail
@@ -108,9 +109,11 @@ walk_time() { # command... -> seconds
 declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
   [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash")
 cols=(native passthrough copy bindfs)
+# The order of the columns turns by one each round, so no column always runs first after another's reads.
+order() { local k=$(( ($1 - 1) % ${#cols[@]} )); echo "${cols[@]:k}" "${cols[@]:0:k}"; }
 declare -A r w
 for round in $(seq 1 "$runs"); do
-  for c in "${cols[@]}"; do
+  for c in $(order "$round"); do
     f=${files[$c]}
     drop; r[seq_cold,$c]+=" $(mibps "$f")"
     # Warm: held in memory (see `hold`), read once more, then measured.
@@ -135,7 +138,7 @@ walk_targets() { # column -> paths
   esac
 }
 for round in $(seq 1 "$runs"); do
-  for c in "${cols[@]}"; do
+  for c in $(order "$round"); do
     mapfile -t t < <(walk_targets "$c")
     for op in find "ls -lR" "du -s"; do
       drop; w["$op cold,$c"]+=" $(walk_time $op "${t[@]}")"
@@ -149,7 +152,8 @@ nwalk=$(find "$tree" -type f | wc -l)
 echo
 echo "mount benchmark: ${big_mib} MiB file; walks over $nwalk files in $((nc * ncam)) directories; ${pt_state:-passthrough=unknown}"
 echo "medians of $runs runs; ratios are medians of the per-round ratios to native (paired)"
-printf '%-22s %12s %20s %20s %20s\n' "read (higher=better)" native passthrough "copy path" bindfs
+echo "last column: the copy path against bindfs, paired per round, > 1 = the copy path is ahead"
+printf '%-22s %12s %20s %20s %20s %14s\n' "read (higher=better)" native passthrough "copy path" bindfs "copy/bindfs"
 for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
   unit="MiB/s"; case $k in r*) unit="IOPS" ;; esac
   printf '%-22s' "$k ($unit)"
@@ -157,10 +161,10 @@ for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
     v=$(echo "${r[$k,$c]}" | median)
     if [ "$c" = native ]; then printf ' %12.0f' "$v"; else printf ' %11.0f (%5.2fx)' "$v" "$(paired "${r[$k,$c]}" "${r[$k,native]}")"; fi
   done
-  echo
+  printf ' %13.2fx\n' "$(paired "${r[$k,copy]}" "${r[$k,bindfs]}")"
 done
 echo
-printf '%-22s %12s %20s %20s %20s\n' "walk (s, lower=better)" "native" passthrough "copy path" "bindfs(tree)"
+printf '%-22s %12s %20s %20s %20s %14s\n' "walk (s, lower=better)" "native" passthrough "copy path" "bindfs(tree)" "bindfs/copy"
 for op in find "ls -lR" "du -s"; do
   for temp in cold warm; do
     k="$op $temp"
@@ -169,9 +173,16 @@ for op in find "ls -lR" "du -s"; do
       v=$(echo "${w[$k,$c]}" | median)
       if [ "$c" = native ]; then printf ' %12.3f' "$v"; else printf ' %11.3f (%5.2fx)' "$v" "$(paired "${w[$k,$c]}" "${w[$k,native]}")"; fi
     done
-    echo
+    printf ' %13.2fx\n' "$(paired "${w[$k,bindfs]}" "${w[$k,copy]}")"
   done
 done
+# What an idle mount costs: CPU time of each nightfox daemon over 10 s in which nothing is asked of it.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=("$(cpu_ticks "${pids[0]}")" "$(cpu_ticks "${pids[1]}")"); sleep 10
+echo
+printf 'idle daemon CPU over 10 s: passthrough mount %s ms, copy-path mount %s ms\n' \
+  $(( ($(cpu_ticks "${pids[0]}") - t0[0]) * 1000 / $(getconf CLK_TCK) )) \
+  $(( ($(cpu_ticks "${pids[1]}") - t0[1]) * 1000 / $(getconf CLK_TCK) ))
 echo
 echo "runs:"
 for k in "${!r[@]}"; do echo "  read $k:${r[$k]}"; done | sort

@@ -25,7 +25,7 @@ use crate::archive::Archive;
 use crate::catalog::{ns_to_system_time, system_time_ns};
 use crate::error::{Error, Result};
 use crate::ingest_dir::{self, IngestDir, INGEST_ROOT_INO};
-use crate::vfs::{self, Attr, Kind, Vfs};
+use crate::vfs::{self, Attr, Caller, Kind, Vfs, MAY_EXEC, MAY_READ, MAY_WRITE};
 
 /// Content never changes: the kernel may cache attributes and entries for a long time.
 const TTL: Duration = Duration::from_secs(24 * 3600);
@@ -144,6 +144,29 @@ fn negative_attr() -> FileAttr {
 
 fn errno(e: &Error) -> Errno {
     Errno::from_i32(e.errno())
+}
+
+/// What a SETATTR in `/ingest` asks to change, for its permission check (`NightfoxFs::permit_setattr`).
+struct AttrChange {
+    mode: bool,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    /// A truncate by path (one through a descriptor was checked when it was opened).
+    size: bool,
+    mtime: Option<fuser::TimeOrNow>,
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller { uid: req.uid(), gid: req.gid(), pid: req.pid() }
+}
+
+/// What an open asks of the file: read, write or both by the access mode (O_TRUNC comes with a write mode).
+fn open_mask(flags: i32) -> u16 {
+    match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => MAY_READ,
+        libc::O_WRONLY => MAY_WRITE,
+        _ => MAY_READ | MAY_WRITE,
+    }
 }
 
 impl NightfoxFs {
@@ -305,6 +328,43 @@ impl NightfoxFs {
         }
     }
 
+    /// The permission check the kernel leaves to the daemon (no `default_permissions`, see `mount_foreground`):
+    /// `Ok` when `who` may do `mask` on `ino`, else EACCES (ENOENT for a node that is gone). Only `/ingest` needs
+    /// it: the read-only tree is 0444/0555 and answers EROFS to every write.
+    fn permit(&self, ino: u64, who: &Caller, mask: u16) -> std::result::Result<(), Errno> {
+        match self.attr(ino) {
+            None => Err(Errno::ENOENT),
+            Some((a, _)) if who.may(&a, mask) => Ok(()),
+            Some(_) => Err(Errno::EACCES),
+        }
+    }
+
+    /// What chmod, chown, truncate and utimens need in `/ingest`, as a local filesystem asks it: the owner (or root)
+    /// changes the mode and the times, root the owner, the owner the group to one of its own; a truncate needs
+    /// write permission, and so does setting the times to now for anyone but the owner.
+    fn permit_setattr(&self, ino: u64, who: &Caller, change: AttrChange) -> std::result::Result<(), Errno> {
+        let Some((a, _)) = self.attr(ino) else { return Err(Errno::ENOENT) };
+        let eperm = |ok: bool| if ok { Ok(()) } else { Err(Errno::EPERM) };
+        if change.mode {
+            eperm(who.owns(&a))?;
+        }
+        if change.uid.is_some_and(|u| u != a.uid) {
+            eperm(who.uid == 0)?;
+        }
+        if let Some(g) = change.gid.filter(|g| *g != a.gid) {
+            eperm(who.uid == 0 || (who.uid == a.uid && who.in_group(g)))?;
+        }
+        if change.size && !who.may(&a, MAY_WRITE) {
+            return Err(Errno::EACCES);
+        }
+        match change.mtime {
+            Some(fuser::TimeOrNow::SpecificTime(_)) => eperm(who.owns(&a))?,
+            Some(fuser::TimeOrNow::Now) if !who.owns(&a) && !who.may(&a, MAY_WRITE) => return Err(Errno::EACCES),
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn entry_ttl(&self, a: &Attr) -> Duration {
         if ingest_dir::owns(a.ino) {
             if self.ingest.is_volatile(a.ino) {
@@ -342,9 +402,12 @@ impl Filesystem for NightfoxFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes();
         if ingest_dir::owns(parent.0) {
+            if let Err(e) = self.permit(parent.0, &caller(req), MAY_EXEC) {
+                return reply.error(e);
+            }
             return match self.ingest.lookup(parent.0, name) {
                 Some(a) => reply.entry(&self.entry_ttl(&a), &to_file_attr(&a), Generation(0)),
                 None => reply.error(Errno::ENOENT),
@@ -368,8 +431,11 @@ impl Filesystem for NightfoxFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if ingest_dir::owns(ino.0) {
+            if let Err(e) = self.permit(ino.0, &caller(req), open_mask(flags.0)) {
+                return reply.error(e);
+            }
             let fh = match self.ingest.open(ino.0, flags.0) {
                 Ok(fh) => fh,
                 Err(e) => return reply.error(Errno::from_i32(e)),
@@ -544,7 +610,12 @@ impl Filesystem for NightfoxFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if ingest_dir::owns(ino.0) {
+            if let Err(e) = self.permit(ino.0, &caller(req), MAY_READ) {
+                return reply.error(e);
+            }
+        }
         let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
         let mut to_end = true;
         for (off, name, attr) in list.iter().skip(offset as usize) {
@@ -558,7 +629,12 @@ impl Filesystem for NightfoxFs {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        if ingest_dir::owns(ino.0) {
+            if let Err(e) = self.permit(ino.0, &caller(req), MAY_READ) {
+                return reply.error(e);
+            }
+        }
         let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
         let mut to_end = true;
         for (off, name, attr) in list.iter().skip(offset as usize) {
@@ -612,20 +688,20 @@ impl Filesystem for NightfoxFs {
         }
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        if self.attr(ino.0).is_none() {
-            return reply.error(Errno::ENOENT);
-        }
-        if mask.bits() & libc::W_OK != 0 && !ingest_dir::owns(ino.0) {
+    fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        if mask.bits() & libc::W_OK != 0 && !ingest_dir::owns(ino.0) && self.attr(ino.0).is_some() {
             return reply.error(Errno::EROFS);
         }
-        reply.ok();
+        match self.permit(ino.0, &caller(req), (mask.bits() & 0o7) as u16) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     // Outside `/ingest`, everything that would change the tree answers EROFS at once.
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -634,7 +710,7 @@ impl Filesystem for NightfoxFs {
         _atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -643,6 +719,11 @@ impl Filesystem for NightfoxFs {
     ) {
         if !ingest_dir::owns(ino.0) {
             return reply.error(Errno::EROFS);
+        }
+        // ftruncate on a descriptor open for writing needs no more permission than its open had.
+        let change = AttrChange { mode: mode.is_some(), uid, gid, size: size.is_some() && fh.is_none(), mtime };
+        if let Err(e) = self.permit_setattr(ino.0, &caller(req), change) {
+            return reply.error(e);
         }
         match self.ingest.setattr(ino.0, mode, uid, gid, size, mtime.map(ns)) {
             Ok(a) => reply.attr(&self.entry_ttl(&a), &to_file_attr(&a)),
@@ -656,23 +737,32 @@ impl Filesystem for NightfoxFs {
         if !ingest_dir::owns(p.0) {
             return reply.error(Errno::EROFS);
         }
+        if let Err(e) = self.permit(p.0, &caller(req), MAY_WRITE | MAY_EXEC) {
+            return reply.error(e);
+        }
         match self.ingest.mkdir(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
             Ok(a) => reply.entry(&INGEST_TTL, &to_file_attr(&a), Generation(0)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
-    fn unlink(&self, _r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         if !ingest_dir::owns(p.0) {
             return reply.error(Errno::EROFS);
+        }
+        if let Err(e) = self.permit(p.0, &caller(r), MAY_WRITE | MAY_EXEC) {
+            return reply.error(e);
         }
         match self.ingest.unlink(p.0, n.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
-    fn rmdir(&self, _r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         if !ingest_dir::owns(p.0) {
             return reply.error(Errno::EROFS);
+        }
+        if let Err(e) = self.permit(p.0, &caller(r), MAY_WRITE | MAY_EXEC) {
+            return reply.error(e);
         }
         match self.ingest.rmdir(p.0, n.as_bytes()) {
             Ok(()) => reply.ok(),
@@ -684,7 +774,7 @@ impl Filesystem for NightfoxFs {
     }
     fn rename(
         &self,
-        _r: &Request,
+        r: &Request,
         p: INodeNo,
         n: &OsStr,
         np: INodeNo,
@@ -696,6 +786,13 @@ impl Filesystem for NightfoxFs {
             (true, true) => {
                 if flags.bits() & libc::RENAME_EXCHANGE != 0 {
                     return reply.error(Errno::EINVAL);
+                }
+                let who = caller(r);
+                if let Err(e) = self
+                    .permit(p.0, &who, MAY_WRITE | MAY_EXEC)
+                    .and_then(|()| self.permit(np.0, &who, MAY_WRITE | MAY_EXEC))
+                {
+                    return reply.error(e);
                 }
                 let noreplace = flags.bits() & libc::RENAME_NOREPLACE != 0;
                 match self.ingest.rename(p.0, n.as_bytes(), np.0, nn.as_bytes(), noreplace) {
@@ -713,6 +810,9 @@ impl Filesystem for NightfoxFs {
     fn create(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, _f: i32, reply: fuser::ReplyCreate) {
         if !ingest_dir::owns(p.0) {
             return reply.error(Errno::EROFS);
+        }
+        if let Err(e) = self.permit(p.0, &caller(req), MAY_WRITE | MAY_EXEC) {
+            return reply.error(e);
         }
         match self.ingest.create(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
             Ok((a, fh)) => match self.open_ingest(fh, true, |f| reply.open_backing(f)) {
@@ -787,7 +887,9 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
         MountOption::Subtype("nightfox".into()),
         MountOption::NoDev,
         MountOption::NoSuid,
-        MountOption::DefaultPermissions,
+        // No DefaultPermissions: with it the kernel answers a write to the 0444/0555 tree with EACCES before asking
+        // this daemon, where every write outside `/ingest` answers EROFS; `/ingest` is checked here instead (see
+        // `NightfoxFs::permit`). Everyone may read the read-only tree (with --allow-other, any user).
     ];
     if opts.allow_other {
         config.acl = SessionACL::All;

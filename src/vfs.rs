@@ -568,6 +568,59 @@ pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Read, write and search/execute, as in a mode's `rwx` bits (and `access(2)`'s `R_OK`, `W_OK`, `X_OK`).
+pub const MAY_READ: u16 = 4;
+pub const MAY_WRITE: u16 = 2;
+pub const MAY_EXEC: u16 = 1;
+
+/// Who asks, for the permission checks a front end makes itself: the FUSE adapter mounts without the kernel's
+/// `default_permissions`, so that a write anywhere in the read-only tree reaches it and answers EROFS (the kernel
+/// would answer EACCES from the 0444/0555 modes first), and so checks the writable `/ingest` itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    /// For the supplementary groups (Linux: `/proc/<pid>/status`), read only when they can change the answer.
+    pub pid: u32,
+}
+
+impl Caller {
+    /// Whether the caller may do `mask` (`MAY_*` bits) on a node, decided as the kernel's `generic_permission`
+    /// decides for a mode and owner: root may do anything but execute a file that no one may execute; anyone else
+    /// gets the owner's, the group's or the others' bits, in that order.
+    pub fn may(&self, a: &Attr, mask: u16) -> bool {
+        if self.uid == 0 {
+            return mask & MAY_EXEC == 0 || a.kind == Kind::Dir || a.perm & 0o111 != 0;
+        }
+        let (user, group, other) = ((a.perm >> 6) & 7, (a.perm >> 3) & 7, a.perm & 7);
+        let bits = if self.uid == a.uid {
+            user
+        } else if group != other && self.in_group(a.gid) {
+            group
+        } else {
+            other
+        };
+        bits & mask == mask
+    }
+
+    /// Root or the node's owner: who may chmod it or set its times.
+    pub fn owns(&self, a: &Attr) -> bool {
+        self.uid == 0 || self.uid == a.uid
+    }
+
+    /// Whether the caller's primary or a supplementary group is `gid`.
+    pub fn in_group(&self, gid: u32) -> bool {
+        if self.gid == gid {
+            return true;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
+    }
+}
+
 /// Whether an extended attribute name is in a namespace the tree has at all: only `user.` (its own attributes).
 /// Security labels (`security.`), `trusted.` and POSIX ACLs (`system.posix_acl_*`) are not kept: a front end
 /// answers those as a filesystem without the namespace does (EOPNOTSUPP), so `ls -l` asks once per device instead
@@ -585,6 +638,37 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn permissions_follow_owner_group_and_other_bits() {
+        let attr = |perm: u16, kind: Kind| Attr {
+            ino: 9,
+            kind,
+            size: 0,
+            blocks: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            perm,
+            nlink: 1,
+            uid: 1000,
+            gid: 100,
+            blksize: 4096,
+        };
+        // pid 0 has no /proc entry: no supplementary groups.
+        let owner = Caller { uid: 1000, gid: 1000, pid: 0 };
+        let member = Caller { uid: 2000, gid: 100, pid: 0 };
+        let stranger = Caller { uid: 3000, gid: 3000, pid: 0 };
+        let root = Caller { uid: 0, gid: 0, pid: 0 };
+        let f = attr(0o640, Kind::File);
+        assert!(owner.may(&f, MAY_READ | MAY_WRITE));
+        assert!(member.may(&f, MAY_READ) && !member.may(&f, MAY_WRITE));
+        assert!(!stranger.may(&f, MAY_READ));
+        assert!(root.may(&f, MAY_READ | MAY_WRITE) && !root.may(&f, MAY_EXEC), "root executes only what someone may");
+        // The owner's class is the owner's bits, even when the others have more.
+        assert!(!owner.may(&attr(0o077, Kind::File), MAY_READ));
+        assert!(root.may(&attr(0o000, Kind::Dir), MAY_EXEC | MAY_WRITE));
+        assert!(owner.owns(&f) && root.owns(&f) && !member.owns(&f));
     }
 
     #[test]

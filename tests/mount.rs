@@ -502,3 +502,69 @@ fn a_large_directory_lists_every_entry_once() {
     }
     assert_eq!(self::names(&dir), want, "listed again");
 }
+
+/// Runs a shell script as `nobody` (no groups, C locale); returns whether it succeeded and its stderr.
+fn as_nobody(script: &str) -> (bool, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", script])
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Another user of an `--allow-other` mount reads the tree and gets EROFS for every write, as the owner does (the
+/// kernel's permission check would answer EACCES first); in `/ingest` the daemon keeps the modes and owners.
+#[test]
+fn another_user_gets_erofs_in_the_tree_and_the_modes_in_ingest() {
+    if !is_root() {
+        eprintln!("skipped: needs root (setpriv to another user)");
+        return;
+    }
+    let (env, couples, map) = archive();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &["--allow-other"]);
+    let dir = mp.join(&couples[0]).join("source/modern/sony-a7s-iii");
+    let file = dir.join("C0001.MP4");
+    let q = |p: &Path| format!("'{}'", p.display());
+    let src = map.iter().find(|(t, _)| t.ends_with("/C0001.MP4")).map(|(_, s)| s).unwrap();
+    let (ok, err) = as_nobody(&format!("cmp {} {}", q(&file), q(src)));
+    assert!(ok, "everyone reads the tree: {err}");
+    let (f, d) = (q(&file), q(&dir));
+    for script in [
+        format!("echo x >> {f}"),
+        format!("touch {d}/new.MP4"),
+        format!("mkdir {d}/sub"),
+        format!("chmod 644 {f}"),
+        format!("mv {f} {d}/renamed.MP4"),
+        format!("rm {f}"),
+        format!("truncate -s 0 {f}"),
+        format!("setfattr -n user.test -v 1 {f}"),
+    ] {
+        let (ok, err) = as_nobody(&script);
+        assert!(!ok && err.contains("Read-only file system"), "{script}: {err}");
+    }
+    assert_eq!(fs::read(&file).unwrap(), fs::read(src).unwrap(), "nothing changed");
+
+    // The couple folders in /ingest belong to the mounting user (root here), 0755.
+    let ingest = mp.join("ingest").join(&couples[0]);
+    let (ok, err) = as_nobody(&format!("touch {}/theirs.MP4", q(&ingest)));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    let mine = ingest.join("mine.txt");
+    fs::write(&mine, b"secret").unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, err) = as_nobody(&format!("cat {}", q(&mine)));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    // Handed to nobody, it is theirs to read and chmod; once it is read-only to them, not to write; never to give.
+    std::os::unix::fs::chown(&mine, Some(65534), None).unwrap();
+    let (ok, err) = as_nobody(&format!("cat {m} >/dev/null && chmod 400 {m}", m = q(&mine)));
+    assert!(ok, "{err}");
+    let (ok, err) = as_nobody(&format!("echo more >> {}", q(&mine)));
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    let (ok, err) = as_nobody(&format!("chown 0 {}", q(&mine)));
+    assert!(!ok && err.contains("Operation not permitted"), "{err}");
+    let m = fs::metadata(&mine).unwrap();
+    assert_eq!((m.uid(), m.permissions().mode() & 0o7777), (65534, 0o400));
+    assert_eq!(fs::read(&mine).unwrap(), b"secret");
+}

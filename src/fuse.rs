@@ -329,8 +329,8 @@ impl NightfoxFs {
     }
 
     /// The permission check the kernel leaves to the daemon (no `default_permissions`, see `mount_foreground`):
-    /// `Ok` when `who` may do `mask` on `ino`, else EACCES (ENOENT for a node that is gone). Only `/ingest` needs
-    /// it: the read-only tree is 0444/0555 and answers EROFS to every write.
+    /// `Ok` when `who` may do `mask` on `ino`, else EACCES (ENOENT for a node that is gone). `/ingest` and
+    /// `access(2)` ask it; the read-only tree needs no other check (0444/0555, and EROFS to every write).
     fn permit(&self, ino: u64, who: &Caller, mask: u16) -> std::result::Result<(), Errno> {
         match self.attr(ino) {
             None => Err(Errno::ENOENT),

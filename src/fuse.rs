@@ -1,7 +1,8 @@
 //! The thin fuser adapter: turns kernel requests into `vfs` calls and `vfs` answers into replies. It owns the
-//! open-file table (a descriptor per open, closed on release), kernel passthrough where the kernel and privileges
-//! allow it (probed at init, copy path otherwise), EROFS for every write, cached negative entries for the names
-//! Finder and file managers probe, errno mapping, stale-mount cleanup and unmounting on SIGINT/SIGTERM.
+//! open-file table (a descriptor per open, and one with O_DIRECT for streaming reads, closed on release), kernel
+//! passthrough where the kernel and privileges allow it (probed at init, copy path otherwise), EROFS for every
+//! write, the permission checks of `/ingest`, cached negative entries for the names Finder and file managers probe,
+//! errno mapping, stale-mount cleanup and unmounting on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -25,6 +26,7 @@ use crate::archive::Archive;
 use crate::catalog::{ns_to_system_time, system_time_ns};
 use crate::error::{Error, Result};
 use crate::ingest_dir::{self, IngestDir, INGEST_ROOT_INO};
+use crate::store::direct;
 use crate::vfs::{self, Attr, Caller, Kind, Vfs, MAY_EXEC, MAY_READ, MAY_WRITE};
 
 /// Content never changes: the kernel may cache attributes and entries for a long time.
@@ -40,8 +42,44 @@ pub struct MountOptions {
     pub no_passthrough: bool,
 }
 
+/// An open file of the read-only tree; `None` for the empty virtual file.
 struct OpenFile {
-    file: Option<Arc<File>>,
+    blob: Option<Arc<OpenBlob>>,
+}
+
+/// Reads of this size or more are streaming reads (the kernel's read-ahead asks in requests up to its window, 1 MiB
+/// once `raise_read_ahead` raised it); the copy path reads them from the blob with O_DIRECT. Smaller ones (single
+/// pages, scrubbing, random reads, every read while the window is the kernel's 128 KiB) go through the page cache,
+/// where the blob's own read-ahead and read-around help them.
+const DIRECT_READ_MIN: u32 = 256 << 10;
+
+/// A blob opened for a FUSE open: the descriptor kept for passthrough or read through the page cache, and one with
+/// O_DIRECT opened at the first streaming read. A streaming read through the page cache would cache every byte
+/// twice (the mount's own page cache keeps it, FOPEN_KEEP_CACHE) and copy it once more; direct, the device writes
+/// straight into the reply buffer.
+struct OpenBlob {
+    path: PathBuf,
+    file: File,
+    /// `None` inside when the filesystem refuses O_DIRECT.
+    direct: std::sync::OnceLock<Option<File>>,
+}
+
+impl OpenBlob {
+    fn new(path: PathBuf, file: File) -> Arc<OpenBlob> {
+        Arc::new(OpenBlob { path, file, direct: std::sync::OnceLock::new() })
+    }
+
+    /// The descriptor a read of `size` bytes uses.
+    fn for_read(&self, size: u32) -> &File {
+        if size < DIRECT_READ_MIN {
+            return &self.file;
+        }
+        let direct = self.direct.get_or_init(|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&self.path).ok()
+        });
+        direct.as_ref().unwrap_or(&self.file)
+    }
 }
 
 struct Backing {
@@ -78,8 +116,23 @@ type Listing = Vec<(u64, Vec<u8>, Attr)>;
 const MAX_PARTIAL: usize = 1024;
 
 thread_local! {
-    /// The copy path's read buffer of each FUSE worker thread.
-    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The copy path's read buffer of each FUSE worker thread, aligned for direct reads of the blob (4 MiB; a READ
+    /// asks at most `max_pages`, 1 MiB).
+    static READ_BUF: std::cell::RefCell<Option<direct::AlignedBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
+fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0usize;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// File handles of the ingest directory come from its own range (see `IngestDir`).
@@ -251,9 +304,15 @@ impl NightfoxFs {
         self.next_fh.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn open_blob(&self, hash: &str) -> std::io::Result<File> {
+    fn open_blob(&self, hash: &str) -> std::io::Result<Arc<OpenBlob>> {
         let path = self.vfs.blob_path(hash);
-        File::open(&path).inspect_err(|e| error!("blob {hash} cannot be opened ({path:?}): {e}"))
+        match File::open(&path) {
+            Ok(f) => Ok(OpenBlob::new(path, f)),
+            Err(e) => {
+                error!("blob {hash} cannot be opened ({path:?}): {e}");
+                Err(e)
+            }
+        }
     }
 
     /// Attributes of any inode, and how long the kernel may keep them.
@@ -457,11 +516,11 @@ impl Filesystem for NightfoxFs {
         let fh = self.fh();
         let Some(fr) = self.vfs.file_ref(ino.0) else {
             // The empty virtual file.
-            self.files.lock().insert(fh, OpenFile { file: None });
+            self.files.lock().insert(fh, OpenFile { blob: None });
             return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
         };
-        let file = match self.open_blob(&fr.hash) {
-            Ok(f) => f,
+        let blob = match self.open_blob(&fr.hash) {
+            Ok(b) => b,
             Err(_) => return reply.error(Errno::EIO),
         };
         if self.passthrough.load(Ordering::Relaxed) {
@@ -469,14 +528,14 @@ impl Filesystem for NightfoxFs {
             if let Some(b) = backing.get_mut(&ino.0) {
                 b.opens += 1;
                 reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b.id);
-                self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
+                self.files.lock().insert(fh, OpenFile { blob: Some(blob) });
                 return;
             }
-            match reply.open_backing(&file) {
+            match reply.open_backing(&blob.file) {
                 Ok(id) => {
                     reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
                     backing.insert(ino.0, Backing { id, opens: 1 });
-                    self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
+                    self.files.lock().insert(fh, OpenFile { blob: Some(blob) });
                     return;
                 }
                 Err(e) => {
@@ -485,7 +544,7 @@ impl Filesystem for NightfoxFs {
                 }
             }
         }
-        self.files.lock().insert(fh, OpenFile { file: Some(Arc::new(file)) });
+        self.files.lock().insert(fh, OpenFile { blob: Some(blob) });
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
     }
 
@@ -506,30 +565,37 @@ impl Filesystem for NightfoxFs {
                 Err(e) => reply.error(Errno::from_i32(e)),
             };
         }
-        let file = match self.files.lock().get(&fh.0) {
-            Some(OpenFile { file: Some(f) }) => Arc::clone(f),
-            Some(OpenFile { file: None }) => return reply.data(&[]),
+        let blob = match self.files.lock().get(&fh.0) {
+            Some(OpenFile { blob: Some(b) }) => Arc::clone(b),
+            Some(OpenFile { blob: None }) => return reply.data(&[]),
             None => return reply.error(Errno::EBADF),
         };
-        READ_BUF.with_borrow_mut(|buf| {
-            // One buffer per worker thread, grown to the largest request and reused (not zeroed for every read).
-            if buf.len() < size as usize {
-                buf.resize(size as usize, 0);
-            }
-            let buf = &mut buf[..size as usize];
-            let mut n = 0usize;
-            while n < buf.len() {
-                match file.read_at(&mut buf[n..], offset + n as u64) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        error!("read of inode {} failed: {e}", ino.0);
-                        return reply.error(Errno::EIO);
-                    }
+        READ_BUF.with_borrow_mut(|slot| {
+            let aligned = slot.get_or_insert_with(direct::take_buf);
+            let mut big = Vec::new();
+            let buf = match aligned.get_mut(..size as usize) {
+                Some(b) => b,
+                None => {
+                    big.resize(size as usize, 0);
+                    &mut big[..]
+                }
+            };
+            // The kernel's reads of a cached file are page-aligned; what a direct read refuses (EINVAL: an unaligned
+            // offset or length, say from a client's own O_DIRECT read) is read again through the page cache.
+            let file = blob.for_read(size);
+            let r = match read_full(file, buf, offset) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !std::ptr::eq(file, &blob.file) => {
+                    read_full(&blob.file, buf, offset)
+                }
+                r => r,
+            };
+            match r {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => {
+                    error!("read of inode {} failed: {e}", ino.0);
+                    reply.error(Errno::EIO)
                 }
             }
-            reply.data(&buf[..n]);
         })
     }
 

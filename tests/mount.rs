@@ -188,6 +188,36 @@ fn eight_threads_random_offsets_copy_path() {
     random_reads(&["--no-passthrough"]);
 }
 
+/// The copy path reads blobs with O_DIRECT; a client's own O_DIRECT reads reach it at any offset and length (the
+/// kernel sends them as they are), and still get the right bytes.
+#[test]
+fn a_client_reading_with_o_direct_gets_the_right_bytes_copy_path() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let env = Env::new();
+    let c = env.couple("Direct", "2025-01-01");
+    let src = env.path("card/C0001.MP4");
+    write_big(&src, (3 << 20) + 1234, 7);
+    env.ok(&["import", "--couple", &c, src.to_str().unwrap()]);
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &["--no-passthrough"]);
+    let want = fs::read(&src).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(mp.join(&c).join("source/modern/unknown/C0001.MP4"))
+        .unwrap();
+    let len = want.len();
+    let reads =
+        [(0, 4096), (3, 1000), (4095, 8193), (1 << 20, 1 << 20), (3, 600_000), (len - 1001, 7777), (len - 4096, 4096)];
+    for (off, n) in reads {
+        let mut buf = vec![0u8; n];
+        let got = f.read_at(&mut buf, off as u64).unwrap();
+        let end = (off + n).min(len);
+        assert_eq!(got, end - off, "offset {off}");
+        assert_eq!(&buf[..got], &want[off..end], "offset {off} length {n}");
+    }
+}
+
 #[test]
 fn eight_threads_random_offsets_passthrough_when_available() {
     random_reads(&[]);

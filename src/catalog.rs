@@ -190,6 +190,13 @@ pub fn ns_to_system_time(ns: i64) -> SystemTime {
     }
 }
 
+/// The columns `Catalog::camera_from_row` reads, in its order (a macro, so `concat!` can build queries from it).
+macro_rules! camera_columns {
+    () => {
+        "c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto"
+    };
+}
+
 /// The three kinds of footage a wedding film is cut from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -789,9 +796,13 @@ impl Catalog {
     pub fn camera_listing(&self) -> Result<Vec<CameraListing>> {
         rows(
             &self.conn,
-            "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto, IFNULL(k.n, 0)
-             FROM cameras c LEFT JOIN (SELECT camera_id, COUNT(*) AS n FROM files GROUP BY camera_id) k
-             ON k.camera_id = c.id ORDER BY c.slug",
+            concat!(
+                "SELECT ",
+                camera_columns!(),
+                ", IFNULL(k.n, 0) FROM cameras c
+                 LEFT JOIN (SELECT camera_id, COUNT(*) AS n FROM files GROUP BY camera_id) k ON k.camera_id = c.id
+                 ORDER BY c.slug"
+            ),
             [],
             |r| Ok(CameraListing { camera: Catalog::camera_from_row(r)?, file_count: r.get(8)? }),
             "list cameras",
@@ -1677,8 +1688,7 @@ fn rows<T, P: rusqlite::Params>(
     rows.collect::<rusqlite::Result<Vec<_>>>().ctx(ctx)
 }
 
-const CAMERA_SELECT: &str =
-    "SELECT c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto FROM cameras c";
+const CAMERA_SELECT: &str = concat!("SELECT ", camera_columns!(), " FROM cameras c");
 
 fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
     rows(conn, &format!("{CAMERA_SELECT} ORDER BY c.slug"), [], Catalog::camera_from_row, "list cameras")

@@ -362,14 +362,17 @@ impl NightfoxFs {
     }
 
     /// The listing a read at `offset` comes from: a fresh one at the start of the directory, else the one the
-    /// earlier parts of this read came from.
-    fn listing_at(&self, ino: u64, offset: u64) -> Option<Arc<Listing>> {
+    /// earlier parts of this read came from. A directory of `/ingest` needs read permission (see `permit`).
+    fn listing_at(&self, req: &Request, ino: u64, offset: u64) -> std::result::Result<Arc<Listing>, Errno> {
+        if ingest_dir::owns(ino) {
+            self.permit(ino, &caller(req), MAY_READ)?;
+        }
         if offset > 0 {
             if let Some(l) = self.partial.lock().get(&ino) {
-                return Some(Arc::clone(l));
+                return Ok(Arc::clone(l));
             }
         }
-        self.listing(ino).map(Arc::new)
+        self.listing(ino).map(Arc::new).ok_or(Errno::ENOENT)
     }
 
     /// Keeps a listing whose end was not handed out yet for the next part of the read; forgets it once it was.
@@ -677,12 +680,10 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        if ingest_dir::owns(ino.0) {
-            if let Err(e) = self.permit(ino.0, &caller(req), MAY_READ) {
-                return reply.error(e);
-            }
-        }
-        let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
+        let list = match self.listing_at(req, ino.0, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
         let mut to_end = true;
         for (off, name, attr) in list.iter().skip(offset as usize) {
             let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
@@ -696,12 +697,10 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        if ingest_dir::owns(ino.0) {
-            if let Err(e) = self.permit(ino.0, &caller(req), MAY_READ) {
-                return reply.error(e);
-            }
-        }
-        let Some(list) = self.listing_at(ino.0, offset) else { return reply.error(Errno::ENOENT) };
+        let list = match self.listing_at(req, ino.0, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
         let mut to_end = true;
         for (off, name, attr) in list.iter().skip(offset as usize) {
             let ttl = self.entry_ttl(attr);

@@ -163,6 +163,31 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX ingest_entries_name ON ingest_entries(couple_id, IFNULL(parent_id, 0), name);
     "#,
+    // 5: real cards. Blob health as `verify` found it (rot, loss) until a verified copy heals it; salvaged files
+    // with the ranges that could not be read; partial copies kept for a resume inside a file; the current run of
+    // a session (speed and ETA); the archive's own event log (heals, damage), which the mount follows.
+    r#"
+    ALTER TABLE blobs ADD COLUMN health TEXT NOT NULL DEFAULT 'ok' CHECK (health IN ('ok','damaged','missing'));
+    ALTER TABLE blobs ADD COLUMN problem TEXT;
+    CREATE INDEX blobs_unhealthy ON blobs(health) WHERE health <> 'ok';
+    ALTER TABLE files ADD COLUMN bad_ranges TEXT;
+    CREATE INDEX files_damaged ON files(couple_id, original_path) WHERE bad_ranges IS NOT NULL;
+    ALTER TABLE import_items ADD COLUMN bad_ranges TEXT;
+    ALTER TABLE import_items ADD COLUMN resume_offset INTEGER;
+    ALTER TABLE import_items ADD COLUMN healed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN salvage INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN run_started_at INTEGER;
+    ALTER TABLE import_sessions ADD COLUMN run_bytes_start INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        blob_hash   TEXT,
+        file_id     INTEGER,
+        session_id  INTEGER,
+        message     TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Current schema version this build writes.
@@ -371,6 +396,19 @@ pub struct Session {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// `import --salvage`: unreadable ranges of a damaged file are zero-filled and recorded instead of failing it.
+    pub salvage: bool,
+    /// When the current (or last) run of this session started, and how many bytes were processed then: speed
+    /// and ETA are measured over the run, not since the session was created.
+    pub run_started_at: Option<i64>,
+    pub run_bytes_start: i64,
+}
+
+impl Session {
+    /// True while the session can still be worked on: not completed or failed, and not cancelled for good.
+    pub fn is_open(&self) -> bool {
+        !self.status.is_final() && self.can_resume
+    }
 }
 
 /// The per-file states of an import item.
@@ -434,6 +472,12 @@ pub struct Item {
     pub sidecar_of: Option<i64>,
     pub file_id: Option<i64>,
     pub error: Option<String>,
+    /// Salvaged: the ranges that could not be read and were stored as zeros (JSON `[[start, len], ...]`).
+    pub bad_ranges: Option<String>,
+    /// Bytes of a kept partial copy in `tmp/` known to be durable (a resume continues from there).
+    pub resume_offset: Option<u64>,
+    /// This item's verified copy replaced a damaged or missing blob.
+    pub healed: bool,
 }
 
 /// A new item as the scanner records it. `sidecar_of` is an index into the same batch.
@@ -468,6 +512,8 @@ pub struct FileRow {
     pub sidecar_of: Option<i64>,
     /// Capture time from the file's metadata (Unix seconds), if it said.
     pub captured_at: Option<i64>,
+    /// A salvaged copy: the ranges of the original that could not be read, stored as zeros (JSON).
+    pub bad_ranges: Option<String>,
 }
 
 /// A file to insert; the display name is chosen by the caller (see `organize`).
@@ -486,6 +532,7 @@ pub struct NewFile<'a> {
     pub session_id: Option<i64>,
     pub sidecar_of: Option<i64>,
     pub captured_at: Option<i64>,
+    pub bad_ranges: Option<&'a str>,
 }
 
 /// A configured SMB or NFS source. The password is only ever held encrypted here.
@@ -596,6 +643,19 @@ pub struct BlobRow {
     pub size: u64,
     pub stored_at: i64,
     pub verified_at: Option<i64>,
+}
+
+/// An entry of the archive's event log.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchiveEvent {
+    pub id: i64,
+    pub at: i64,
+    /// `blob_damaged`, `blob_missing`, `blob_healed` or `file_replaced`.
+    pub kind: String,
+    pub blob_hash: Option<String>,
+    pub file_id: Option<i64>,
+    pub session_id: Option<i64>,
+    pub message: String,
 }
 
 /// Counters added to a session in one step.
@@ -829,14 +889,15 @@ impl Catalog {
         source: &str,
         source_paths: &[Vec<u8>],
         source_id: Option<i64>,
+        salvage: bool,
     ) -> Result<i64> {
         let t = now();
         let ft = footage_type.unwrap_or(FootageType::Modern);
         self.conn
             .execute(
                 "INSERT INTO import_sessions (couple_id, status, footage_type, type_explicit, camera_id, duplicates,
-                     source, source_paths, created_at, updated_at, source_id)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                     source, source_paths, created_at, updated_at, source_id, salvage)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
                 params![
                     couple_id,
                     ft.as_str(),
@@ -846,7 +907,8 @@ impl Catalog {
                     source,
                     join_paths(source_paths),
                     t,
-                    source_id
+                    source_id,
+                    salvage
                 ],
             )
             .ctx("create import session")?;
@@ -856,7 +918,8 @@ impl Catalog {
     const SESSION_SELECT: &'static str = "SELECT s.id, s.couple_id, c.folder_name, s.status, s.last_step, s.can_resume,
             s.footage_type, s.camera_id, s.duplicates, s.source, s.source_paths, s.files_total, s.files_processed,
             s.files_duplicate, s.files_error, s.bytes_total, s.bytes_processed, s.bytes_duplicate, s.bytes_error,
-            s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit, s.source_id
+            s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit, s.source_id, s.salvage,
+            s.run_started_at, s.run_bytes_start
          FROM import_sessions s JOIN couples c ON c.id = s.couple_id";
 
     fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
@@ -890,6 +953,9 @@ impl Catalog {
             created_at: r.get(20)?,
             updated_at: r.get(21)?,
             finished_at: r.get(22)?,
+            salvage: r.get(25)?,
+            run_started_at: r.get(26)?,
+            run_bytes_start: r.get(27)?,
         })
     }
 
@@ -937,6 +1003,60 @@ impl Catalog {
             )
             .ctx("update session status")?;
         Ok(())
+    }
+
+    /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here.
+    pub fn start_run(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET run_started_at = ?2, run_bytes_start = bytes_processed - bytes_duplicate
+                 WHERE id = ?1",
+                params![id, now()],
+            )
+            .ctx("start session run")?;
+        Ok(())
+    }
+
+    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued.
+    pub fn cancel_session(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET status = 'cancelled', can_resume = 0, error = 'cancelled for good by the user',
+                    updated_at = ?2, finished_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )
+            .ctx("cancel session")?;
+        Ok(())
+    }
+
+    /// Makes a finished session's failed files pending again, for `resume` to retry them; returns how many.
+    pub fn reset_failed_items(&self, id: i64) -> Result<usize> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE import_items SET state = 'pending', error = NULL, hash = NULL, updated_at = ?2
+                 WHERE session_id = ?1 AND state = 'failed'",
+                params![id, now()],
+            )
+            .ctx("retry failed items")?;
+        if n > 0 {
+            self.conn
+                .execute(
+                    "UPDATE import_sessions SET status = 'paused', can_resume = 1, finished_at = NULL WHERE id = ?1",
+                    [id],
+                )
+                .ctx("reopen session")?;
+            self.recount_session(id)?;
+        }
+        Ok(n)
+    }
+
+    /// Commits of this connection wait for the disk (`synchronous=FULL`) when `durable`: a post-import delete or
+    /// move of the source acts only on what a power loss cannot take back.
+    pub fn set_durable_commits(&self, durable: bool) -> Result<()> {
+        self.conn
+            .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+            .ctx("set synchronous")
     }
 
     /// Recomputes a session's counters from its items (the items are the truth).
@@ -1019,13 +1139,17 @@ impl Catalog {
             sidecar_of: r.get(8)?,
             file_id: r.get(9)?,
             error: r.get(10)?,
+            bad_ranges: r.get(11)?,
+            resume_offset: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+            healed: r.get(13)?,
         })
     }
 
     pub fn items(&self, session_id: i64) -> Result<Vec<Item>> {
         rows(
             &self.conn,
-            "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
+            "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error,
+                    bad_ranges, resume_offset, healed
                  FROM import_items WHERE session_id = ?1 ORDER BY id",
             [session_id],
             Self::item_from_row,
@@ -1061,6 +1185,35 @@ impl Catalog {
             }
         }
         tx.commit().ctx("commit copies")
+    }
+
+    /// Records the ranges of a salvaged copy that could not be read (JSON), with the copy.
+    pub fn set_item_damage(&self, id: i64, bad_ranges: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_items SET bad_ranges = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, bad_ranges, now()],
+            )
+            .ctx("record damage")?;
+        Ok(())
+    }
+
+    /// Records that the first `offset` bytes of an item's partial copy are durable in `tmp/`, with the size and
+    /// mtime the source had (a resume continues only from the same version of the file); `None` forgets it.
+    pub fn set_item_checkpoint(&self, id: i64, checkpoint: Option<(u64, u64, i64)>) -> Result<()> {
+        let t = now();
+        match checkpoint {
+            Some((offset, size, mtime_ns)) => self.conn.execute(
+                "UPDATE import_items SET resume_offset = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, offset as i64, size as i64, mtime_ns, t],
+            ),
+            None => self.conn.execute(
+                "UPDATE import_items SET resume_offset = NULL, updated_at = ?2 WHERE id = ?1 AND resume_offset IS NOT NULL",
+                params![id, t],
+            ),
+        }
+        .ctx("record copy checkpoint")?;
+        Ok(())
     }
 
     /// Forgets a hash computed from an older version of the source.
@@ -1144,6 +1297,91 @@ impl Catalog {
         tx.commit().ctx("commit verify")
     }
 
+    /// Records what `verify` found wrong with a blob (`damaged` or `missing`), with an event when that is news.
+    pub fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE blobs SET health = ?2, problem = ?3 WHERE hash = ?1 AND health <> ?2",
+                params![hash, health, problem],
+            )
+            .ctx("record blob health")?;
+        if n > 0 {
+            self.event(&format!("blob_{health}"), Some(hash), None, None, problem)?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Blobs that `verify` found damaged or missing and that no verified copy has healed yet: `(hash, health)`.
+    pub fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>> {
+        rows(
+            &self.conn,
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+            "list unhealthy blobs",
+        )
+    }
+
+    /// `ok`, `damaged` or `missing` for a catalogued blob; `None` for content the catalog does not know.
+    pub fn blob_health(&self, hash: &str) -> Result<Option<String>> {
+        blob_health_on(&self.conn, hash)
+    }
+
+    /// Marks a blob whole again (its file was replaced by a verified copy, or found whole by `verify`), with an
+    /// event naming how.
+    pub fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
+        heal_blob_on(&self.conn, hash, session_id, how)
+    }
+
+    /// Appends to the archive's event log.
+    pub fn event(
+        &self,
+        kind: &str,
+        hash: Option<&str>,
+        file_id: Option<i64>,
+        session_id: Option<i64>,
+        message: &str,
+    ) -> Result<()> {
+        add_archive_event(&self.conn, kind, hash, file_id, session_id, message)
+    }
+
+    /// Archive events after `after` (oldest first): what changed about blobs and files already shown.
+    pub fn events_after(&self, after: i64, limit: u32) -> Result<Vec<ArchiveEvent>> {
+        rows(
+            &self.conn,
+            "SELECT id, at, kind, blob_hash, file_id, session_id, message FROM events WHERE id > ?1
+               ORDER BY id LIMIT ?2",
+            params![after, limit],
+            |r| {
+                Ok(ArchiveEvent {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    kind: r.get(2)?,
+                    blob_hash: r.get(3)?,
+                    file_id: r.get(4)?,
+                    session_id: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            },
+            "list events",
+        )
+    }
+
+    /// The id of the newest archive event (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64> {
+        self.conn.query_row("SELECT IFNULL(MAX(id), 0) FROM events", [], |r| r.get(0)).ctx("last event")
+    }
+
+    /// Files stored from salvaged (damaged) copies, of one couple or all.
+    pub fn damaged_files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
+        let sql = format!(
+            "{} WHERE f.bad_ranges IS NOT NULL AND (?1 IS NULL OR f.couple_id = ?1) ORDER BY f.id",
+            Self::FILE_SELECT
+        );
+        rows(&self.conn, &sql, [couple_id], Self::file_from_row, "list damaged files")
+    }
+
     /// Sizes of every file already in a couple: the candidates for duplicate detection.
     pub fn couple_sizes(&self, couple_id: i64) -> Result<std::collections::HashSet<u64>> {
         let mut st = self
@@ -1169,7 +1407,8 @@ impl Catalog {
     }
 
     const FILE_SELECT: &'static str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
-            f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id, f.captured_at
+            f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id, f.captured_at,
+            f.bad_ranges
          FROM files f JOIN blobs b ON b.hash = f.blob_hash";
 
     fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
@@ -1190,6 +1429,7 @@ impl Catalog {
             sidecar_of: r.get(12)?,
             blob_id: r.get(13)?,
             captured_at: r.get(14)?,
+            bad_ranges: r.get(15)?,
         })
     }
 
@@ -1540,7 +1780,8 @@ impl Catalog {
     pub fn item(&self, id: i64) -> Result<Option<Item>> {
         self.conn
             .query_row(
-                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error
+                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error,
+                    bad_ranges, resume_offset, healed
                  FROM import_items WHERE id = ?1",
                 [id],
                 Self::item_from_row,
@@ -1711,11 +1952,49 @@ fn slug_taken(conn: &Connection, slug: &str) -> Result<bool> {
 
 fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {
     conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM files WHERE blob_hash = ?2 AND couple_id = ?1)",
+        "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.hash = f.blob_hash
+           WHERE f.blob_hash = ?2 AND f.couple_id = ?1 AND b.health = 'ok')",
         params![couple_id, hash],
         |r| r.get(0),
     )
     .ctx("check duplicate")
+}
+
+fn blob_health_on(conn: &Connection, hash: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT health FROM blobs WHERE hash = ?1")
+        .ctx("blob health")?
+        .query_row([hash], |r| r.get(0))
+        .optional()
+        .ctx("blob health")
+}
+
+fn heal_blob_on(conn: &Connection, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
+    let n = conn
+        .execute(
+            "UPDATE blobs SET health = 'ok', problem = NULL, verified_at = ?2 WHERE hash = ?1 AND health <> 'ok'",
+            params![hash, now()],
+        )
+        .ctx("heal blob")?;
+    if n > 0 {
+        add_archive_event(conn, "blob_healed", Some(hash), None, session_id, how)?;
+    }
+    Ok(())
+}
+
+fn add_archive_event(
+    conn: &Connection,
+    kind: &str,
+    hash: Option<&str>,
+    file_id: Option<i64>,
+    session_id: Option<i64>,
+    message: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, kind, blob_hash, file_id, session_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now(), kind, hash, file_id, session_id, message],
+    )
+    .ctx("record event")?;
+    Ok(())
 }
 
 fn add_progress(conn: &Connection, session_id: i64, p: Progress) -> Result<()> {
@@ -1746,6 +2025,61 @@ pub struct Finalize<'a> {
 }
 
 impl Finalize<'_> {
+    /// See [`Catalog::blob_health`].
+    pub fn blob_health(&self, hash: &str) -> Result<Option<String>> {
+        blob_health_on(&self.tx, hash)
+    }
+
+    /// See [`Catalog::heal_blob`].
+    pub fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
+        heal_blob_on(&self.tx, hash, session_id, how)
+    }
+
+    /// A salvaged (damaged) file of the couple that came from the same original path with the same size: what a
+    /// later clean read of that file replaces.
+    pub fn damaged_file_like(&self, couple_id: i64, original_path: &[u8], size: u64) -> Result<Option<i64>> {
+        self.tx
+            .query_row(
+                "SELECT f.id FROM files f JOIN blobs b ON b.hash = f.blob_hash
+                   WHERE f.couple_id = ?1 AND f.original_path = ?2 AND f.bad_ranges IS NOT NULL AND b.size = ?3
+                   ORDER BY f.id LIMIT 1",
+                params![couple_id, original_path, size as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("find damaged file")
+    }
+
+    /// Replaces a salvaged file's content with a clean verified copy: same file, path and inode, new blob; an event
+    /// tells the mount to drop what it cached.
+    pub fn replace_damaged(&mut self, file_id: i64, hash: &str, size: u64, session_id: i64) -> Result<()> {
+        let t = now();
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, stored_at, verified_at) VALUES (?1, ?2, ?3, ?3)",
+                params![hash, size as i64, t],
+            )
+            .ctx("insert blob")?;
+        let old: String = self
+            .tx
+            .query_row("SELECT blob_hash FROM files WHERE id = ?1", [file_id], |r| r.get(0))
+            .ctx("find damaged file")?;
+        self.tx
+            .execute(
+                "UPDATE files SET blob_hash = ?2, bad_ranges = NULL, session_id = ?3 WHERE id = ?1",
+                params![file_id, hash, session_id],
+            )
+            .ctx("replace damaged file")?;
+        add_archive_event(
+            &self.tx,
+            "file_replaced",
+            Some(hash),
+            Some(file_id),
+            Some(session_id),
+            &format!("salvaged copy {old} replaced by a clean verified copy"),
+        )
+    }
+
     pub fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool> {
         has_blob_in_couple(&self.tx, couple_id, hash)
     }
@@ -1817,8 +2151,9 @@ impl Finalize<'_> {
         self.tx
             .execute(
                 "INSERT INTO files (couple_id, footage_type, camera_id, blob_hash, display_name, name_key,
-                    original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of, captured_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of, captured_at,
+                    bad_ranges)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     f.couple_id,
                     f.footage_type.as_str(),
@@ -1832,7 +2167,8 @@ impl Finalize<'_> {
                     t,
                     f.session_id,
                     f.sidecar_of,
-                    f.captured_at
+                    f.captured_at,
+                    f.bad_ranges
                 ],
             )
             .ctx("insert file")?;
@@ -1843,8 +2179,9 @@ impl Finalize<'_> {
     pub fn item_done(&mut self, item: &Item, file_id: i64) -> Result<()> {
         self.tx
             .execute(
-                "UPDATE import_items SET state = 'done', file_id = ?2, error = NULL, updated_at = ?3 WHERE id = ?1",
-                params![item.id, file_id, now()],
+                "UPDATE import_items SET state = 'done', file_id = ?2, error = NULL, updated_at = ?3, healed = ?4,
+                    bad_ranges = ?5 WHERE id = ?1",
+                params![item.id, file_id, now(), item.healed, item.bad_ranges],
             )
             .ctx("mark item done")?;
         self.progress.add(Progress::one(ItemState::Done, item.size));
@@ -1855,8 +2192,8 @@ impl Finalize<'_> {
     pub fn item_end(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()> {
         self.tx
             .execute(
-                "UPDATE import_items SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-                params![item.id, state.as_str(), error, now()],
+                "UPDATE import_items SET state = ?2, error = ?3, updated_at = ?4, healed = ?5 WHERE id = ?1",
+                params![item.id, state.as_str(), error, now(), item.healed],
             )
             .ctx("end item")?;
         self.progress.add(Progress::one(state, item.size));

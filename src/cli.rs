@@ -51,6 +51,10 @@ enum Command {
         /// What to do with content already in the couple: skip or import.
         #[arg(long, default_value = "skip", value_parser = parse_dup)]
         duplicates: DuplicateAction,
+        /// Copy what can be read of a damaged file (unreadable ranges stored as zeros and recorded; the file is
+        /// catalogued as damaged) instead of failing it.
+        #[arg(long)]
+        salvage: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -416,11 +420,11 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Import { couple, footage_type, camera, duplicates, json, paths } => {
+        Command::Import { couple, footage_type, camera, duplicates, salvage, json, paths } => {
             let a = open(&cli.archive)?;
             let obs = bars();
             let imp = Importer::new(&a, &obs, cancel_flag());
-            let s = imp.import(&ImportRequest { couple, footage_type, camera, duplicates, paths })?;
+            let s = imp.import(&ImportRequest { couple, footage_type, camera, duplicates, paths, salvage })?;
             print_summary(&s, json)
         }
         Command::Resume { id, json } => {

@@ -948,6 +948,7 @@ impl IngestDir {
             &format!("ingest:{label}"),
             &[label.into_bytes()],
             None,
+            false,
         )?;
         cat.set_session_status(id, SessionStatus::Copying, None)?;
         sessions.insert(couple, id);

@@ -38,6 +38,8 @@ pub struct ImportRequest {
     pub camera: Option<String>,
     pub duplicates: DuplicateAction,
     pub paths: Vec<PathBuf>,
+    /// Copy what can be read of a damaged file (unreadable ranges as zeros, recorded) instead of failing it.
+    pub salvage: bool,
 }
 
 /// Receives progress; the CLI draws bars with it, tests and scripts ignore it.
@@ -249,7 +251,16 @@ impl<'a> Importer<'a> {
         let source = LocalSource::new(&roots);
         let raw: Vec<Vec<u8>> = roots.iter().map(|r| path_bytes(r)).collect();
         let id =
-            cat.create_session(couple.id, req.footage_type, camera_id, req.duplicates, &source.describe(), &raw, None)?;
+            cat.create_session(
+            couple.id,
+            req.footage_type,
+            camera_id,
+            req.duplicates,
+            &source.describe(),
+            &raw,
+            None,
+            req.salvage,
+        )?;
         lock.write_note(&id.to_string())?;
         info!(session = id, couple = %couple.folder_name, "import session started");
         let run = self.new_run(cat.session(id)?, &source, roots, true)?;
@@ -277,6 +288,7 @@ impl<'a> Importer<'a> {
             &row.url(),
             &[path_bytes(&root)],
             Some(source_id),
+            false,
         )?;
         lock.write_note(&id.to_string())?;
         info!(session = id, source = source_id, "network import session started");
@@ -1136,6 +1148,7 @@ impl<'a> Importer<'a> {
                 session_id: Some(session.id),
                 sidecar_of: clip_file,
                 captured_at: info.captured_at,
+                bad_ranges: it.bad_ranges.as_deref(),
             })?;
             tx.item_done(it, fid)?;
             placed.insert(it.id, (fid, original, name));

@@ -15,6 +15,51 @@ use crate::media::MediaInfo;
 /// Longest name a directory entry may have on Linux (and in the FUSE protocol).
 pub const NAME_MAX: usize = 255;
 
+/// Folders that operating systems write onto cards and shares; nothing inside them is footage.
+const LITTER_DIRS: &[(&str, &str)] = &[
+    (".Spotlight-V100", "macOS Spotlight index"),
+    (".Trashes", "macOS trash"),
+    (".fseventsd", "macOS file system event log"),
+    (".TemporaryItems", "macOS temporary items"),
+    (".DocumentRevisions-V100", "macOS document versions"),
+    ("System Volume Information", "Windows system folder"),
+    ("$RECYCLE.BIN", "Windows recycle bin"),
+    ("lost+found", "fsck's lost+found"),
+];
+
+/// Files that operating systems write next to footage.
+const LITTER_FILES: &[(&str, &str)] = &[
+    (".DS_Store", "macOS Finder metadata"),
+    (".apdisk", "macOS AirPort disk metadata"),
+    ("Icon\r", "macOS custom folder icon"),
+    ("Thumbs.db", "Windows thumbnail cache"),
+    ("desktop.ini", "Windows folder settings"),
+];
+
+/// Why a path (relative, `/`-separated) is operating-system litter and never footage, or `None` when it may be
+/// footage: macOS `.DS_Store`, AppleDouble `._*` files (resource forks and xattrs of the file of the same name),
+/// Spotlight, trash and event-log folders; Windows `Thumbs.db`, `desktop.ini`, `System Volume Information`,
+/// `$RECYCLE.BIN`; Linux `.Trash-<uid>` and `lost+found`. The same list serves imports, sources and `/ingest`.
+/// Names are compared case-insensitively (FAT and exFAT cards do not keep case).
+pub fn litter_reason(rel_path: &[u8]) -> Option<&'static str> {
+    let comps: Vec<&[u8]> = rel_path.split(|&c| c == b'/').filter(|c| !c.is_empty()).collect();
+    let (last, dirs) = comps.split_last()?;
+    for d in dirs {
+        if let Some((_, why)) = LITTER_DIRS.iter().find(|(n, _)| d.eq_ignore_ascii_case(n.as_bytes())) {
+            return Some(why);
+        }
+        if let Some(uid) = d.strip_prefix(b".Trash-") {
+            if !uid.is_empty() && uid.iter().all(u8::is_ascii_digit) {
+                return Some("Linux desktop trash");
+            }
+        }
+    }
+    if last.starts_with(b"._") {
+        return Some("macOS AppleDouble file (resource fork and attributes of another file)");
+    }
+    LITTER_FILES.iter().find(|(n, _)| last.eq_ignore_ascii_case(n.as_bytes())).map(|(_, why)| *why)
+}
+
 /// Extensions of files that belong to a clip rather than standing alone.
 const SIDECAR_EXTS: &[&str] = &["xml", "thm", "lrv", "srt", "xmp", "bim", "ppn", "cpi", "smi", "bin"];
 
@@ -255,6 +300,32 @@ pub fn camera_name(info: &MediaInfo) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn litter_is_known_by_name_and_folder() {
+        use super::litter_reason as l;
+        for p in [
+            "PRIVATE/.DS_Store",
+            "._C0001.MP4",
+            "PRIVATE/M4ROOT/CLIP/._C0001.MP4",
+            ".Spotlight-V100/Store-V2/x/0.indexHead",
+            ".Trashes/501/old.MP4",
+            ".fseventsd/fseventsd-uuid",
+            "DCIM/Thumbs.db",
+            "desktop.ini",
+            "System Volume Information/IndexerVolumeGuid",
+            "$RECYCLE.BIN/S-1-5/x.MP4",
+            ".Trash-1000/files/C0003.MP4",
+            "lost+found/#1234",
+            "Icon\r",
+            "THUMBS.DB",
+        ] {
+            assert!(l(p.as_bytes()).is_some(), "{p}");
+        }
+        for p in ["C0001.MP4", "PRIVATE/M4ROOT/CLIP/C0001M01.XML", ".Trash-x/a.MP4", "a._b.MP4", "Icon"] {
+            assert_eq!(l(p.as_bytes()), None, "{p}");
+        }
+    }
+
     use super::*;
 
     #[test]

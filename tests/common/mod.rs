@@ -2,6 +2,7 @@
 //! catalog inspection through the library, and real FUSE mounts with bounded waits.
 #![allow(dead_code)]
 
+pub mod faultfs;
 pub mod nfsd;
 pub mod smbd;
 

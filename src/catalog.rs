@@ -2131,6 +2131,16 @@ impl Finalize<'_> {
             .ctx("find file name")
     }
 
+    /// The state of an item (a sidecar's clip, which may have ended in an earlier transaction).
+    pub fn item_state(&self, item_id: i64) -> Result<Option<ItemState>> {
+        let st: Option<String> = self
+            .tx
+            .query_row("SELECT state FROM import_items WHERE id = ?1", [item_id], |r| r.get(0))
+            .optional()
+            .ctx("find item state")?;
+        Ok(st.map(|s| ItemState::parse(&s)))
+    }
+
     /// The file an item was catalogued as, if it is done.
     pub fn item_file(&self, item_id: i64) -> Result<Option<i64>> {
         self.tx

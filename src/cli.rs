@@ -66,7 +66,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Continue an interrupted, cancelled or paused import session.
+    /// Import sessions: `session cancel ID` ends one for good.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Hash the given files and put each one that matches a damaged or missing blob (see `verify`) in its place.
+    Repair {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue an interrupted, cancelled or paused import session, or retry the failed files of a finished one.
     Resume {
         id: i64,
         #[arg(long)]
@@ -115,6 +125,12 @@ enum Command {
     },
     /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
     BackupCatalog { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionCmd {
+    /// End a session for good: it is never resumed; the files it finished stay in the archive.
+    Cancel { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,8 +340,15 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
     if json {
         print_json(s)?;
     } else {
+        let mut extra = String::new();
+        if s.files_healed > 0 {
+            extra.push_str(&format!(", {} healed", s.files_healed));
+        }
+        if s.files_damaged > 0 {
+            extra.push_str(&format!(", {} damaged", s.files_damaged));
+        }
         println!(
-            "session {}: {} files ({}) in {}: {} imported, {} duplicate, {} skipped, {} failed",
+            "session {}: {} files ({}) in {}: {} imported, {} duplicate, {} skipped, {} failed{extra}",
             s.session,
             s.files_total,
             human(s.bytes_total),
@@ -338,8 +361,14 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
         for f in &s.failures {
             eprintln!("failed: {}", one_line(f));
         }
+        for d in &s.damaged {
+            eprintln!("damaged: {}", one_line(d));
+        }
+        if s.files_failed > 0 {
+            eprintln!("retry the failed files with `nightfox resume {}` (add --salvage to a new import to keep what can be read)", s.session);
+        }
     }
-    Ok(if s.files_failed > 0 { 1 } else { 0 })
+    Ok(if s.files_failed > 0 || s.files_damaged > 0 { 1 } else { 0 })
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -426,6 +455,35 @@ fn run(cli: Cli) -> Result<i32> {
             let imp = Importer::new(&a, &obs, cancel_flag());
             let s = imp.import(&ImportRequest { couple, footage_type, camera, duplicates, paths, salvage })?;
             print_summary(&s, json)
+        }
+        Command::Session(SessionCmd::Cancel { id }) => {
+            let a = open(&cli.archive)?;
+            let s = Importer::new(&a, &crate::ingest::Quiet, cancel_flag()).cancel_session(id)?;
+            println!(
+                "session {id} cancelled for good: {} of {} files were finished and stay in the archive",
+                s.files_processed, s.files_total
+            );
+            Ok(0)
+        }
+        Command::Repair { paths, json } => {
+            let a = open(&cli.archive)?;
+            let done = crate::verify::repair(&a, &paths)?;
+            if json {
+                print_json(&done)?;
+            } else {
+                for r in &done {
+                    let what = match r.outcome.as_str() {
+                        "healed" => format!("healed blob {}", r.hash),
+                        "ok" => format!("blob {} is whole: nothing to repair", r.hash),
+                        "unknown" => "no such content in the archive".to_string(),
+                        _ => format!("failed: {}", r.detail.as_deref().unwrap_or("")),
+                    };
+                    println!("{}: {}", one_line(&r.path), one_line(&what));
+                }
+                let healed = done.iter().filter(|r| r.outcome == "healed").count();
+                println!("{healed} healed");
+            }
+            Ok(if done.iter().any(|r| r.outcome == "failed") { 1 } else { 0 })
         }
         Command::Resume { id, json } => {
             let a = open(&cli.archive)?;
@@ -530,6 +588,10 @@ struct FileInfo {
     source_mtime: String,
     sidecars: Vec<String>,
     sidecar_of: Option<String>,
+    /// Salvaged: the ranges `[start, len]` of the original that could not be read, stored as zeros.
+    damaged: Option<serde_json::Value>,
+    /// `ok`, or `damaged`/`missing` when `verify` found the stored blob so (the mount answers EIO until healed).
+    blob_health: String,
 }
 
 fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
@@ -571,6 +633,8 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
             Some(id) => cat.file(id)?.map(|c| lossy(&c.display_name)),
             None => None,
         },
+        damaged: f.bad_ranges.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+        blob_health: cat.blob_health(&f.blob_hash)?.unwrap_or_else(|| "ok".into()),
     };
     if json {
         print_json(&fi)?;
@@ -600,6 +664,12 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     if let Some(c) = &fi.sidecar_of {
         row("sidecar of", c);
     }
+    if let Some(d) = &fi.damaged {
+        row("damaged", &format!("salvaged; unreadable ranges [start, len] stored as zeros: {d}"));
+    }
+    if fi.blob_health != "ok" {
+        row("blob", &format!("{} (the mount answers EIO; re-import or `nightfox repair` the original)", fi.blob_health));
+    }
     Ok(0)
 }
 
@@ -615,6 +685,16 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                 None => None,
             };
             let post = crate::ingest::PostImport::parse(&post_import)?;
+            if let crate::ingest::PostImport::Move(dir) = &post {
+                let src = std::path::Path::new(&u.path);
+                if std::path::Path::new(dir).starts_with(src) {
+                    return Err(Error::Invalid(format!(
+                        "the move target {dir} is inside the source path {}: moved files would be imported again on \
+                         every pass; choose a folder outside it",
+                        u.path
+                    )));
+                }
+            }
             let password = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin()

@@ -66,6 +66,9 @@ pub enum Error {
     #[error("the source failed {failures} times in a row (last: {last}); the session is paused: run `nightfox resume {session}` once the share is back")]
     SourcePaused { session: i64, failures: u32, last: String },
 
+    #[error("unreadable after retries (the rest of the source imported; `nightfox resume` tries it again): {reason}")]
+    Unreadable { reason: String },
+
     #[error("{path:?} changed while it was being copied")]
     SourceChanged { path: PathBuf },
 

@@ -522,6 +522,9 @@ impl Filesystem for NightfoxFs {
             self.files.lock().insert(fh, OpenFile { blob: None });
             return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
         };
+        if self.vfs.refuses(&fr.hash) {
+            return reply.error(Errno::EIO);
+        }
         let blob = match self.open_blob(&fr.hash) {
             Ok(b) => b,
             Err(_) => return reply.error(Errno::EIO),
@@ -573,6 +576,9 @@ impl Filesystem for NightfoxFs {
             Some(OpenFile { blob: None }) => return reply.data(&[]),
             None => return reply.error(Errno::EBADF),
         };
+        if self.vfs.file_ref(ino.0).is_some_and(|fr| self.vfs.refuses(&fr.hash)) {
+            return reply.error(Errno::EIO);
+        }
         READ_BUF.with_borrow_mut(|slot| {
             let aligned = slot.get_or_insert_with(direct::take_buf);
             let mut big = Vec::new();
@@ -992,6 +998,10 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
                 Ok(new) if !new.is_empty() => announce(&notifier, &refresh_vfs, &new),
                 Ok(_) => {}
                 Err(e) => warn!("catalog refresh failed: {e}"),
+            }
+            // Healed, replaced or damaged content: the kernel drops the pages and attributes it kept.
+            for ino in refresh_vfs.take_changed() {
+                let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
             }
             // The kernel keeps directory listings (see `opendir`): drop those the ingest directory changed.
             for ino in refresh_ingest.take_changed_dirs() {

@@ -93,6 +93,21 @@ impl Store {
         Ok(dest)
     }
 
+    /// Lands a validated temp file as the blob `hash` in place of a damaged or missing one (rot healed by a new
+    /// verified copy): the rename replaces the old file atomically, so a reader sees the old or the new file,
+    /// never a mix; durable when this returns.
+    pub fn land_replacing(&self, tmp_path: &Path, hash: &str) -> Result<PathBuf> {
+        let dest = self.blob_path(hash);
+        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
+        if !dir.is_dir() {
+            return self.land_with(tmp_path, hash, true);
+        }
+        fs::set_permissions(tmp_path, fs::Permissions::from_mode(0o444)).at(tmp_path)?;
+        fs::rename(tmp_path, &dest).at(&dest)?;
+        fsync_dir(&dir)?;
+        Ok(dest)
+    }
+
     /// Re-hashes a stored blob from the disk (not the page cache).
     pub fn verify_blob(&self, hash: &str) -> Result<HashHex> {
         hash_from_disk(&self.blob_path(hash))
@@ -221,6 +236,50 @@ pub struct Copied {
     pub len: u64,
 }
 
+/// Hashes the first `len` bytes of a file as they are on disk (the kept prefix of a partial copy, continued by a
+/// resume): the hasher is returned to go on with the rest.
+pub fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher> {
+    let mut r = direct::open_read(path).at(path)?;
+    drop_cache(r.file());
+    let mut h = blake3::Hasher::new();
+    let mut left = len;
+    direct::pipeline(
+        |b| {
+            let want = (b.len() as u64).min(left) as usize;
+            let n = read_full(&mut r, &mut b[..want]).at(path)?;
+            left -= n as u64;
+            Ok(n)
+        },
+        |chunk| {
+            h.update(chunk);
+            Ok(())
+        },
+    )?;
+    if left > 0 {
+        return Err(Error::io(path, io::Error::new(io::ErrorKind::UnexpectedEof, "partial copy shorter than recorded")));
+    }
+    Ok(h)
+}
+
+/// Where a copy starts: at 0, or after a kept prefix already hashed (a resume inside a file).
+pub struct CopyStart {
+    pub hasher: blake3::Hasher,
+    pub offset: u64,
+}
+
+impl Default for CopyStart {
+    fn default() -> Self {
+        CopyStart { hasher: blake3::Hasher::new(), offset: 0 }
+    }
+}
+
+/// Makes a long copy resumable: every `every` bytes the destination is made durable (`fdatasync`) and `record` is
+/// told how many bytes now are (a resume after a crash continues from the last one recorded).
+pub struct Checkpoints<'a> {
+    pub every: u64,
+    pub record: &'a mut (dyn FnMut(u64) -> Result<()> + Send),
+}
+
 /// Asked for a new reader when reading fails at `offset` (the bytes before it are copied and hashed); returns
 /// the reader to continue from `offset`, or the error to stop with.
 pub type Reopen<'a> = dyn FnMut(u64, Error) -> Result<Box<dyn Read + Send>> + 'a;
@@ -232,16 +291,19 @@ pub type Reopen<'a> = dyn FnMut(u64, Error) -> Result<Box<dyn Read + Send>> + 'a
 /// `io::ErrorKind::Interrupted`. A read error goes to `reopen`, which may resume the source at the offset already
 /// copied (the inline hash simply continues). The destination is fsynced before returning when `durable` (else
 /// the caller syncs a batch at once).
+#[allow(clippy::too_many_arguments)]
 pub fn copy_hashing(
     mut src: Box<dyn Read + Send>,
     src_path: &Path,
     dst: &mut File,
     dst_path: &Path,
+    start: CopyStart,
     on_progress: &mut dyn FnMut(u64) -> bool,
     reopen: &mut Reopen<'_>,
+    mut checkpoints: Option<Checkpoints<'_>>,
     durable: bool,
 ) -> Result<Copied> {
-    let mut read = 0u64;
+    let mut read = start.offset;
     let fill = |buf: &mut [u8]| -> Result<usize> {
         let n = loop {
             match read_full(&mut *src, buf) {
@@ -256,9 +318,13 @@ pub fn copy_hashing(
         }
         Ok(n)
     };
-    let mut direct = direct::set_direct(dst, true);
-    let mut hasher = blake3::Hasher::new();
-    let mut len = 0u64;
+    if start.offset > 0 {
+        dst.seek(SeekFrom::Start(start.offset)).at(dst_path)?;
+    }
+    let mut direct = direct::set_direct(dst, start.offset % direct::ALIGN as u64 == 0);
+    let mut hasher = start.hasher;
+    let mut len = start.offset;
+    let mut next_checkpoint = checkpoints.as_ref().map_or(u64::MAX, |c| len + c.every);
     let mut pending_hole = false;
     let out = &mut *dst;
     direct::pipeline(fill, |chunk| {
@@ -286,6 +352,16 @@ pub fn copy_hashing(
             pending_hole = false;
         }
         len += chunk.len() as u64;
+        if len >= next_checkpoint {
+            if let Some(c) = checkpoints.as_mut() {
+                if pending_hole {
+                    out.set_len(len).at(dst_path)?;
+                }
+                out.sync_data().at(dst_path)?;
+                (c.record)(len)?;
+                next_checkpoint = len + c.every;
+            }
+        }
         Ok(())
     })?;
     if direct {
@@ -332,7 +408,18 @@ mod tests {
         let dst_path = dir.path().join("dst");
         let mut dst = File::create(&dst_path).unwrap();
         let r = Box::new(File::open(&src).unwrap());
-        let c = copy_hashing(r, &src, &mut dst, &dst_path, &mut |_| true, &mut |_, e| Err(e), true).unwrap();
+        let c = copy_hashing(
+            r,
+            &src,
+            &mut dst,
+            &dst_path,
+            CopyStart::default(),
+            &mut |_| true,
+            &mut |_, e| Err(e),
+            None,
+            true,
+        )
+        .unwrap();
         assert_eq!(c.len, data.len() as u64);
         assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
         assert_eq!(fs::read(&dst_path).unwrap(), data);
@@ -375,17 +462,55 @@ mod tests {
             Path::new("src"),
             &mut dst,
             &dst_path,
+            CopyStart::default(),
             &mut |_| true,
             &mut |off, _e| {
                 offsets.push(off);
                 Ok(Box::new(Flaky { data: d2.clone(), pos: off as usize, fail_at: None }))
             },
+            None,
             true,
         )
         .unwrap();
         assert_eq!(offsets, vec![COPY_CHUNK as u64]);
         assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
         assert_eq!(fs::read(&dst_path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_copy_continues_after_a_kept_prefix_with_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..COPY_CHUNK * 5 + 999).map(|i| (i * 13 % 251) as u8 + 1).collect();
+        let dst_path = dir.path().join("dst");
+        let cut = COPY_CHUNK as u64 * 2;
+        fs::write(&dst_path, &data[..cut as usize + 777]).unwrap();
+        let start = CopyStart { hasher: hash_prefix(&dst_path, cut).unwrap(), offset: cut };
+        let mut dst = OpenOptions::new().write(true).read(true).open(&dst_path).unwrap();
+        dst.set_len(cut).unwrap();
+        let src = Box::new(io::Cursor::new(data[cut as usize..].to_vec()));
+        let mut seen = Vec::new();
+        let mut record = |n: u64| {
+            seen.push(n);
+            Ok(())
+        };
+        let cps = Checkpoints { every: COPY_CHUNK as u64 * 2, record: &mut record };
+        let c = copy_hashing(
+            src,
+            Path::new("src"),
+            &mut dst,
+            &dst_path,
+            start,
+            &mut |_| true,
+            &mut |_, e| Err(e),
+            Some(cps),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.len, data.len() as u64);
+        assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(fs::read(&dst_path).unwrap(), data);
+        assert_eq!(seen, vec![COPY_CHUNK as u64 * 4]);
+        assert!(hash_prefix(&dst_path, data.len() as u64 + 1).is_err());
     }
 
     #[test]

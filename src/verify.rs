@@ -1,5 +1,8 @@
 //! Verification of the stored archive: every catalogued blob re-hashed from the disk (page cache dropped first)
-//! and compared with its name; missing, resized or altered blobs are reported with the tree paths that use them.
+//! and compared with its name; missing, resized or altered blobs are reported with the tree paths that use them
+//! and recorded in the catalog (`damaged` or `missing`), so the mount answers EIO for them instead of serving rot
+//! and the next verified copy of the same content heals them. `repair` is that copy on demand: it hashes given
+//! files and puts each one that matches a damaged or missing blob in its place.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -67,6 +70,85 @@ pub fn verify(archive: &Archive, couple: Option<&str>) -> Result<Report> {
             }
         }
     }
+    for p in &problems {
+        let health = if p.kind == "missing" { "missing" } else { "damaged" };
+        cat.set_blob_unhealthy(&p.hash, health, &p.detail)?;
+    }
+    let unhealthy: std::collections::HashSet<String> = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+    for h in good.iter().filter(|h| unhealthy.contains(*h)) {
+        cat.heal_blob(h, None, "verify found it whole again")?;
+    }
     cat.mark_verified(&good)?;
     Ok(Report { blobs_checked: blobs.len(), bytes_checked: blobs.iter().map(|b| b.size).sum(), problems })
+}
+
+/// What `repair` did with one given file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Repaired {
+    pub path: String,
+    pub hash: String,
+    /// `healed`, `ok` (the blob is whole: nothing to do), `unknown` (no such content in the archive) or `failed`.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// Hashes each file and, where it matches a blob that `verify` found damaged or missing, copies it into `tmp/`,
+/// verifies the copy from disk and puts it in the blob's place atomically, with an event.
+pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Repaired>> {
+    let cat = archive.catalog()?;
+    let mut out = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let shown = path.to_string_lossy().into_owned();
+        let hash = match store::hash_file(path) {
+            Ok(h) => h,
+            Err(e) => {
+                out.push(Repaired { path: shown, hash: String::new(), outcome: "failed".into(), detail: Some(e.to_string()) });
+                continue;
+            }
+        };
+        let outcome = match cat.blob_health(&hash)?.as_deref() {
+            None => ("unknown", None),
+            Some("ok") => ("ok", None),
+            Some(_) => match copy_in(archive, path, &hash, i) {
+                Ok(()) => {
+                    cat.heal_blob(&hash, None, &format!("replaced by a verified copy of {shown} (repair)"))?;
+                    ("healed", None)
+                }
+                Err(e) => ("failed", Some(e.to_string())),
+            },
+        };
+        out.push(Repaired { path: shown, hash, outcome: outcome.0.into(), detail: outcome.1 });
+    }
+    Ok(out)
+}
+
+/// Copies a file into `tmp/` hashed inline, fsynced and re-hashed from disk, and lands it in place of its blob.
+fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> Result<()> {
+    let st = &archive.store;
+    let name = format!("repair-{}-{n}.part", std::process::id());
+    let (mut out, tmp) = st.create_temp(&name)?;
+    let src = std::fs::File::open(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let copied = store::copy_hashing(
+        Box::new(src),
+        path,
+        &mut out,
+        &tmp,
+        store::CopyStart::default(),
+        &mut |_| true,
+        &mut |_, e| Err(e),
+        None,
+        true,
+    );
+    drop(out);
+    let checked = copied.and_then(|c| {
+        let on_disk = store::hash_from_disk(&tmp)?;
+        if c.hash != hash || on_disk != hash {
+            return Err(crate::error::Error::Mismatch { path: path.to_path_buf(), expected: hash.to_string(), actual: on_disk });
+        }
+        st.land_replacing(&tmp, hash).map(|_| ())
+    });
+    if checked.is_err() {
+        let _ = store::remove_if_exists(&tmp);
+    }
+    checked
 }

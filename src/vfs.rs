@@ -5,7 +5,7 @@
 //! incrementally from the catalog (files are only ever added), reporting which entries are new so a front end can
 //! tell the kernel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use parking_lot::{Mutex, RwLock};
@@ -99,6 +99,8 @@ pub struct FileRef {
     pub file_id: Option<i64>,
     pub hash: String,
     pub captured_at: Option<i64>,
+    /// Stored from a salvaged copy (`user.nightfox.damaged` lists the unreadable ranges).
+    pub damaged: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +168,14 @@ pub struct Vfs {
     uid: u32,
     gid: u32,
     data_version: Mutex<i64>,
+    /// Blobs `verify` found damaged or missing: opening or reading them answers EIO until a copy heals them.
+    unhealthy: RwLock<HashSet<String>>,
+    /// Those already logged (one line each).
+    logged: Mutex<HashSet<String>>,
+    /// The newest archive event followed (heals, damage, replaced files).
+    last_event: Mutex<i64>,
+    /// Inodes whose content changed (healed, replaced, found damaged): the front end drops what it cached.
+    changed: Mutex<Vec<u64>>,
 }
 
 const NS: i64 = 1_000_000_000;
@@ -234,7 +244,12 @@ impl Tree {
             size: f.size,
             mtime_ns: f.source_mtime_ns,
             ctime_ns: t,
-            file: Some(FileRef { file_id: Some(f.id), hash: f.blob_hash.clone(), captured_at: f.captured_at }),
+            file: Some(FileRef {
+                file_id: Some(f.id),
+                hash: f.blob_hash.clone(),
+                captured_at: f.captured_at,
+                damaged: f.bad_ranges.is_some(),
+            }),
             children: BTreeMap::new(),
             subdirs: 0,
         };
@@ -260,7 +275,7 @@ impl Tree {
             let name = by_hash_name(&f.blob_hash, &f.display_name);
             let mut n = self.nodes[&ino].clone();
             n.parent = BY_HASH_INO;
-            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone(), captured_at: None });
+            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone(), captured_at: None, damaged: false });
             self.nodes.insert(hino, n);
             if let Some(p) = self.nodes.get_mut(&BY_HASH_INO) {
                 p.children.insert(name.clone(), hino);
@@ -287,6 +302,10 @@ impl Vfs {
         let vfs = Vfs {
             tree: RwLock::new(Tree::new(t)),
             data_version: Mutex::new(cat.data_version()?),
+            unhealthy: RwLock::new(cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect()),
+            logged: Mutex::new(HashSet::new()),
+            last_event: Mutex::new(cat.last_event_id()?),
+            changed: Mutex::new(Vec::new()),
             catalog: Mutex::new(cat),
             store: archive.store.clone(),
             root: archive.root.clone(),
@@ -329,7 +348,76 @@ impl Vfs {
             }
             *dv = v;
         }
-        self.load_new()
+        let new = self.load_new()?;
+        self.follow_events()?;
+        Ok(new)
+    }
+
+    /// Applies the archive events since the last look: blob health changes (the unhealthy set and the inodes that
+    /// read those blobs) and salvaged files replaced by clean copies (their node reads the new blob).
+    fn follow_events(&self) -> Result<()> {
+        let mut last = self.last_event.lock();
+        let cat = self.catalog.lock();
+        let events = cat.events_after(*last, 10_000)?;
+        let Some(newest) = events.last().map(|e| e.id) else { return Ok(()) };
+        *last = newest;
+        let mut hashes = HashSet::new();
+        let mut replaced = Vec::new();
+        for e in &events {
+            match (e.kind.as_str(), &e.blob_hash, e.file_id) {
+                ("file_replaced", _, Some(fid)) => replaced.extend(cat.file(fid)?),
+                (_, Some(h), _) => {
+                    hashes.insert(h.clone());
+                }
+                _ => {}
+            }
+        }
+        if !hashes.is_empty() {
+            *self.unhealthy.write() = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+            self.logged.lock().retain(|h| !hashes.contains(h));
+        }
+        drop(cat);
+        let mut changed = self.changed.lock();
+        let mut tree = self.tree.write();
+        for f in replaced {
+            let ino = file_ino(f.id);
+            if let Some(n) = tree.nodes.get_mut(&ino) {
+                n.size = f.size;
+                if let Some(fr) = n.file.as_mut() {
+                    fr.hash = f.blob_hash.clone();
+                    fr.damaged = f.bad_ranges.is_some();
+                }
+                changed.push(ino);
+            }
+        }
+        if !hashes.is_empty() {
+            for (ino, n) in &tree.nodes {
+                if n.file.as_ref().is_some_and(|fr| hashes.contains(&fr.hash)) {
+                    changed.push(*ino);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inodes whose content changed since the last call (see `follow_events`).
+    pub fn take_changed(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.changed.lock())
+    }
+
+    /// True when the blob must not be served (`verify` found it damaged or missing); logs that once per blob.
+    pub fn refuses(&self, hash: &str) -> bool {
+        let bad = {
+            let u = self.unhealthy.read();
+            !u.is_empty() && u.contains(hash)
+        };
+        if bad && self.logged.lock().insert(hash.to_string()) {
+            tracing::error!(
+                "blob {hash} is damaged or missing (found by verify): answering EIO until a verified copy heals it \
+                 (re-import the original or `nightfox repair PATH`)"
+            );
+        }
+        bad
     }
 
     fn attr_of(&self, ino: u64, n: &Node) -> Attr {
@@ -409,7 +497,7 @@ impl Vfs {
     /// The extended attributes a node offers (all in the `user.` namespace, see [`xattr_namespace_supported`]).
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
         match self.file_ref(ino) {
-            Some(FileRef { file_id: Some(_), captured_at, .. }) => {
+            Some(FileRef { file_id: Some(_), captured_at, damaged, .. }) => {
                 let mut v = vec![
                     "user.nightfox.blake3",
                     "user.nightfox.original_path",
@@ -418,6 +506,9 @@ impl Vfs {
                 ];
                 if captured_at.is_some() {
                     v.push("user.nightfox.captured_at");
+                }
+                if damaged {
+                    v.push("user.nightfox.damaged");
                 }
                 v
             }
@@ -435,11 +526,12 @@ impl Vfs {
             return Ok(Some(fr.hash.into_bytes()));
         }
         // Names that are not ours (`ls -l` asks for security.selinux on every entry) never reach the catalog.
-        const FROM_CATALOG: [&[u8]; 4] = [
+        const FROM_CATALOG: [&[u8]; 5] = [
             b"user.nightfox.original_path",
             b"user.nightfox.camera",
             b"user.nightfox.imported_at",
             b"user.nightfox.captured_at",
+            b"user.nightfox.damaged",
         ];
         let Some(id) = fr.file_id.filter(|_| FROM_CATALOG.contains(&name)) else {
             return Ok(None);
@@ -456,6 +548,7 @@ impl Vfs {
             }
             b"user.nightfox.imported_at" => Some(rfc3339(f.imported_at).into_bytes()),
             b"user.nightfox.captured_at" => f.captured_at.map(|t| rfc3339(t).into_bytes()),
+            b"user.nightfox.damaged" => f.bad_ranges.map(String::into_bytes),
             _ => None,
         })
     }

@@ -64,9 +64,15 @@ pub struct Summary {
     pub files_duplicate: i64,
     pub files_failed: i64,
     pub files_skipped: i64,
+    /// Salvaged (`--salvage`): stored with their unreadable ranges as zeros; never counted as imported.
+    pub files_damaged: i64,
+    /// Verified copies that replaced a damaged or missing blob (or a salvaged file).
+    pub files_healed: i64,
     pub bytes_total: i64,
     pub bytes_imported: i64,
     pub failures: Vec<String>,
+    /// `path: ranges` of each salvaged file.
+    pub damaged: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -186,6 +192,8 @@ struct Run<'r> {
     local: bool,
     net: Option<Net>,
     retry: Retry,
+    /// Blobs `verify` found damaged or missing when the run started: a verified copy of one replaces it.
+    unhealthy: std::collections::HashSet<String>,
 }
 
 impl<'a> Importer<'a> {
@@ -220,15 +228,18 @@ impl<'a> Importer<'a> {
         roots: Vec<PathBuf>,
         local: bool,
     ) -> Result<Run<'r>> {
+        let cat = self.archive.catalog()?;
         let net = match session.source_id {
             Some(sid) => {
-                let row = self.archive.catalog()?.source(sid)?;
+                let row = cat.source(sid)?;
                 Some(Net { source_id: sid, post: PostImport::parse(&row.post_import)? })
             }
             None => None,
         };
-        let retry = Retry::new(RetryPolicy::from_env(), Arc::clone(&self.cancel), session.id);
-        Ok(Run { session, source, roots, local, net, retry })
+        let policy = if local { RetryPolicy::from_env().local() } else { RetryPolicy::from_env() };
+        let retry = Retry::new(policy, Arc::clone(&self.cancel), session.id);
+        let unhealthy = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+        Ok(Run { session, source, roots, local, net, retry, unhealthy })
     }
 
     /// Starts a new import session of local paths and runs it to the end (or until it pauses).
@@ -307,10 +318,16 @@ impl<'a> Importer<'a> {
         let cat = self.archive.catalog()?;
         let s = cat.session(id)?;
         let mut lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
-        // Read again under the lock: another process may have finished it meanwhile.
-        let s = cat.session(id)?;
-        if s.status.is_final() || !s.can_resume {
-            return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
+        // Read again under the lock: another process may have finished it meanwhile. A completed session with
+        // failed files is resumable: they are tried again.
+        let mut s = cat.session(id)?;
+        if s.status == SessionStatus::Completed && s.files_error > 0 && cat.reset_failed_items(id)? > 0 {
+            info!(session = id, "retrying the failed files");
+            s = cat.session(id)?;
+        }
+        if !s.is_open() {
+            let status = if s.status == SessionStatus::Cancelled { "cancelled for good" } else { s.status.as_str() };
+            return Err(Error::NotResumable { id, status: status.to_string() });
         }
         let roots: Vec<PathBuf> = s.source_paths.iter().map(|b| bytes_path(b)).collect();
         lock.write_note(&id.to_string())?;
@@ -336,6 +353,22 @@ impl<'a> Importer<'a> {
             }
             None => Err(Error::NotResumable { id, status: "without its source (removed)".into() }),
         }
+    }
+
+    /// Ends a session for good (`nightfox session cancel`): never resumed, its partial copies removed, what it
+    /// finished stays in the archive. Refused while a process works on it.
+    pub fn cancel_session(&self, id: i64) -> Result<Session> {
+        let cat = self.archive.catalog()?;
+        let s = cat.session(id)?;
+        let _lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
+        let s = cat.session(id)?;
+        if !s.is_open() {
+            return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
+        }
+        cat.cancel_session(id)?;
+        self.clean_temp(id, &[])?;
+        info!(session = id, "session cancelled for good");
+        cat.session(id)
     }
 
     /// Commits one file written into the mount's ingest directory: fsynced and re-hashed from disk (and checked
@@ -388,9 +421,15 @@ impl<'a> Importer<'a> {
         };
         let item_id = cat.add_item(session_id, &new, sidecar_of)?;
         cat.items_copied(&[(item_id, &hash, size, mtime_ns)])?;
-        self.archive.store.land(tmp, &hash)?;
+        let heals = cat.blob_health(&hash)?.is_some_and(|h| h != "ok");
+        if heals {
+            self.archive.store.land_replacing(tmp, &hash)?;
+        } else {
+            self.archive.store.land(tmp, &hash)?;
+        }
         cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
-        let item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
+        let mut item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
+        item.healed = heals;
         let cat = Mutex::new(cat);
         let ended = self.finalize_groups(&session, &[vec![item]], &cat)?;
         let cat = cat.into_inner();
@@ -470,10 +509,15 @@ impl<'a> Importer<'a> {
         let id = run.session.id;
         let session = &run.session;
         let mut cat = self.archive.catalog()?;
+        cat.start_run(id)?;
         let mut items = cat.items(id)?;
         if items.is_empty() {
             cat.set_session_status(id, SessionStatus::Scanning, None)?;
-            let new = match self.retrying(run, || scan(run.source, &run.roots)) {
+            let exclude = run.net.as_ref().and_then(|n| match &n.post {
+                PostImport::Move(dir) => Some(PathBuf::from(dir)),
+                _ => None,
+            });
+            let new = match self.retrying(run, || scan(run.source, &run.roots, exclude.as_deref())) {
                 Ok(n) => n,
                 Err(e @ Error::SourcePaused { .. }) => return Err(self.stop_run(run, &cat, Stop::Paused(e))),
                 Err(e) if e.is_transient() => return Err(self.stop_run(run, &cat, Stop::Fatal(e))),
@@ -514,13 +558,19 @@ impl<'a> Importer<'a> {
                 }
             }
         } else {
-            // Only files whose size matches content already in the couple can be duplicates: hash those in place.
+            // Only clips whose size matches content already in the couple can be duplicates: hash those in place.
+            // A sidecar is a duplicate only with its clip, and empty files never are.
             let sizes = cat.couple_sizes(session.couple_id)?;
             for it in items.iter_mut() {
                 if self.cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                if it.state != ItemState::Pending || it.hash.is_some() || !sizes.contains(&it.size) {
+                if it.state != ItemState::Pending
+                    || it.hash.is_some()
+                    || it.sidecar_of.is_some()
+                    || it.size == 0
+                    || !sizes.contains(&it.size)
+                {
                     continue;
                 }
                 let path = bytes_path(&it.path);
@@ -535,19 +585,29 @@ impl<'a> Importer<'a> {
                         }
                         it.hash = Some(h);
                     }
-                    Some(Err(e)) => {
-                        warn!("{e}");
-                        cat.end_item(it, ItemState::Failed, Some(&e.to_string()))?;
-                        it.state = ItemState::Failed;
-                        self.observer.advance(it.size);
-                    }
+                    // Unreadable here: the copy retries it, fails it or salvages it.
+                    Some(Err(e)) => debug!("duplicate check: {e}"),
                     None => {}
+                }
+            }
+            // The sidecars of a clip that is a duplicate are duplicates with it.
+            let dup_clips: std::collections::HashSet<i64> =
+                items.iter().filter(|i| i.state == ItemState::Duplicate).map(|i| i.id).collect();
+            for it in items.iter_mut() {
+                if it.state == ItemState::Pending && it.sidecar_of.is_some_and(|c| dup_clips.contains(&c)) {
+                    cat.end_item(it, ItemState::Duplicate, Some("sidecar of a clip already in the couple"))?;
+                    it.state = ItemState::Duplicate;
+                    self.observer.advance(it.size);
                 }
             }
         }
 
-        // Copy, validate, land and finalize, a clip with its sidecars at a time.
+        // Copy, validate, land and finalize, a clip with its sidecars at a time. A source whose files are deleted or
+        // moved after the import gets finalize commits that wait for the disk.
         cat.set_session_status(id, SessionStatus::Copying, None)?;
+        if run.net.as_ref().is_some_and(|n| n.post != PostImport::Leave) {
+            cat.set_durable_commits(true)?;
+        }
         let groups = group_items(&items);
         let stop = self.process_groups(run, groups, cat);
         let cat = self.archive.catalog()?;
@@ -563,8 +623,17 @@ impl<'a> Importer<'a> {
             .filter(|i| i.state == ItemState::Failed)
             .map(|i| format!("{:?}: {}", bytes_path(&i.path), i.error.as_deref().unwrap_or("failed")))
             .collect();
-        let error =
-            if failures.is_empty() { None } else { Some(format!("{} file(s) could not be imported", failures.len())) };
+        let damaged: Vec<String> = items
+            .iter()
+            .filter(|i| i.state == ItemState::Done)
+            .filter_map(|i| i.bad_ranges.as_ref().map(|r| format!("{:?}: unreadable ranges {r} stored as zeros", bytes_path(&i.path))))
+            .collect();
+        let error = match (failures.len(), damaged.len()) {
+            (0, 0) => None,
+            (f, 0) => Some(format!("{f} file(s) could not be imported")),
+            (0, d) => Some(format!("{d} file(s) salvaged with unreadable ranges")),
+            (f, d) => Some(format!("{f} file(s) could not be imported, {d} salvaged with unreadable ranges")),
+        };
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
         let s = cat.session(id)?;
         info!(session = id, files = s.files_total, "import session completed");
@@ -574,13 +643,19 @@ impl<'a> Importer<'a> {
             couple: s.couple.clone(),
             status: s.status,
             files_total: s.files_total,
-            files_imported: items.iter().filter(|i| i.state == ItemState::Done).count() as i64,
+            files_imported: items
+                .iter()
+                .filter(|i| i.state == ItemState::Done && i.bad_ranges.is_none() && !i.healed)
+                .count() as i64,
             files_duplicate: s.files_duplicate,
             files_failed: s.files_error,
             files_skipped: items.iter().filter(|i| i.state == ItemState::Skipped).count() as i64,
+            files_damaged: damaged.len() as i64,
+            files_healed: items.iter().filter(|i| i.healed).count() as i64,
             bytes_total: s.bytes_total,
             bytes_imported: items.iter().filter(|i| i.state == ItemState::Done).map(|i| i.size as i64).sum(),
             failures,
+            damaged,
             error,
         })
     }
@@ -588,8 +663,13 @@ impl<'a> Importer<'a> {
     /// Removes temp files of this session that no item can reuse.
     fn clean_temp(&self, id: i64, items: &[Item]) -> Result<()> {
         let prefix = format!("s{id}-i");
-        let reusable: std::collections::HashSet<String> =
-            items.iter().filter(|i| i.state == ItemState::Copied).map(|i| temp_name(id, i.id)).collect();
+        let reusable: std::collections::HashSet<String> = items
+            .iter()
+            .filter(|i| {
+                i.state == ItemState::Copied || (i.state == ItemState::Pending && i.resume_offset.is_some())
+            })
+            .map(|i| temp_name(id, i.id))
+            .collect();
         let rd = match std::fs::read_dir(&self.archive.store.tmp) {
             Ok(rd) => rd,
             Err(e) => return Err(Error::io(&self.archive.store.tmp, e)),
@@ -656,7 +736,7 @@ impl<'a> Importer<'a> {
             if it.state.is_terminal() {
                 continue;
             }
-            if it.state == ItemState::Stored && self.blob_present(it) {
+            if it.state == ItemState::Stored && self.blob_present(run, it) {
                 self.observer.advance(it.size);
                 continue;
             }
@@ -699,7 +779,7 @@ impl<'a> Importer<'a> {
                 if it.state.is_terminal() {
                     continue;
                 }
-                if it.state == ItemState::Stored && self.blob_present(it) {
+                if it.state == ItemState::Stored && self.blob_present(run, it) {
                     self.observer.advance(it.size);
                     continue;
                 }
@@ -837,15 +917,40 @@ impl<'a> Importer<'a> {
         info
     }
 
-    fn blob_present(&self, it: &Item) -> bool {
-        it.hash.as_deref().is_some_and(|h| self.archive.store.has_blob(h))
+    fn blob_present(&self, run: &Run, it: &Item) -> bool {
+        it.hash.as_deref().is_some_and(|h| self.stored_whole(run, h))
     }
 
-    /// A source error fails its item, unless the session must stop: the source failed too often in a row, or a
-    /// local root has gone away (card pulled, disk unmounted) so that `resume` can finish once it is back.
+    /// True when the blob is in `objects/` and `verify` has not found it damaged or missing.
+    fn stored_whole(&self, run: &Run, hash: &str) -> bool {
+        !run.unhealthy.contains(hash) && self.archive.store.has_blob(hash)
+    }
+
+    /// Lands a validated copy as its blob; where `verify` found that blob damaged or missing, the copy replaces it
+    /// (the item then heals it when it is catalogued).
+    fn land(&self, run: &Run, it: &mut Item, tmp: &Path, hash: &str, durable: bool) -> Result<()> {
+        if run.unhealthy.contains(hash) {
+            self.archive.store.land_replacing(tmp, hash)?;
+            it.healed = true;
+            info!(hash, "a verified copy replaces the damaged or missing blob");
+        } else {
+            self.archive.store.land_with(tmp, hash, durable)?;
+        }
+        Ok(())
+    }
+
+    /// Does the source still answer (a file of it is bad), or is the share gone?
+    fn source_answers(&self, run: &Run) -> bool {
+        run.roots.iter().any(|r| run.source.stat(r).is_ok())
+    }
+
+    /// A source error fails its item, unless the session must stop: a local root has gone away (card pulled, disk
+    /// unmounted), or a network source failed too often in a row and no longer answers at all (the share is gone;
+    /// `resume` finishes once it is back). A local EIO, or a network file that fails while the share answers, is a
+    /// property of that file: it fails with the reason and the rest of the source imports.
     fn source_error(&self, run: &Run, e: Error) -> ItemError {
-        if matches!(e, Error::SourcePaused { .. }) {
-            return ItemError::Stop(Stop::Paused(e));
+        if run.retry.cancelled() {
+            return ItemError::Stop(Stop::Cancelled);
         }
         if run.local {
             if let Some(r) = run.roots.iter().find(|r| std::fs::metadata(r).is_err()) {
@@ -854,12 +959,17 @@ impl<'a> Importer<'a> {
                     session: run.session.id,
                 }));
             }
+            return ItemError::Failed(e);
         }
-        if e.is_transient() {
-            // Retries ran out without reaching the pause threshold (a cancel during backoff): stop, keep it resumable.
-            return ItemError::Stop(Stop::Fatal(e));
+        match e {
+            Error::SourcePaused { last, .. } if self.source_answers(run) => {
+                run.retry.success();
+                ItemError::Failed(Error::Unreadable { reason: last })
+            }
+            e @ Error::SourcePaused { .. } => ItemError::Stop(Stop::Paused(e)),
+            e if e.is_transient() && !self.source_answers(run) => ItemError::Stop(Stop::Fatal(e)),
+            e => ItemError::Failed(e),
         }
-        ItemError::Failed(e)
     }
 
     /// Brings one item to `Stored`: its content validated in `objects/`, each step durable before the next. A copy
@@ -887,7 +997,10 @@ impl<'a> Importer<'a> {
     /// Copies an item's source into its temp file, hashed inline, and copies again while the source changes under
     /// it (three tries). Returns the hash of the copy to validate, or None when the item is stored already (a
     /// validated copy a crash left behind, or content found in `objects/`). When `durable` the copy is fsynced and
-    /// recorded as copied here; otherwise the caller does both for a whole batch.
+    /// recorded as copied here; otherwise the caller does both for a whole batch. A large file's copy is made
+    /// durable and recorded every [`CHECKPOINT_EVERY`] bytes and kept when the copy stops (crash, cancel, pause),
+    /// so a resume re-hashes that prefix from the local disk and reads only the rest from the source. With
+    /// `--salvage`, ranges that stay unreadable after the retries are stored as zeros and recorded.
     fn copy_item(
         &self,
         run: &Run,
@@ -903,7 +1016,7 @@ impl<'a> Importer<'a> {
         // A copy that a crash left validated-but-unlanded, or copied-but-unvalidated, is reused.
         if it.state == ItemState::Copied {
             if let Some(h) = it.hash.clone() {
-                if st.has_blob(&h) {
+                if self.stored_whole(run, &h) {
                     remove_if_exists(&tmp).map_err(ItemError::archive)?;
                     self.observer.advance(it.size);
                     return self.mark_stored(it, &h).map(|()| None);
@@ -911,7 +1024,7 @@ impl<'a> Importer<'a> {
                 if tmp.is_file() {
                     match store::hash_from_disk(&tmp) {
                         Ok(got) if got == h => {
-                            st.land(&tmp, &h).map_err(ItemError::archive)?;
+                            self.land(run, it, &tmp, &h, true).map_err(ItemError::archive)?;
                             self.observer.advance(it.size);
                             return self.mark_stored(it, &h).map(|()| None);
                         }
@@ -923,7 +1036,7 @@ impl<'a> Importer<'a> {
         let path = bytes_path(&it.path);
         // Content already stored (found by the duplicate check): nothing to copy, if the source is unchanged since.
         if let Some(h) = it.hash.clone() {
-            if it.state == ItemState::Pending && st.has_blob(&h) {
+            if it.state == ItemState::Pending && self.stored_whole(run, &h) {
                 let now = self.retrying(run, || source.stat(&path)).map_err(|e| self.source_error(run, e))?;
                 if now.size == it.size && now.mtime_ns == it.mtime_ns {
                     self.observer.advance(it.size);
@@ -936,9 +1049,16 @@ impl<'a> Importer<'a> {
         let mut changed = 0;
         loop {
             let before = self.retrying(run, || source.stat(&path)).map_err(|e| self.source_error(run, e))?;
-            let reader =
-                self.retrying(run, || self.open_reader(run, &path, 0)).map_err(|e| self.source_error(run, e))?;
-            let (mut out, _) = st.create_temp(&temp_name(session, it.id)).map_err(ItemError::archive)?;
+            let checkpointed = durable && before.size >= CHECKPOINT_MIN;
+            let (mut out, start) = self.open_copy(run, it, &tmp, &before, checkpointed, cat)?;
+            let start_offset = start.offset;
+            if start_offset > 0 {
+                info!(path = ?path, offset = start_offset, "resuming the copy after its kept prefix");
+                self.observer.advance(start_offset);
+            }
+            let reader = self
+                .retrying(run, || self.open_reader(run, &path, start_offset))
+                .map_err(|e| self.source_error(run, e))?;
             let mut on_progress = |n: u64| {
                 self.observer.advance(n);
                 if run.retry.success() {
@@ -946,11 +1066,28 @@ impl<'a> Importer<'a> {
                 }
                 !halt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed)
             };
-            // A dropped connection resumes the file at the byte offset already copied; the hash continues.
+            let bad: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+            // A dropped connection resumes the file at the byte offset already copied; the hash continues. A range
+            // that stays unreadable fails the file, or with --salvage is read around in small blocks.
             let mut reopen = |offset: u64, e: Error| -> Result<Box<dyn std::io::Read + Send>> {
                 let mut e = e;
+                let mut attempt = 0;
                 loop {
-                    run.retry.after_failure(e, &|r| self.note_retry(run, r))?;
+                    attempt += 1;
+                    match run.retry.after_failure(e, attempt, &|r| self.note_retry(run, r)) {
+                        Ok(()) => {}
+                        Err(gave_up) if run.session.salvage && !run.retry.cancelled() && gave_up.is_transient() => {
+                            return self.salvage_window(run, &path, offset, before.size, &bad);
+                        }
+                        Err(gave_up @ Error::SourcePaused { .. })
+                            if run.session.salvage && self.source_answers(run) =>
+                        {
+                            debug!("{gave_up}");
+                            run.retry.success();
+                            return self.salvage_window(run, &path, offset, before.size, &bad);
+                        }
+                        Err(gave_up) => return Err(gave_up),
+                    }
                     source.reconnect();
                     match self.open_reader(run, &path, offset) {
                         Ok(r) => return Ok(r),
@@ -958,12 +1095,29 @@ impl<'a> Importer<'a> {
                     }
                 }
             };
-            let result = store::copy_hashing(reader, &path, &mut out, &tmp, &mut on_progress, &mut reopen, durable);
+            let mut record = |n: u64| cat.lock().set_item_checkpoint(it.id, Some((n, before.size, before.mtime_ns)));
+            let checkpoints =
+                checkpointed.then(|| store::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
+            let result = store::copy_hashing(
+                reader,
+                &path,
+                &mut out,
+                &tmp,
+                start,
+                &mut on_progress,
+                &mut reopen,
+                checkpoints,
+                durable,
+            );
             drop(out);
             let copied = match result {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = remove_if_exists(&tmp);
+                    // A checkpointed prefix is kept for the resume; anything else is thrown away.
+                    let kept = checkpointed && cat.lock().item(it.id).ok().flatten().and_then(|i| i.resume_offset).is_some();
+                    if !kept {
+                        let _ = remove_if_exists(&tmp);
+                    }
                     return Err(self.classify_copy_error(run, e));
                 }
             };
@@ -976,6 +1130,9 @@ impl<'a> Importer<'a> {
             };
             if after != before || copied.len != after.size {
                 remove_if_exists(&tmp).map_err(ItemError::archive)?;
+                if checkpointed {
+                    cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
+                }
                 changed += 1;
                 if changed < 3 {
                     warn!(path = ?path, "source changed during copy; copying again");
@@ -986,6 +1143,13 @@ impl<'a> Importer<'a> {
             // The copy reflects the file as it is now (it may have changed since the scan).
             it.size = after.size;
             it.mtime_ns = after.mtime_ns;
+            let bad = bad.into_inner();
+            it.bad_ranges = if bad.is_empty() { None } else { Some(ranges_json(&bad)) };
+            if let Some(r) = &it.bad_ranges {
+                let lost: u64 = bad.iter().map(|(_, l)| l).sum();
+                warn!(path = ?path, ranges = %r, "salvaged: {lost} unreadable bytes stored as zeros");
+                cat.lock().set_item_damage(it.id, Some(r)).map_err(ItemError::archive)?;
+            }
             if durable {
                 cat.lock().items_copied(&[(it.id, &copied.hash, it.size, it.mtime_ns)]).map_err(ItemError::archive)?;
             }
@@ -993,6 +1157,89 @@ impl<'a> Importer<'a> {
             it.hash = Some(copied.hash.clone());
             return Ok(Some(copied.hash));
         }
+    }
+
+    /// Opens the temp file of a copy: the prefix a stopped copy of the same version of the file left durable (its
+    /// hash taken from the local disk, the rest cut off), else an empty file.
+    fn open_copy(
+        &self,
+        run: &Run,
+        it: &mut Item,
+        tmp: &Path,
+        now: &crate::sources::FileMeta,
+        checkpointed: bool,
+        cat: &Mutex<Catalog>,
+    ) -> std::result::Result<(std::fs::File, store::CopyStart), ItemError> {
+        let st = &self.archive.store;
+        if let Some(offset) = it.resume_offset.take() {
+            let same = now.size == it.size && now.mtime_ns == it.mtime_ns && checkpointed;
+            let on_disk = std::fs::metadata(tmp).map(|m| m.len()).unwrap_or(0);
+            if same && offset > 0 && on_disk >= offset {
+                let kept = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(tmp)
+                    .and_then(|f| f.set_len(offset).map(|()| f))
+                    .map_err(|e| Error::io(tmp, e))
+                    .and_then(|f| store::hash_prefix(tmp, offset).map(|h| (f, h)));
+                match kept {
+                    Ok((f, hasher)) => {
+                        it.resume_offset = Some(offset);
+                        return Ok((f, store::CopyStart { hasher, offset }));
+                    }
+                    Err(e) => warn!("{e}; copying {:?} from the start", bytes_path(&it.path)),
+                }
+            } else if !same {
+                info!(path = ?bytes_path(&it.path), "the source changed since the kept partial copy; copying from the start");
+            }
+            cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
+        }
+        let _ = run;
+        let (f, _) = st.create_temp(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
+        Ok((f, store::CopyStart::default()))
+    }
+
+    /// Reads a window of a damaged file in small blocks from `offset` (one try each, the whole range was retried
+    /// already), zeros for the blocks that fail, recorded in `bad`; returns a reader of the window followed by the
+    /// rest of the file, read normally again.
+    fn salvage_window(
+        &self,
+        run: &Run,
+        path: &Path,
+        offset: u64,
+        size: u64,
+        bad: &Mutex<Vec<(u64, u64)>>,
+    ) -> Result<Box<dyn std::io::Read + Send>> {
+        let end = (offset + SALVAGE_WINDOW).min(size);
+        let mut window = Vec::with_capacity((end - offset) as usize);
+        let mut pos = offset;
+        while pos < end {
+            let want = SALVAGE_BLOCK.min(end - pos) as usize;
+            let mut block = vec![0u8; want];
+            let got = run.source.open_at(path, pos).and_then(|mut r| {
+                store::read_full(&mut r, &mut block).map_err(|e| Error::io(path, e))
+            });
+            match got {
+                Ok(n) if n == want => {}
+                Ok(_) => return Err(Error::SourceChanged { path: path.to_path_buf() }),
+                Err(e) if e.is_transient() => {
+                    block.fill(0);
+                    let mut b = bad.lock();
+                    match b.last_mut() {
+                        Some((s, l)) if *s + *l == pos => *l += want as u64,
+                        _ => b.push((pos, want as u64)),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            window.extend_from_slice(&block);
+            pos += want as u64;
+        }
+        let head = std::io::Cursor::new(window);
+        if end >= size {
+            return Ok(Box::new(head));
+        }
+        Ok(Box::new(std::io::Read::chain(head, self.open_reader(run, path, end)?)))
     }
 
     /// Re-hashes an item's copy from the disk and lands it as its blob when it matches. `batched`: the copy was
@@ -1013,7 +1260,7 @@ impl<'a> Importer<'a> {
             remove_if_exists(&tmp).map_err(ItemError::archive)?;
             return Ok(Some(on_disk));
         }
-        st.land_with(&tmp, hash, !batched).map_err(ItemError::archive)?;
+        self.land(run, it, &tmp, hash, !batched).map_err(ItemError::archive)?;
         self.mark_stored(it, hash).map(|()| None)
     }
 
@@ -1092,14 +1339,44 @@ impl<'a> Importer<'a> {
         let source = session.source.clone();
         // item id -> (file id, original name, display name)
         let mut placed: HashMap<i64, (i64, Vec<u8>, Vec<u8>)> = HashMap::new();
+        // Clips of this group found to be duplicates: their sidecars are duplicates with them.
+        let mut dup_clips: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for it in group {
+            if it.state == ItemState::Duplicate {
+                dup_clips.insert(it.id);
+            }
             if it.state != ItemState::Stored {
                 continue;
             }
             let hash = it.hash.as_deref().unwrap_or_default();
-            if session.duplicates == DuplicateAction::Skip && tx.couple_has_blob(session.couple_id, hash)? {
+            if it.healed {
+                let how = format!("replaced by a verified copy of {}", String::from_utf8_lossy(&it.path));
+                tx.heal_blob(hash, Some(session.id), &how)?;
+            }
+            // A clean copy of a file that was stored salvaged replaces the damaged content in place.
+            if it.bad_ranges.is_none() {
+                if let Some(fid) = tx.damaged_file_like(session.couple_id, &it.rel_path, it.size)? {
+                    tx.replace_damaged(fid, hash, it.size, session.id)?;
+                    let mut healed = it.clone();
+                    healed.healed = true;
+                    tx.item_done(&healed, fid)?;
+                    ended.push((healed, ItemState::Done));
+                    continue;
+                }
+            }
+            let duplicate = match it.sidecar_of {
+                // A sidecar is a duplicate only when its clip is.
+                Some(clip) => dup_clips.contains(&clip) || tx.item_state(clip)? == Some(ItemState::Duplicate),
+                None => {
+                    session.duplicates == DuplicateAction::Skip
+                        && it.size > 0
+                        && tx.couple_has_blob(session.couple_id, hash)?
+                }
+            };
+            if duplicate {
                 tx.item_end(it, ItemState::Duplicate, None)?;
                 ended.push((it.clone(), ItemState::Duplicate));
+                dup_clips.insert(it.id);
                 continue;
             }
             let original = file_name_bytes(&it.rel_path).to_vec();
@@ -1225,6 +1502,20 @@ fn archive_stop(e: Error) -> Stop {
     }
 }
 
+/// Files from this size up keep their partial copy when the copy stops (see `copy_item`).
+const CHECKPOINT_MIN: u64 = 256 << 20;
+/// A kept partial copy is made durable and recorded this often.
+const CHECKPOINT_EVERY: u64 = 64 << 20;
+/// After a range stays unreadable, `--salvage` reads this much in small blocks before reading normally again.
+const SALVAGE_WINDOW: u64 = 4 << 20;
+/// The unit a salvaged range is found in (a sector of a modern card).
+const SALVAGE_BLOCK: u64 = 4096;
+
+/// Bad ranges as stored: `[[start,len],...]`.
+fn ranges_json(r: &[(u64, u64)]) -> String {
+    serde_json::to_string(&r.iter().map(|(s, l)| [*s, *l]).collect::<Vec<_>>()).unwrap_or_default()
+}
+
 /// Groups whose files to copy add up to less than this are copied in batches (see `process_batch`).
 const BATCH_GROUP_BYTES: u64 = 8 << 20;
 /// At most this many files in a batch.
@@ -1268,12 +1559,22 @@ impl ItemError {
 }
 
 /// Scans the roots into items: regular files, sidecars linked to their clip, the rest recorded as skipped or failed.
-pub fn scan(source: &dyn Source, roots: &[PathBuf]) -> Result<Vec<NewItem>> {
+/// Operating-system litter (see [`organize::litter_reason`]) is skipped with its reason, and so is everything under
+/// `exclude` (a post-import `move:` folder inside the source).
+pub fn scan(source: &dyn Source, roots: &[PathBuf], exclude: Option<&Path>) -> Result<Vec<NewItem>> {
     let entries = source.scan(roots)?;
     let mut items: Vec<NewItem> = entries
         .iter()
         .map(|e| {
+            let litter = organize::litter_reason(e.rel.as_os_str().as_bytes());
+            let excluded = exclude.is_some_and(|x| e.path.starts_with(x));
             let (state, size, mtime_ns, error) = match &e.kind {
+                EntryKind::File { .. } if excluded => {
+                    (ItemState::Skipped, 0, 0, Some("inside the post-import move folder".to_string()))
+                }
+                EntryKind::File { .. } if litter.is_some() => {
+                    (ItemState::Skipped, 0, 0, litter.map(|w| format!("operating-system litter: {w}")))
+                }
                 EntryKind::File { size, mtime_ns } => (ItemState::Pending, *size, *mtime_ns, None),
                 EntryKind::Skipped(why) => (ItemState::Skipped, 0, 0, Some(why.clone())),
                 EntryKind::Unreadable(why) => (ItemState::Failed, 0, 0, Some(why.clone())),

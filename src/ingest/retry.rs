@@ -1,7 +1,9 @@
 //! Retrying a flaky source: transient errors (see `Error::is_transient`) wait with backoff (1 s, 3 s, 5 s by
 //! default, then the last delay again) and try again; permanent errors give up at once; and after a number of
 //! consecutive failures (5 by default) the whole session gives up with `Error::SourcePaused`, so it can be resumed
-//! once the share is back. The counter is shared by all workers of a session and reset by any success.
+//! once the share is back. The counter is shared by all workers of a session and reset by any success. A call may
+//! also be bounded on its own (`per_call`): a local card's EIO is a property of one file, so a local read is tried
+//! a few times and then that file fails, while the session never pauses on a count.
 //! `$NIGHTFOX_RETRY_DELAYS` (seconds, comma separated) and `$NIGHTFOX_MAX_FAILURES` tune it (tests use short delays).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -14,11 +16,13 @@ use crate::error::{Error, Result};
 pub struct RetryPolicy {
     pub delays: Vec<Duration>,
     pub max_failures: u32,
+    /// Attempts of one call before it gives up with its own error (`u32::MAX`: only `max_failures` bounds it).
+    pub per_call: u32,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { delays: [1, 3, 5].map(Duration::from_secs).to_vec(), max_failures: 5 }
+        RetryPolicy { delays: [1, 3, 5].map(Duration::from_secs).to_vec(), max_failures: 5, per_call: u32::MAX }
     }
 }
 
@@ -42,6 +46,14 @@ impl RetryPolicy {
         }
         p.max_failures = p.max_failures.max(1);
         p
+    }
+
+    /// For local disks and cards: a call is tried three times, then its file fails; no count pauses the session
+    /// (a vanished card is told apart by its root, see `Importer::source_error`).
+    pub fn local(mut self) -> Self {
+        self.per_call = 3;
+        self.max_failures = u32::MAX;
+        self
     }
 }
 
@@ -76,15 +88,23 @@ impl Retry {
         self.consecutive.swap(0, Ordering::Relaxed) > 0
     }
 
-    /// Decides after a failure: `Ok(())` after waiting out the backoff (try again), or the error to give up with.
-    /// `notify` hears about each wait before it starts.
-    pub fn after_failure(&self, e: Error, notify: &dyn Fn(&Retrying)) -> Result<()> {
+    /// True when the session was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Decides after the `attempt`-th failure of one call: `Ok(())` after waiting out the backoff (try again), or
+    /// the error to give up with. `notify` hears about each wait before it starts.
+    pub fn after_failure(&self, e: Error, attempt: u32, notify: &dyn Fn(&Retrying)) -> Result<()> {
         if !e.is_transient() {
             return Err(e);
         }
         let failures = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.policy.max_failures {
             return Err(Error::SourcePaused { session: self.session, failures, last: e.to_string() });
+        }
+        if attempt >= self.policy.per_call {
+            return Err(e);
         }
         let i = (failures as usize - 1).min(self.policy.delays.len().saturating_sub(1));
         let delay = self.policy.delays.get(i).copied().unwrap_or(Duration::from_secs(1));
@@ -107,6 +127,7 @@ impl Retry {
         before_retry: &dyn Fn(),
         notify: &dyn Fn(&Retrying),
     ) -> Result<T> {
+        let mut attempt = 0;
         loop {
             match f() {
                 Ok(v) => {
@@ -114,7 +135,8 @@ impl Retry {
                     return Ok(v);
                 }
                 Err(e) => {
-                    self.after_failure(e, notify)?;
+                    attempt += 1;
+                    self.after_failure(e, attempt, notify)?;
                     before_retry();
                 }
             }
@@ -133,7 +155,7 @@ mod tests {
 
     #[test]
     fn transient_errors_retry_until_the_threshold() {
-        let policy = RetryPolicy { delays: vec![Duration::from_millis(1)], max_failures: 3 };
+        let policy = RetryPolicy { delays: vec![Duration::from_millis(1)], max_failures: 3, per_call: u32::MAX };
         let r = Retry::new(policy, Arc::new(AtomicBool::new(false)), 7);
         let calls = Cell::new(0);
         let out: Result<()> = r.call(
@@ -147,7 +169,11 @@ mod tests {
         assert_eq!(calls.get(), 3);
         assert!(matches!(out, Err(Error::SourcePaused { session: 7, failures: 3, .. })));
         // Permanent errors give up at once; success resets the count.
-        let r = Retry::new(RetryPolicy { delays: vec![Duration::ZERO], max_failures: 3 }, Arc::default(), 1);
+        let r = Retry::new(
+            RetryPolicy { delays: vec![Duration::ZERO], max_failures: 3, per_call: u32::MAX },
+            Arc::default(),
+            1,
+        );
         assert!(matches!(r.call(|| -> Result<()> { Err(io(libc::EACCES)) }, &|| {}, &|_| {}), Err(Error::Io { .. })));
         let n = Cell::new(0);
         let v = r.call(
@@ -164,5 +190,24 @@ mod tests {
         );
         assert_eq!(v.unwrap(), 5);
         assert_eq!(r.failures(), 0);
+    }
+
+    #[test]
+    fn a_local_call_gives_up_with_its_own_error_and_never_pauses() {
+        let policy = RetryPolicy { delays: vec![Duration::ZERO], ..RetryPolicy::default() }.local();
+        let r = Retry::new(policy, Arc::default(), 1);
+        for _ in 0..10 {
+            let calls = Cell::new(0);
+            let out: Result<()> = r.call(
+                || {
+                    calls.set(calls.get() + 1);
+                    Err(io(libc::EIO))
+                },
+                &|| {},
+                &|_| {},
+            );
+            assert_eq!(calls.get(), 3);
+            assert!(matches!(out, Err(Error::Io { .. })), "{out:?}");
+        }
     }
 }

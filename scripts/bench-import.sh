@@ -82,3 +82,41 @@ done
 echo
 printf 'nightfox import / (cp + sync)          = %.2f  (target <= 1.5)\n' "$(echo "$m_nf / $m_cp" | bc -l)"
 printf 'nightfox import / (cp + sync + b3sum)  = %.2f  (target < 1.0)\n' "$(echo "$m_nf / $m_b3" | bc -l)"
+
+# Resume inside a file: `kill -9` at 50% of a 2 GiB file, then `resume`, against a fresh import of the same file
+# (paired rounds, order rotated, caches dropped before each timed run). Env: RESUME_MIB (2048).
+resume_mib=${RESUME_MIB:-2048}
+rsrc="$bench/resume-src-$resume_mib"
+if [ ! -f "$rsrc/.complete" ]; then
+  rm -rf "$rsrc"; mkdir -p "$rsrc/CLIP"
+  head -c $((resume_mib << 20)) /dev/urandom >"$rsrc/CLIP/C0001.MP4"
+  touch "$rsrc/.complete"
+fi
+fresh_archive() { rm -rf "$dst"; "$nf" --archive "$dst" init >/dev/null; "$nf" --archive "$dst" couple add --name R --date 2025-01-01; }
+declare -a t_fresh t_resume
+for r in $(seq 1 "$runs"); do
+  for k in 0 1; do
+    if [ $(((k + r) % 2)) -eq 0 ]; then
+      c=$(fresh_archive); drop
+      t0=$(now); "$nf" --archive "$dst" import --couple "$c" "$rsrc/CLIP" >/dev/null; t1=$(now)
+      t_fresh+=("$(echo "$t1 - $t0" | bc)")
+    else
+      c=$(fresh_archive)
+      "$nf" --archive "$dst" import --couple "$c" "$rsrc/CLIP" >/dev/null 2>&1 &
+      pid=$!
+      for _ in $(seq 1 1200); do
+        sz=$(stat -c %s "$dst"/tmp/*.part 2>/dev/null | sort -n | tail -1)
+        [ "${sz:-0}" -ge $((resume_mib << 19)) ] && break
+        sleep 0.05
+      done
+      kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+      drop
+      t0=$(now); "$nf" --archive "$dst" resume 1 >/dev/null; t1=$(now)
+      t_resume+=("$(echo "$t1 - $t0" | bc)")
+    fi
+  done
+  echo "resume round $r/$runs: fresh ${t_fresh[-1]} | resume after kill at 50% ${t_resume[-1]}" >&2
+done
+clean
+printf 'resume after kill -9 at 50%% of %d MiB / fresh import = %.2f  (paired median of %d; target <= 0.6)\n' \
+  "$resume_mib" "$(paired "${t_resume[*]}" "${t_fresh[*]}")" "$runs"

@@ -1054,9 +1054,7 @@ impl Catalog {
     /// Commits of this connection wait for the disk (`synchronous=FULL`) when `durable`: a post-import delete or
     /// move of the source acts only on what a power loss cannot take back.
     pub fn set_durable_commits(&self, durable: bool) -> Result<()> {
-        self.conn
-            .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
-            .ctx("set synchronous")
+        self.conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" }).ctx("set synchronous")
     }
 
     /// Recomputes a session's counters from its items (the items are the truth).

@@ -668,7 +668,10 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
         row("damaged", &format!("salvaged; unreadable ranges [start, len] stored as zeros: {d}"));
     }
     if fi.blob_health != "ok" {
-        row("blob", &format!("{} (the mount answers EIO; re-import or `nightfox repair` the original)", fi.blob_health));
+        row(
+            "blob",
+            &format!("{} (the mount answers EIO; re-import or `nightfox repair` the original)", fi.blob_health),
+        );
     }
     Ok(0)
 }

@@ -69,6 +69,9 @@ pub enum Error {
     #[error("unreadable after retries (the rest of the source imported; `nightfox resume` tries it again): {reason}")]
     Unreadable { reason: String },
 
+    #[error("held back with its clip, which could not be read (`nightfox resume` brings them in together)")]
+    HeldBack,
+
     #[error("{path:?} changed while it was being copied")]
     SourceChanged { path: PathBuf },
 

@@ -256,7 +256,10 @@ pub fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher> {
         },
     )?;
     if left > 0 {
-        return Err(Error::io(path, io::Error::new(io::ErrorKind::UnexpectedEof, "partial copy shorter than recorded")));
+        return Err(Error::io(
+            path,
+            io::Error::new(io::ErrorKind::UnexpectedEof, "partial copy shorter than recorded"),
+        ));
     }
     Ok(h)
 }

@@ -102,7 +102,12 @@ pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Rep
         let hash = match store::hash_file(path) {
             Ok(h) => h,
             Err(e) => {
-                out.push(Repaired { path: shown, hash: String::new(), outcome: "failed".into(), detail: Some(e.to_string()) });
+                out.push(Repaired {
+                    path: shown,
+                    hash: String::new(),
+                    outcome: "failed".into(),
+                    detail: Some(e.to_string()),
+                });
                 continue;
             }
         };
@@ -143,7 +148,11 @@ fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> R
     let checked = copied.and_then(|c| {
         let on_disk = store::hash_from_disk(&tmp)?;
         if c.hash != hash || on_disk != hash {
-            return Err(crate::error::Error::Mismatch { path: path.to_path_buf(), expected: hash.to_string(), actual: on_disk });
+            return Err(crate::error::Error::Mismatch {
+                path: path.to_path_buf(),
+                expected: hash.to_string(),
+                actual: on_disk,
+            });
         }
         st.land_replacing(&tmp, hash).map(|_| ())
     });

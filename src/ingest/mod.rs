@@ -261,8 +261,7 @@ impl<'a> Importer<'a> {
         let mut lock = self.lock_couple(&cat, couple.id, &couple.folder_name)?;
         let source = LocalSource::new(&roots);
         let raw: Vec<Vec<u8>> = roots.iter().map(|r| path_bytes(r)).collect();
-        let id =
-            cat.create_session(
+        let id = cat.create_session(
             couple.id,
             req.footage_type,
             camera_id,
@@ -362,7 +361,9 @@ impl<'a> Importer<'a> {
         let s = cat.session(id)?;
         let _lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
         let s = cat.session(id)?;
-        if !s.is_open() {
+        // A completed session with failed files is still resumable (they are retried): it can be ended too.
+        let retryable = s.status == SessionStatus::Completed && s.files_error > 0;
+        if !s.is_open() && !retryable {
             return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
         }
         cat.cancel_session(id)?;
@@ -626,7 +627,11 @@ impl<'a> Importer<'a> {
         let damaged: Vec<String> = items
             .iter()
             .filter(|i| i.state == ItemState::Done)
-            .filter_map(|i| i.bad_ranges.as_ref().map(|r| format!("{:?}: unreadable ranges {r} stored as zeros", bytes_path(&i.path))))
+            .filter_map(|i| {
+                i.bad_ranges
+                    .as_ref()
+                    .map(|r| format!("{:?}: unreadable ranges {r} stored as zeros", bytes_path(&i.path)))
+            })
             .collect();
         let error = match (failures.len(), damaged.len()) {
             (0, 0) => None,
@@ -665,9 +670,7 @@ impl<'a> Importer<'a> {
         let prefix = format!("s{id}-i");
         let reusable: std::collections::HashSet<String> = items
             .iter()
-            .filter(|i| {
-                i.state == ItemState::Copied || (i.state == ItemState::Pending && i.resume_offset.is_some())
-            })
+            .filter(|i| i.state == ItemState::Copied || (i.state == ItemState::Pending && i.resume_offset.is_some()))
             .map(|i| temp_name(id, i.id))
             .collect();
         let rd = match std::fs::read_dir(&self.archive.store.tmp) {
@@ -732,8 +735,16 @@ impl<'a> Importer<'a> {
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
     ) -> std::result::Result<(), Stop> {
+        let mut failed = std::collections::HashSet::new();
         for it in group.iter_mut() {
+            if it.state == ItemState::Failed {
+                failed.insert(it.id);
+            }
             if it.state.is_terminal() {
+                continue;
+            }
+            if it.sidecar_of.is_some_and(|c| failed.contains(&c)) {
+                self.fail_item(run, it, Error::HeldBack, cat)?;
                 continue;
             }
             if it.state == ItemState::Stored && self.blob_present(run, it) {
@@ -743,7 +754,10 @@ impl<'a> Importer<'a> {
             match self.store_item(run, it, cat, halt, 0) {
                 Ok(()) => {}
                 Err(ItemError::Stop(s)) => return Err(s),
-                Err(ItemError::Failed(e)) => self.fail_item(run, it, e, cat)?,
+                Err(ItemError::Failed(e)) => {
+                    failed.insert(it.id);
+                    self.fail_item(run, it, e, cat)?
+                }
             }
         }
         self.catalogue(run, &[group], cat)
@@ -774,9 +788,17 @@ impl<'a> Importer<'a> {
             groups.iter().flatten().filter(|i| !i.state.is_terminal()).map(|i| bytes_path(&i.path)).collect();
         run.source.prefetch(&to_read);
         for g in 0..groups.len() {
+            let mut failed = std::collections::HashSet::new();
             for i in 0..groups[g].len() {
                 let it = &mut groups[g][i];
+                if it.state == ItemState::Failed {
+                    failed.insert(it.id);
+                }
                 if it.state.is_terminal() {
+                    continue;
+                }
+                if it.sidecar_of.is_some_and(|c| failed.contains(&c)) {
+                    self.fail_item(run, it, Error::HeldBack, cat)?;
                     continue;
                 }
                 if it.state == ItemState::Stored && self.blob_present(run, it) {
@@ -790,7 +812,10 @@ impl<'a> Importer<'a> {
                         discard(&groups, &fresh);
                         return Err(s);
                     }
-                    Err(ItemError::Failed(e)) => self.fail_item(run, it, e, cat)?,
+                    Err(ItemError::Failed(e)) => {
+                        failed.insert(it.id);
+                        self.fail_item(run, it, e, cat)?
+                    }
                 }
             }
         }
@@ -1069,11 +1094,16 @@ impl<'a> Importer<'a> {
             let bad: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
             // A dropped connection resumes the file at the byte offset already copied; the hash continues. A range
             // that stays unreadable fails the file, or with --salvage is read around in small blocks.
+            // Failed attempts at the same offset count together, across the readers handed out for it.
+            let mut failing: (u64, u32) = (u64::MAX, 0);
             let mut reopen = |offset: u64, e: Error| -> Result<Box<dyn std::io::Read + Send>> {
                 let mut e = e;
-                let mut attempt = 0;
+                if failing.0 != offset {
+                    failing = (offset, 0);
+                }
                 loop {
-                    attempt += 1;
+                    failing.1 += 1;
+                    let attempt = failing.1;
                     match run.retry.after_failure(e, attempt, &|r| self.note_retry(run, r)) {
                         Ok(()) => {}
                         Err(gave_up) if run.session.salvage && !run.retry.cancelled() && gave_up.is_transient() => {
@@ -1097,7 +1127,7 @@ impl<'a> Importer<'a> {
             };
             let mut record = |n: u64| cat.lock().set_item_checkpoint(it.id, Some((n, before.size, before.mtime_ns)));
             let checkpoints =
-                checkpointed.then(|| store::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
+                checkpointed.then_some(store::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
             let result = store::copy_hashing(
                 reader,
                 &path,
@@ -1114,7 +1144,8 @@ impl<'a> Importer<'a> {
                 Ok(c) => c,
                 Err(e) => {
                     // A checkpointed prefix is kept for the resume; anything else is thrown away.
-                    let kept = checkpointed && cat.lock().item(it.id).ok().flatten().and_then(|i| i.resume_offset).is_some();
+                    let kept =
+                        checkpointed && cat.lock().item(it.id).ok().flatten().and_then(|i| i.resume_offset).is_some();
                     if !kept {
                         let _ = remove_if_exists(&tmp);
                     }
@@ -1194,7 +1225,6 @@ impl<'a> Importer<'a> {
             }
             cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
         }
-        let _ = run;
         let (f, _) = st.create_temp(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
         Ok((f, store::CopyStart::default()))
     }
@@ -1216,9 +1246,10 @@ impl<'a> Importer<'a> {
         while pos < end {
             let want = SALVAGE_BLOCK.min(end - pos) as usize;
             let mut block = vec![0u8; want];
-            let got = run.source.open_at(path, pos).and_then(|mut r| {
-                store::read_full(&mut r, &mut block).map_err(|e| Error::io(path, e))
-            });
+            let got = run
+                .source
+                .open_at(path, pos)
+                .and_then(|mut r| store::read_full(&mut r, &mut block).map_err(|e| Error::io(path, e)));
             match got {
                 Ok(n) if n == want => {}
                 Ok(_) => return Err(Error::SourceChanged { path: path.to_path_buf() }),
@@ -1347,6 +1378,18 @@ impl<'a> Importer<'a> {
             }
             if it.state != ItemState::Stored {
                 continue;
+            }
+            // A sidecar whose clip could not be read is held back with it: `resume` brings them in together.
+            if let Some(clip) = it.sidecar_of {
+                let clip_failed = match group.iter().find(|g| g.id == clip) {
+                    Some(g) => g.state == ItemState::Failed,
+                    None => tx.item_state(clip)? == Some(ItemState::Failed),
+                };
+                if clip_failed {
+                    tx.item_end(it, ItemState::Failed, Some(&Error::HeldBack.to_string()))?;
+                    ended.push((it.clone(), ItemState::Failed));
+                    continue;
+                }
             }
             let hash = it.hash.as_deref().unwrap_or_default();
             if it.healed {

@@ -814,6 +814,17 @@ impl Catalog {
             .ok_or_else(|| Error::NoSuchCouple(folder_name.to_string()))
     }
 
+    /// The couples of one event date, by folder name (`couple add` refuses a second couple of the same name).
+    pub fn couples_on(&self, event_date: &str) -> Result<Vec<Couple>> {
+        rows(
+            &self.conn,
+            &format!("{} WHERE c.event_date = ?1 ORDER BY c.folder_name", Self::COUPLE_SELECT),
+            [event_date],
+            Self::couple_from_row,
+            "list couples of a date",
+        )
+    }
+
     pub fn couple_by_id(&self, id: i64) -> Result<Couple> {
         self.conn
             .query_row(&format!("{} WHERE c.id = ?1", Self::COUPLE_SELECT), [id], Self::couple_from_row)

@@ -189,13 +189,17 @@ enum SourceCmd {
 
 #[derive(Subcommand, Debug)]
 enum CoupleCmd {
-    /// Add a couple; prints its folder name.
+    /// Add a couple; prints its folder name. A couple of the same name (ignoring case and punctuation) and date
+    /// is refused unless --allow-same-name.
     Add {
         #[arg(long)]
         name: String,
         /// The event date, YYYY-MM-DD.
         #[arg(long)]
         date: String,
+        /// Add a second couple although one of this name and date exists (its folder gets -2, -3...).
+        #[arg(long)]
+        allow_same_name: bool,
     },
     List {
         #[arg(long)]
@@ -379,13 +383,20 @@ fn run(cli: Cli) -> Result<i32> {
             println!("created archive at {}", dir.display());
             Ok(0)
         }
-        Command::Couple(CoupleCmd::Add { name, date }) => {
+        Command::Couple(CoupleCmd::Add { name, date, allow_same_name }) => {
             organize::validate_date(&date)?;
             if name.trim().is_empty() {
                 return Err(Error::Invalid("a couple needs a name".into()));
             }
             let a = open(&cli.archive)?;
             let cat = a.catalog()?;
+            if !allow_same_name {
+                let same =
+                    cat.couples_on(&date)?.into_iter().find(|c| organize::same_couple_name(&c.display_name, &name));
+                if let Some(c) = same {
+                    return Err(Error::CoupleExists { name: c.display_name, date, folder: c.folder_name });
+                }
+            }
             let base = organize::couple_folder_base(&date, &name);
             let folder = organize::first_free(&base, |c| cat.folder_name_taken(c))?;
             cat.add_couple(name.trim(), &date, &folder)?;

@@ -29,6 +29,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    #[error("couple {name:?} on {date} exists already ({folder}); use --allow-same-name to add another")]
+    CoupleExists { name: String, date: String, folder: String },
+
     #[error("no couple with folder name {0:?} (see `nightfox couple list`)")]
     NoSuchCouple(String),
 

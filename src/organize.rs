@@ -114,6 +114,12 @@ pub fn couple_folder_base(date: &str, name: &str) -> String {
     }
 }
 
+/// True when two couple names are one name as the folder name sees it (case, Unicode normalisation, spaces and
+/// punctuation aside): `Julia & Sven` and `julia + sven`.
+pub fn same_couple_name(a: &str, b: &str) -> bool {
+    slugify(a) == slugify(b)
+}
+
 /// The first of `base`, `base-2`, `base-3`... for which `taken` says no.
 pub fn first_free(base: &str, mut taken: impl FnMut(&str) -> Result<bool>) -> Result<String> {
     if !taken(base)? {
@@ -333,6 +339,8 @@ mod tests {
         assert_eq!(slugify("Julia & Sven"), "julia-sven");
         assert_eq!(slugify("  Jürgen + Ömer!! "), "jürgen-ömer");
         assert_eq!(couple_folder_base("2025-12-31", "Julia & Sven"), "2025-12-31-julia-sven");
+        assert!(same_couple_name("Julia & Sven", " julia + SVEN"));
+        assert!(!same_couple_name("Julia & Sven", "Julia & Sven 2") && !same_couple_name("Jürgen", "Jurgen"));
         assert!(validate_date("2024-02-29").is_ok());
         assert!(validate_date("2023-02-29").is_err());
         assert!(validate_date("2023-13-01").is_err());

@@ -413,6 +413,37 @@ fn bad_input_gets_one_clear_line_and_loses_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&c));
 }
 
+/// A second `couple add` of a name and date that exist already is refused with one line (the same name ignoring
+/// case and punctuation, as the folder name sees it); `--allow-same-name` adds a second couple on purpose.
+#[test]
+fn couple_add_of_an_existing_name_and_date_is_refused_unless_allowed() {
+    let env = Env::new();
+    let first = env.couple("Julia & Sven", "2025-12-31");
+    assert_eq!(first, "2025-12-31-julia-sven");
+    for name in ["Julia & Sven", "julia + sven", " Julia & Sven "] {
+        let out = env.run(&["couple", "add", "--name", name, "--date", "2025-12-31"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(r#"couple "Julia & Sven" on 2025-12-31 exists already (2025-12-31-julia-sven)"#)
+                && err.contains("--allow-same-name"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(env.catalog().couples().unwrap().len(), 1, "nothing was added");
+    // Another date or another name is another couple.
+    assert_eq!(env.couple("Julia & Sven", "2026-01-01"), "2026-01-01-julia-sven");
+    assert_eq!(env.couple("Julia", "2025-12-31"), "2025-12-31-julia");
+    // On purpose: a second couple of that name and date.
+    let second = env.ok(&["couple", "add", "--name", "Julia & Sven", "--date", "2025-12-31", "--allow-same-name"]);
+    assert_eq!(second.trim(), "2025-12-31-julia-sven-2");
+    assert_eq!(env.catalog().couples().unwrap().len(), 4);
+    let help = env.ok(&["couple", "add", "--help"]);
+    assert!(help.contains("--allow-same-name"), "{help}");
+}
+
 #[test]
 fn symlinks_and_special_files_are_recorded_and_skipped() {
     let env = Env::new();

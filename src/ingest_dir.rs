@@ -62,16 +62,18 @@ fn dir_ino(couple: i64, parent: Option<i64>) -> u64 {
     parent.map_or(K_COUPLE | couple as u64, entry_ino)
 }
 
-/// Names that never commit: the AppleDouble/Finder clutter of macOS.
-pub fn is_junk_name(name: &[u8]) -> bool {
-    name.starts_with(b"._") || name == b".DS_Store"
+/// True for a file that never commits: operating-system litter, judged on its path below the couple's folder by
+/// the one list of `organize::litter_reason` (`.DS_Store`, AppleDouble `._*`, `Thumbs.db`, anything in a
+/// `.Spotlight-V100` or `.Trashes` folder...). It stays in the writers' view until the next start.
+pub fn is_litter(rel_path: &[u8]) -> bool {
+    crate::organize::litter_reason(rel_path).is_some()
 }
 
-/// Names that wait for a rename before they commit: rsync's `.<name>.XXXXXX` temp files (and the junk above).
+/// Names that wait for a rename before they commit: rsync's `.<name>.XXXXXX` temp files (and litter names).
 /// A temp-looking file that is still not renamed a while after its writer closed it commits anyway (a real
 /// `.profile.backup` must not wait forever).
 pub fn is_temp_name(name: &[u8]) -> bool {
-    if is_junk_name(name) {
+    if is_litter(name) {
         return true;
     }
     if name.len() > 8 && name[0] == b'.' {
@@ -294,8 +296,11 @@ impl IngestDir {
                     && !g.abandoned
                     && g.closed_at.is_some_and(|t| t.elapsed() >= TEMP_GRACE)
             };
-            let junk = self.state.lock().entries.get(&id).is_none_or(|e| is_junk_name(&e.name));
-            if due && !junk {
+            let litter = {
+                let st = self.state.lock();
+                !st.entries.contains_key(&id) || is_litter(&st.rel_path(id))
+            };
+            if due && !litter {
                 info!(entry = id, "a temp-looking file was not renamed: committing it under its own name");
                 self.enqueue(id, &s);
             }
@@ -884,7 +889,10 @@ impl IngestDir {
             self.discard(id, &s);
             return;
         }
-        let name_final = self.state.lock().entries.get(&id).is_some_and(|e| !is_temp_name(&e.name));
+        let name_final = {
+            let st = self.state.lock();
+            st.entries.get(&id).is_some_and(|e| !is_temp_name(&e.name)) && !is_litter(&st.rel_path(id))
+        };
         if ready && name_final {
             self.enqueue(id, &s);
         } else if !ready {
@@ -1191,7 +1199,7 @@ impl IngestDir {
             e
         };
         self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
-        if !updated.is_dir && !is_temp_name(newname) {
+        if !updated.is_dir && !is_temp_name(newname) && !is_litter(&self.state.lock().rel_path(id)) {
             let staged = self.staged.lock().get(&id).cloned();
             if let Some(s) = staged {
                 let ready = {
@@ -1253,7 +1261,9 @@ mod tests {
         assert!(!is_temp_name(b".hidden"));
         // Looks like a temp name: waits for a rename, and commits after TEMP_GRACE if none comes.
         assert!(is_temp_name(b".profile.backup"));
-        assert!(is_junk_name(b"._x") && !is_junk_name(b".profile.backup"));
+        assert!(is_litter(b"._x") && !is_litter(b".profile.backup"));
+        assert!(is_litter(b"DCIM/Thumbs.db") && is_litter(b".Spotlight-V100/Store-V2/store.db"));
+        assert!(!is_litter(b"PRIVATE/M4ROOT/CLIP/C0001.MP4"));
     }
 
     #[test]

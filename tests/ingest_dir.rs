@@ -399,8 +399,13 @@ fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period()
     let in_tree = mp.join(&c).join("source/modern/unknown/.profile.backup");
     wait_until("the file in the organized tree", Duration::from_secs(90), || in_tree.exists());
     assert_eq!(fs::read(&in_tree).unwrap(), data(8, 4321));
-    // Finder's clutter never commits.
-    fs::write(mp.join("ingest").join(&c).join("._clip.MP4"), b"apple double").unwrap();
+    // Operating-system litter never commits (the one list of `organize::litter_reason`): Finder's clutter,
+    // Windows' thumbnail cache, anything in a Spotlight folder.
+    let dir = mp.join("ingest").join(&c);
+    fs::write(dir.join("._clip.MP4"), b"apple double").unwrap();
+    fs::write(dir.join("Thumbs.db"), b"thumbnails").unwrap();
+    fs::create_dir_all(dir.join(".Spotlight-V100/Store-V2")).unwrap();
+    fs::write(dir.join(".Spotlight-V100/Store-V2/store.db"), b"index").unwrap();
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(env.catalog().files(None).unwrap().len(), 1);
 }

@@ -550,8 +550,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
-            let _lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
-            crate::fuse::mount_foreground(a, &mountpoint, crate::fuse::MountOptions { allow_other, no_passthrough })?;
+            let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
+            let opts = crate::fuse::MountOptions { allow_other, no_passthrough };
+            crate::fuse::mount_foreground(a, &mountpoint, opts, move || drop(lock))?;
             Ok(0)
         }
         Command::Serve { mountpoint, allow_other, poll_interval } => {

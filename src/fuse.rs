@@ -940,7 +940,17 @@ fn announce(notifier: &Notifier, vfs: &Vfs, new: &[(u64, Vec<u8>)]) {
 }
 
 /// Mounts the archive at `mountpoint` and serves it until SIGINT/SIGTERM or an external unmount.
-pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions) -> Result<()> {
+///
+/// `unmounted` runs once the mount is gone and the ingest directory has finished its commits, before the rest is
+/// torn down (threads joined, catalogs closed, which can wait on the disk): the caller releases the archive's
+/// daemon lock there, so that `fusermount3 -u M && nightfox mount M` finds the archive free. It is dropped unrun
+/// when the mount fails to start.
+pub fn mount_foreground(
+    archive: Archive,
+    mountpoint: &Path,
+    opts: MountOptions,
+    unmounted: impl FnOnce(),
+) -> Result<()> {
     clean_stale_mount(mountpoint);
     let md = std::fs::metadata(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
     if !md.is_dir() {
@@ -1010,7 +1020,10 @@ pub fn mount_foreground(archive: Archive, mountpoint: &Path, opts: MountOptions)
         }
     });
     let result = session.run();
+    // The mount is gone. Commits in flight finish first (the next daemon discards staging it finds), then the
+    // archive is free for the next daemon while this one winds down.
     ingest.shutdown();
+    unmounted();
     stop.store(true, Ordering::Relaxed);
     sig_handle.close();
     let _ = sig_thread.join();

@@ -14,7 +14,8 @@
 //!
 //! One daemon per archive: `locks/daemon.lock` (flock, released by the kernel if the process dies, so a stale
 //! lock is simply taken over) holds a JSON note with the pid, the command and the mount point. `nightfox mount`
-//! takes the same lock. `nightfox status` reads the catalog, the notes and `/proc/locks` (who holds a lock,
+//! takes the same lock. It is let go as soon as the mount is gone and `/ingest` has finished its commits (see
+//! `fuse::mount_foreground`), while the pollers still stop: a new daemon may start at once. `nightfox status` reads the catalog, the notes and `/proc/locks` (who holds a lock,
 //! without taking it): no IPC.
 
 use std::collections::{HashMap, HashSet};
@@ -238,7 +239,7 @@ pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
             .map_err(|e| Error::Invalid(format!("cannot install the handler of signal {sig}: {e}")))?;
     }
     let mp = absolute(&opts.mountpoint);
-    let _lock = lock_daemon(&archive, &mp, "serve")?;
+    let lock = lock_daemon(&archive, &mp, "serve")?;
     crate::fuse::clean_stale_mount(&mp);
     let md = std::fs::metadata(&mp).map_err(|e| Error::io(&mp, e))?;
     if !md.is_dir() {
@@ -260,7 +261,9 @@ pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
         .name("nightfox-sources".into())
         .spawn(move || supervise(&sup_ctx))
         .map_err(|e| Error::Invalid(format!("cannot start the source supervisor: {e}")))?;
-    let result = crate::fuse::mount_foreground(archive, &mp, opts.mount);
+    // The archive is let go as soon as the mount is gone (the pollers stop at their next safe point meanwhile,
+    // under their couple locks), so a new daemon can start at once.
+    let result = crate::fuse::mount_foreground(archive, &mp, opts.mount, move || drop(lock));
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
         match &result {

@@ -472,6 +472,54 @@ fn sigterm_exits_cleanly_and_a_stale_mount_is_cleaned_at_start() {
     drop(crashed);
 }
 
+/// Starts `nightfox mount MP` or `nightfox serve MP` and waits (bounded) until it serves; panics with its stderr
+/// if it exits instead (a refused lock).
+fn start_daemon(env: &Env, cmd: &str, mp: &Path) -> std::process::Child {
+    let mut c = env.cmd();
+    c.arg(cmd).arg(mp);
+    if cmd == "serve" {
+        c.args(["--poll-interval", "1s"]);
+    }
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    wait_until(&format!("{cmd} to serve"), Duration::from_secs(15), || {
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("{cmd} exited ({st}) instead of mounting: {err}");
+        }
+        serving(mp)
+    });
+    child
+}
+
+/// `fusermount3 -u M && nightfox mount M`: the daemon that served M has let the archive go by the time its mount
+/// is gone, `mount` and `serve` alike, also after commits in `/ingest` (whose catalog it closes afterwards).
+#[test]
+fn a_new_daemon_started_right_after_an_external_unmount_gets_the_archive() {
+    let env = Env::new();
+    let c = env.couple("Again", "2025-12-31");
+    let mp = env.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let mut running = start_daemon(&env, "mount", &mp);
+    for (round, next) in ["mount", "serve", "mount"].into_iter().enumerate() {
+        fs::write(mp.join("ingest").join(&c).join(format!("R{round}.MOV")), data(round as u64, 200_000)).unwrap();
+        wait_until("the commit", Duration::from_secs(90), || env.catalog().files(None).unwrap().len() > round);
+        let st = std::process::Command::new("fusermount3").arg("-u").arg(&mp).status().unwrap();
+        assert!(st.success());
+        let new = start_daemon(&env, next, &mp);
+        let old = std::mem::replace(&mut running, new);
+        let mut old = old;
+        wait_until("the old daemon to exit", Duration::from_secs(30), || old.try_wait().unwrap().is_some());
+        assert!(old.wait().unwrap().success());
+    }
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(running.id() as i32, libc::SIGTERM) };
+    wait_until("the last daemon to exit", Duration::from_secs(30), || running.try_wait().unwrap().is_some());
+    assert!(!is_mounted(&mp));
+    assert_eq!(env.catalog().files(None).unwrap().len(), 3);
+}
+
 #[test]
 fn odd_names_are_served_as_given() {
     let env = Env::new();

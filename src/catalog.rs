@@ -1016,6 +1016,15 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets (or clears) the error of a session without touching its status: what went wrong in a session that
+    /// goes on (a commit in the ingest directory that failed).
+    pub fn set_session_error(&self, id: i64, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute("UPDATE import_sessions SET error = ?2, updated_at = ?3 WHERE id = ?1", params![id, error, now()])
+            .ctx("record session error")?;
+        Ok(())
+    }
+
     /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here.
     pub fn start_run(&self, id: i64) -> Result<()> {
         self.conn
@@ -1164,6 +1173,22 @@ impl Catalog {
             Self::item_from_row,
             "list items",
         )
+    }
+
+    /// The newest item of a session at `path` that has not ended (pending, copied or stored), if any: the
+    /// ingest directory fails the item of a commit that did not go through.
+    pub fn unfinished_item_at(&self, session_id: i64, path: &[u8]) -> Result<Option<Item>> {
+        self.conn
+            .query_row(
+                "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error,
+                    bad_ranges, resume_offset, healed
+                 FROM import_items WHERE session_id = ?1 AND path = ?2 AND state IN ('pending','copied','stored')
+                 ORDER BY id DESC LIMIT 1",
+                params![session_id, path],
+                Self::item_from_row,
+            )
+            .optional()
+            .ctx("find unfinished item")
     }
 
     /// Moves an item to a non-terminal state (hash known, or validated into objects/).

@@ -3,8 +3,9 @@
 //! `rsync -a` sees the sizes and mtimes it set and transfers nothing), staging files in the archive's `tmp/` hashed
 //! inline while writes arrive in order, and the commit of a file once it is closed under its final name (rsync's
 //! `.name.XXXXXX` temp names commit when renamed): verified from disk and catalogued through the import pipeline
-//! (`Importer::commit_file`) in one import session per couple. A writer killed halfway commits nothing; staging left
-//! by a daemon that died is discarded at the next start. Committed content is never removed from the archive.
+//! (`Importer::commit_file`) in one import session per couple. A commit that fails takes the file out of the view
+//! (to be copied again) and is recorded in that session. A writer killed halfway commits nothing; staging left by a
+//! daemon that died is discarded at the next start. Committed content is never removed from the archive.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,7 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use crate::archive::Archive;
-use crate::catalog::{system_time_ns, Catalog, DuplicateAction, IngestEntry, SessionStatus};
+use crate::catalog::{system_time_ns, Catalog, DuplicateAction, IngestEntry, ItemState, NewItem, SessionStatus};
 use crate::error::{Error, Result};
 use crate::ingest::{Importer, Quiet};
 use crate::vfs::{Attr, DirEntry, Kind};
@@ -111,6 +112,13 @@ struct Staged {
     /// Handed to the kernel (see [`IngestDir::direct_write_target`]): writes bypass this daemon, so the size and
     /// mtime are read from the file and the hash is computed at commit.
     direct: bool,
+}
+
+/// The entry a commit is about, with its path below the couple's folder and its `/ingest/...` label.
+struct Target {
+    e: IngestEntry,
+    rel: Vec<u8>,
+    label: Vec<u8>,
 }
 
 enum Handle {
@@ -232,8 +240,7 @@ impl IngestDir {
         }
         // Ingest sessions left open by a stopped daemon hold only committed items: close them.
         for id in cat.unfinished_sessions_with_source_prefix("ingest:")? {
-            cat.recount_session(id)?;
-            cat.set_session_status(id, SessionStatus::Completed, None)?;
+            close_session(&cat, id)?;
         }
         let dir = IngestDir {
             archive: archive.clone(),
@@ -307,10 +314,9 @@ impl IngestDir {
         }
     }
 
+    /// [`IngestDir::commit`] on a commit thread: a failure is logged and recorded there.
     fn commit_logged(&self, id: i64, s: &Arc<Mutex<Staged>>) {
-        if let Err(e) = self.commit(id, s) {
-            warn!(entry = id, errno = e, "the file could not be committed; it stays in the ingest folder, uncommitted");
-        }
+        let _ = self.commit(id, s);
     }
 
     /// Queues a commit (or commits here when no thread runs).
@@ -335,8 +341,9 @@ impl IngestDir {
         let sessions: Vec<i64> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         let cat = self.cat.lock();
         for s in sessions {
-            let _ = cat.recount_session(s);
-            let _ = cat.set_session_status(s, SessionStatus::Completed, None);
+            if let Err(e) = close_session(&cat, s) {
+                warn!("cannot close ingest session {s}: {e}");
+            }
         }
     }
 
@@ -658,6 +665,10 @@ impl IngestDir {
             if queued {
                 self.commit(id, &p)?;
             }
+            // A commit that failed (here or on a commit thread) took the file out of the view.
+            if !self.state.lock().entries.contains_key(&id) {
+                return Err(libc::ENOENT);
+            }
         }
         let existing = self.staged.lock().get(&id).cloned().filter(|s| !s.lock().retired);
         let staged = match existing {
@@ -963,8 +974,21 @@ impl IngestDir {
         Ok(id)
     }
 
+    /// The path of an entry as sessions and logs name it: `/ingest/<couple folder>/<path below it>`.
+    fn label(&self, couple: i64, rel: &[u8]) -> Vec<u8> {
+        let folder = self.state.lock().couples.iter().find(|(_, c)| **c == couple).map(|(n, _)| n.clone());
+        let mut label = b"/ingest/".to_vec();
+        label.extend_from_slice(&folder.unwrap_or_default());
+        label.push(b'/');
+        label.extend_from_slice(rel);
+        label
+    }
+
     /// Verifies and catalogues a staged file (see `Importer::commit_file`); the same content written again over
-    /// a committed path is a no-op.
+    /// a committed path is a no-op. A commit that fails leaves nothing behind that looks committed: the file
+    /// leaves the writers' view (so the next `rsync -a` or `cp` sends it again) and its staging file is removed,
+    /// and the ingest session records it (a failed item, and the session's error, which `nightfox sessions` and
+    /// `nightfox status` show).
     fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<()> {
         if s.lock().direct {
             self.refresh_direct(id);
@@ -973,46 +997,29 @@ impl IngestDir {
         if g.retired {
             return Ok(());
         }
-        let (e, rel) = {
+        let t = {
             let st = self.state.lock();
             let Some(e) = st.entries.get(&id).cloned() else { return Ok(()) };
-            (e, st.rel_path(id))
+            let rel = st.rel_path(id);
+            drop(st);
+            let label = self.label(e.couple_id, &rel);
+            Target { e, rel, label }
         };
-        let folder = self.state.lock().couples.iter().find(|(_, c)| **c == e.couple_id).map(|(n, _)| n.clone());
-        let mut label = b"/ingest/".to_vec();
-        label.extend_from_slice(&folder.unwrap_or_default());
-        label.push(b'/');
-        label.extend_from_slice(&rel);
-        let size = g.file.metadata().map_err(|e| io_errno(&e))?.len();
-        // The hash of what the writer gave: computed inline as the writes came in order, else from the staged
-        // pages still in memory (before they reach the disk, so the hash from disk below checks the medium).
-        let inline = if g.sequential && g.hashed == size {
-            g.hasher.clone().finalize().to_hex().to_string()
-        } else {
-            crate::store::hash_in_memory(&g.path).map_err(|err| {
-                warn!("cannot hash {}: {err}", String::from_utf8_lossy(&label));
-                libc::EIO
-            })?
+        let session = match self.session_for(t.e.couple_id) {
+            Ok(sid) => sid,
+            Err(err) => {
+                drop(g);
+                self.commit_failed(id, s, None, &t, &err);
+                return Err(errno_of(&err));
+            }
         };
-        let inline = Some(inline);
-        g.file.sync_all().map_err(|e| io_errno(&e))?;
-        let session = self.session_for(e.couple_id).map_err(|e| errno_of(&e))?;
-        let importer = Importer::new(&self.archive, &Quiet, Arc::clone(&self.cancel));
-        // The same bytes as the version already committed here: nothing to catalogue.
-        let same = match (&inline, &e.blob_hash) {
-            (Some(h), Some(old)) => h == old && self.archive.store.has_blob(old),
-            _ => false,
-        };
-        let (hash, file_id) = if same {
-            let _ = std::fs::remove_file(&g.path);
-            (e.blob_hash.clone().unwrap_or_default(), e.file_id)
-        } else {
-            let c =
-                importer.commit_file(session, &rel, &label, &g.path, inline.as_deref(), e.mtime_ns).map_err(|err| {
-                    warn!("commit of {} failed: {err}", String::from_utf8_lossy(&label));
-                    errno_of(&err)
-                })?;
-            (c.hash, c.file_id.or(e.file_id))
+        let (hash, file_id, size) = match self.land(&mut g, session, &t) {
+            Ok(landed) => landed,
+            Err(err) => {
+                drop(g);
+                self.commit_failed(id, s, Some(session), &t, &err);
+                return Err(errno_of(&err));
+            }
         };
         g.dirty = false;
         g.retired = true;
@@ -1025,11 +1032,89 @@ impl IngestDir {
             cur.size = size;
             cur.clone()
         };
-        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        if let Err(err) = self.cat.lock().update_ingest_entry(&updated) {
+            // The file is catalogued; only the writers' view could not be saved (the next start drops the entry).
+            warn!("committed {}, but cannot save the ingest entry: {err}", String::from_utf8_lossy(&t.label));
+        }
         // Reads now come from the blob; the staging file is gone (landed or removed).
         drop(g);
         self.unstage(id, s);
         Ok(())
+    }
+
+    /// The verification and cataloguing of [`IngestDir::commit`]: returns the hash, the catalogued file (none for
+    /// content already there) and the size.
+    fn land(&self, g: &mut Staged, session: i64, t: &Target) -> Result<(String, Option<i64>, u64)> {
+        let size = g.file.metadata().map_err(|err| Error::io(&g.path, err))?.len();
+        // The hash of what the writer gave: computed inline as the writes came in order, else from the staged
+        // pages still in memory (before they reach the disk, so the hash from disk below checks the medium).
+        let inline = if g.sequential && g.hashed == size {
+            g.hasher.clone().finalize().to_hex().to_string()
+        } else {
+            crate::store::hash_in_memory(&g.path)?
+        };
+        g.file.sync_all().map_err(|err| Error::io(&g.path, err))?;
+        // The same bytes as the version already committed here: nothing to catalogue.
+        if t.e.blob_hash.as_deref().is_some_and(|old| old == inline && self.archive.store.has_blob(old)) {
+            let _ = std::fs::remove_file(&g.path);
+            return Ok((inline, t.e.file_id, size));
+        }
+        let importer = Importer::new(&self.archive, &Quiet, Arc::clone(&self.cancel));
+        let c = importer.commit_file(session, &t.rel, &t.label, &g.path, Some(&inline), t.e.mtime_ns)?;
+        Ok((c.hash, c.file_id.or(t.e.file_id), size))
+    }
+
+    /// A commit did not go through: the file leaves the writers' view (unless a newer write of it is under way)
+    /// and its staging file goes; the session gets a failed item and an error saying so.
+    fn commit_failed(&self, id: i64, s: &Arc<Mutex<Staged>>, session: Option<i64>, t: &Target, err: &Error) {
+        let label = String::from_utf8_lossy(&t.label).into_owned();
+        warn!("commit of {label} failed: {err}; it is removed from the ingest folder, to be copied again");
+        self.unstage(id, s);
+        {
+            let mut g = s.lock();
+            g.retired = true;
+            let _ = std::fs::remove_file(&g.path);
+        }
+        if !self.staged.lock().contains_key(&id) {
+            self.state.lock().remove(id);
+            if let Err(e) = self.cat.lock().remove_ingest_entry(id) {
+                warn!("cannot remove an ingest entry: {e}");
+            }
+        }
+        if let Some(session) = session {
+            if let Err(db) = self.record_failure(session, t, err) {
+                warn!("cannot record the failed commit of {label} in session {session}: {db}");
+            }
+        }
+    }
+
+    /// Fails the session's item of a commit that did not go through (adding one if the commit failed before it
+    /// had one) and sets the session's error.
+    fn record_failure(&self, session: i64, t: &Target, err: &Error) -> Result<()> {
+        let mut cat = self.cat.lock();
+        let item = match cat.unfinished_item_at(session, &t.label)? {
+            Some(item) => item,
+            None => {
+                let new = NewItem {
+                    path: t.label.clone(),
+                    rel_path: t.rel.clone(),
+                    size: t.e.size,
+                    mtime_ns: t.e.mtime_ns,
+                    state: ItemState::Pending,
+                    sidecar_of: None,
+                    error: None,
+                };
+                let iid = cat.add_item(session, &new, None)?;
+                cat.item(iid)?.ok_or(Error::NoSuchSession(session))?
+            }
+        };
+        cat.end_item(&item, ItemState::Failed, Some(&err.to_string()))?;
+        let failed = cat.session(session)?.files_error;
+        let msg = format!(
+            "{failed} file(s) could not be committed and left /ingest (copy them again); last: {}: {err}",
+            String::from_utf8_lossy(&t.label)
+        );
+        cat.set_session_error(session, Some(&msg))
     }
 
     /// chmod, chown, truncate, utimens.
@@ -1213,6 +1298,14 @@ impl IngestDir {
         }
         Ok(())
     }
+}
+
+/// Ends an ingest session (at unmount, or at the next start after a crash): its counters from its items, the
+/// error of any failed commit kept.
+fn close_session(cat: &Catalog, id: i64) -> Result<()> {
+    cat.recount_session(id)?;
+    let error = cat.session(id)?.error;
+    cat.set_session_status(id, SessionStatus::Completed, error.as_deref())
 }
 
 /// [`killed`], asked on a helper thread and waited for a short while. Reading `/proc/<pid>/stat` blocks while that

@@ -98,6 +98,7 @@ both_write_paths!(
     a_file_being_written_shows_its_size_and_keeps_the_mtime_set_on_it,
     a_5_gib_file_through_the_mount,
     a_writer_that_starts_a_program_while_writing_is_not_stalled,
+    a_failed_commit_leaves_the_ingest_view_and_is_recorded_in_the_session,
 );
 
 /// A full disk, with writes going straight to the staging file (the daemon only learns of the ENOSPC from the free
@@ -463,4 +464,63 @@ fn a_writer_that_starts_a_program_while_writing_is_not_stalled(extra: &[&str]) {
     let mut expected = data(11, 1 << 20);
     expected.extend_from_slice(&data(12, 1 << 20));
     assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/OPEN.MP4")).unwrap(), expected);
+}
+
+/// `chattr +i` on a directory while it lives: nothing can be created in it, root included (as on a disk gone
+/// read-only under the archive). `None` where the filesystem has no such flag.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Option<Immutable> {
+        let st = Command::new("chattr").arg("+i").arg(dir).stderr(Stdio::null()).status().ok()?;
+        st.success().then(|| Immutable(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A commit that fails (here the blob directory refuses new entries, so the verified copy cannot land) takes the
+/// file out of the ingest view and says why in the ingest session: `rsync` sends it again next time, and once the
+/// archive takes writes again it lands.
+fn a_failed_commit_leaves_the_ingest_view_and_is_recorded_in_the_session(extra: &[&str]) {
+    let env = Env::new();
+    let c = env.couple("Failing", "2025-12-31");
+    let src = env.path("card");
+    let files = sony_card(&src, 2, 5);
+    let (_m, mp) = mounted(&env, extra);
+    let Some(objects) = Immutable::set(&env.archive.join("objects")) else {
+        eprintln!("no chattr +i here (needs root and a filesystem with the flag); skipped");
+        return;
+    };
+    let dest = mp.join("ingest").join(&c);
+    sh(Command::new("rsync").arg("-a").arg(format!("{}/", src.display())).arg(format!("{}/", dest.display())));
+    wait_until("the files that failed to commit to leave the ingest view", Duration::from_secs(60), || {
+        let mut left = Vec::new();
+        walk_files(&dest, &mut left);
+        left.is_empty() && files.iter().all(|f| !dest.join(f.strip_prefix(&src).unwrap()).exists())
+    });
+    assert!(env.catalog().files(None).unwrap().is_empty());
+    assert!(env.tmp_entries().is_empty(), "no staging left: {:?}", env.tmp_entries());
+    // The ingest session says so, in `sessions` and in `status`.
+    let sessions = env.ok(&["sessions"]);
+    assert!(sessions.contains(&format!("{} failed", files.len())), "{sessions}");
+    assert!(sessions.contains("could not be committed") && sessions.contains("C000"), "{sessions}");
+    let status = env.ok(&["status"]);
+    assert!(status.contains("could not be committed"), "{status}");
+    // Once the archive takes writes again, the next rsync sends every file again and they land.
+    drop(objects);
+    let out = sh(Command::new("rsync")
+        .arg("-a")
+        .arg("--stats")
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", dest.display())));
+    let stats = String::from_utf8_lossy(&out.stdout);
+    assert!(stats.contains(&format!("Number of regular files transferred: {}", files.len())), "{stats}");
+    wait_in_tree(&mp, &c, files.len());
+    assert_in_tree(&env, &mp, &c, &src);
+    sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
 }

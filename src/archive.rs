@@ -86,10 +86,21 @@ impl Archive {
         self.root.join("catalog.db")
     }
 
-    /// Tries to take an exclusive lock named `name`; `None` when another process holds it.
-    pub fn try_lock(&self, name: &str) -> Result<Option<LockFile>> {
-        LockFile::try_take(&self.root.join("locks").join(format!("{name}.lock")))
+    /// The file of the lock named `name`: `locks/<name>.lock`.
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{name}.lock"))
     }
+
+    /// Tries to take an exclusive lock named `name`; `None` when another process (or another descriptor of this
+    /// one) holds it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<LockFile>> {
+        LockFile::try_take(&self.lock_path(name))
+    }
+}
+
+/// The name of a couple's import lock in `locks/` (one import per couple; `/ingest` commits take it too).
+pub fn couple_lock_name(couple_id: i64) -> String {
+    format!("couple-{couple_id}")
 }
 
 /// An advisory `flock` on a file in `locks/`, released when dropped or when the process dies.

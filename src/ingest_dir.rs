@@ -3,11 +3,12 @@
 //! `rsync -a` sees the sizes and mtimes it set and transfers nothing), staging files in the archive's `tmp/` hashed
 //! inline while writes arrive in order, and the commit of a file once it is closed under its final name (rsync's
 //! `.name.XXXXXX` temp names commit when renamed): verified from disk and catalogued through the import pipeline
-//! (`Importer::commit_file`) in one import session per couple. A commit that fails takes the file out of the view
-//! (to be copied again) and is recorded in that session. A writer killed halfway commits nothing; staging left by a
-//! daemon that died is discarded at the next start. Committed content is never removed from the archive.
+//! (`Importer::commit_file`) in one import session per couple, under the couple's import lock (commits wait in
+//! line for a running import of their couple). A commit that fails takes the file out of the view (to be copied
+//! again) and is recorded in that session. A writer killed halfway commits nothing; staging left by a daemon that
+//! died is discarded at the next start. Committed content is never removed from the archive.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use crate::archive::Archive;
+use crate::archive::{Archive, LockFile};
 use crate::catalog::{system_time_ns, Catalog, DuplicateAction, IngestEntry, ItemState, NewItem, SessionStatus};
 use crate::error::{Error, Result};
 use crate::ingest::{Importer, Quiet};
@@ -114,6 +115,39 @@ struct Staged {
     direct: bool,
 }
 
+/// How a commit attempt ended (see [`IngestDir::commit`]).
+enum Attempt {
+    /// Committed, or nothing (left) to commit.
+    Done,
+    /// An import of the couple holds its lock: try again later.
+    Busy,
+}
+
+/// A commit waiting for an import of its couple to end.
+struct Waiting {
+    id: i64,
+    staged: Arc<Mutex<Staged>>,
+    couple: i64,
+}
+
+/// One commit's share of a couple lock held by the ingest directory; the lock goes when the last share does.
+struct CoupleHold<'a> {
+    dir: &'a IngestDir,
+    couple: i64,
+}
+
+impl Drop for CoupleHold<'_> {
+    fn drop(&mut self) {
+        let mut held = self.dir.couple_locks.lock();
+        if let Some((_, n)) = held.get_mut(&self.couple) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.couple);
+            }
+        }
+    }
+}
+
 /// The entry a commit is about, with its path below the couple's folder and its `/ingest/...` label.
 struct Target {
     e: IngestEntry,
@@ -195,6 +229,10 @@ pub struct IngestDir {
     /// Files waiting to be committed, served by background threads so that FUSE threads keep taking writes.
     queue: Mutex<Option<CommitQueue>>,
     committers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Commits waiting for an import of their couple to end, oldest first.
+    waiting: Mutex<VecDeque<Waiting>>,
+    /// The couple locks held while commits run, with how many commits hold each.
+    couple_locks: Mutex<HashMap<i64, (LockFile, usize)>>,
     direct_min_free: u64,
 }
 
@@ -217,6 +255,11 @@ type CommitQueue = std::sync::mpsc::Sender<(i64, Arc<Mutex<Staged>>)>;
 
 /// Background commit threads: verification of one file overlaps the writing of the next.
 const COMMITTERS: usize = 2;
+
+/// How often an idle commit thread looks for temp-named files to commit, and how often commits waiting for an
+/// import of their couple try again.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl IngestDir {
     /// Loads the writers' view; discards staging that a previous daemon left behind.
@@ -259,6 +302,8 @@ impl IngestDir {
             cancel: Arc::new(AtomicBool::new(false)),
             queue: Mutex::new(None),
             committers: Mutex::new(Vec::new()),
+            waiting: Mutex::new(VecDeque::new()),
+            couple_locks: Mutex::new(HashMap::new()),
             direct_min_free: std::env::var("NIGHTFOX_INGEST_DIRECT_MIN_FREE")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -278,9 +323,11 @@ impl IngestDir {
             let me = Arc::clone(self);
             let rx = Arc::clone(&rx);
             handles.push(std::thread::spawn(move || loop {
-                let job = rx.lock().recv_timeout(std::time::Duration::from_secs(1));
+                me.commit_waiting();
+                let idle = if me.waiting.lock().is_empty() { IDLE_POLL } else { BUSY_POLL };
+                let job = rx.lock().recv_timeout(idle);
                 match job {
-                    Ok((id, s)) => me.commit_logged(id, &s),
+                    Ok((id, s)) => me.commit_or_wait(id, s),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => me.sweep_temp_names(),
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -314,9 +361,40 @@ impl IngestDir {
         }
     }
 
-    /// [`IngestDir::commit`] on a commit thread: a failure is logged and recorded there.
-    fn commit_logged(&self, id: i64, s: &Arc<Mutex<Staged>>) {
-        let _ = self.commit(id, s);
+    /// Commits a file from the queue, or puts it in line behind an import of its couple (a failure is logged and
+    /// recorded by `commit`). Files of a couple that waits commit in the order they came.
+    fn commit_or_wait(&self, id: i64, s: Arc<Mutex<Staged>>) {
+        let Some(couple) = self.state.lock().entries.get(&id).map(|e| e.couple_id) else { return };
+        let behind = self.waiting.lock().iter().any(|w| w.couple == couple);
+        if !behind && !matches!(self.commit(id, &s), Ok(Attempt::Busy)) {
+            return;
+        }
+        let mut waiting = self.waiting.lock();
+        if !waiting.iter().any(|w| w.couple == couple) {
+            info!(couple, "an import of the couple is running: commits from /ingest wait for it");
+        }
+        waiting.push_back(Waiting { id, staged: s, couple });
+    }
+
+    /// Tries the commits waiting for their couples again, oldest first; those whose couple is still busy stay in
+    /// line (ahead of any queued meanwhile).
+    fn commit_waiting(&self) {
+        let jobs = std::mem::take(&mut *self.waiting.lock());
+        if jobs.is_empty() {
+            return;
+        }
+        let mut busy = HashSet::new();
+        let mut still = VecDeque::new();
+        for w in jobs {
+            if busy.contains(&w.couple) || matches!(self.commit(w.id, &w.staged), Ok(Attempt::Busy)) {
+                busy.insert(w.couple);
+                still.push_back(w);
+            }
+        }
+        let mut waiting = self.waiting.lock();
+        for w in still.into_iter().rev() {
+            waiting.push_front(w);
+        }
     }
 
     /// Queues a commit (or commits here when no thread runs).
@@ -327,16 +405,23 @@ impl IngestDir {
             None => false,
         };
         if !sent {
-            self.commit_logged(id, s);
+            self.commit_or_wait(id, Arc::clone(s));
         }
     }
 
-    /// Finishes the queued commits and closes this run's ingest sessions (at unmount).
+    /// Finishes the queued commits and closes this run's ingest sessions (at unmount). A commit still waiting for
+    /// an import of its couple is not waited for: it fails (out of the view, recorded in the session) and the
+    /// writer copies it again.
     pub fn shutdown(&self) {
         drop(self.queue.lock().take());
         let handles: Vec<_> = self.committers.lock().drain(..).collect();
         for h in handles {
             let _ = h.join();
+        }
+        self.commit_waiting();
+        let left = std::mem::take(&mut *self.waiting.lock());
+        for w in left {
+            self.give_up(w.id, &w.staged, w.couple);
         }
         let sessions: Vec<i64> = self.sessions.lock().drain().map(|(_, s)| s).collect();
         let cat = self.cat.lock();
@@ -662,8 +747,9 @@ impl IngestDir {
         let pending = self.staged.lock().get(&id).cloned();
         if let Some(p) = pending {
             let queued = p.lock().queued;
-            if queued {
-                self.commit(id, &p)?;
+            // Busy: an import of the couple runs and the commit waits for it; this writer cannot go on meanwhile.
+            if queued && matches!(self.commit(id, &p)?, Attempt::Busy) {
+                return Err(libc::EBUSY);
             }
             // A commit that failed (here or on a commit thread) took the file out of the view.
             if !self.state.lock().entries.contains_key(&id) {
@@ -951,6 +1037,41 @@ impl IngestDir {
         }
     }
 
+    /// Takes the couple's import lock (`locks/couple-<id>.lock`, the lock of `Importer`) for a commit: shared by
+    /// this daemon's commits of the couple, with the ingest session in its note, so an import started meanwhile is
+    /// told which session holds the couple. `None` while an import of the couple (another process, or a source
+    /// poller of this daemon) holds it.
+    fn hold_couple(&self, couple: i64, session: i64) -> Result<Option<CoupleHold<'_>>> {
+        let mut held = self.couple_locks.lock();
+        if let Some((_, n)) = held.get_mut(&couple) {
+            *n += 1;
+            return Ok(Some(CoupleHold { dir: self, couple }));
+        }
+        let Some(mut lock) = self.archive.try_lock(&crate::archive::couple_lock_name(couple))? else {
+            return Ok(None);
+        };
+        lock.write_note(&session.to_string())?;
+        held.insert(couple, (lock, 1));
+        Ok(Some(CoupleHold { dir: self, couple }))
+    }
+
+    /// A commit that waited for its couple until the daemon stopped: it fails, naming the import that held it.
+    fn give_up(&self, id: i64, s: &Arc<Mutex<Staged>>, couple: i64) {
+        let Some(e) = self.state.lock().entries.get(&id).cloned() else { return };
+        if s.lock().retired {
+            return;
+        }
+        let rel = self.state.lock().rel_path(id);
+        let label = self.label(couple, &rel);
+        let holder = LockFile::read_note(&self.archive.lock_path(&crate::archive::couple_lock_name(couple)))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let folder = self.cat.lock().couple_by_id(couple).map(|c| c.folder_name).unwrap_or_default();
+        let err = Error::CoupleBusy { couple: folder, session: holder };
+        let session = self.sessions.lock().get(&couple).copied();
+        self.commit_failed(id, s, session, &Target { e, rel, label }, &err);
+    }
+
     fn session_for(&self, couple: i64) -> Result<i64> {
         let mut sessions = self.sessions.lock();
         if let Some(s) = sessions.get(&couple) {
@@ -989,17 +1110,20 @@ impl IngestDir {
     /// leaves the writers' view (so the next `rsync -a` or `cp` sends it again) and its staging file is removed,
     /// and the ingest session records it (a failed item, and the session's error, which `nightfox sessions` and
     /// `nightfox status` show).
-    fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<()> {
+    ///
+    /// The commit holds the couple's import lock (see `hold_couple`); while an import of the couple runs it does
+    /// nothing and answers [`Attempt::Busy`].
+    fn commit(&self, id: i64, s: &Arc<Mutex<Staged>>) -> R<Attempt> {
         if s.lock().direct {
             self.refresh_direct(id);
         }
         let mut g = s.lock();
         if g.retired {
-            return Ok(());
+            return Ok(Attempt::Done);
         }
         let t = {
             let st = self.state.lock();
-            let Some(e) = st.entries.get(&id).cloned() else { return Ok(()) };
+            let Some(e) = st.entries.get(&id).cloned() else { return Ok(Attempt::Done) };
             let rel = st.rel_path(id);
             drop(st);
             let label = self.label(e.couple_id, &rel);
@@ -1010,6 +1134,15 @@ impl IngestDir {
             Err(err) => {
                 drop(g);
                 self.commit_failed(id, s, None, &t, &err);
+                return Err(errno_of(&err));
+            }
+        };
+        let _hold = match self.hold_couple(t.e.couple_id, session) {
+            Ok(Some(hold)) => hold,
+            Ok(None) => return Ok(Attempt::Busy),
+            Err(err) => {
+                drop(g);
+                self.commit_failed(id, s, Some(session), &t, &err);
                 return Err(errno_of(&err));
             }
         };
@@ -1025,7 +1158,7 @@ impl IngestDir {
         g.retired = true;
         let updated = {
             let mut st = self.state.lock();
-            let Some(cur) = st.entries.get_mut(&id) else { return Ok(()) };
+            let Some(cur) = st.entries.get_mut(&id) else { return Ok(Attempt::Done) };
             cur.committed = true;
             cur.blob_hash = Some(hash);
             cur.file_id = file_id;
@@ -1039,7 +1172,7 @@ impl IngestDir {
         // Reads now come from the blob; the staging file is gone (landed or removed).
         drop(g);
         self.unstage(id, s);
-        Ok(())
+        Ok(Attempt::Done)
     }
 
     /// The verification and cataloguing of [`IngestDir::commit`]: returns the hash, the catalogued file (none for

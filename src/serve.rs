@@ -129,7 +129,7 @@ impl Drop for DaemonLock {
 }
 
 fn lock_path(archive: &Archive) -> PathBuf {
-    archive.root.join("locks").join(format!("{DAEMON_LOCK}.lock"))
+    archive.lock_path(DAEMON_LOCK)
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -643,7 +643,7 @@ fn daemon_status(archive: &Archive) -> DaemonStatus {
 
 /// Is a process working on this session? Its couple lock is held and names it.
 fn session_running(archive: &Archive, s: &Session) -> bool {
-    let path = archive.root.join("locks").join(format!("couple-{}.lock", s.couple_id));
+    let path = archive.lock_path(&crate::archive::couple_lock_name(s.couple_id));
     match lock_state(&path) {
         Some(Some(_)) => LockFile::read_note(&path).and_then(|n| n.parse::<i64>().ok()) == Some(s.id),
         Some(None) => false,

@@ -524,3 +524,97 @@ fn a_failed_commit_leaves_the_ingest_view_and_is_recorded_in_the_session(extra: 
     assert_in_tree(&env, &mp, &c, &src);
     sh(Command::new("diff").arg("-r").arg(&src).arg(&dest));
 }
+
+/// The pid holding the `flock` on `path`, from `/proc/locks` (waiters, `->`, are not holders).
+fn flock_holder(path: &Path) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = fs::metadata(path).ok()?.ino();
+    fs::read_to_string("/proc/locks").ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let holds = f.len() > 5 && f[1] == "FLOCK" && f[5].rsplit(':').next()?.parse::<u64>().ok()? == ino;
+        if holds {
+            f[4].parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// One import per couple, `/ingest` included: a commit waits for a running import of its couple (and lands after
+/// it), and holds the couple's lock while it commits, so an import started then is told the couple is busy.
+#[test]
+fn ingest_commits_queue_behind_an_import_of_the_couple_and_hold_its_lock() {
+    let env = Env::new();
+    let c = env.couple("Queue", "2025-12-31");
+    let card = env.path("card");
+    write_big(&card.join("BIG.MP4"), 1 << 30, 3);
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join("ingest").join(&c);
+
+    // An import of the couple is copying: a file written into /ingest meanwhile waits for it.
+    let mut import = env
+        .cmd()
+        .args(["import", "--couple", &c])
+        .arg(&card)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for_temp_over(16 << 20);
+    fs::write(dir.join("SMALL.MOV"), data(1, 100_000)).unwrap();
+    assert!(import.try_wait().unwrap().is_none(), "the import ended before the write: too fast a disk for this test");
+    wait_until("the import", Duration::from_secs(300), || import.try_wait().unwrap().is_some());
+    let out = import.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_in_tree(&mp, &c, 2);
+    let rows = env.catalog().files(None).unwrap();
+    let id_of = |name: &[u8]| rows.iter().find(|r| r.original_path == name).map(|r| r.id).unwrap();
+    assert!(id_of(b"SMALL.MOV") > id_of(b"BIG.MP4"), "the commit waited for the import");
+
+    // A large commit holds the couple's lock while it verifies: an import started then is told the couple is busy.
+    let lock =
+        env.archive.join("locks").join(format!("couple-{}.lock", env.catalog().couple_by_folder(&c).unwrap().id));
+    write_big(&dir.join("BIG2.MXF"), 2 << 30, 4);
+    wait_until("the commit to hold the couple's lock", Duration::from_secs(60), || {
+        flock_holder(&lock) == Some(m.pid())
+    });
+    let other = env.path("other/x.MOV");
+    write(&other, &data(2, 1000));
+    let out = env.run(&["import", "--couple", &c, other.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let ingest_session =
+        env.catalog().sessions().unwrap().into_iter().find(|s| s.source.starts_with("ingest:")).unwrap().id;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("already being imported by session {ingest_session}")), "{err}");
+    wait_in_tree(&mp, &c, 3);
+    // Once the commit is done the couple is free again.
+    wait_until("the lock to be free", Duration::from_secs(60), || flock_holder(&lock).is_none());
+    env.ok(&["import", "--couple", &c, other.to_str().unwrap()]);
+
+    // A daemon stopped while a commit waits for an import does not wait for the import: the commit fails, and the
+    // session says why.
+    let card = env.path("card2");
+    write_big(&card.join("BIG3.MP4"), 1 << 30, 5);
+    let mut import = env
+        .cmd()
+        .args(["import", "--couple", &c])
+        .arg(&card)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_for_temp_over(16 << 20);
+    fs::write(dir.join("LATE.MOV"), data(3, 50_000)).unwrap();
+    assert!(m.stop().success());
+    assert!(import.try_wait().unwrap().is_none(), "the mount stopped before the import ended: too fast a disk");
+    wait_until("the import", Duration::from_secs(300), || import.try_wait().unwrap().is_some());
+    assert!(import.wait().unwrap().success());
+    let cat = env.catalog();
+    assert!(cat.files(None).unwrap().iter().all(|f| f.original_path != b"LATE.MOV"));
+    let s = cat.session(ingest_session).unwrap();
+    let err = s.error.unwrap_or_default();
+    assert!(err.contains("LATE.MOV") && err.contains("already being imported"), "{err}");
+    assert_eq!((s.status, s.files_error), (nightfox::catalog::SessionStatus::Completed, 1));
+    env.assert_consistent();
+}

@@ -1091,6 +1091,7 @@ impl IngestDir {
             false,
         )?;
         cat.set_session_status(id, SessionStatus::Copying, None)?;
+        cat.start_run(id)?;
         sessions.insert(couple, id);
         Ok(id)
     }

@@ -548,7 +548,8 @@ pub struct Status {
     pub archive: String,
     pub daemon: DaemonStatus,
     pub sources: Vec<SourceState>,
-    /// Sessions not completed nor failed: running, interrupted (nobody works on them) and paused or cancelled.
+    /// Sessions not completed nor failed: running, the live `/ingest` session, interrupted (nobody works on them)
+    /// and paused or cancelled.
     pub sessions: Vec<SessionProgress>,
     /// The newest warnings and errors of the sources, newest first.
     pub last_errors: Vec<Problem>,
@@ -585,7 +586,8 @@ pub struct SessionProgress {
     pub source_id: Option<i64>,
     pub source: String,
     pub status: SessionStatus,
-    /// `running`, `interrupted` (its process is gone; `resume` or the daemon continues it) or `paused`.
+    /// `running`, `ingest (live)` (the `/ingest` session of the running daemon), `interrupted` (its process is
+    /// gone; `resume` or the daemon continues it) or `paused`.
     pub state: String,
     pub files_processed: i64,
     pub files_total: i64,
@@ -593,8 +595,13 @@ pub struct SessionProgress {
     /// Bytes of files being copied right now (their temp files).
     pub bytes_in_flight: u64,
     pub bytes_total: i64,
-    /// Bytes copied (duplicates skipped without reading excluded) per second since the session started.
+    /// When the current run (the first or a resume) started; speed and ETA are measured over it.
+    pub run_started_at: Option<String>,
+    /// Bytes copied in the current run (files skipped as duplicates excluded), copies in flight included.
+    pub bytes_this_run: u64,
+    /// `bytes_this_run` per second of the current run.
     pub bytes_per_sec: Option<u64>,
+    /// The rest at that speed (none for `/ingest`, whose writers decide what comes).
     pub eta_seconds: Option<u64>,
     pub started_at: String,
     pub updated_at: String,
@@ -610,7 +617,8 @@ pub struct Problem {
     pub message: String,
 }
 
-fn daemon_status(archive: &Archive) -> DaemonStatus {
+/// The daemon's status, with the note of the running daemon (if it left one).
+fn daemon_status(archive: &Archive) -> (DaemonStatus, Option<DaemonNote>) {
     let path = lock_path(archive);
     let note = read_daemon_note(&path);
     let holder = match lock_state(&path) {
@@ -618,17 +626,18 @@ fn daemon_status(archive: &Archive) -> DaemonStatus {
         // No /proc/locks: trust the note if its process lives.
         None => note.as_ref().filter(|n| pid_alive(n.pid)).map(|n| n.pid),
     };
-    match holder {
+    let status = match holder {
         Some(pid) => {
             let note = note.filter(|n| n.pid == pid);
-            DaemonStatus {
+            let status = DaemonStatus {
                 running: true,
                 pid: Some(pid),
                 command: note.as_ref().map(|n| n.command.clone()),
                 mountpoint: note.as_ref().map(|n| n.mountpoint.clone()),
                 started_at: note.as_ref().map(|n| crate::vfs::rfc3339(n.started_at)),
                 stale_pid: None,
-            }
+            };
+            return (status, note);
         }
         None => DaemonStatus {
             running: false,
@@ -638,7 +647,15 @@ fn daemon_status(archive: &Archive) -> DaemonStatus {
             started_at: None,
             stale_pid: note.map(|n| n.pid),
         },
-    }
+    };
+    (status, None)
+}
+
+/// Is this the `/ingest` session of the running daemon? Such a session stays open while its mount runs (only
+/// the next start closes one left by a daemon that died, so an open one from before this daemon started is not
+/// its own).
+fn live_ingest(s: &Session, daemon: &DaemonStatus, note: Option<&DaemonNote>) -> bool {
+    s.source.starts_with("ingest:") && daemon.running && note.is_none_or(|n| s.created_at >= n.started_at)
 }
 
 /// Is a process working on this session? Its couple lock is held and names it.
@@ -681,26 +698,35 @@ pub fn status(archive: &Archive) -> Result<Status> {
             last_scan_at: s.last_scan_at.map(crate::vfs::rfc3339),
         })
         .collect();
+    let (daemon, note) = daemon_status(archive);
     let mut sessions = Vec::new();
     for s in cat.sessions()?.into_iter().filter(|s| !s.status.is_final()) {
         let paused = matches!(s.status, SessionStatus::Paused | SessionStatus::Cancelled);
-        let running = !paused && session_running(archive, &s);
+        let ingest = !paused && live_ingest(&s, &daemon, note.as_ref());
+        let running = !paused && !ingest && session_running(archive, &s);
         let state = if paused {
             "paused"
+        } else if ingest {
+            "ingest (live)"
         } else if running {
             "running"
         } else {
             "interrupted"
         };
         let flying = if running { in_flight(archive, s.id) } else { 0 };
+        // The current run: from its start, with the bytes processed before it left out (sessions of an older
+        // catalog have no run recorded: their creation stands in).
+        let (run_start, run_base) = match s.run_started_at {
+            Some(t) => (t, s.run_bytes_start),
+            None => (s.created_at, 0),
+        };
+        let this_run = (s.bytes_processed - s.bytes_duplicate - run_base).max(0) as u64 + flying;
         let (mut speed, mut eta) = (None, None);
-        if running {
-            let elapsed = (now - s.created_at).max(1) as f64;
-            let copied = (s.bytes_processed - s.bytes_duplicate).max(0) as f64 + flying as f64;
-            if copied > 0.0 {
-                let rate = copied / elapsed;
+        if (running || ingest) && this_run > 0 {
+            let rate = this_run as f64 / (now - run_start).max(1) as f64;
+            speed = Some(rate as u64);
+            if running {
                 let left = (s.bytes_total - s.bytes_processed).max(0) as f64 - flying as f64;
-                speed = Some(rate as u64);
                 eta = Some((left.max(0.0) / rate).ceil() as u64);
             }
         }
@@ -716,6 +742,8 @@ pub fn status(archive: &Archive) -> Result<Status> {
             bytes_processed: s.bytes_processed,
             bytes_in_flight: flying,
             bytes_total: s.bytes_total,
+            run_started_at: s.run_started_at.map(crate::vfs::rfc3339),
+            bytes_this_run: this_run,
             bytes_per_sec: speed,
             eta_seconds: eta,
             started_at: crate::vfs::rfc3339(s.created_at),
@@ -734,13 +762,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
             message: e.message,
         })
         .collect();
-    Ok(Status {
-        archive: archive.root.to_string_lossy().into_owned(),
-        daemon: daemon_status(archive),
-        sources,
-        sessions,
-        last_errors,
-    })
+    Ok(Status { archive: archive.root.to_string_lossy().into_owned(), daemon, sources, sessions, last_errors })
 }
 
 fn one_line(s: &str) -> String {

@@ -524,3 +524,104 @@ fn sigterm_during_a_large_nfs_copy_exits_cleanly_and_a_new_serve_resumes_it() {
     assert!(!is_mounted(&mp), "neither the stale nor the new mount is left");
     drop(nfs);
 }
+
+fn ingest_session_json(v: &serde_json::Value) -> Option<serde_json::Value> {
+    v["sessions"].as_array().unwrap().iter().find(|s| s["source"].as_str().unwrap().starts_with("ingest:")).cloned()
+}
+
+/// The `/ingest` session of a running mount is `ingest (live)` (not `interrupted`: no import lock names it between
+/// commits); once its daemon is gone without closing it (a crash), it is `interrupted` until the next start.
+#[test]
+fn status_shows_the_ingest_session_of_a_running_daemon_as_live() {
+    let env = Env::new();
+    let c = env.couple("Live", "2025-12-31");
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    fs::write(mp.join("ingest").join(&c).join("A001.MOV"), data(1, 300_000)).unwrap();
+    wait_until("the commit", Duration::from_secs(90), || env.catalog().files(None).unwrap().len() == 1);
+    let v = status_json(&env);
+    let s = ingest_session_json(&v).unwrap_or_else(|| panic!("no ingest session in {v}"));
+    assert_eq!(s["state"], "ingest (live)", "{v}");
+    assert_eq!((s["files_processed"].as_i64(), s["bytes_processed"].as_i64()), (Some(1), Some(300_000)), "{v}");
+    assert!(s["eta_seconds"].is_null(), "no ETA for what writers have not written yet: {v}");
+    let text = String::from_utf8_lossy(&run_bounded(&env, &["status"], Duration::from_secs(20)).stdout).into_owned();
+    assert!(text.contains("\tingest (live)\t"), "{text}");
+    // A clean stop closes the session; a crash leaves it open, and nobody works on it any more.
+    assert!(m.stop().success());
+    assert!(ingest_session_json(&status_json(&env)).is_none());
+    let mut m = Mount::start(&env, &mp, &[]);
+    fs::write(mp.join("ingest").join(&c).join("A002.MOV"), data(2, 300_000)).unwrap();
+    wait_until("the commit", Duration::from_secs(90), || env.catalog().files(None).unwrap().len() == 2);
+    let mut child = m.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let v = status_json(&env);
+    assert_eq!(ingest_session_json(&v).map(|s| s["state"].clone()), Some("interrupted".into()), "{v}");
+    drop(m);
+}
+
+/// Speed and ETA of a running session are measured over its current run (a resume), not since the session was
+/// created: the bytes of earlier runs and the time between runs do not count.
+#[test]
+fn status_measures_speed_and_eta_over_the_current_run() {
+    let _g = serial();
+    let env = Env::new();
+    let c = env.couple("Resumed", "2025-12-31");
+    let card = env.path("card");
+    write_big(&card.join("A.MOV"), 256 << 20, 1);
+    write_big(&card.join("B.MOV"), 1 << 30, 2);
+    // Killed while it copies B (only B's copy can pass 300 MiB): A is done, in the first run.
+    env.import_killed_mid_copy(&c, &card, 300 << 20);
+    let first = env.catalog().session(1).unwrap();
+    assert!(first.bytes_processed >= 256 << 20, "A was done in the first run: {first:?}");
+    // The resume starts a new run at least two seconds after the session was created.
+    wait_until("the clock to move on", Duration::from_secs(10), || nightfox::catalog::now() >= first.created_at + 2);
+    // What the import pipeline does at the start of every run (start_run), done here ahead of it.
+    env.catalog().start_run(1).unwrap();
+    let resume =
+        env.cmd().args(["resume", "1"]).env("NIGHTFOX_IMPORT_WORKERS", "1").stdout(Stdio::null()).spawn().unwrap();
+    let mut resume = KillOnDrop(resume);
+    // A status taken while B is being copied again.
+    let start = Instant::now();
+    let (t0, v, t1, s) = loop {
+        let t0 = nightfox::catalog::now();
+        let v = status_json(&env);
+        let t1 = nightfox::catalog::now();
+        let s = v["sessions"].as_array().unwrap().iter().find(|s| s["id"] == 1).cloned().expect("session 1 in status");
+        if s["state"] == "running" && s["bytes_in_flight"].as_u64() > Some(0) {
+            break (t0, v, t1, s);
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the resume never showed a copy in flight: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = env.catalog().session(1).unwrap();
+    let start = run.run_started_at.expect("a run start");
+    assert!(start >= first.created_at + 2);
+    assert_eq!(s["run_started_at"].as_str(), Some(nightfox::vfs::rfc3339(start).as_str()), "{v}");
+    let (processed, flying) = (s["bytes_processed"].as_i64().unwrap(), s["bytes_in_flight"].as_i64().unwrap());
+    let this_run = s["bytes_this_run"].as_i64().unwrap();
+    assert_eq!(this_run, processed - run.bytes_duplicate - run.run_bytes_start + flying, "{v}");
+    assert!(this_run < processed + flying, "A's bytes, of the first run, are not counted: {v}");
+    // bytes/s over the run: this run's bytes over the seconds since the run started (t in [t0, t1]).
+    let speed = s["bytes_per_sec"].as_i64().unwrap();
+    let (slowest, fastest) = (this_run / (t1 - start).max(1), this_run / (t0 - start).max(1));
+    assert!((slowest..=fastest).contains(&speed), "{speed} not in {slowest}..={fastest}: {v}");
+    let left = s["bytes_total"].as_i64().unwrap() - processed - flying;
+    let eta = s["eta_seconds"].as_i64().unwrap();
+    assert!((left / (speed + 1)..=left / speed.max(1) + 1).contains(&eta), "ETA {eta} for {left} bytes left: {v}");
+    wait_until("the resume", Duration::from_secs(300), || resume.0.try_wait().unwrap().is_some());
+    assert!(resume.0.wait().unwrap().success());
+    env.assert_consistent();
+}
+
+/// A child process killed (by its pid) if the test ends first.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

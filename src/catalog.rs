@@ -1911,15 +1911,16 @@ impl Catalog {
     }
 
     /// What earlier sessions of a network source already dealt with: (relative path, size, mtime) of items that
-    /// ended done, duplicate or failed. A pass that finds nothing outside this set (and nothing already imported)
-    /// has no new work.
+    /// ended done, duplicate or failed, and of every item of a session still open (a resume deals with those). A
+    /// pass that finds nothing outside this set (and nothing already imported) has no new work.
     pub fn source_items_seen(&self, source_id: i64) -> Result<std::collections::HashSet<(Vec<u8>, u64, i64)>> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT DISTINCT i.rel_path, i.size, i.mtime_ns FROM import_items i
                    JOIN import_sessions s ON s.id = i.session_id
-                  WHERE s.source_id = ?1 AND i.state IN ('done','duplicate','failed')",
+                  WHERE s.source_id = ?1 AND (i.state IN ('done','duplicate','failed')
+                     OR (s.status NOT IN ('completed','failed') AND s.can_resume = 1))",
             )
             .ctx("items seen from source")?;
         let rows = st

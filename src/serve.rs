@@ -2,9 +2,12 @@
 //! main thread) and keeps every enabled network source flowing in, one poller thread per source:
 //!
 //! - each pass lists the share; a share that answers is `connected` again, and any session of that source left
-//!   paused, cancelled or interrupted is resumed first; then, if the listing shows files that earlier passes have
-//!   not dealt with (not imported, duplicate or failed with the same path, size and mtime), one import session
-//!   runs (`Importer::import_source`, post-import actions included). A pass with nothing new creates no session.
+//!   paused, cancelled or interrupted is resumed first. A resume that fails while the share still lists (the
+//!   session paused again on something of its own, or cannot be resumed) is an event and the pass goes on; only a
+//!   share that is gone ends it. Then, if the listing shows files that earlier passes have not dealt with (not
+//!   imported, duplicate or failed with the same path, size and mtime, nor held by an unfinished session), one
+//!   import session runs (`Importer::import_source`, post-import actions included). A pass with nothing new
+//!   creates no session, so a stuck session does not spawn one per pass.
 //! - a pass that fails backs off (the interval doubled per failure in a row, up to a cap), keeping the source's
 //!   `connection_state`, `consecutive_failures` and `last_error` current and an event per failure. Sources never
 //!   wait for each other (two sources of one couple take turns through the couple lock) nor for the mount.
@@ -457,8 +460,22 @@ fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
         }
         info!(source = id, session = s.id, "resuming {} session {}", s.status.as_str(), s.id);
         cat.add_event(id, Some(s.id), "info", &format!("resuming {} session {}", s.status.as_str(), s.id))?;
-        let summary = Importer::new(archive, &Quiet, Arc::clone(stop)).resume(s.id)?;
-        log_summary(id, &summary);
+        match Importer::new(archive, &Quiet, Arc::clone(stop)).resume(s.id) {
+            Ok(summary) => log_summary(id, &summary),
+            // The daemon is stopping, or another import holds the couple: the pass ends as any would.
+            Err(e @ (Error::Interrupted(_) | Error::CoupleBusy { .. })) => return Err(e),
+            // Only a share that is gone ends the pass: the resume gave up on the source and it lists no more.
+            Err(e) if (matches!(e, Error::SourcePaused { .. }) || e.is_transient()) && list(archive, &row).is_err() => {
+                return Err(e)
+            }
+            // Stuck (it paused again on something of its own, or cannot be resumed): new files still come in.
+            Err(e) => {
+                let msg = format!("session {} could not be resumed ({e}); going on with new files", s.id);
+                warn!(source = id, session = s.id, "{msg}");
+                cat.add_event(id, Some(s.id), "error", &msg)?;
+                cat.set_source_state(id, "connected", Some(0), None)?;
+            }
+        }
     }
     if stop.load(Ordering::SeqCst) {
         return Ok(Pass::Stopped);

@@ -466,23 +466,6 @@ fn a_writer_that_starts_a_program_while_writing_is_not_stalled(extra: &[&str]) {
     assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/OPEN.MP4")).unwrap(), expected);
 }
 
-/// `chattr +i` on a directory while it lives: nothing can be created in it, root included (as on a disk gone
-/// read-only under the archive). `None` where the filesystem has no such flag.
-struct Immutable(PathBuf);
-
-impl Immutable {
-    fn set(dir: &Path) -> Option<Immutable> {
-        let st = Command::new("chattr").arg("+i").arg(dir).stderr(Stdio::null()).status().ok()?;
-        st.success().then(|| Immutable(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
-}
-
 /// A commit that fails (here the blob directory refuses new entries, so the verified copy cannot land) takes the
 /// file out of the ingest view and says why in the ingest session: `rsync` sends it again next time, and once the
 /// archive takes writes again it lands.

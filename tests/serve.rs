@@ -625,3 +625,49 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A session that cannot be resumed while its share answers (here the partial copy it left in `tmp/` cannot be
+/// touched, as when the archive's disk turns bad under that one file) does not block its source: each pass
+/// records that as an event and goes on, and the new files of the share come in (the new session copies the stuck
+/// session's files too); nor does the stuck session start a session of its own on every pass.
+#[test]
+fn a_session_that_cannot_be_resumed_does_not_block_new_files_of_its_source() {
+    let _g = serial();
+    let root = tempfile::Builder::new().prefix("nfs-serve-").tempdir_in(test_root()).unwrap();
+    let dir = root.path().join("card");
+    write_big(&dir.join("C001.MOV"), 512 << 20, 41);
+    write(&dir.join("C002.MOV"), &data(42, 64_000));
+    let nfs = NfsProcess::start(root.path(), true);
+    let env = Env::new();
+    let c = env.couple("Stuck", "2025-12-31");
+    let id = add_nfs(&env, &nfs, &c, "/card");
+    env.ok(&["source", "test", &id]);
+    let mp = env.path("mnt");
+    let mut serve = Serve::start(&env, &mp);
+    wait_for_big_temp(&env, &serve);
+    serve.crash();
+    let leftovers = env.tmp_entries();
+    let frozen: Vec<Immutable> = leftovers.iter().filter_map(|p| Immutable::set(p)).collect();
+    if frozen.is_empty() {
+        eprintln!("no chattr +i here (needs root and a filesystem with the flag); skipped");
+        return;
+    }
+    let new = data(43, 80_000);
+    drop_in(&dir, "C003.MOV", &new);
+    let serve = Serve::start(&env, &mp);
+    wait_in_mount(&serve, &in_mount(&mp, &c, "C003.MOV"), &new, Duration::from_secs(120));
+    let start = Instant::now();
+    while env.catalog().files(None).unwrap().len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(180), "the new session did not finish: {}", serve.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_all_imported(&env, &c, &dir);
+    let ev = env.ok(&["source", "events", &id]);
+    assert!(ev.contains("session 1 could not be resumed") && ev.contains("going on with new files"), "{ev}");
+    let ss = sessions_of(&env, &id);
+    assert_eq!(ss.len(), 2, "one new session for the new file, not one per pass: {ss:?}");
+    assert!(ss[0].id == 1 && !ss[0].status.is_final(), "session 1 is still stuck: {ss:?}");
+    assert_eq!(ss[1].status, SessionStatus::Completed, "{ss:?}");
+    drop(serve);
+    drop(frozen);
+}

@@ -212,6 +212,24 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `chattr +i` on a file or directory while it lives: it cannot be changed, removed, or (a directory) get new
+/// entries, root included (as on a disk gone bad under it). `None` where that cannot be done (not root, or a
+/// filesystem without the flag).
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    pub fn set(path: &Path) -> Option<Immutable> {
+        let st = Command::new("chattr").arg("+i").arg(path).stderr(Stdio::null()).status().ok()?;
+        st.success().then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
 /// Waits (bounded) until `cond` is true.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();

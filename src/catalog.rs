@@ -1025,11 +1025,16 @@ impl Catalog {
         Ok(())
     }
 
-    /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here.
+    /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here. What is not this
+    /// run's work is counted in `run_bytes_start`: the bytes processed so far (duplicates aside) and the copies
+    /// earlier runs kept in `tmp/` (whole, or up to their checkpoint), which `status` sees as in flight.
     pub fn start_run(&self, id: i64) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE import_sessions SET run_started_at = ?2, run_bytes_start = bytes_processed - bytes_duplicate
+                     + (SELECT IFNULL(SUM(CASE WHEN state = 'copied' THEN size ELSE resume_offset END), 0)
+                          FROM import_items WHERE session_id = ?1
+                           AND (state = 'copied' OR (state = 'pending' AND resume_offset IS NOT NULL)))
                  WHERE id = ?1",
                 params![id, now()],
             )

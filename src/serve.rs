@@ -731,13 +731,13 @@ pub fn status(archive: &Archive) -> Result<Status> {
             "interrupted"
         };
         let flying = if running { in_flight(archive, s.id) } else { 0 };
-        // The current run: from its start, with the bytes processed before it left out (sessions of an older
-        // catalog have no run recorded: their creation stands in).
+        // The current run: from its start, with what was processed or kept in `tmp/` before it left out (see
+        // `Catalog::start_run`; sessions of an older catalog have no run recorded: their creation stands in).
         let (run_start, run_base) = match s.run_started_at {
             Some(t) => (t, s.run_bytes_start),
             None => (s.created_at, 0),
         };
-        let this_run = (s.bytes_processed - s.bytes_duplicate - run_base).max(0) as u64 + flying;
+        let this_run = (s.bytes_processed - s.bytes_duplicate - run_base + flying as i64).max(0) as u64;
         let (mut speed, mut eta) = (None, None);
         if (running || ingest) && this_run > 0 {
             let rate = this_run as f64 / (now - run_start).max(1) as f64;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::nfsd::NfsProcess;
 use common::smbd::{SmbServer, SHARE, USER};
 use common::*;
-use nightfox::catalog::SessionStatus;
+use nightfox::catalog::{ItemState, SessionStatus};
 
 const PW: &str = "Serve-2025 s3cret!";
 
@@ -574,21 +574,31 @@ fn status_measures_speed_and_eta_over_the_current_run() {
     env.import_killed_mid_copy(&c, &card, 300 << 20);
     let first = env.catalog().session(1).unwrap();
     assert!(first.bytes_processed >= 256 << 20, "A was done in the first run: {first:?}");
+    // The copies the first run kept (B's prefix, up to its last checkpoint) are not the next run's work.
+    let kept: i64 = env
+        .catalog()
+        .items(1)
+        .unwrap()
+        .iter()
+        .map(|i| match (i.state, i.resume_offset) {
+            (ItemState::Copied, _) => i.size as i64,
+            (ItemState::Pending, Some(offset)) => offset as i64,
+            _ => 0,
+        })
+        .sum();
     // The resume starts a new run at least two seconds after the session was created.
     wait_until("the clock to move on", Duration::from_secs(10), || nightfox::catalog::now() >= first.created_at + 2);
-    // What the import pipeline does at the start of every run (start_run), done here ahead of it.
-    env.catalog().start_run(1).unwrap();
     let resume =
         env.cmd().args(["resume", "1"]).env("NIGHTFOX_IMPORT_WORKERS", "1").stdout(Stdio::null()).spawn().unwrap();
     let mut resume = KillOnDrop(resume);
-    // A status taken while B is being copied again.
+    // A status taken while the rest of B is being copied.
     let start = Instant::now();
     let (t0, v, t1, s) = loop {
         let t0 = nightfox::catalog::now();
         let v = status_json(&env);
         let t1 = nightfox::catalog::now();
         let s = v["sessions"].as_array().unwrap().iter().find(|s| s["id"] == 1).cloned().expect("session 1 in status");
-        if s["state"] == "running" && s["bytes_in_flight"].as_u64() > Some(0) {
+        if s["state"] == "running" && s["bytes_this_run"].as_u64() > Some(0) {
             break (t0, v, t1, s);
         }
         assert!(start.elapsed() < Duration::from_secs(60), "the resume never showed a copy in flight: {v}");
@@ -597,6 +607,7 @@ fn status_measures_speed_and_eta_over_the_current_run() {
     let run = env.catalog().session(1).unwrap();
     let start = run.run_started_at.expect("a run start");
     assert!(start >= first.created_at + 2);
+    assert_eq!(run.run_bytes_start, first.bytes_processed - first.bytes_duplicate + kept, "{run:?}");
     assert_eq!(s["run_started_at"].as_str(), Some(nightfox::vfs::rfc3339(start).as_str()), "{v}");
     let (processed, flying) = (s["bytes_processed"].as_i64().unwrap(), s["bytes_in_flight"].as_i64().unwrap());
     let this_run = s["bytes_this_run"].as_i64().unwrap();

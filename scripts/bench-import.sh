@@ -2,7 +2,8 @@
 # Import benchmark: `nightfox import` against `cp -r` + `sync`, and against `cp -r` + `sync` + `b3sum` of the
 # copies, on the same generated set (a few 1 GiB files plus a thousand small ones), side by side in one run.
 # Page caches are dropped before every run when root. Prints medians and ratios (lower time = better).
-# Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3).
+# Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3),
+# ONLY=resume (just the resume row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -55,6 +56,7 @@ nf_import() {
   "$nf" --archive "$dst" import --couple "$c" "$src" >/dev/null
 }
 
+if [ "${ONLY:-}" != resume ]; then
 order=(cp_sync cp_sync_b3 nightfox)
 fn_of() { case $1 in nightfox) echo nf_import ;; *) echo "$1" ;; esac; }
 for r in $(seq 1 "$runs"); do
@@ -82,6 +84,7 @@ done
 echo
 printf 'nightfox import / (cp + sync)          = %.2f  (target <= 1.5)\n' "$(echo "$m_nf / $m_cp" | bc -l)"
 printf 'nightfox import / (cp + sync + b3sum)  = %.2f  (target < 1.0)\n' "$(echo "$m_nf / $m_b3" | bc -l)"
+fi
 
 # Resume inside a file: `kill -9` at 50% of a 2 GiB file, then `resume`, against a fresh import of the same file
 # (paired rounds, order rotated, caches dropped before each timed run). Env: RESUME_MIB (2048).
@@ -105,11 +108,11 @@ for r in $(seq 1 "$runs"); do
       "$nf" --archive "$dst" import --couple "$c" "$rsrc/CLIP" >/dev/null 2>&1 &
       pid=$!
       for _ in $(seq 1 1200); do
-        sz=$(stat -c %s "$dst"/tmp/*.part 2>/dev/null | sort -n | tail -1)
+        sz=$(stat -c %s "$dst"/tmp/*.part 2>/dev/null | sort -n | tail -1 || true)
         [ "${sz:-0}" -ge $((resume_mib << 19)) ] && break
         sleep 0.05
       done
-      kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+      kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
       drop
       t0=$(now); "$nf" --archive "$dst" resume 1 >/dev/null; t1=$(now)
       t_resume+=("$(echo "$t1 - $t0" | bc)")

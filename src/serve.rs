@@ -570,6 +570,24 @@ pub struct Status {
     pub sessions: Vec<SessionProgress>,
     /// The newest warnings and errors of the sources, newest first.
     pub last_errors: Vec<Problem>,
+    /// Files stored from salvaged copies, with the ranges that could not be read.
+    pub damaged_files: Vec<DamagedFile>,
+    /// Blobs `verify` found damaged or missing (the mount answers EIO) and the files that use them.
+    pub unhealthy_blobs: Vec<UnhealthyBlob>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DamagedFile {
+    pub path: String,
+    /// `[[start, len], ...]` stored as zeros.
+    pub bad_ranges: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UnhealthyBlob {
+    pub hash: String,
+    pub health: String,
+    pub files: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -779,7 +797,26 @@ pub fn status(archive: &Archive) -> Result<Status> {
             message: e.message,
         })
         .collect();
-    Ok(Status { archive: archive.root.to_string_lossy().into_owned(), daemon, sources, sessions, last_errors })
+    let mut damaged_files = Vec::new();
+    for f in cat.damaged_files(None)? {
+        let paths = crate::vfs::tree_paths_of_blob(&cat, &f.blob_hash)?;
+        let path = paths.into_iter().next().unwrap_or_else(|| String::from_utf8_lossy(&f.original_path).into_owned());
+        damaged_files.push(DamagedFile { path, bad_ranges: f.bad_ranges.unwrap_or_default() });
+    }
+    let mut unhealthy_blobs = Vec::new();
+    for (hash, health) in cat.unhealthy_blobs()? {
+        let files = crate::vfs::tree_paths_of_blob(&cat, &hash)?;
+        unhealthy_blobs.push(UnhealthyBlob { hash, health, files });
+    }
+    Ok(Status {
+        archive: archive.root.to_string_lossy().into_owned(),
+        daemon,
+        sources,
+        sessions,
+        last_errors,
+        damaged_files,
+        unhealthy_blobs,
+    })
 }
 
 fn one_line(s: &str) -> String {
@@ -870,6 +907,19 @@ impl Status {
                 e.level,
                 one_line(&e.message)
             ));
+        }
+        if !self.damaged_files.is_empty() {
+            o.push_str("damaged files (salvaged; unreadable ranges stored as zeros):\n");
+            for d in &self.damaged_files {
+                o.push_str(&format!("  {}\t{}\n", one_line(&d.path), d.bad_ranges));
+            }
+        }
+        if !self.unhealthy_blobs.is_empty() {
+            o.push_str("damaged or missing blobs (EIO until healed by a verified copy or `nightfox repair`):\n");
+            for b in &self.unhealthy_blobs {
+                let files: Vec<String> = b.files.iter().map(|f| one_line(f)).collect();
+                o.push_str(&format!("  {}\t{}\t{}\n", b.hash, b.health, files.join(", ")));
+            }
         }
         o
     }

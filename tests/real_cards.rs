@@ -136,6 +136,8 @@ fn salvage_keeps_what_can_be_read_and_a_clean_read_replaces_it() {
     assert_eq!(fs::read(blob_of(&env, &f.blob_hash)).unwrap(), expected);
     let info = env.ok(&["info", &format!("{c}/source/modern/unknown/C0001.MP4")]);
     assert!(info.contains("damaged") && info.contains("5242880"), "{info}");
+    let status = env.ok(&["status"]);
+    assert!(status.contains("damaged files") && status.contains("C0001.MP4\t[[5242880,8192]]"), "{status}");
     assert!(!env.ok(&["verify"]).contains("BAD"));
 
     // The card reads cleanly again: a plain import replaces the salvaged copy in place (same file, same path).
@@ -265,6 +267,8 @@ fn rot_is_healed_by_reimport_and_by_repair_and_the_mount_answers_eio_until_then(
     assert_eq!(cat.blob_health(&ha).unwrap().as_deref(), Some("damaged"));
     assert_eq!(cat.blob_health(&hb).unwrap().as_deref(), Some("missing"));
     drop(cat);
+    let status = env.ok(&["status"]);
+    assert!(status.contains(&format!("{ha}\tdamaged")) && status.contains(&format!("{hb}\tmissing")), "{status}");
 
     let mp = env.path("mnt");
     fs::create_dir_all(&mp).unwrap();

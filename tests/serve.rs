@@ -591,9 +591,15 @@ fn status_measures_speed_and_eta_over_the_current_run() {
     let resume =
         env.cmd().args(["resume", "1"]).env("NIGHTFOX_IMPORT_WORKERS", "1").stdout(Stdio::null()).spawn().unwrap();
     let mut resume = KillOnDrop(resume);
-    // A status taken while the rest of B is being copied.
+    // A status taken while the rest of B is being copied, once the resume has started its run.
     let start = Instant::now();
     let (t0, v, t1, s) = loop {
+        let run_started = env.catalog().session(1).unwrap().run_started_at.unwrap_or(0);
+        if run_started < first.created_at + 2 {
+            assert!(start.elapsed() < Duration::from_secs(60), "the resume did not start a run");
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         let t0 = nightfox::catalog::now();
         let v = status_json(&env);
         let t1 = nightfox::catalog::now();

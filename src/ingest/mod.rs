@@ -735,15 +735,13 @@ impl<'a> Importer<'a> {
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
     ) -> std::result::Result<(), Stop> {
-        let mut failed = std::collections::HashSet::new();
-        for it in group.iter_mut() {
-            if it.state == ItemState::Failed {
-                failed.insert(it.id);
-            }
+        for i in 0..group.len() {
+            let held_back = clip_failed(&group, &group[i]);
+            let it = &mut group[i];
             if it.state.is_terminal() {
                 continue;
             }
-            if it.sidecar_of.is_some_and(|c| failed.contains(&c)) {
+            if held_back {
                 self.fail_item(run, it, Error::HeldBack, cat)?;
                 continue;
             }
@@ -754,10 +752,7 @@ impl<'a> Importer<'a> {
             match self.store_item(run, it, cat, halt, 0) {
                 Ok(()) => {}
                 Err(ItemError::Stop(s)) => return Err(s),
-                Err(ItemError::Failed(e)) => {
-                    failed.insert(it.id);
-                    self.fail_item(run, it, e, cat)?
-                }
+                Err(ItemError::Failed(e)) => self.fail_item(run, it, e, cat)?,
             }
         }
         self.catalogue(run, &[group], cat)
@@ -788,16 +783,13 @@ impl<'a> Importer<'a> {
             groups.iter().flatten().filter(|i| !i.state.is_terminal()).map(|i| bytes_path(&i.path)).collect();
         run.source.prefetch(&to_read);
         for g in 0..groups.len() {
-            let mut failed = std::collections::HashSet::new();
             for i in 0..groups[g].len() {
+                let held_back = clip_failed(&groups[g], &groups[g][i]);
                 let it = &mut groups[g][i];
-                if it.state == ItemState::Failed {
-                    failed.insert(it.id);
-                }
                 if it.state.is_terminal() {
                     continue;
                 }
-                if it.sidecar_of.is_some_and(|c| failed.contains(&c)) {
+                if held_back {
                     self.fail_item(run, it, Error::HeldBack, cat)?;
                     continue;
                 }
@@ -812,10 +804,7 @@ impl<'a> Importer<'a> {
                         discard(&groups, &fresh);
                         return Err(s);
                     }
-                    Err(ItemError::Failed(e)) => {
-                        failed.insert(it.id);
-                        self.fail_item(run, it, e, cat)?
-                    }
+                    Err(ItemError::Failed(e)) => self.fail_item(run, it, e, cat)?,
                 }
             }
         }
@@ -1125,7 +1114,12 @@ impl<'a> Importer<'a> {
                     }
                 }
             };
-            let mut record = |n: u64| cat.lock().set_item_checkpoint(it.id, Some((n, before.size, before.mtime_ns)));
+            // Whether this copy has a durable prefix a resume can continue from (a kept one, or a checkpoint now).
+            let mut resumable = start_offset > 0;
+            let mut record = |n: u64| {
+                resumable = true;
+                cat.lock().set_item_checkpoint(it.id, Some((n, before.size, before.mtime_ns)))
+            };
             let checkpoints =
                 checkpointed.then_some(store::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
             let result = store::copy_hashing(
@@ -1144,9 +1138,7 @@ impl<'a> Importer<'a> {
                 Ok(c) => c,
                 Err(e) => {
                     // A checkpointed prefix is kept for the resume; anything else is thrown away.
-                    let kept =
-                        checkpointed && cat.lock().item(it.id).ok().flatten().and_then(|i| i.resume_offset).is_some();
-                    if !kept {
+                    if !resumable {
                         let _ = remove_if_exists(&tmp);
                     }
                     return Err(self.classify_copy_error(run, e));
@@ -1379,18 +1371,6 @@ impl<'a> Importer<'a> {
             if it.state != ItemState::Stored {
                 continue;
             }
-            // A sidecar whose clip could not be read is held back with it: `resume` brings them in together.
-            if let Some(clip) = it.sidecar_of {
-                let clip_failed = match group.iter().find(|g| g.id == clip) {
-                    Some(g) => g.state == ItemState::Failed,
-                    None => tx.item_state(clip)? == Some(ItemState::Failed),
-                };
-                if clip_failed {
-                    tx.item_end(it, ItemState::Failed, Some(&Error::HeldBack.to_string()))?;
-                    ended.push((it.clone(), ItemState::Failed));
-                    continue;
-                }
-            }
             let hash = it.hash.as_deref().unwrap_or_default();
             if it.healed {
                 let how = format!("replaced by a verified copy of {}", String::from_utf8_lossy(&it.path));
@@ -1557,6 +1537,12 @@ const SALVAGE_BLOCK: u64 = 4096;
 /// Bad ranges as stored: `[[start,len],...]`.
 fn ranges_json(r: &[(u64, u64)]) -> String {
     serde_json::to_string(&r.iter().map(|(s, l)| [*s, *l]).collect::<Vec<_>>()).unwrap_or_default()
+}
+
+/// True for a sidecar whose clip (in the same group, and processed before it) could not be read: it is held back
+/// with the clip, and `resume` brings them in together.
+fn clip_failed(group: &[Item], it: &Item) -> bool {
+    it.sidecar_of.is_some_and(|c| group.iter().any(|g| g.id == c && g.state == ItemState::Failed))
 }
 
 /// Groups whose files to copy add up to less than this are copied in batches (see `process_batch`).

@@ -190,15 +190,22 @@ fn hash_on_disk(path: &Path, drop_first: bool) -> Result<HashHex> {
 
 /// Hashes what `r` reads, the next chunk read while the last is hashed.
 fn hash_reader(r: &mut dyn Read, path: &Path) -> Result<HashHex> {
+    Ok(hasher_of(r, path)?.0.finalize().to_hex().to_string())
+}
+
+/// The hasher over everything `r` reads (pipelined as in [`hash_reader`]), and how many bytes that was.
+fn hasher_of(r: &mut dyn Read, path: &Path) -> Result<(blake3::Hasher, u64)> {
     let mut h = blake3::Hasher::new();
+    let mut len = 0u64;
     direct::pipeline(
         |b| read_full(r, b).at(path),
         |chunk| {
             h.update(chunk);
+            len += chunk.len() as u64;
             Ok(())
         },
     )?;
-    Ok(h.finalize().to_hex().to_string())
+    Ok((h, len))
 }
 
 /// Hashes a file from the page cache where its pages are (a staged file just written), with memory mapping and
@@ -241,21 +248,8 @@ pub struct Copied {
 pub fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher> {
     let mut r = direct::open_read(path).at(path)?;
     drop_cache(r.file());
-    let mut h = blake3::Hasher::new();
-    let mut left = len;
-    direct::pipeline(
-        |b| {
-            let want = (b.len() as u64).min(left) as usize;
-            let n = read_full(&mut r, &mut b[..want]).at(path)?;
-            left -= n as u64;
-            Ok(n)
-        },
-        |chunk| {
-            h.update(chunk);
-            Ok(())
-        },
-    )?;
-    if left > 0 {
+    let (h, got) = hasher_of(&mut (&mut r).take(len), path)?;
+    if got < len {
         return Err(Error::io(
             path,
             io::Error::new(io::ErrorKind::UnexpectedEof, "partial copy shorter than recorded"),

@@ -576,7 +576,7 @@ impl Filesystem for NightfoxFs {
             Some(OpenFile { blob: None }) => return reply.data(&[]),
             None => return reply.error(Errno::EBADF),
         };
-        if self.vfs.file_ref(ino.0).is_some_and(|fr| self.vfs.refuses(&fr.hash)) {
+        if self.vfs.refuses_inode(ino.0) {
             return reply.error(Errno::EIO);
         }
         READ_BUF.with_borrow_mut(|slot| {

@@ -405,6 +405,15 @@ impl Vfs {
         std::mem::take(&mut *self.changed.lock())
     }
 
+    /// [`Vfs::refuses`] for the blob an inode reads; costs one check of an empty set while no blob is unhealthy
+    /// (it runs on every read of the copy path).
+    pub fn refuses_inode(&self, ino: u64) -> bool {
+        if self.unhealthy.read().is_empty() {
+            return false;
+        }
+        self.file_ref(ino).is_some_and(|fr| self.refuses(&fr.hash))
+    }
+
     /// True when the blob must not be served (`verify` found it damaged or missing); logs that once per blob.
     pub fn refuses(&self, hash: &str) -> bool {
         let bad = {

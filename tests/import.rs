@@ -247,14 +247,7 @@ fn kill_9_inside_a_batch_of_small_files_then_resume_finishes_consistently() {
     for i in 0..n {
         write_big(&card.join(format!("DCIM/{:03}MEDIA/IMG_{i:04}.JPG", 100 + i / 200)), 48 << 10, i as u64 + 1);
     }
-    let mut child = env
-        .cmd()
-        .args(["import", "--couple", &c])
-        .arg(&card)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_import(&c, &card, Stdio::null());
     // Kill as soon as the first blobs have landed: inside a batch, before or around its catalogue transaction.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while env.object_files().is_empty() && std::time::Instant::now() < deadline {

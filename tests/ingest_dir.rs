@@ -536,14 +536,7 @@ fn ingest_commits_queue_behind_an_import_of_the_couple_and_hold_its_lock() {
     let dir = mp.join("ingest").join(&c);
 
     // An import of the couple is copying: a file written into /ingest meanwhile waits for it.
-    let mut import = env
-        .cmd()
-        .args(["import", "--couple", &c])
-        .arg(&card)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut import = env.spawn_import(&c, &card, Stdio::piped());
     env.wait_for_temp_over(16 << 20);
     fs::write(dir.join("SMALL.MOV"), data(1, 100_000)).unwrap();
     assert!(import.try_wait().unwrap().is_none(), "the import ended before the write: too fast a disk for this test");
@@ -579,14 +572,7 @@ fn ingest_commits_queue_behind_an_import_of_the_couple_and_hold_its_lock() {
     // session says why.
     let card = env.path("card2");
     write_big(&card.join("BIG3.MP4"), 1 << 30, 5);
-    let mut import = env
-        .cmd()
-        .args(["import", "--couple", &c])
-        .arg(&card)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut import = env.spawn_import(&c, &card, Stdio::null());
     env.wait_for_temp_over(16 << 20);
     fs::write(dir.join("LATE.MOV"), data(3, 50_000)).unwrap();
     assert!(m.stop().success());

@@ -26,12 +26,17 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A Sony card of `clips` clips under `root`, served through a fault-injecting mirror at `root/../mnt`.
+/// A Sony card of `clips` clips in the env's `card`, served through a fault-injecting mirror at `card-mnt`.
 fn faulty_card(env: &Env, clips: usize, seed: u64) -> (FaultFs, Vec<std::path::PathBuf>) {
     let card = env.path("card");
     let files = sony_card(&card, clips, seed);
     let fs = FaultFs::mount(&card, &env.path("card-mnt"));
     (fs, files)
+}
+
+/// `nightfox import ARGS DIR` with short retry delays (a bad file is tried three times in well under a second).
+fn import_from(env: &Env, args: &[&str], dir: &Path) -> std::process::Output {
+    env.cmd().arg("import").args(args).arg(dir).env("NIGHTFOX_RETRY_DELAYS", "0.05").output().unwrap()
 }
 
 fn rel(card: &Path, p: &Path) -> String {
@@ -50,13 +55,7 @@ fn one_unreadable_file_fails_alone_and_resume_retries_it() {
     let card = env.path("card");
     let bad = files.iter().find(|p| p.ends_with("C0002.MP4")).unwrap().clone();
     fault.fail_file(&rel(&card, &bad));
-    let out = env
-        .cmd()
-        .args(["import", "--couple", &c])
-        .arg(fault.mountpoint())
-        .env("NIGHTFOX_RETRY_DELAYS", "0.05")
-        .output()
-        .unwrap();
+    let out = import_from(&env, &["--couple", &c], fault.mountpoint());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("C0002.MP4") && err.contains("nightfox resume 1"), "{err}");
@@ -86,16 +85,9 @@ fn one_unreadable_file_fails_alone_and_resume_retries_it() {
     env.assert_consistent();
 
     // `session cancel` ends a session for good; its files stay.
-    let fault2 = &fault;
-    fault2.fail_file(&rel(&card, &bad));
+    fault.fail_file(&rel(&card, &bad));
     write(&env.path("card/extra/NEW.MP4"), &data(99, 5000));
-    let out = env
-        .cmd()
-        .args(["import", "--couple", &c, "--duplicates", "import"])
-        .arg(fault.mountpoint())
-        .env("NIGHTFOX_RETRY_DELAYS", "0.05")
-        .output()
-        .unwrap();
+    let out = import_from(&env, &["--couple", &c, "--duplicates", "import"], fault.mountpoint());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let before = env.catalog().files(None).unwrap().len();
     env.ok(&["session", "cancel", "2"]);
@@ -117,13 +109,7 @@ fn salvage_keeps_what_can_be_read_and_a_clean_read_replaces_it() {
     let fault = FaultFs::mount(&card, &env.path("card-mnt"));
     let r = "clips/C0001.MP4";
     fault.fail_range(r, 5 * MIB, 8192);
-    let out = env
-        .cmd()
-        .args(["import", "--salvage", "--couple", &c])
-        .arg(fault.mountpoint())
-        .env("NIGHTFOX_RETRY_DELAYS", "0.05")
-        .output()
-        .unwrap();
+    let out = import_from(&env, &["--salvage", "--couple", &c], fault.mountpoint());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 imported") && stdout(&out).contains("1 damaged"), "{}", stdout(&out));
     assert!(stderr(&out).contains("damaged:") && stderr(&out).contains("5242880"), "{}", stderr(&out));
@@ -142,7 +128,7 @@ fn salvage_keeps_what_can_be_read_and_a_clean_read_replaces_it() {
 
     // The card reads cleanly again: a plain import replaces the salvaged copy in place (same file, same path).
     fault.heal(r);
-    let out = env.cmd().args(["import", "--couple", &c]).arg(fault.mountpoint()).output().unwrap();
+    let out = import_from(&env, &["--couple", &c], fault.mountpoint());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 healed"), "{}", stdout(&out));
     let g = env.catalog().file(f.id).unwrap().unwrap();
@@ -358,28 +344,18 @@ fn a_killed_network_import_resumes_inside_the_file() {
 fn a_move_target_inside_the_source_is_refused() {
     let env = Env::new();
     let c = env.couple("Move", "2025-06-08");
-    let out = env.run(&[
-        "source",
-        "add",
-        "nfs://127.0.0.1:2049/export/cards?export=/export",
-        "--couple",
-        &c,
-        "--post-import",
-        "move:/cards/imported",
-    ]);
+    let add = |target: &str| {
+        let post = format!("move:{target}");
+        let url = "nfs://127.0.0.1:2049/export/cards?export=/export";
+        env.run(&["source", "add", url, "--couple", &c, "--post-import", &post])
+    };
+    let out = add("/cards/imported");
     assert_eq!(out.status.code(), Some(2), "bad input");
     let err = stderr(&out);
     assert!(err.contains("inside the source path") && err.lines().count() == 1, "{err}");
     assert!(env.catalog().sources().unwrap().is_empty());
-    env.ok(&[
-        "source",
-        "add",
-        "nfs://127.0.0.1:2049/export/cards?export=/export",
-        "--couple",
-        &c,
-        "--post-import",
-        "move:/done",
-    ]);
+    let out = add("/done");
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -81,6 +81,11 @@ impl Env {
         });
     }
 
+    /// Starts `import --couple COUPLE DIR` in the background, its output dropped but for stderr as given.
+    pub fn spawn_import(&self, couple: &str, dir: &Path, stderr: Stdio) -> Child {
+        self.cmd().args(["import", "--couple", couple]).arg(dir).stdout(Stdio::null()).stderr(stderr).spawn().unwrap()
+    }
+
     /// Starts `import --couple COUPLE DIR` with one worker and kills it (-9) once a temp file exceeds `bytes`.
     pub fn import_killed_mid_copy(&self, couple: &str, dir: &Path, bytes: u64) {
         let mut child = self

@@ -97,11 +97,13 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// True when the error is the filesystem running out of space (or quota).
+    /// True when the error is the filesystem running out of space (or quota), for a file or for the catalog.
     pub fn is_disk_full(&self) -> bool {
         match self {
             Error::DiskFull { .. } => true,
             Error::Io { source, .. } => is_enospc(source),
+            // SQLite's own ENOSPC: the catalog (or its WAL) could not grow.
+            Error::Catalog { source, .. } => source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
             _ => false,
         }
     }
@@ -199,5 +201,19 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalog_that_cannot_grow_is_a_full_disk() {
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert!(Error::Catalog { context: "commit finalize".into(), source: full }.is_disk_full());
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(!Error::Catalog { context: "commit finalize".into(), source: busy }.is_disk_full());
+        assert!(Error::io("/x", io::Error::from_raw_os_error(libc::ENOSPC)).is_disk_full());
     }
 }

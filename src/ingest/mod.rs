@@ -852,7 +852,7 @@ impl<'a> Importer<'a> {
     fn fail_item(&self, run: &Run, it: &mut Item, e: Error, cat: &Mutex<Catalog>) -> std::result::Result<(), Stop> {
         warn!("{e}");
         let msg = e.to_string();
-        cat.lock().end_item(it, ItemState::Failed, Some(&msg)).map_err(Stop::Fatal)?;
+        cat.lock().end_item(it, ItemState::Failed, Some(&msg)).map_err(archive_stop)?;
         self.event(run, "error", &format!("failed: {msg}"));
         it.state = ItemState::Failed;
         self.observer.advance(it.size);
@@ -862,7 +862,8 @@ impl<'a> Importer<'a> {
     /// Catalogues stored groups in one transaction, then runs the post-import action on the source for what is now
     /// safely in the catalog.
     fn catalogue(&self, run: &Run, groups: &[Vec<Item>], cat: &Mutex<Catalog>) -> std::result::Result<(), Stop> {
-        let ended = self.finalize_groups(&run.session, groups, cat).map_err(Stop::Fatal)?;
+        // A catalog that cannot grow (the archive's disk is full) pauses the session like a full disk under a copy.
+        let ended = self.finalize_groups(&run.session, groups, cat).map_err(archive_stop)?;
         if let Some(net) = &run.net {
             for (it, state) in &ended {
                 if *state == ItemState::Done {
@@ -1578,6 +1579,7 @@ impl ItemError {
         if e.is_disk_full() {
             let path = match &e {
                 Error::Io { path, .. } => path.clone(),
+                Error::Catalog { .. } => PathBuf::from("catalog.db"),
                 _ => PathBuf::new(),
             };
             ItemError::Stop(Stop::DiskFull(path))

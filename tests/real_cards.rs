@@ -371,17 +371,8 @@ fn serve_keeps_importing_new_files_past_a_bad_one() {
     let url = format!("nfs://127.0.0.1:{}/day1?export=/", srv.port);
     let id = env.ok(&["source", "add", &url, "--couple", &c]).trim().to_string();
     env.ok(&["source", "test", &id]);
-    let mp = env.path("mnt");
-    fs::create_dir_all(&mp).unwrap();
-    let mut child = env
-        .cmd()
-        .args(["serve", mp.to_str().unwrap(), "--poll-interval", "500ms"])
-        .env("NIGHTFOX_RETRY_DELAYS", "0.05")
-        .env("NIGHTFOX_MAX_FAILURES", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let vars = [("NIGHTFOX_RETRY_DELAYS", "0.05"), ("NIGHTFOX_MAX_FAILURES", "3")];
+    let mut daemon = Mount::serve_with(&env, &env.path("mnt"), &["--poll-interval", "500ms"], &vars);
     let names = |env: &Env| -> Vec<Vec<u8>> {
         env.catalog().files(None).map(|v| v.into_iter().map(|f| f.display_name).collect()).unwrap_or_default()
     };
@@ -389,9 +380,7 @@ fn serve_keeps_importing_new_files_past_a_bad_one() {
     write(&share.join("day1/C0003.MP4"), &data(62, 100_000));
     wait_until("a new file past the bad one", Duration::from_secs(60), || names(&env).contains(&b"C0003.MP4".to_vec()));
     assert!(!names(&env).contains(&b"C0002.MP4".to_vec()));
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let st = child.wait().unwrap();
+    let st = daemon.stop();
     assert!(st.success(), "{st:?}");
     let failed = env.catalog().sessions().unwrap().iter().map(|s| s.files_error).sum::<i64>();
     assert!(failed >= 1);

@@ -257,7 +257,8 @@ pub fn serving(mp: &Path) -> bool {
     is_mounted(mp) && fs::read_dir(mp).is_ok_and(|mut d| d.next().is_none_or(|e| e.is_ok()))
 }
 
-/// A running `nightfox mount`; unmounted (SIGTERM, bounded wait, then lazy unmount and SIGKILL) when dropped.
+/// A running `nightfox mount` (or `serve`); unmounted (SIGTERM, bounded wait, then lazy unmount and SIGKILL) when
+/// dropped.
 pub struct Mount {
     pub child: Option<Child>,
     pub mp: PathBuf,
@@ -270,11 +271,20 @@ impl Mount {
 
     /// `start`, with extra environment variables for the daemon.
     pub fn start_with(env: &Env, mp: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Mount {
+        Mount::daemon(env, "mount", mp, extra, vars)
+    }
+
+    /// `nightfox serve MP EXTRA...` (the mount plus its source pollers), guarded the same way.
+    pub fn serve_with(env: &Env, mp: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Mount {
+        Mount::daemon(env, "serve", mp, extra, vars)
+    }
+
+    fn daemon(env: &Env, command: &str, mp: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Mount {
         let _ = fs::create_dir_all(mp);
         let child = env
             .cmd()
             .envs(vars.iter().copied())
-            .arg("mount")
+            .arg(command)
             .arg(mp)
             .args(extra)
             .stdout(Stdio::null())

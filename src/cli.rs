@@ -48,7 +48,8 @@ enum Command {
         /// Camera slug to put every file under (default: unknown).
         #[arg(long)]
         camera: Option<String>,
-        /// What to do with content already in the couple: skip or import.
+        /// What to do with a clip whose content is already in the couple: skip (its sidecars with it) or import.
+        /// A sidecar is never skipped on its own bytes, and empty files are never duplicates.
         #[arg(long, default_value = "skip", value_parser = parse_dup)]
         duplicates: DuplicateAction,
         /// Copy what can be read of a damaged file (unreadable ranges stored as zeros and recorded; the file is
@@ -153,6 +154,8 @@ enum SourceCmd {
         /// leave, delete, or move:REMOTE_DIR (acts on the share after a file is catalogued).
         #[arg(long, default_value = "leave")]
         post_import: String,
+        /// What to do with a clip whose content is already in the couple: skip (its sidecars with it) or import.
+        /// A sidecar is never skipped on its own bytes, and empty files are never duplicates.
         #[arg(long, default_value = "skip", value_parser = parse_dup)]
         duplicates: DuplicateAction,
     },

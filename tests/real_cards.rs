@@ -124,6 +124,17 @@ fn salvage_keeps_what_can_be_read_and_a_clean_read_replaces_it() {
     assert!(info.contains("damaged") && info.contains("5242880"), "{info}");
     let status = env.ok(&["status"]);
     assert!(status.contains("damaged files") && status.contains("C0001.MP4\t[[5242880,8192]]"), "{status}");
+    let help = env.ok(&["import", "--help"]);
+    assert!(help.contains("sidecar is never skipped on its own bytes"), "{help}");
+    {
+        let mp = env.path("mnt");
+        let _m = Mount::start(&env, &mp, &[]);
+        let in_tree = mp.join(&c).join("source/modern/unknown/C0001.MP4");
+        assert_eq!(getxattr(&in_tree, "user.nightfox.damaged").as_deref(), Ok(&b"[[5242880,8192]]"[..]));
+        assert_eq!(fs::read(&in_tree).unwrap(), expected, "the mount serves what was salvaged");
+        let clean = mp.join(&c).join("source/modern/unknown/C0002.MP4");
+        assert_eq!(getxattr(&clean, "user.nightfox.damaged"), Err(libc::ENODATA));
+    }
     assert!(!env.ok(&["verify"]).contains("BAD"));
 
     // The card reads cleanly again: a plain import replaces the salvaged copy in place (same file, same path).
@@ -135,6 +146,8 @@ fn salvage_keeps_what_can_be_read_and_a_clean_read_replaces_it() {
     assert_eq!(g.blob_hash, b3(&original));
     assert_eq!(g.bad_ranges, None);
     assert_eq!(env.catalog().files(None).unwrap().len(), 2);
+    let kinds: Vec<String> = env.catalog().events_after(0, 100).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["file_replaced"]);
     env.assert_consistent();
 }
 
@@ -306,6 +319,31 @@ fn a_killed_import_resumes_inside_a_big_local_file() {
     let row = env.catalog().files(None).unwrap().pop().unwrap();
     assert_eq!(row.blob_hash, b3_file(&big));
     assert!(env.tmp_entries().is_empty());
+    env.assert_consistent();
+}
+
+#[test]
+fn a_kept_partial_copy_of_a_file_that_changed_since_is_not_used() {
+    let env = Env::new();
+    let c = env.couple("Changed", "2025-06-10");
+    let card = env.path("card");
+    let size = 320 * MIB;
+    let rel = "CLIP/C0001.MP4";
+    let big = card.join(rel);
+    write_big(&big, size, 5);
+    let fault = FaultFs::mount(&card, &env.path("card-mnt"));
+    env.import_killed_mid_copy(&c, fault.mountpoint(), 160 * MIB);
+    // The card was rewritten meanwhile: same size, new bytes, new mtime.
+    let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+    f.write_at(&data(77, 1 << 20), 0).unwrap();
+    drop(f);
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    fs::File::options().write(true).open(&big).unwrap().set_modified(later).unwrap();
+    fault.reset_counters();
+    let out = env.run(&["resume", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fault.bytes_read(rel) >= size, "copied from the start: {} of {size}", fault.bytes_read(rel));
+    assert_eq!(env.catalog().files(None).unwrap().pop().unwrap().blob_hash, b3_file(&big));
     env.assert_consistent();
 }
 

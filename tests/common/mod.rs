@@ -438,3 +438,22 @@ pub fn ffmpeg_clip(out: &Path, tone: u32, args: &[&str]) {
         .expect("ffmpeg (run scripts/setup.sh test)");
     assert!(st.success(), "ffmpeg failed for {out:?}");
 }
+
+/// An extended attribute of a path, or the errno.
+pub fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    let cp = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let cn = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings; a null buffer with size 0 asks for the size.
+    let n = unsafe { libc::getxattr(cp.as_ptr(), cn.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: buffer of the probed size.
+    let m = unsafe { libc::getxattr(cp.as_ptr(), cn.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if m < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    buf.truncate(m as usize);
+    Ok(buf)
+}

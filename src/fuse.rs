@@ -23,10 +23,10 @@ use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
 use crate::archive::Archive;
+use crate::blobs::direct;
 use crate::catalog::{ns_to_system_time, system_time_ns};
 use crate::error::{Error, Result};
 use crate::ingest_dir::{self, IngestDir, INGEST_ROOT_INO};
-use crate::store::direct;
 use crate::vfs::{self, Attr, Caller, Kind, Vfs, MAY_EXEC, MAY_READ, MAY_WRITE};
 
 /// Content never changes: the kernel may cache attributes and entries for a long time.
@@ -305,7 +305,10 @@ impl NightfoxFs {
     }
 
     fn open_blob(&self, hash: &str) -> std::io::Result<Arc<OpenBlob>> {
-        let path = self.vfs.blob_path(hash);
+        let Some(path) = self.vfs.blob_path(hash) else {
+            error!("blob {hash} is not a local file; this mount serves local blob stores only");
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        };
         match File::open(&path) {
             Ok(f) => Ok(OpenBlob::new(path, f)),
             Err(e) => {

@@ -275,7 +275,7 @@ impl IngestDir {
         for e in cat.ingest_entries()? {
             if !e.is_dir && !e.committed {
                 warn!(entry = e.id, name = %String::from_utf8_lossy(&e.name), "discarding an uncommitted ingest file left by a stopped daemon");
-                let _ = std::fs::remove_file(archive.store.temp_path(&format!("ingest-{}.part", e.id)));
+                let _ = std::fs::remove_file(archive.staging.path(&format!("ingest-{}.part", e.id)));
                 cat.remove_ingest_entry(e.id)?;
                 continue;
             }
@@ -616,7 +616,7 @@ impl IngestDir {
     }
 
     fn staging_path(&self, id: i64) -> PathBuf {
-        self.archive.store.temp_path(&format!("ingest-{id}.part"))
+        self.archive.staging.path(&format!("ingest-{id}.part"))
     }
 
     fn new_staged(&self, id: i64) -> R<Arc<Mutex<Staged>>> {
@@ -736,7 +736,8 @@ impl IngestDir {
                 Some(f) => f,
                 None => {
                     let hash = self.state.lock().entries.get(&id).and_then(|e| e.blob_hash.clone()).ok_or(libc::EIO)?;
-                    File::open(self.archive.store.blob_path(&hash)).map_err(|e| io_errno(&e))?
+                    let path = self.archive.blobs.local_path(&hash).ok_or(libc::EIO)?;
+                    File::open(path).map_err(|e| io_errno(&e))?
                 }
             };
             self.state.lock().handles.insert(fh, Handle::Read(id, Arc::new(file)));
@@ -833,7 +834,7 @@ impl IngestDir {
 
     /// Free space on the archive's disk for a writer of this uid.
     fn free_for(&self, uid: u32) -> Option<u64> {
-        crate::store::free_bytes(&self.archive.root, uid == 0)
+        crate::blobs::free_bytes(&self.archive.root, uid == 0)
     }
 
     /// Brings a directly written file's size and mtime into the writers' view (the kernel wrote it, not us).
@@ -1022,10 +1023,8 @@ impl IngestDir {
                 // It was committed before this write started: the writers' view falls back to that version.
                 let mut e = e;
                 e.committed = true;
-                if let Ok(m) =
-                    std::fs::metadata(self.archive.store.blob_path(e.blob_hash.as_deref().unwrap_or_default()))
-                {
-                    e.size = m.len();
+                if let Ok(Some(n)) = self.archive.blobs.size(e.blob_hash.as_deref().unwrap_or_default()) {
+                    e.size = n;
                 }
                 let _ = self.cat.lock().update_ingest_entry(&e);
                 self.state.lock().insert(e);
@@ -1185,11 +1184,15 @@ impl IngestDir {
         let inline = if g.sequential && g.hashed == size {
             g.hasher.clone().finalize().to_hex().to_string()
         } else {
-            crate::store::hash_in_memory(&g.path)?
+            crate::blobs::hash_in_memory(&g.path)?
         };
         g.file.sync_all().map_err(|err| Error::io(&g.path, err))?;
         // The same bytes as the version already committed here: nothing to catalogue.
-        if t.e.blob_hash.as_deref().is_some_and(|old| old == inline && self.archive.store.has_blob(old)) {
+        if t.e
+            .blob_hash
+            .as_deref()
+            .is_some_and(|old| old == inline && self.archive.blobs.contains(old).unwrap_or(false))
+        {
             let _ = std::fs::remove_file(&g.path);
             return Ok((inline, t.e.file_id, size));
         }

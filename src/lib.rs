@@ -5,6 +5,7 @@
 //! the catalog and `fuse` serves it. `cli` is the command-line edge. See docs/architecture.md.
 
 pub mod archive;
+pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod error;
@@ -16,7 +17,6 @@ pub mod organize;
 pub mod secrets;
 pub mod serve;
 pub mod sources;
-pub mod store;
 pub mod verify;
 pub mod vfs;
 

@@ -206,6 +206,11 @@ pub fn read_file(path: &Path) -> Result<MediaInfo, String> {
     res
 }
 
+/// [`read_file`] over a stored blob of any blob store (read at offsets; nothing is read twice from the store).
+pub fn read_blob(blob: &dyn crate::blobs::BlobReader) -> Result<MediaInfo, String> {
+    read_stream(&mut crate::blobs::ReadAtCursor::new(blob), blob.len())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Bmff,

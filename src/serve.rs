@@ -707,7 +707,7 @@ fn session_running(archive: &Archive, s: &Session) -> bool {
 /// Sizes of the temp files of a session's copies in progress.
 fn in_flight(archive: &Archive, session: i64) -> u64 {
     let prefix = format!("s{session}-i");
-    let Ok(rd) = std::fs::read_dir(&archive.store.tmp) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(archive.staging.dir()) else { return 0 };
     rd.flatten()
         .filter(|e| e.file_name().as_bytes().starts_with(prefix.as_bytes()))
         .filter_map(|e| e.metadata().ok())

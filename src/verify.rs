@@ -8,9 +8,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::archive::Archive;
+use crate::blobs;
 use crate::catalog::BlobRow;
 use crate::error::Result;
-use crate::store;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -30,20 +30,23 @@ pub struct Report {
 }
 
 fn check(archive: &Archive, b: &BlobRow) -> Option<(String, String)> {
-    let path = archive.store.blob_path(&b.hash);
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(("missing".into(), format!("{path:?} is missing")))
-        }
-        Err(e) => return Some(("unreadable".into(), format!("{path:?}: {e}"))),
+    let blobs = &archive.blobs;
+    // Named as the store names it: the file's path for the local store.
+    let path = match blobs.local_path(&b.hash) {
+        Some(p) => format!("{p:?}"),
+        None => format!("{} blob {}", blobs.describe(), b.hash),
     };
-    if meta.len() != b.size {
-        return Some(("size".into(), format!("{path:?} has {} bytes, catalogued {}", meta.len(), b.size)));
+    let size = match blobs.size(&b.hash) {
+        Ok(Some(n)) => n,
+        Ok(None) => return Some(("missing".into(), format!("{path} is missing"))),
+        Err(e) => return Some(("unreadable".into(), e.to_string())),
+    };
+    if size != b.size {
+        return Some(("size".into(), format!("{path} has {size} bytes, catalogued {}", b.size)));
     }
-    match store::hash_from_disk(&path) {
+    match blobs.rehash(&b.hash) {
         Ok(h) if h == b.hash => None,
-        Ok(h) => Some(("hash".into(), format!("{path:?} now hashes to {h}"))),
+        Ok(h) => Some(("hash".into(), format!("{path} now hashes to {h}"))),
         Err(e) => Some(("unreadable".into(), e.to_string())),
     }
 }
@@ -99,7 +102,7 @@ pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Rep
     let mut out = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let shown = path.to_string_lossy().into_owned();
-        let hash = match store::hash_file(path) {
+        let hash = match blobs::hash_file(path) {
             Ok(h) => h,
             Err(e) => {
                 out.push(Repaired {
@@ -129,16 +132,15 @@ pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Rep
 
 /// Copies a file into `tmp/` hashed inline, fsynced and re-hashed from disk, and lands it in place of its blob.
 fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> Result<()> {
-    let st = &archive.store;
     let name = format!("repair-{}-{n}.part", std::process::id());
-    let (mut out, tmp) = st.create_temp(&name)?;
+    let (mut out, tmp) = archive.staging.create(&name)?;
     let src = std::fs::File::open(path).map_err(|e| crate::error::Error::io(path, e))?;
-    let copied = store::copy_hashing(
+    let copied = blobs::copy_hashing(
         Box::new(src),
         path,
         &mut out,
         &tmp,
-        store::CopyStart::default(),
+        blobs::CopyStart::default(),
         &mut |_| true,
         &mut |_, e| Err(e),
         None,
@@ -146,7 +148,7 @@ fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> R
     );
     drop(out);
     let checked = copied.and_then(|c| {
-        let on_disk = store::hash_from_disk(&tmp)?;
+        let on_disk = blobs::hash_from_disk(&tmp)?;
         if c.hash != hash || on_disk != hash {
             return Err(crate::error::Error::Mismatch {
                 path: path.to_path_buf(),
@@ -154,10 +156,10 @@ fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> R
                 actual: on_disk,
             });
         }
-        st.land_replacing(&tmp, hash).map(|_| ())
+        archive.blobs.replace(&tmp, hash)
     });
     if checked.is_err() {
-        let _ = store::remove_if_exists(&tmp);
+        let _ = blobs::remove_if_exists(&tmp);
     }
     checked
 }

@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::archive::Archive;
+use crate::blobs::BlobStore;
 use crate::catalog::{Catalog, FileRow, FootageType};
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 pub const ROOT_INO: u64 = 1;
 pub const BY_HASH_INO: u64 = 2;
@@ -163,7 +164,7 @@ struct Tree {
 pub struct Vfs {
     tree: RwLock<Tree>,
     catalog: Mutex<Catalog>,
-    store: Store,
+    blobs: Arc<dyn BlobStore>,
     root: PathBuf,
     uid: u32,
     gid: u32,
@@ -307,7 +308,7 @@ impl Vfs {
             last_event: Mutex::new(cat.last_event_id()?),
             changed: Mutex::new(Vec::new()),
             catalog: Mutex::new(cat),
-            store: archive.store.clone(),
+            blobs: Arc::clone(&archive.blobs),
             root: archive.root.clone(),
             uid,
             gid,
@@ -498,9 +499,9 @@ impl Vfs {
         self.tree.read().nodes.get(&ino).and_then(|n| n.file.clone())
     }
 
-    /// Where a blob lives on disk.
-    pub fn blob_path(&self, hash: &str) -> PathBuf {
-        self.store.blob_path(hash)
+    /// Where a blob lives on disk, when its store keeps it as a local file.
+    pub fn blob_path(&self, hash: &str) -> Option<PathBuf> {
+        self.blobs.local_path(hash)
     }
 
     /// The extended attributes a node offers (all in the `user.` namespace, see [`xattr_namespace_supported`]).

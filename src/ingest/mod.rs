@@ -16,6 +16,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::archive::{Archive, LockFile};
+use crate::blobs::{self, remove_if_exists, Durability, HashHex};
 use crate::catalog::{
     Catalog, DuplicateAction, Finalize, FootageType, Item, ItemState, NewCamera, NewFile, NewItem, Session,
     SessionStatus,
@@ -24,7 +25,6 @@ use crate::error::{Error, Result};
 use crate::media::{self, MediaInfo};
 use crate::organize;
 use crate::sources::{local::LocalSource, EntryKind, Source};
-use crate::store::{self, remove_if_exists, HashHex};
 
 mod retry;
 pub use retry::{Retry, RetryPolicy};
@@ -387,7 +387,7 @@ impl<'a> Importer<'a> {
     ) -> Result<Committed> {
         std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e))?;
         let size = std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len();
-        let hash = store::hash_from_disk(tmp)?;
+        let hash = blobs::hash_from_disk(tmp)?;
         if let Some(h) = inline_hash {
             if h != hash {
                 return Err(Error::Mismatch { path: bytes_path(label), expected: h.to_string(), actual: hash });
@@ -424,9 +424,9 @@ impl<'a> Importer<'a> {
         cat.items_copied(&[(item_id, &hash, size, mtime_ns)])?;
         let heals = cat.blob_health(&hash)?.is_some_and(|h| h != "ok");
         if heals {
-            self.archive.store.land_replacing(tmp, &hash)?;
+            self.archive.blobs.replace(tmp, &hash)?;
         } else {
-            self.archive.store.land(tmp, &hash)?;
+            self.archive.blobs.land(tmp, &hash, Durability::Now)?;
         }
         cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
         let mut item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
@@ -673,9 +673,10 @@ impl<'a> Importer<'a> {
             .filter(|i| i.state == ItemState::Copied || (i.state == ItemState::Pending && i.resume_offset.is_some()))
             .map(|i| temp_name(id, i.id))
             .collect();
-        let rd = match std::fs::read_dir(&self.archive.store.tmp) {
+        let staging = self.archive.staging.dir();
+        let rd = match std::fs::read_dir(staging) {
             Ok(rd) => rd,
-            Err(e) => return Err(Error::io(&self.archive.store.tmp, e)),
+            Err(e) => return Err(Error::io(staging, e)),
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -770,10 +771,10 @@ impl<'a> Importer<'a> {
         cat: &Mutex<Catalog>,
         halt: &AtomicBool,
     ) -> std::result::Result<(), Stop> {
-        let st = &self.archive.store;
+        let staging = &self.archive.staging;
         // (group, item, hash) of each copy written in this batch and not yet durable.
         let mut fresh: Vec<(usize, usize, HashHex)> = Vec::new();
-        let temp = |it: &Item| st.temp_path(&temp_name(run.session.id, it.id));
+        let temp = |it: &Item| staging.path(&temp_name(run.session.id, it.id));
         let discard = |groups: &[Vec<Item>], fresh: &[(usize, usize, HashHex)]| {
             for (g, i, _) in fresh {
                 let _ = remove_if_exists(&temp(&groups[*g][*i]));
@@ -816,14 +817,14 @@ impl<'a> Importer<'a> {
                     (it.id, h.as_str(), it.size, it.mtime_ns)
                 })
                 .collect();
-            let recorded = store::sync_fs(&st.tmp).and_then(|()| cat.lock().items_copied(&copies));
+            let recorded = staging.sync().and_then(|()| cat.lock().items_copied(&copies));
             if let Err(e) = recorded {
                 discard(&groups, &fresh);
                 return Err(archive_stop(e));
             }
             for (g, i, _) in &fresh {
                 // Dropped from the cache and read back from the disk all at once; hashed one by one below.
-                if let Err(e) = store::read_back(&temp(&groups[*g][*i])) {
+                if let Err(e) = blobs::read_back(&temp(&groups[*g][*i])) {
                     return Err(archive_stop(e));
                 }
             }
@@ -843,7 +844,7 @@ impl<'a> Importer<'a> {
                     Err(ItemError::Failed(e)) => self.fail_item(run, it, e, cat)?,
                 }
             }
-            store::sync_fs(&st.objects).map_err(archive_stop)?;
+            self.archive.blobs.sync().map_err(archive_stop)?;
         }
         self.catalogue(run, &groups, cat)
     }
@@ -902,22 +903,28 @@ impl<'a> Importer<'a> {
     /// What a group says about its camera: a Sony XML sidecar, then the clip's own metadata, then the card layout.
     /// Read from the stored blobs (the archive's disk), never from the card again. Damage is logged, not fatal.
     fn group_info(&self, group: &[Item]) -> MediaInfo {
-        let st = &self.archive.store;
-        let blob = |it: &Item| it.hash.as_deref().filter(|h| st.has_blob(h)).map(|h| st.blob_path(h));
+        let blobs = &self.archive.blobs;
+        let blob = |it: &Item| it.hash.clone().filter(|h| blobs.contains(h).unwrap_or(false));
         let mut info = MediaInfo::default();
         for it in group.iter().skip(1) {
             let name = file_name_bytes(&it.rel_path);
             if !organize::split_ext(name).1.eq_ignore_ascii_case(b".xml") || it.size > 1 << 20 {
                 continue;
             }
-            if let Some(x) = blob(it).and_then(|p| std::fs::read(p).ok()).and_then(|b| media::parse_sony_xml(&b)) {
+            if let Some(x) =
+                blob(it).and_then(|h| blobs::read_whole(&**blobs, &h).ok()).and_then(|b| media::parse_sony_xml(&b))
+            {
                 info = x;
                 break;
             }
         }
         let Some(clip) = group.first() else { return info };
-        if let Some(p) = blob(clip) {
-            match media::read_file(&p) {
+        if let Some(h) = blob(clip) {
+            let read = match blobs.local_path(&h) {
+                Some(p) => media::read_file(&p),
+                None => blobs.open(&h).map_err(|e| e.to_string()).and_then(|r| media::read_blob(&*r)),
+            };
+            match read {
                 Ok(m) => info = info.or(m),
                 Err(why) => {
                     warn!(path = ?bytes_path(&clip.path), "metadata unreadable ({why}); routing on what could be read")
@@ -938,18 +945,18 @@ impl<'a> Importer<'a> {
 
     /// True when the blob is in `objects/` and `verify` has not found it damaged or missing.
     fn stored_whole(&self, run: &Run, hash: &str) -> bool {
-        !run.unhealthy.contains(hash) && self.archive.store.has_blob(hash)
+        !run.unhealthy.contains(hash) && self.archive.blobs.contains(hash).unwrap_or(false)
     }
 
     /// Lands a validated copy as its blob; where `verify` found that blob damaged or missing, the copy replaces it
     /// (the item then heals it when it is catalogued).
     fn land(&self, run: &Run, it: &mut Item, tmp: &Path, hash: &str, durable: bool) -> Result<()> {
         if run.unhealthy.contains(hash) {
-            self.archive.store.land_replacing(tmp, hash)?;
+            self.archive.blobs.replace(tmp, hash)?;
             it.healed = true;
             info!(hash, "a verified copy replaces the damaged or missing blob");
         } else {
-            self.archive.store.land_with(tmp, hash, durable)?;
+            self.archive.blobs.land(tmp, hash, if durable { Durability::Now } else { Durability::Deferred })?;
         }
         Ok(())
     }
@@ -1026,8 +1033,7 @@ impl<'a> Importer<'a> {
     ) -> std::result::Result<Option<HashHex>, ItemError> {
         let session = run.session.id;
         let source = run.source;
-        let st = &self.archive.store;
-        let tmp = st.temp_path(&temp_name(session, it.id));
+        let tmp = self.archive.staging.path(&temp_name(session, it.id));
         // A copy that a crash left validated-but-unlanded, or copied-but-unvalidated, is reused.
         if it.state == ItemState::Copied {
             if let Some(h) = it.hash.clone() {
@@ -1037,7 +1043,7 @@ impl<'a> Importer<'a> {
                     return self.mark_stored(it, &h).map(|()| None);
                 }
                 if tmp.is_file() {
-                    match store::hash_from_disk(&tmp) {
+                    match blobs::hash_from_disk(&tmp) {
                         Ok(got) if got == h => {
                             self.land(run, it, &tmp, &h, true).map_err(ItemError::archive)?;
                             self.observer.advance(it.size);
@@ -1122,8 +1128,8 @@ impl<'a> Importer<'a> {
                 cat.lock().set_item_checkpoint(it.id, Some((n, before.size, before.mtime_ns)))
             };
             let checkpoints =
-                checkpointed.then_some(store::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
-            let result = store::copy_hashing(
+                checkpointed.then_some(blobs::Checkpoints { every: CHECKPOINT_EVERY, record: &mut record });
+            let result = blobs::copy_hashing(
                 reader,
                 &path,
                 &mut out,
@@ -1193,8 +1199,7 @@ impl<'a> Importer<'a> {
         now: &crate::sources::FileMeta,
         checkpointed: bool,
         cat: &Mutex<Catalog>,
-    ) -> std::result::Result<(std::fs::File, store::CopyStart), ItemError> {
-        let st = &self.archive.store;
+    ) -> std::result::Result<(std::fs::File, blobs::CopyStart), ItemError> {
         if let Some(offset) = it.resume_offset.take() {
             let same = now.size == it.size && now.mtime_ns == it.mtime_ns && checkpointed;
             let on_disk = std::fs::metadata(tmp).map(|m| m.len()).unwrap_or(0);
@@ -1205,11 +1210,11 @@ impl<'a> Importer<'a> {
                     .open(tmp)
                     .and_then(|f| f.set_len(offset).map(|()| f))
                     .map_err(|e| Error::io(tmp, e))
-                    .and_then(|f| store::hash_prefix(tmp, offset).map(|h| (f, h)));
+                    .and_then(|f| blobs::hash_prefix(tmp, offset).map(|h| (f, h)));
                 match kept {
                     Ok((f, hasher)) => {
                         it.resume_offset = Some(offset);
-                        return Ok((f, store::CopyStart { hasher, offset }));
+                        return Ok((f, blobs::CopyStart { hasher, offset }));
                     }
                     Err(e) => warn!("{e}; copying {:?} from the start", bytes_path(&it.path)),
                 }
@@ -1218,8 +1223,8 @@ impl<'a> Importer<'a> {
             }
             cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
         }
-        let (f, _) = st.create_temp(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
-        Ok((f, store::CopyStart::default()))
+        let (f, _) = self.archive.staging.create(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
+        Ok((f, blobs::CopyStart::default()))
     }
 
     /// Reads a window of a damaged file in small blocks from `offset` (one try each, the whole range was retried
@@ -1242,7 +1247,7 @@ impl<'a> Importer<'a> {
             let got = run
                 .source
                 .open_at(path, pos)
-                .and_then(|mut r| store::read_full(&mut r, &mut block).map_err(|e| Error::io(path, e)));
+                .and_then(|mut r| blobs::read_full(&mut r, &mut block).map_err(|e| Error::io(path, e)));
             match got {
                 Ok(n) if n == want => {}
                 Ok(_) => return Err(Error::SourceChanged { path: path.to_path_buf() }),
@@ -1267,7 +1272,7 @@ impl<'a> Importer<'a> {
     }
 
     /// Re-hashes an item's copy from the disk and lands it as its blob when it matches. `batched`: the copy was
-    /// dropped from the cache and read back by the batch ([`store::read_back`]), and the directory fsyncs are left
+    /// dropped from the cache and read back by the batch ([`blobs::read_back`]), and the directory fsyncs are left
     /// to the batch's `syncfs`. A copy that does not match is removed; what the disk held is returned.
     fn validate_and_land(
         &self,
@@ -1276,9 +1281,8 @@ impl<'a> Importer<'a> {
         hash: &str,
         batched: bool,
     ) -> std::result::Result<Option<HashHex>, ItemError> {
-        let st = &self.archive.store;
-        let tmp = st.temp_path(&temp_name(run.session.id, it.id));
-        let on_disk = if batched { store::hash_read_ahead(&tmp) } else { store::hash_from_disk(&tmp) }
+        let tmp = self.archive.staging.path(&temp_name(run.session.id, it.id));
+        let on_disk = if batched { blobs::hash_read_ahead(&tmp) } else { blobs::hash_from_disk(&tmp) }
             .map_err(ItemError::archive)?;
         if on_disk != hash {
             remove_if_exists(&tmp).map_err(ItemError::archive)?;

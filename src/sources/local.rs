@@ -116,7 +116,7 @@ impl Source for LocalSource {
     fn open_at(&self, path: &Path, offset: u64) -> Result<Box<dyn Read + Send>> {
         // Large files are read direct: the device fills the copy buffers without a page-cache copy on the CPU (and
         // a card read once does not push the archive's hot pages out). Falls back to buffered reads where refused.
-        let mut r = crate::store::direct::open_read(path).at(path)?;
+        let mut r = crate::blobs::direct::open_read(path).at(path)?;
         if offset > 0 {
             r.seek(SeekFrom::Start(offset)).at(path)?;
         }
@@ -129,13 +129,13 @@ impl Source for LocalSource {
     }
 
     fn hash_in_place(&self, path: &Path) -> Option<Result<String>> {
-        Some(crate::store::hash_file(path))
+        Some(crate::blobs::hash_file(path))
     }
 
     fn prefetch(&self, paths: &[PathBuf]) {
         for p in paths {
             if let Ok(f) = fs::File::open(p) {
-                crate::store::read_ahead(&f);
+                crate::blobs::read_ahead(&f);
             }
         }
     }

@@ -1,16 +1,21 @@
 //! The archive on disk: where it is (`--archive`, `$NIGHTFOX_ARCHIVE`, `$XDG_DATA_HOME/nightfox`), how it is
-//! created (`init`) and opened, and the advisory locks (one import per couple) kept in its `locks/` directory.
-//! Layout: `catalog.db` (see `catalog`), `objects/` and `tmp/` (see `store`), `locks/`.
+//! created (`init`) and opened, which blob store and catalog it uses (`archive.toml`, see [`config`]), and the
+//! advisory locks kept in its `locks/` directory. Default layout: `catalog.db` (see `catalog`), `objects/` (see
+//! `blobs::local`), `tmp/` (staging, see `blobs::staging`), `locks/`, `archive.toml`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::blobs::{BlobStore, Staging};
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
-use crate::store::Store;
+
+pub mod config;
+pub use config::Config;
 
 const MARKER: &str = "NIGHTFOX_ARCHIVE";
 
@@ -31,11 +36,22 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// An open archive: its paths, its catalog and its blob store.
-#[derive(Clone, Debug)]
+/// An open archive: its root, its configuration, its staging directory and its blob store (the catalog is
+/// opened per thread by [`Archive::catalog`]).
+#[derive(Clone)]
 pub struct Archive {
     pub root: PathBuf,
-    pub store: Store,
+    pub config: Config,
+    /// `tmp/`: where copies are written, fsynced and re-hashed before they land (local for every blob store).
+    pub staging: Staging,
+    /// Where verified content lives.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive").field("root", &self.root).field("blobs", &self.blobs.describe()).finish()
+    }
 }
 
 impl Archive {
@@ -55,11 +71,12 @@ impl Archive {
             let p = root.join(sub);
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
         }
+        Config::default().write_new(root)?;
         Catalog::create(&root.join("catalog.db"))?;
         crate::secrets::ensure_key_file(root)?;
         let marker = root.join(MARKER);
         fs::write(&marker, b"nightfox archive v1\n").at(&marker)?;
-        crate::store::fsync_dir(root)?;
+        crate::blobs::fsync_dir(root)?;
         Archive::open(root)
     }
 
@@ -68,13 +85,20 @@ impl Archive {
         if !root.join(MARKER).is_file() || !root.join("catalog.db").is_file() {
             return Err(Error::NoArchive(root.to_path_buf()));
         }
-        let store = Store::new(root);
-        for d in [&store.objects, &store.tmp, &root.join("locks")] {
-            if !d.is_dir() {
-                fs::DirBuilder::new().mode(0o700).create(d).at(d)?;
-            }
+        let config = Config::load(root)?;
+        let locks = root.join("locks");
+        if !locks.is_dir() {
+            fs::DirBuilder::new().mode(0o700).create(&locks).at(&locks)?;
         }
-        Ok(Archive { root: root.to_path_buf(), store })
+        let staging = Staging::open(root)?;
+        let blobs = crate::blobs::open_store(&config.blobs.url, root)?;
+        Ok(Archive { root: root.to_path_buf(), config, staging, blobs })
+    }
+
+    /// The same archive with its blobs in `blobs` instead (tests: an in-memory store with injected faults).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Archive {
+        self.blobs = blobs;
+        self
     }
 
     /// Opens a new connection to the catalog (one per thread).

@@ -14,7 +14,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::mpsc;
 
-use super::COPY_CHUNK;
+use super::staging::COPY_CHUNK;
 
 /// Alignment of buffers, offsets and lengths for direct I/O (the page size; enough for any logical block size).
 pub const ALIGN: usize = 4096;
@@ -88,7 +88,7 @@ pub fn set_direct(f: &File, on: bool) -> bool {
 
 /// Opens a file for reading: with `O_DIRECT` when it is at least a chunk long and the filesystem allows, else
 /// buffered (a small file is one read either way, and buffered reads can be started ahead, see
-/// [`super::read_ahead`]).
+/// [`super::staging::read_ahead`]).
 pub fn open_read(path: &Path) -> io::Result<DirectReader> {
     let file = File::open(path)?;
     let direct = reads_direct(file.metadata()?.len()) && set_direct(&file, true);
@@ -277,7 +277,7 @@ mod tests {
         let mut out = Vec::new();
         let mut b = take_buf();
         loop {
-            let n = super::super::read_full(&mut r, &mut b).unwrap();
+            let n = super::super::staging::read_full(&mut r, &mut b).unwrap();
             if n == 0 {
                 break;
             }

@@ -1,116 +1,59 @@
-//! The blob store: every distinct content stored once, as one whole read-only file named by its BLAKE3 hash under
-//! `objects/<2 hex>/<2 hex>/<64 hex>`, never modified after it lands. In-flight copies live in `tmp/` on the same
-//! filesystem so that landing is an atomic rename. This module also owns hashing: inline while copying, and
-//! re-hashing from disk (after fsync and `posix_fadvise(DONTNEED)`) to validate a copy against the medium.
+//! Staging: `tmp/` under the archive root, on local disk for every blob store. This is where Nightfox's guarantee
+//! is produced: a copy is written here hashed inline ([`copy_hashing`]), fsynced, dropped from the page cache and
+//! re-hashed from the disk ([`hash_from_disk`]) before any blob store is asked to land it. Also the disk helpers
+//! those steps need: directory fsyncs, `syncfs`, cache drops, read-ahead, free space.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::direct;
+use super::hash::{hash_reader, hasher_of, HashHex};
 use crate::error::{Error, IoContext, Result};
-
-pub mod direct;
-
-/// A BLAKE3 hash as 64 lowercase hex characters.
-pub type HashHex = String;
 
 /// Size of the copy buffer: large enough for sequential throughput, small enough to interrupt quickly.
 pub const COPY_CHUNK: usize = 4 << 20;
 
-/// True when `s` looks like a blob name (64 lowercase hex digits).
-pub fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The content-addressed object directory of an archive.
+/// The staging directory of an archive (`tmp/`): in-flight copies, named by their work item.
 #[derive(Clone, Debug)]
-pub struct Store {
-    pub objects: PathBuf,
-    pub tmp: PathBuf,
+pub struct Staging {
+    dir: PathBuf,
 }
 
-impl Store {
-    pub fn new(archive_root: &Path) -> Store {
-        Store { objects: archive_root.join("objects"), tmp: archive_root.join("tmp") }
+impl Staging {
+    /// The staging directory of the archive at `archive_root`, created (0700) if it is not there.
+    pub fn open(archive_root: &Path) -> Result<Staging> {
+        let dir = archive_root.join("tmp");
+        if !dir.is_dir() {
+            fs::DirBuilder::new().mode(0o700).create(&dir).at(&dir)?;
+        }
+        Ok(Staging { dir })
     }
 
-    /// Where the blob with this hash lives.
-    pub fn blob_path(&self, hash: &str) -> PathBuf {
-        self.objects.join(&hash[0..2]).join(&hash[2..4]).join(hash)
+    /// The directory itself (listing leftovers, statfs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    pub fn has_blob(&self, hash: &str) -> bool {
-        self.blob_path(hash).is_file()
+    /// The staged file for a piece of in-flight work.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
-    /// The temp file path for a piece of in-flight work.
-    pub fn temp_path(&self, name: &str) -> PathBuf {
-        self.tmp.join(name)
-    }
-
-    /// Creates (truncating) a temp file for writing.
-    pub fn create_temp(&self, name: &str) -> Result<(File, PathBuf)> {
-        let path = self.temp_path(name);
+    /// Creates (truncating) a staged file for writing, 0600.
+    pub fn create(&self, name: &str) -> Result<(File, PathBuf)> {
+        let path = self.path(name);
         let f =
             OpenOptions::new().write(true).read(true).create(true).truncate(true).mode(0o600).open(&path).at(&path)?;
         Ok((f, path))
     }
 
-    /// Lands a validated temp file as the blob `hash`: read-only mode, atomic rename, directory fsync.
-    /// If the blob is already there (identical content by definition), the temp file is removed instead.
-    pub fn land(&self, tmp_path: &Path, hash: &str) -> Result<PathBuf> {
-        self.land_with(tmp_path, hash, true)
-    }
-
-    /// [`Store::land`], with the directory fsyncs left to the caller when not `durable` (a batch of landings made
-    /// durable together by one [`sync_fs`]).
-    pub fn land_with(&self, tmp_path: &Path, hash: &str, durable: bool) -> Result<PathBuf> {
-        let dest = self.blob_path(hash);
-        if dest.is_file() {
-            remove_if_exists(tmp_path)?;
-            return Ok(dest);
-        }
-        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
-        if !dir.is_dir() {
-            let outer = dir.parent().unwrap_or(&self.objects).to_path_buf();
-            let outer_new = !outer.is_dir();
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
-            if durable {
-                if outer_new {
-                    fsync_dir(&self.objects)?;
-                }
-                fsync_dir(&outer)?;
-            }
-        }
-        fs::set_permissions(tmp_path, fs::Permissions::from_mode(0o444)).at(tmp_path)?;
-        fs::rename(tmp_path, &dest).at(&dest)?;
-        if durable {
-            fsync_dir(&dir)?;
-        }
-        Ok(dest)
-    }
-
-    /// Lands a validated temp file as the blob `hash` in place of a damaged or missing one (rot healed by a new
-    /// verified copy): the rename replaces the old file atomically, so a reader sees the old or the new file,
-    /// never a mix; durable when this returns.
-    pub fn land_replacing(&self, tmp_path: &Path, hash: &str) -> Result<PathBuf> {
-        let dest = self.blob_path(hash);
-        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
-        if !dir.is_dir() {
-            return self.land_with(tmp_path, hash, true);
-        }
-        fs::set_permissions(tmp_path, fs::Permissions::from_mode(0o444)).at(tmp_path)?;
-        fs::rename(tmp_path, &dest).at(&dest)?;
-        fsync_dir(&dir)?;
-        Ok(dest)
-    }
-
-    /// Re-hashes a stored blob from the disk (not the page cache).
-    pub fn verify_blob(&self, hash: &str) -> Result<HashHex> {
-        hash_from_disk(&self.blob_path(hash))
+    /// Makes every staged write durable at once (`syncfs` of the staging filesystem).
+    pub fn sync(&self) -> Result<()> {
+        sync_fs(&self.dir)
     }
 }
 
@@ -188,34 +131,6 @@ fn hash_on_disk(path: &Path, drop_first: bool) -> Result<HashHex> {
     Ok(hash)
 }
 
-/// Hashes what `r` reads, the next chunk read while the last is hashed.
-fn hash_reader(r: &mut dyn Read, path: &Path) -> Result<HashHex> {
-    Ok(hasher_of(r, path)?.0.finalize().to_hex().to_string())
-}
-
-/// The hasher over everything `r` reads (pipelined as in [`hash_reader`]), and how many bytes that was.
-fn hasher_of(r: &mut dyn Read, path: &Path) -> Result<(blake3::Hasher, u64)> {
-    let mut h = blake3::Hasher::new();
-    let mut len = 0u64;
-    direct::pipeline(
-        |b| read_full(r, b).at(path),
-        |chunk| {
-            h.update(chunk);
-            len += chunk.len() as u64;
-            Ok(())
-        },
-    )?;
-    Ok((h, len))
-}
-
-/// Hashes a file from the page cache where its pages are (a staged file just written), with memory mapping and
-/// all cores. The file must not change meanwhile.
-pub fn hash_in_memory(path: &Path) -> Result<HashHex> {
-    let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path).at(path)?;
-    Ok(h.finalize().to_hex().to_string())
-}
-
 /// Bytes free on the filesystem holding `path`, for root (`privileged`, the blocks reserved for root included)
 /// or for anyone else; `None` when it cannot be asked.
 pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
@@ -228,13 +143,6 @@ pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
     }
     let blocks = if privileged { s.f_bfree } else { s.f_bavail };
     Some(blocks as u64 * s.f_frsize as u64)
-}
-
-/// Hashes a source file in place (used to check duplicate candidates before copying). Reads with a buffer, not a
-/// memory map, so a card pulled or a file truncated mid-read is an error rather than a SIGBUS; a chunk is hashed
-/// while the next is read.
-pub fn hash_file(path: &Path) -> Result<HashHex> {
-    hash_reader(&mut File::open(path).at(path)?, path)
 }
 
 /// What [`copy_hashing`] read and wrote.
@@ -373,7 +281,7 @@ pub fn copy_hashing(
     Ok(Copied { hash: hasher.finalize().to_hex().to_string(), len })
 }
 
-pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
@@ -508,12 +416,5 @@ mod tests {
         assert_eq!(fs::read(&dst_path).unwrap(), data);
         assert_eq!(seen, vec![COPY_CHUNK as u64 * 4]);
         assert!(hash_prefix(&dst_path, data.len() as u64 + 1).is_err());
-    }
-
-    #[test]
-    fn hash_names() {
-        assert!(is_hash(&"a".repeat(64)));
-        assert!(!is_hash(&"A".repeat(64)));
-        assert!(!is_hash("abc"));
     }
 }

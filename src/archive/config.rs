@@ -1,0 +1,90 @@
+//! `archive.toml`: which blob store and which catalog an archive uses, chosen by URL. `init` writes it; an archive
+//! made before it existed has none and opens with the defaults, which are today's layout exactly (`objects/` and
+//! `catalog.db` under the archive root).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+/// The file's name in the archive root.
+pub const FILE: &str = "archive.toml";
+
+/// The default blob store: `objects/` under the archive root.
+pub const DEFAULT_BLOBS: &str = "local";
+/// The default catalog: `catalog.db` under the archive root.
+pub const DEFAULT_CATALOG: &str = "sqlite";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub blobs: Section,
+    pub catalog: Section,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// `local` or `file:///dir` for blobs; `sqlite` or `sqlite:///file.db` for the catalog. Never holds a secret
+    /// (credentials live in the encrypted secrets file).
+    pub url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { blobs: Section { url: DEFAULT_BLOBS.into() }, catalog: Section { url: DEFAULT_CATALOG.into() } }
+    }
+}
+
+impl Config {
+    /// Reads `archive.toml` from `root`; the defaults when there is none (an archive older than the file).
+    pub fn load(root: &Path) -> Result<Config> {
+        let path = root.join(FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        toml::from_str(&text).map_err(|e| {
+            Error::Invalid(format!("{}: {}", path.display(), e.message().lines().next().unwrap_or("invalid")))
+        })
+    }
+
+    /// The file's text: the URLs, after a comment saying what the defaults mean.
+    pub fn to_text(&self) -> Result<String> {
+        let body = toml::to_string(self).map_err(|e| Error::Invalid(format!("{FILE}: {e}")))?;
+        Ok(format!(
+            "# Nightfox archive: where its verified blobs and its catalog live.\n\
+             # blobs \"local\" = objects/ in this directory; catalog \"sqlite\" = catalog.db in this directory.\n\n{body}"
+        ))
+    }
+
+    /// Writes the file (0600) into a new archive's root.
+    pub fn write_new(&self, root: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = root.join(FILE);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).at(&path)?;
+        f.write_all(self.to_text()?.as_bytes()).at(&path)?;
+        f.sync_all().at(&path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_text_reads_back_and_a_missing_file_means_the_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(d.path()).unwrap(), Config::default());
+        let c =
+            Config { blobs: Section { url: "file:///srv/blobs".into() }, catalog: Section { url: "sqlite".into() } };
+        c.write_new(d.path()).unwrap();
+        assert_eq!(Config::load(d.path()).unwrap(), c);
+        std::fs::write(d.path().join(FILE), "[blobs]\nurl = 3\n").unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("archive.toml") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The local blob store: every blob one whole read-only (0444) file at `objects/<2 hex>/<2 hex>/<64 hex>`, never
+//! modified after it lands. Landing is `chmod 0444` + an atomic rename out of staging (same filesystem) + the
+//! directory fsyncs; a deferred landing leaves the fsyncs to one `syncfs` of the store.
+
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::staging::{fsync_dir, hash_from_disk, remove_if_exists, sync_fs};
+use super::{BlobReader, BlobStore, Durability, HashHex};
+use crate::error::{Error, IoContext, Result};
+
+/// Blobs as files under one directory (an archive's `objects/`).
+#[derive(Clone, Debug)]
+pub struct LocalBlobs {
+    objects: PathBuf,
+}
+
+impl LocalBlobs {
+    /// The store in `objects`, created (0700) if it is not there.
+    pub fn open(objects: &Path) -> Result<LocalBlobs> {
+        if !objects.is_dir() {
+            fs::DirBuilder::new().mode(0o700).create(objects).at(objects)?;
+        }
+        Ok(LocalBlobs { objects: objects.to_path_buf() })
+    }
+
+    /// Where the blob with this hash lives (whether or not it is there).
+    pub fn path(&self, hash: &str) -> PathBuf {
+        let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
+        self.objects.join(a).join(b).join(hash)
+    }
+
+    fn land_file(&self, staged: &Path, hash: &str, durable: bool) -> Result<()> {
+        let dest = self.path(hash);
+        if dest.is_file() {
+            return remove_if_exists(staged);
+        }
+        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
+        if !dir.is_dir() {
+            let outer = dir.parent().unwrap_or(&self.objects).to_path_buf();
+            let outer_new = !outer.is_dir();
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
+            if durable {
+                if outer_new {
+                    fsync_dir(&self.objects)?;
+                }
+                fsync_dir(&outer)?;
+            }
+        }
+        fs::set_permissions(staged, fs::Permissions::from_mode(0o444)).at(staged)?;
+        fs::rename(staged, &dest).at(&dest)?;
+        if durable {
+            fsync_dir(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl BlobStore for LocalBlobs {
+    fn describe(&self) -> String {
+        format!("local:{}", self.objects.display())
+    }
+
+    fn contains(&self, hash: &str) -> Result<bool> {
+        Ok(self.path(hash).is_file())
+    }
+
+    fn size(&self, hash: &str) -> Result<Option<u64>> {
+        let p = self.path(hash);
+        match fs::metadata(&p) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    fn land(&self, staged: &Path, hash: &str, durability: Durability) -> Result<()> {
+        self.land_file(staged, hash, durability == Durability::Now)
+    }
+
+    fn replace(&self, staged: &Path, hash: &str) -> Result<()> {
+        let dest = self.path(hash);
+        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
+        if !dir.is_dir() {
+            return self.land_file(staged, hash, true);
+        }
+        fs::set_permissions(staged, fs::Permissions::from_mode(0o444)).at(staged)?;
+        fs::rename(staged, &dest).at(&dest)?;
+        fsync_dir(&dir)
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync_fs(&self.objects)
+    }
+
+    fn open(&self, hash: &str) -> Result<Box<dyn BlobReader>> {
+        let p = self.path(hash);
+        let file = File::open(&p).at(&p)?;
+        let len = file.metadata().at(&p)?.len();
+        Ok(Box::new(LocalReader { file, len, path: p }))
+    }
+
+    fn rehash(&self, hash: &str) -> Result<HashHex> {
+        hash_from_disk(&self.path(hash))
+    }
+
+    fn local_path(&self, hash: &str) -> Option<PathBuf> {
+        Some(self.path(hash))
+    }
+}
+
+struct LocalReader {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl BlobReader for LocalReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Errs unless `dir` (or its nearest existing parent) is on the same filesystem as the archive root: a local
+/// store elsewhere must still be reachable by rename from staging.
+pub(crate) fn same_filesystem(dir: &Path, archive_root: &Path) -> Result<()> {
+    let probe = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
+    let a = fs::metadata(probe).at(probe)?.dev();
+    let b = fs::metadata(archive_root).at(archive_root)?.dev();
+    if a != b {
+        return Err(Error::Invalid(format!(
+            "blob store {dir:?} is on another filesystem than the archive {archive_root:?}: staged copies land by rename"
+        )));
+    }
+    Ok(())
+}

@@ -86,6 +86,13 @@ impl Archive {
             return Err(Error::NoArchive(root.to_path_buf()));
         }
         let config = Config::load(root)?;
+        if config.catalog.url != "sqlite" {
+            let scheme = config.catalog.url.split_once("://").map_or(config.catalog.url.as_str(), |(s, _)| s);
+            return Err(Error::Invalid(format!(
+                "catalog URL {:?}: the scheme {scheme:?} is not built into this nightfox (known: sqlite)",
+                config.catalog.url
+            )));
+        }
         let locks = root.join("locks");
         if !locks.is_dir() {
             fs::DirBuilder::new().mode(0o700).create(&locks).at(&locks)?;

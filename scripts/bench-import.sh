@@ -3,7 +3,8 @@
 # copies, on the same generated set (a few 1 GiB files plus a thousand small ones), side by side in one run.
 # Page caches are dropped before every run when root. Prints medians and ratios (lower time = better).
 # Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3),
-# ONLY=resume (just the resume row).
+# ONLY=resume (just the resume row), BASELINE=/path/to/an/older/nightfox (adds it as a column, paired with this
+# build: the regression check of a refactor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -50,22 +51,27 @@ run_one() { # name command...
 }
 cp_sync() { cp -r "$src" "$dst" && sync; }
 cp_sync_b3() { cp -r "$src" "$dst" && sync && find "$dst" -type f -print0 | xargs -0 -n 256 b3sum >/dev/null; }
-nf_import() {
-  "$nf" --archive "$dst" init >/dev/null
-  local c; c=$("$nf" --archive "$dst" couple add --name Bench --date 2025-01-01)
-  "$nf" --archive "$dst" import --couple "$c" "$src" >/dev/null
+nf_import_with() {
+  "$1" --archive "$dst" init >/dev/null
+  local c; c=$("$1" --archive "$dst" couple add --name Bench --date 2025-01-01)
+  "$1" --archive "$dst" import --couple "$c" "$src" >/dev/null
 }
+nf_import() { nf_import_with "$nf"; }
+baseline_import() { nf_import_with "$BASELINE"; }
 
 if [ "${ONLY:-}" != resume ]; then
 order=(cp_sync cp_sync_b3 nightfox)
-fn_of() { case $1 in nightfox) echo nf_import ;; *) echo "$1" ;; esac; }
+[ -n "${BASELINE:-}" ] && order+=(baseline)
+fn_of() { case $1 in nightfox) echo nf_import ;; baseline) echo baseline_import ;; *) echo "$1" ;; esac; }
 for r in $(seq 1 "$runs"); do
   # Rotate the order every round so no method always runs first after generation or a delete.
-  for k in 0 1 2; do
-    n=${order[$(((k + r) % 3))]}
+  for k in $(seq 0 $((${#order[@]} - 1))); do
+    n=${order[$(((k + r) % ${#order[@]}))]}
     run_one "$n" "$(fn_of "$n")"
   done
-  echo "round $r/$runs: cp_sync ${times[cp_sync]##* } | cp_sync_b3 ${times[cp_sync_b3]##* } | nightfox ${times[nightfox]##* }" >&2
+  line="round $r/$runs:"
+  for n in "${order[@]}"; do line+=" $n ${times[$n]##* } |"; done
+  echo "${line% |}" >&2
 done
 clean
 
@@ -84,6 +90,11 @@ done
 echo
 printf 'nightfox import / (cp + sync)          = %.2f  (target <= 1.5)\n' "$(echo "$m_nf / $m_cp" | bc -l)"
 printf 'nightfox import / (cp + sync + b3sum)  = %.2f  (target < 1.0)\n' "$(echo "$m_nf / $m_b3" | bc -l)"
+if [ -n "${BASELINE:-}" ]; then
+  echo "  baseline runs (s):${times[baseline]}"
+  printf 'nightfox import / baseline import       = %.2f  (paired median of %d; %s)\n' \
+    "$(paired "${times[nightfox]}" "${times[baseline]}")" "$runs" "$BASELINE"
+fi
 fi
 
 # Resume inside a file: `kill -9` at 50% of a 2 GiB file, then `resume`, against a fresh import of the same file

@@ -11,7 +11,9 @@
 # one each round); the median is printed, and each ratio is the median of the per-round ratios to native (the runs
 # are listed too). A last column pairs the copy path with bindfs directly. The idle CPU of both daemons ends it.
 # Env: BENCH_DIR (target/bench), BIG_MIB (1024), FIO_SECONDS (5), WALK_COUPLES (20), WALK_CAMERAS (10),
-#      WALK_FILES (100), RUNS (5).
+#      WALK_FILES (100), RUNS (5), BASELINE=/path/to/an/older/nightfox (adds its passthrough and copy-path mounts
+#      as two more columns, each on its own twin archive, and prints this build / baseline per row, paired: the
+#      regression check of a refactor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -75,10 +77,11 @@ cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$twin/"
 mkdir -p "$twin/tmp" "$twin/locks"
 
 m_pt="$bench/mnt-passthrough"; m_cp="$bench/mnt-copy"; m_bf="$bench/mnt-bindfs"; m_bt="$bench/mnt-bindfs-tree"
+m_bp="$bench/mnt-base-passthrough"; m_bc="$bench/mnt-base-copy"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do
+  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_bp" "$m_bc"; do
     for _ in $(seq 1 50); do mountpoint -q "$m" 2>/dev/null || break; sleep 0.1; done
     mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m" 2>/dev/null || true
   done
@@ -91,6 +94,18 @@ RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passt
 bindfs -r "$arch/objects" "$m_bf"
 bindfs -r "$tree" "$m_bt"
 for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done
+if [ -n "${BASELINE:-}" ]; then
+  for t in base-pt base-copy; do
+    rm -rf "$arch-$t"; mkdir -p "$arch-$t"
+    cp -al "$arch/objects" "$arch-$t/objects"
+    cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$arch-$t/"
+    mkdir -p "$arch-$t/tmp" "$arch-$t/locks"
+  done
+  mkdir -p "$m_bp" "$m_bc"
+  "$BASELINE" --archive "$arch-base-pt" mount "$m_bp" 2>"$bench/mnt-base-passthrough.log" & pids+=($!)
+  "$BASELINE" --archive "$arch-base-copy" mount --no-passthrough "$m_bc" 2>"$bench/mnt-base-copy.log" & pids+=($!)
+  wait_mount "$m_bp"; wait_mount "$m_bc"
+fi
 pt_state=$(grep -o 'passthrough=[a-z]*' "$bench/mnt-passthrough.log" | tail -n1 || true)
 
 mibps() { # file -> MiB/s of a dd read
@@ -107,8 +122,10 @@ walk_time() { # command... -> seconds
 }
 
 declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
-  [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash")
+  [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash" [base-passthrough]="$m_bp/$big_rel" \
+  [base-copy]="$m_bc/$big_rel")
 cols=(native passthrough copy bindfs)
+[ -n "${BASELINE:-}" ] && cols+=(base-passthrough base-copy)
 # The order of the columns turns by one each round, so no column always runs first after another's reads.
 order() { local k=$(( ($1 - 1) % ${#cols[@]} )); echo "${cols[@]:k}" "${cols[@]:0:k}"; }
 declare -A r w
@@ -135,6 +152,8 @@ walk_targets() { # column -> paths
     bindfs) echo "$m_bt" ;;
     passthrough) printf '%s\n' "$m_pt"/2025-01-01-* ;;
     copy) printf '%s\n' "$m_cp"/2025-01-01-* ;;
+    base-passthrough) printf '%s\n' "$m_bp"/2025-01-01-* ;;
+    base-copy) printf '%s\n' "$m_bc"/2025-01-01-* ;;
   esac
 }
 for round in $(seq 1 "$runs"); do
@@ -157,7 +176,7 @@ printf '%-22s %12s %20s %20s %20s %14s\n' "read (higher=better)" native passthro
 for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
   unit="MiB/s"; case $k in r*) unit="IOPS" ;; esac
   printf '%-22s' "$k ($unit)"
-  for c in "${cols[@]}"; do
+  for c in native passthrough copy bindfs; do
     v=$(echo "${r[$k,$c]}" | median)
     if [ "$c" = native ]; then printf ' %12.0f' "$v"; else printf ' %11.0f (%5.2fx)' "$v" "$(paired "${r[$k,$c]}" "${r[$k,native]}")"; fi
   done
@@ -169,13 +188,29 @@ for op in find "ls -lR" "du -s"; do
   for temp in cold warm; do
     k="$op $temp"
     printf '%-22s' "$k"
-    for c in "${cols[@]}"; do
+    for c in native passthrough copy bindfs; do
       v=$(echo "${w[$k,$c]}" | median)
       if [ "$c" = native ]; then printf ' %12.3f' "$v"; else printf ' %11.3f (%5.2fx)' "$v" "$(paired "${w[$k,$c]}" "${w[$k,native]}")"; fi
     done
     printf ' %13.2fx\n' "$(paired "${w[$k,bindfs]}" "${w[$k,copy]}")"
   done
 done
+if [ -n "${BASELINE:-}" ]; then
+  echo
+  echo "this build / baseline ($BASELINE), paired per round (reads: > 1 = this build is ahead; walks: < 1 = ahead)"
+  printf '%-22s %16s %16s\n' "" passthrough "copy path"
+  for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
+    printf '%-22s %15.2fx %15.2fx\n' "$k" "$(paired "${r[$k,passthrough]}" "${r[$k,base-passthrough]}")" \
+      "$(paired "${r[$k,copy]}" "${r[$k,base-copy]}")"
+  done
+  for op in find "ls -lR" "du -s"; do
+    for temp in cold warm; do
+      k="$op $temp"
+      printf '%-22s %15.2fx %15.2fx\n' "$k" "$(paired "${w[$k,passthrough]}" "${w[$k,base-passthrough]}")" \
+        "$(paired "${w[$k,copy]}" "${w[$k,base-copy]}")"
+    done
+  done
+fi
 # What an idle mount costs: CPU time of each nightfox daemon over 10 s in which nothing is asked of it.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 t0=("$(cpu_ticks "${pids[0]}")" "$(cpu_ticks "${pids[1]}")"); sleep 10

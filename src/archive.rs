@@ -1,14 +1,15 @@
 //! The archive on disk: where it is (`--archive`, `$NIGHTFOX_ARCHIVE`, `$XDG_DATA_HOME/nightfox`), how it is
-//! created (`init`) and opened, and the advisory locks (one import per couple) kept in its `locks/` directory.
-//! Layout: `catalog.db` (see `catalog`), `objects/` and `tmp/` (see `store`), `locks/`.
+//! created (`init`) and opened, and the advisory locks (the daemon's; couple leases are the catalog's) kept in its
+//! `locks/` directory. Layout: `catalog.db` (see `catalog`), `objects/` and `tmp/` (see `store`), `locks/`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogBackend};
 use crate::error::{Error, IoContext, Result};
 use crate::store::Store;
 
@@ -32,10 +33,21 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// An open archive: its paths, its catalog and its blob store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Archive {
     pub root: PathBuf,
     pub store: Store,
+    catalog: Arc<dyn CatalogBackend>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("root", &self.root)
+            .field("store", &self.store)
+            .field("catalog", &self.catalog.describe())
+            .finish()
+    }
 }
 
 impl Archive {
@@ -55,7 +67,7 @@ impl Archive {
             let p = root.join(sub);
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
         }
-        Catalog::create(&root.join("catalog.db"))?;
+        crate::catalog::create_backend("sqlite", root)?;
         crate::secrets::ensure_key_file(root)?;
         let marker = root.join(MARKER);
         fs::write(&marker, b"nightfox archive v1\n").at(&marker)?;
@@ -74,16 +86,13 @@ impl Archive {
                 fs::DirBuilder::new().mode(0o700).create(d).at(d)?;
             }
         }
-        Ok(Archive { root: root.to_path_buf(), store })
+        let catalog = crate::catalog::open_backend("sqlite", root)?;
+        Ok(Archive { root: root.to_path_buf(), store, catalog })
     }
 
     /// Opens a new connection to the catalog (one per thread).
     pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::open(&self.catalog_path())
-    }
-
-    pub fn catalog_path(&self) -> PathBuf {
-        self.root.join("catalog.db")
+        self.catalog.connect()
     }
 
     /// The file of the lock named `name`: `locks/<name>.lock`.
@@ -96,11 +105,6 @@ impl Archive {
     pub fn try_lock(&self, name: &str) -> Result<Option<LockFile>> {
         LockFile::try_take(&self.lock_path(name))
     }
-}
-
-/// The name of a couple's import lock in `locks/` (one import per couple; `/ingest` commits take it too).
-pub fn couple_lock_name(couple_id: i64) -> String {
-    format!("couple-{couple_id}")
 }
 
 /// An advisory `flock` on a file in `locks/`, released when dropped or when the process dies.

@@ -432,10 +432,10 @@ pub trait IngestEntries {
 /// Dropping it without committing, or a failed commit, rolls everything back. While it is open it holds the
 /// catalog's write lock: keep it short.
 pub trait Finalize {
-    /// See [`Catalog::blob_health`].
+    /// See [`ReadCatalog::blob_health`].
     fn blob_health(&self, hash: &str) -> Result<Option<String>>;
 
-    /// See [`Catalog::heal_blob`].
+    /// See [`Health::heal_blob`].
     fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()>;
 
     /// A salvaged (damaged) file of the couple that came from the same original path with the same size: what a

@@ -128,6 +128,12 @@ impl SqliteConn {
         Ok(())
     }
 
+    /// Sets how long a statement waits for a busy database (tests force SQLITE_BUSY with zero).
+    #[cfg(test)]
+    pub(super) fn set_busy_timeout(&self, d: Duration) -> Result<()> {
+        self.conn.busy_timeout(d).ctx("set busy timeout")
+    }
+
     /// The file of a couple's lease: `locks/couple-<id>.lock`, the same file every nightfox since the first uses.
     fn couple_lock_path(&self, couple_id: i64) -> PathBuf {
         self.locks.join(format!("couple-{couple_id}.lock"))

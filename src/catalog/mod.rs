@@ -300,7 +300,7 @@ pub trait ImportLog {
     fn source_items_seen(&self, source_id: i64) -> Result<std::collections::HashSet<(Vec<u8>, u64, i64)>>;
 
     /// Starts a transaction for finalizing a group of items (see [`Finalize`]). It takes the catalog's write
-    /// lock at once (SQLite: `BEGIN IMMEDIATE`), so its reads see what its writes will commit over.
+    /// lock at once (SQLite: `BEGIN IMMEDIATE`), so nothing it reads can change under it before it commits.
     fn begin_finalize(&mut self) -> Result<Box<dyn Finalize + '_>>;
 
     /// Tries to take the couple's lease (one import per couple; commits of the ingest directory take it too);

@@ -12,8 +12,11 @@ pub enum Error {
     #[error("{path:?}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
+    /// A catalog backend failed. The backend sets the flags: `transient` when the catalog was busy (another
+    /// connection held it past the wait; the same call may succeed later), `disk_full` when the catalog could not
+    /// grow (a full disk, like ENOSPC under a copy).
     #[error("catalog: {context}: {source}")]
-    Catalog { context: String, source: rusqlite::Error },
+    Catalog { context: String, transient: bool, disk_full: bool, source: Box<dyn std::error::Error + Send + Sync> },
 
     #[error("no Nightfox archive at {0:?} (run `nightfox init` to create one)")]
     NoArchive(PathBuf),
@@ -102,8 +105,8 @@ impl Error {
         match self {
             Error::DiskFull { .. } => true,
             Error::Io { source, .. } => is_enospc(source),
-            // SQLite's own ENOSPC: the catalog (or its WAL) could not grow.
-            Error::Catalog { source, .. } => source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            // The catalog's own ENOSPC (SQLite: the database or its WAL could not grow).
+            Error::Catalog { disk_full, .. } => *disk_full,
             _ => false,
         }
     }
@@ -182,17 +185,6 @@ pub fn is_enospc(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
-/// Extension to attach catalog context to rusqlite results.
-pub trait CatalogContext<T> {
-    fn ctx(self, context: &str) -> Result<T>;
-}
-
-impl<T> CatalogContext<T> for std::result::Result<T, rusqlite::Error> {
-    fn ctx(self, context: &str) -> Result<T> {
-        self.map_err(|source| Error::Catalog { context: context.to_string(), source })
-    }
-}
-
 /// Extension to attach a path to io results.
 pub trait IoContext<T> {
     fn at(self, path: &std::path::Path) -> Result<T>;
@@ -201,19 +193,5 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_catalog_that_cannot_grow_is_a_full_disk() {
-        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
-        assert!(Error::Catalog { context: "commit finalize".into(), source: full }.is_disk_full());
-        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
-        assert!(!Error::Catalog { context: "commit finalize".into(), source: busy }.is_disk_full());
-        assert!(Error::io("/x", io::Error::from_raw_os_error(libc::ENOSPC)).is_disk_full());
     }
 }

@@ -18,8 +18,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use crate::archive::{Archive, LockFile};
-use crate::catalog::{system_time_ns, Catalog, DuplicateAction, IngestEntry, ItemState, NewItem, SessionStatus};
+use crate::archive::Archive;
+use crate::catalog::{
+    system_time_ns, Catalog, CoupleLease, DuplicateAction, IngestEntry, ItemState, NewItem, SessionStatus,
+};
 use crate::error::{Error, Result};
 use crate::ingest::{Importer, Quiet};
 use crate::vfs::{Attr, DirEntry, Kind};
@@ -232,7 +234,7 @@ pub struct IngestDir {
     /// Commits waiting for an import of their couple to end, oldest first.
     waiting: Mutex<VecDeque<Waiting>>,
     /// The couple locks held while commits run, with how many commits hold each.
-    couple_locks: Mutex<HashMap<i64, (LockFile, usize)>>,
+    couple_locks: Mutex<HashMap<i64, (CoupleLease, usize)>>,
     direct_min_free: u64,
 }
 
@@ -1046,7 +1048,7 @@ impl IngestDir {
             *n += 1;
             return Ok(Some(CoupleHold { dir: self, couple }));
         }
-        let Some(mut lock) = self.archive.try_lock(&crate::archive::couple_lock_name(couple))? else {
+        let Some(mut lock) = self.cat.lock().try_lock_couple(couple)? else {
             return Ok(None);
         };
         lock.write_note(&session.to_string())?;
@@ -1062,9 +1064,7 @@ impl IngestDir {
         }
         let rel = self.state.lock().rel_path(id);
         let label = self.label(couple, &rel);
-        let holder = LockFile::read_note(&self.archive.lock_path(&crate::archive::couple_lock_name(couple)))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let holder = self.cat.lock().couple_lock_holder(couple).and_then(|n| n.parse().ok()).unwrap_or(0);
         let folder = self.cat.lock().couple_by_id(couple).map(|c| c.folder_name).unwrap_or_default();
         let err = Error::CoupleBusy { couple: folder, session: holder };
         let session = self.sessions.lock().get(&couple).copied();

@@ -1,8 +1,9 @@
 //! Nightfox: a verified footage archive for wedding and event filmmakers, shown as a read-only filesystem.
 //!
 //! Data flows: `sources` (where footage is read) → `ingest` (scan, hash, copy, validate, finalize) → `store`
-//! (content-addressed blobs) + `catalog` (SQLite rows), named by `organize`; `vfs` builds the virtual tree from
-//! the catalog and `fuse` serves it. `cli` is the command-line edge. See docs/architecture.md.
+//! (content-addressed blobs) + `catalog` (rows behind traits cut by consumer; SQLite today), named by
+//! `organize`; `vfs` builds the virtual tree from the catalog and `fuse` serves it. `cli` is the command-line
+//! edge. See docs/architecture.md.
 
 pub mod archive;
 pub mod blobs;

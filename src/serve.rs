@@ -328,7 +328,7 @@ fn supervise(ctx: &Arc<Ctx>) {
 
 /// Starts a poller for each enabled source that has none; stops those of sources removed or disabled.
 fn reconcile(ctx: &Arc<Ctx>, pollers: &mut HashMap<i64, Poller>) {
-    let sources = match Catalog::open(&ctx.root.join("catalog.db")).and_then(|c| c.sources()) {
+    let sources = match Archive::open(&ctx.root).and_then(|a| a.catalog()).and_then(|c| c.sources()) {
         Ok(s) => s,
         Err(e) => {
             warn!("cannot read the source list: {e}");
@@ -694,11 +694,10 @@ fn live_ingest(s: &Session, daemon: &DaemonStatus, note: Option<&DaemonNote>) ->
 }
 
 /// Is a process working on this session? Its couple lock is held and names it.
-fn session_running(archive: &Archive, s: &Session) -> bool {
-    let path = archive.lock_path(&crate::archive::couple_lock_name(s.couple_id));
-    match lock_state(&path) {
-        Some(Some(_)) => LockFile::read_note(&path).and_then(|n| n.parse::<i64>().ok()) == Some(s.id),
-        Some(None) => false,
+fn session_running(cat: &Catalog, s: &Session) -> bool {
+    match cat.couple_lock_held(s.couple_id) {
+        Some(true) => cat.couple_lock_holder(s.couple_id).and_then(|n| n.parse::<i64>().ok()) == Some(s.id),
+        Some(false) => false,
         // Cannot tell: believe the catalog.
         None => true,
     }
@@ -738,7 +737,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
     for s in cat.sessions()?.into_iter().filter(|s| !s.status.is_final()) {
         let paused = matches!(s.status, SessionStatus::Paused | SessionStatus::Cancelled);
         let ingest = !paused && live_ingest(&s, &daemon, note.as_ref());
-        let running = !paused && !ingest && session_running(archive, &s);
+        let running = !paused && !ingest && session_running(&cat, &s);
         let state = if paused {
             "paused"
         } else if ingest {

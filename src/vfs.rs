@@ -295,14 +295,10 @@ impl Vfs {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let cat = archive.catalog()?;
-        let t = std::fs::metadata(archive.catalog_path())
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .map(crate::catalog::system_time_ns)
-            .unwrap_or(0);
+        let t = cat.changed_at().ok().flatten().map(crate::catalog::system_time_ns).unwrap_or(0);
         let vfs = Vfs {
             tree: RwLock::new(Tree::new(t)),
-            data_version: Mutex::new(cat.data_version()?),
+            data_version: Mutex::new(cat.change_token()?),
             unhealthy: RwLock::new(cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect()),
             logged: Mutex::new(HashSet::new()),
             last_event: Mutex::new(cat.last_event_id()?),
@@ -341,7 +337,7 @@ impl Vfs {
     /// Picks up catalog changes made by other processes (imports); cheap when nothing changed.
     /// Returns the new entries, for the front end to invalidate cached negative lookups and listings.
     pub fn refresh(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        let v = self.catalog.lock().data_version()?;
+        let v = self.catalog.lock().change_token()?;
         {
             let mut dv = self.data_version.lock();
             if *dv == v {

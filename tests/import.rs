@@ -537,7 +537,7 @@ fn full_disk_pauses_then_resume_continues(count: u64, size: u64) {
     assert!(err.contains("disk full") && err.contains("nightfox resume 1"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(fs::read_dir(arch.join("tmp")).unwrap().next().is_none(), "temp file cleaned");
-    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    let cat = nightfox::catalog::open_sqlite(&arch.join("catalog.db")).unwrap();
     assert_eq!(cat.session(1).unwrap().status, SessionStatus::Paused);
     let imported_before = cat.files(None).unwrap().len();
     assert!(imported_before < count as usize);
@@ -546,7 +546,7 @@ fn full_disk_pauses_then_resume_continues(count: u64, size: u64) {
     assert!(st.success());
     let out = run(&["resume", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    let cat = nightfox::catalog::open_sqlite(&arch.join("catalog.db")).unwrap();
     assert_eq!(cat.files(None).unwrap().len(), count as usize);
     assert!(run(&["verify"]).status.success());
 }

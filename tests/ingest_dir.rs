@@ -378,7 +378,7 @@ fn full_disk(direct: bool) {
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/SMALL.MP4")).unwrap(), data(6, 1 << 20));
-    let cat = nightfox::catalog::Catalog::open(&arch.join("catalog.db")).unwrap();
+    let cat = nightfox::catalog::open_sqlite(&arch.join("catalog.db")).unwrap();
     let rows = cat.files(None).unwrap();
     assert_eq!(rows.len(), 1);
     assert!(!dir.join("TOO_BIG.MP4").exists());

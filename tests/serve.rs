@@ -328,7 +328,7 @@ fn new_files_on_smb_and_nfs_appear_in_the_mount_one_daemon_per_archive_status_an
     fs::create_dir_all(backup.parent().unwrap()).unwrap();
     let out = run_bounded(&env, &["backup-catalog", backup.to_str().unwrap()], Duration::from_secs(30));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let copy = nightfox::catalog::Catalog::open(&backup).expect("the backup opens as a catalog");
+    let copy = nightfox::catalog::open_sqlite(&backup).expect("the backup opens as a catalog");
     let live = env.catalog();
     let files = |c: &nightfox::catalog::Catalog| {
         c.files(None).unwrap().into_iter().map(|f| (f.id, f.blob_hash, f.original_path)).collect::<Vec<_>>()

@@ -1,7 +1,8 @@
 //! The archive on disk: where it is (`--archive`, `$NIGHTFOX_ARCHIVE`, `$XDG_DATA_HOME/nightfox`), how it is
 //! created (`init`) and opened, which blob store and catalog it uses (`archive.toml`, see [`config`]), and the
-//! advisory locks kept in its `locks/` directory. Default layout: `catalog.db` (see `catalog`), `objects/` (see
-//! `blobs::local`), `tmp/` (staging, see `blobs::staging`), `locks/`, `archive.toml`.
+//! daemon's advisory lock in its `locks/` directory (couple leases are the catalog's). Default layout:
+//! `catalog.db` (see `catalog`), `objects/` (see `blobs::local`), `tmp/` (staging, see `blobs::staging`),
+//! `locks/`, `archive.toml`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::blobs::{BlobStore, Staging};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogBackend};
 use crate::error::{Error, IoContext, Result};
 
 pub mod config;
@@ -36,8 +37,8 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// An open archive: its root, its configuration, its staging directory and its blob store (the catalog is
-/// opened per thread by [`Archive::catalog`]).
+/// An open archive: its root, its configuration, its staging directory, its blob store and its catalog backend
+/// (connections are opened per thread by [`Archive::catalog`]).
 #[derive(Clone)]
 pub struct Archive {
     pub root: PathBuf,
@@ -46,11 +47,16 @@ pub struct Archive {
     pub staging: Staging,
     /// Where verified content lives.
     pub blobs: Arc<dyn BlobStore>,
+    catalog: Arc<dyn CatalogBackend>,
 }
 
 impl std::fmt::Debug for Archive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Archive").field("root", &self.root).field("blobs", &self.blobs.describe()).finish()
+        f.debug_struct("Archive")
+            .field("root", &self.root)
+            .field("blobs", &self.blobs.describe())
+            .field("catalog", &self.catalog.describe())
+            .finish()
     }
 }
 
@@ -71,8 +77,9 @@ impl Archive {
             let p = root.join(sub);
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
         }
-        Config::default().write_new(root)?;
-        Catalog::create(&root.join("catalog.db"))?;
+        let config = Config::default();
+        config.write_new(root)?;
+        crate::catalog::create_backend(&config.catalog.url, root)?;
         crate::secrets::ensure_key_file(root)?;
         let marker = root.join(MARKER);
         fs::write(&marker, b"nightfox archive v1\n").at(&marker)?;
@@ -82,16 +89,12 @@ impl Archive {
 
     /// Opens an existing archive; fails clearly when `root` is not one.
     pub fn open(root: &Path) -> Result<Archive> {
-        if !root.join(MARKER).is_file() || !root.join("catalog.db").is_file() {
+        if !root.join(MARKER).is_file() {
             return Err(Error::NoArchive(root.to_path_buf()));
         }
         let config = Config::load(root)?;
-        if config.catalog.url != "sqlite" {
-            let scheme = config.catalog.url.split_once("://").map_or(config.catalog.url.as_str(), |(s, _)| s);
-            return Err(Error::Invalid(format!(
-                "catalog URL {:?}: the scheme {scheme:?} is not built into this nightfox (known: sqlite)",
-                config.catalog.url
-            )));
+        if config.catalog.url == config::DEFAULT_CATALOG && !root.join("catalog.db").is_file() {
+            return Err(Error::NoArchive(root.to_path_buf()));
         }
         let locks = root.join("locks");
         if !locks.is_dir() {
@@ -99,7 +102,8 @@ impl Archive {
         }
         let staging = Staging::open(root)?;
         let blobs = crate::blobs::open_store(&config.blobs.url, root)?;
-        Ok(Archive { root: root.to_path_buf(), config, staging, blobs })
+        let catalog = crate::catalog::open_backend(&config.catalog.url, root)?;
+        Ok(Archive { root: root.to_path_buf(), config, staging, blobs, catalog })
     }
 
     /// The same archive with its blobs in `blobs` instead (tests: an in-memory store with injected faults).
@@ -110,11 +114,7 @@ impl Archive {
 
     /// Opens a new connection to the catalog (one per thread).
     pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::open(&self.catalog_path())
-    }
-
-    pub fn catalog_path(&self) -> PathBuf {
-        self.root.join("catalog.db")
+        self.catalog.connect()
     }
 
     /// The file of the lock named `name`: `locks/<name>.lock`.
@@ -127,11 +127,6 @@ impl Archive {
     pub fn try_lock(&self, name: &str) -> Result<Option<LockFile>> {
         LockFile::try_take(&self.lock_path(name))
     }
-}
-
-/// The name of a couple's import lock in `locks/` (one import per couple; `/ingest` commits take it too).
-pub fn couple_lock_name(couple_id: i64) -> String {
-    format!("couple-{couple_id}")
 }
 
 /// An advisory `flock` on a file in `locks/`, released when dropped or when the process dies.

@@ -15,11 +15,11 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::archive::{Archive, LockFile};
+use crate::archive::Archive;
 use crate::blobs::{self, remove_if_exists, Durability, HashHex};
+use crate::catalog::prelude::*;
 use crate::catalog::{
-    Catalog, DuplicateAction, Finalize, FootageType, Item, ItemState, NewCamera, NewFile, NewItem, Session,
-    SessionStatus,
+    DuplicateAction, FootageType, Item, ItemState, NewCamera, NewFile, NewItem, Session, SessionStatus,
 };
 use crate::error::{Error, Result};
 use crate::media::{self, MediaInfo};
@@ -206,12 +206,11 @@ impl<'a> Importer<'a> {
         self
     }
 
-    fn lock_couple(&self, cat: &Catalog, couple_id: i64, folder: &str) -> Result<LockFile> {
-        let name = format!("couple-{couple_id}");
-        match self.archive.try_lock(&name)? {
+    fn lock_couple(&self, cat: &Catalog, couple_id: i64, folder: &str) -> Result<CoupleLease> {
+        match cat.try_lock_couple(couple_id)? {
             Some(l) => Ok(l),
             None => {
-                let note = LockFile::read_note(&self.archive.root.join("locks").join(format!("{name}.lock")));
+                let note = cat.couple_lock_holder(couple_id);
                 let session = note
                     .and_then(|n| n.parse().ok())
                     .or_else(|| cat.unfinished_session_of(couple_id).ok().flatten())
@@ -1334,10 +1333,10 @@ impl<'a> Importer<'a> {
             .map(|g| if session.camera_id.is_some() { MediaInfo::default() } else { self.group_info(g) })
             .collect();
         let mut c = cat.lock();
-        let mut tx = c.finalize_tx()?;
+        let mut tx = c.begin_finalize()?;
         let mut ended = Vec::new();
         for (group, info) in groups.iter().zip(&infos) {
-            self.finalize_group(session, group, info, &mut tx, &mut ended)?;
+            self.finalize_group(session, group, info, &mut *tx, &mut ended)?;
         }
         tx.commit_for(session.id)?;
         Ok(ended)
@@ -1349,7 +1348,7 @@ impl<'a> Importer<'a> {
         session: &Session,
         group: &[Item],
         info: &MediaInfo,
-        tx: &mut Finalize<'_>,
+        tx: &mut dyn Finalize,
         ended: &mut Vec<(Item, ItemState)>,
     ) -> Result<()> {
         // A sidecar whose clip is already catalogued goes where the clip went.
@@ -1466,7 +1465,7 @@ impl<'a> Importer<'a> {
 /// Decides a group's camera and footage type: the import's `--camera`, else a camera whose rule fits the metadata,
 /// else a new camera from the detected make and model, else `unknown`. An explicit `--type` always wins; otherwise
 /// a matched camera brings its own type.
-fn route(tx: &Finalize<'_>, session: &Session, info: &MediaInfo) -> Result<(Option<i64>, FootageType)> {
+fn route(tx: &dyn Finalize, session: &Session, info: &MediaInfo) -> Result<(Option<i64>, FootageType)> {
     let typed = |cam_type: FootageType| if session.type_explicit { session.footage_type } else { cam_type };
     let cams = tx.cameras()?;
     if let Some(id) = session.camera_id {
@@ -1495,7 +1494,7 @@ fn route(tx: &Finalize<'_>, session: &Session, info: &MediaInfo) -> Result<(Opti
 
 /// Picks the display name: the desired one, else the first free ` (n)` variant.
 fn assign_name(
-    tx: &Finalize<'_>,
+    tx: &dyn Finalize,
     couple: i64,
     ft: FootageType,
     camera: Option<i64>,

@@ -63,7 +63,7 @@ impl Env {
     }
 
     pub fn catalog(&self) -> nightfox::catalog::Catalog {
-        nightfox::catalog::Catalog::open(&self.archive.join("catalog.db")).expect("open catalog")
+        nightfox::catalog::open_sqlite(&self.archive.join("catalog.db")).expect("open catalog")
     }
 
     /// Every file under objects/ as (name, path).

@@ -1,0 +1,505 @@
+//! Conformance suites for catalog backends: one per trait, written against `&dyn CatalogBackend` and
+//! `&mut dyn CatalogConn` only, so every backend (SQLite today, Postgres later) runs the same functions. The
+//! `#[test]`s at the end run them on SQLite in a temporary archive; a new backend adds its own `#[test]`s that
+//! call the same suites.
+
+use std::path::Path;
+
+use super::*;
+
+/// A hash of the form the store uses (64 hex digits), distinct per `n`.
+fn hash(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+fn new_item(path: &str, size: u64, sidecar_of: Option<usize>) -> NewItem {
+    NewItem {
+        path: format!("/card/{path}").into_bytes(),
+        rel_path: path.as_bytes().to_vec(),
+        size,
+        mtime_ns: 1_700_000_000_000_000_000,
+        state: ItemState::Pending,
+        sidecar_of,
+        error: None,
+    }
+}
+
+fn new_file<'a>(couple: i64, session: i64, blob: &'a str, name: &'a str, camera_id: Option<i64>) -> NewFile<'a> {
+    NewFile {
+        couple_id: couple,
+        footage_type: FootageType::Modern,
+        camera_id,
+        blob_hash: blob,
+        blob_size: 1000,
+        display_name: name.as_bytes(),
+        name_key: name,
+        original_path: name.as_bytes(),
+        source: "/card",
+        source_mtime_ns: 1_700_000_000_000_000_000,
+        session_id: Some(session),
+        sidecar_of: None,
+        captured_at: None,
+        bad_ranges: None,
+    }
+}
+
+/// A couple and a local session over `/card`; returns (couple, session).
+fn couple_and_session(c: &mut dyn CatalogConn, folder: &str) -> (i64, i64) {
+    let couple = c.add_couple(folder, "2025-06-14", folder).expect("add couple");
+    let session = c
+        .create_session(couple, None, None, DuplicateAction::Skip, "/card", &[b"/card".to_vec()], None, false)
+        .expect("create session");
+    (couple, session)
+}
+
+/// Scans `paths` into the session and takes each item through to `stored` with the hash `hash(i + 1)`, as an
+/// import does before its finalize.
+fn stored_items(c: &mut dyn CatalogConn, session: i64, paths: &[&str]) -> Vec<Item> {
+    let items: Vec<NewItem> = paths.iter().map(|p| new_item(p, 1000, None)).collect();
+    c.insert_items(session, &items).expect("insert items");
+    let mut out = c.items(session).expect("items");
+    for (i, it) in out.iter_mut().enumerate() {
+        let h = hash(i as u8 + 1);
+        c.set_item_state(it.id, ItemState::Stored, Some(&h)).expect("item stored");
+        it.state = ItemState::Stored;
+        it.hash = Some(h);
+    }
+    out
+}
+
+/// Catalogues stored items, one file each named after its relative path, in one finalize; returns the file ids.
+fn finalize_all(c: &mut dyn CatalogConn, couple: i64, session: i64, items: &[Item]) -> Vec<i64> {
+    let mut tx = c.begin_finalize().expect("begin finalize");
+    let mut ids = Vec::new();
+    for it in items {
+        let name = String::from_utf8(it.rel_path.clone()).expect("utf-8 name");
+        let h = it.hash.clone().expect("stored items have a hash");
+        let id = tx.insert_file(&new_file(couple, session, &h, &name, None)).expect("insert file");
+        tx.item_done(it, id).expect("item done");
+        ids.push(id);
+    }
+    tx.commit_for(session).expect("commit finalize");
+    ids
+}
+
+// ---- ReadCatalog ------------------------------------------------------------------------------------------
+
+/// Files come back in id order after a given id; a directory finds its file by display name; a blob finds
+/// every file that points at it.
+pub fn read_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "read-suite");
+    let items = stored_items(&mut *c, session, &["A001.MOV", "A002.MOV", "A003.MOV"]);
+    let ids = finalize_all(&mut *c, couple, session, &items);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "file ids grow: {ids:?}");
+
+    let after = |a: i64| c.files_after(a).expect("files after").into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(after(0), ids);
+    assert_eq!(after(ids[0]), ids[1..].to_vec());
+    assert_eq!(after(ids[2]), Vec::<i64>::new());
+
+    let f = c.file_in_dir(couple, FootageType::Modern, None, b"A002.MOV").expect("file in dir").expect("found");
+    assert_eq!((f.id, f.blob_hash.as_str(), f.size), (ids[1], hash(2).as_str(), 1000));
+    assert_eq!(f.couple_id, couple);
+    assert!(c.file_in_dir(couple, FootageType::Dadcam, None, b"A002.MOV").expect("file in dir").is_none());
+    assert!(c.file_in_dir(couple, FootageType::Modern, Some(99), b"A002.MOV").expect("file in dir").is_none());
+    assert!(c.file_in_dir(couple, FootageType::Modern, None, b"nope.mov").expect("file in dir").is_none());
+
+    // A second file of the same content (another couple) points at the same blob.
+    let (other, s2) = couple_and_session(&mut *c, "read-suite-2");
+    let mut tx = c.begin_finalize().expect("begin finalize");
+    let h = hash(2);
+    let dup = tx.insert_file(&new_file(other, s2, &h, "copy.mov", None)).expect("insert file");
+    tx.commit_for(s2).expect("commit");
+    let mut of_blob: Vec<i64> = c.files_of_blob(&hash(2)).expect("files of blob").iter().map(|f| f.id).collect();
+    of_blob.sort();
+    assert_eq!(of_blob, vec![ids[1], dup]);
+    assert!(c.files_of_blob(&hash(9)).expect("files of blob").is_empty());
+    assert_eq!(c.file_count().expect("file count"), 4);
+    assert_eq!(c.file(dup).expect("file").map(|f| f.couple_id), Some(other));
+    assert_eq!(c.blob(&hash(2)).expect("blob").map(|b| b.size), Some(1000));
+    let folders: Vec<String> = c.couple_folders().expect("folders").into_iter().map(|(_, f)| f).collect();
+    assert_eq!(folders.len(), 2);
+    assert_eq!(c.couple_by_id(couple).expect("couple").file_count, 3);
+}
+
+/// A commit on another connection changes the token; nothing changes it when nothing commits.
+pub fn change_token_suite(b: &dyn CatalogBackend) {
+    let reader = b.connect().expect("connect");
+    let writer = b.connect().expect("connect");
+    let t0 = reader.change_token().expect("token");
+    assert_eq!(reader.change_token().expect("token"), t0, "no commit, no change");
+    let _ = reader.couples().expect("a read is not a commit");
+    assert_eq!(reader.change_token().expect("token"), t0, "a read is not a change");
+    writer.add_couple("Token", "2025-06-14", "token").expect("add couple");
+    let t1 = reader.change_token().expect("token");
+    assert_ne!(t1, t0, "another connection's commit changes the token");
+    assert_eq!(reader.change_token().expect("token"), t1, "stable again once nothing commits");
+    let _ = reader.changed_at().expect("changed_at answers (None is allowed)");
+}
+
+// ---- ImportLog --------------------------------------------------------------------------------------------
+
+/// Sessions move through their statuses; a scan is recorded in order with its sidecars linked; an item ended as
+/// failed is counted.
+pub fn import_log_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "import-log");
+    let s = c.session(session).expect("session");
+    assert_eq!((s.status, s.couple_id, s.couple.as_str()), (SessionStatus::Pending, couple, "import-log"));
+    assert_eq!(s.source_paths, vec![b"/card".to_vec()]);
+    assert!(s.is_open());
+    assert!(!s.type_explicit);
+    assert_eq!(c.unfinished_session_of(couple).expect("unfinished"), Some(session));
+
+    c.set_session_status(session, SessionStatus::Copying, None).expect("status");
+    let s = c.session(session).expect("session");
+    assert_eq!((s.status, s.last_step.as_deref(), s.finished_at), (SessionStatus::Copying, Some("copying"), None));
+
+    let scan = [new_item("A001.MOV", 1000, None), new_item("A001.XML", 10, Some(0)), new_item("B.MOV", 500, None)];
+    c.insert_items(session, &scan).expect("insert items");
+    let items = c.items(session).expect("items");
+    let rels: Vec<&[u8]> = items.iter().map(|i| i.rel_path.as_slice()).collect();
+    assert_eq!(rels, vec![&b"A001.MOV"[..], b"A001.XML", b"B.MOV"]);
+    assert_eq!(items[1].sidecar_of, Some(items[0].id));
+    assert!(items.iter().all(|i| i.state == ItemState::Pending));
+    c.recount_session(session).expect("recount");
+    let s = c.session(session).expect("session");
+    assert_eq!((s.files_total, s.bytes_total, s.files_processed), (3, 1510, 0));
+
+    c.end_item(&items[2], ItemState::Failed, Some("unreadable")).expect("end item");
+    let b_item = c.items(session).expect("items").into_iter().find(|i| i.id == items[2].id).expect("item");
+    assert_eq!((b_item.state, b_item.error.as_deref()), (ItemState::Failed, Some("unreadable")));
+    let s = c.session(session).expect("session");
+    assert_eq!((s.files_processed, s.files_error, s.bytes_error), (1, 1, 500));
+
+    c.set_session_status(session, SessionStatus::Completed, None).expect("status");
+    let s = c.session(session).expect("session");
+    assert!(s.finished_at.is_some() && !s.can_resume && !s.is_open());
+    assert_eq!(c.unfinished_session_of(couple).expect("unfinished"), None);
+}
+
+/// Dropping a finalize without committing leaves no file rows, blobs or item states behind; committing makes
+/// them all visible, to other connections too.
+pub fn finalize_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let other = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "finalize");
+    let items = stored_items(&mut *c, session, &["A001.MOV", "A002.MOV"]);
+
+    {
+        let mut tx = c.begin_finalize().expect("begin finalize");
+        for it in &items {
+            let name = String::from_utf8(it.rel_path.clone()).expect("name");
+            let h = it.hash.clone().expect("hash");
+            let id = tx.insert_file(&new_file(couple, session, &h, &name, None)).expect("insert file");
+            tx.item_done(it, id).expect("item done");
+            assert_eq!(tx.item_state(it.id).expect("state"), Some(ItemState::Done), "reads see own writes");
+            assert_eq!(tx.item_file(it.id).expect("file"), Some(id));
+        }
+        assert_eq!(other.file_count().expect("count"), 0, "nothing visible before the commit");
+        // Dropped here: rolled back.
+    }
+    assert_eq!(c.file_count().expect("count"), 0);
+    assert!(c.blob(&hash(1)).expect("blob").is_none() && c.blob(&hash(2)).expect("blob").is_none());
+    assert!(c.items(session).expect("items").iter().all(|i| i.state == ItemState::Stored && i.file_id.is_none()));
+    assert_eq!(c.session(session).expect("session").files_processed, 0);
+
+    let ids = finalize_all(&mut *c, couple, session, &items);
+    for conn in [&c, &other] {
+        assert_eq!(conn.file_count().expect("count"), 2);
+        assert!(conn.blob(&hash(1)).expect("blob").is_some() && conn.blob(&hash(2)).expect("blob").is_some());
+        let done: Vec<(ItemState, Option<i64>)> =
+            conn.items(session).expect("items").iter().map(|i| (i.state, i.file_id)).collect();
+        assert_eq!(done, vec![(ItemState::Done, Some(ids[0])), (ItemState::Done, Some(ids[1]))]);
+        let s = conn.session(session).expect("session");
+        assert_eq!((s.files_processed, s.bytes_processed), (2, 2000));
+    }
+    assert!(c.couple_has_blob(couple, &hash(1)).expect("has blob"));
+    assert!(!c.couple_has_blob(couple, &hash(7)).expect("has blob"));
+    assert_eq!(c.couple_sizes(couple).expect("sizes").into_iter().collect::<Vec<_>>(), vec![1000]);
+    assert!(c.already_imported(couple, "/card", b"A001.MOV", 1000, 1_700_000_000_000_000_000).expect("quick"));
+    assert!(!c.already_imported(couple, "/card", b"A001.MOV", 999, 1_700_000_000_000_000_000).expect("quick"));
+}
+
+/// A name key is taken once a file has it (inside the transaction that inserted it, and after), in its own
+/// directory only.
+pub fn name_clash_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "names");
+    let cam = c
+        .add_camera(&NewCamera {
+            slug: "a7s",
+            name: "A7S",
+            footage_type: FootageType::Modern,
+            make: None,
+            model: None,
+            serial: None,
+            auto: false,
+        })
+        .expect("add camera");
+    let h = hash(3);
+    let mut tx = c.begin_finalize().expect("begin finalize");
+    assert!(!tx.name_taken(couple, FootageType::Modern, None, "clip.mov").expect("name taken"));
+    tx.insert_file(&new_file(couple, session, &h, "clip.mov", None)).expect("insert file");
+    assert!(tx.name_taken(couple, FootageType::Modern, None, "clip.mov").expect("name taken"));
+    assert!(!tx.name_taken(couple, FootageType::Modern, Some(cam), "clip.mov").expect("other camera"));
+    assert!(!tx.name_taken(couple, FootageType::Dadcam, None, "clip.mov").expect("other type"));
+    assert!(!tx.name_taken(couple, FootageType::Modern, None, "clip (2).mov").expect("other name"));
+    assert!(tx.insert_file(&new_file(couple, session, &h, "clip.mov", None)).is_err(), "a taken key is refused");
+    drop(tx);
+    let mut tx = c.begin_finalize().expect("begin finalize");
+    assert!(!tx.name_taken(couple, FootageType::Modern, None, "clip.mov").expect("rolled back"));
+    let id = tx.insert_file(&new_file(couple, session, &h, "clip.mov", Some(cam))).expect("insert file");
+    assert_eq!(tx.file_placement(id).expect("placement"), Some((Some(cam), FootageType::Modern)));
+    assert_eq!(tx.display_name(id).expect("name"), Some(b"clip.mov".to_vec()));
+    tx.commit_for(session).expect("commit");
+    let tx = c.begin_finalize().expect("begin finalize");
+    assert!(tx.name_taken(couple, FootageType::Modern, Some(cam), "clip.mov").expect("committed"));
+    assert!(!tx.name_taken(couple, FootageType::Modern, None, "clip.mov").expect("not in the camera-less dir"));
+}
+
+/// A couple's lease excludes a second one until it is dropped; couples are independent; the note reads back.
+pub fn lease_suite(b: &dyn CatalogBackend) {
+    let one = b.connect().expect("connect");
+    let two = b.connect().expect("connect");
+    let (a, bb) = {
+        let r = b.connect().expect("connect");
+        (r.add_couple("A", "2025-06-14", "a").expect("couple"), r.add_couple("B", "2025-06-14", "b").expect("couple"))
+    };
+    let mut held = one.try_lock_couple(a).expect("lock").expect("free at first");
+    held.write_note("42").expect("note");
+    assert!(two.try_lock_couple(a).expect("lock").is_none(), "a second lease of the same couple is refused");
+    assert!(one.try_lock_couple(a).expect("lock").is_none(), "also on the same connection");
+    assert_eq!(two.couple_lock_holder(a).as_deref(), Some("42"));
+    assert_ne!(two.couple_lock_held(a), Some(false));
+    let other = two.try_lock_couple(bb).expect("lock").expect("another couple is independent");
+    drop(held);
+    assert_ne!(two.couple_lock_held(a), Some(true));
+    let again = two.try_lock_couple(a).expect("lock");
+    assert!(again.is_some(), "free again once dropped");
+    drop(other);
+    drop(again);
+}
+
+// ---- Registry, Health, IngestEntries -----------------------------------------------------------------------
+
+/// Couples, cameras and network sources are added, found and removed.
+pub fn registry_suite(b: &dyn CatalogBackend) {
+    let c = b.connect().expect("connect");
+    let couple = c.add_couple("Ann & Bo", "2025-06-14", "2025-06-14 Ann & Bo").expect("add couple");
+    assert!(c.folder_name_taken("2025-06-14 Ann & Bo").expect("taken"));
+    assert!(!c.folder_name_taken("other").expect("taken"));
+    assert_eq!(c.couple_by_folder("2025-06-14 Ann & Bo").expect("couple").id, couple);
+    assert!(matches!(c.couple_by_folder("nope"), Err(Error::NoSuchCouple(_))));
+    assert_eq!(c.couples_on("2025-06-14").expect("couples").len(), 1);
+    let cam = NewCamera {
+        slug: "gh5",
+        name: "GH5",
+        footage_type: FootageType::Dadcam,
+        make: Some("Panasonic"),
+        model: None,
+        serial: None,
+        auto: true,
+    };
+    let cam_id = c.add_camera(&cam).expect("camera");
+    assert!(c.camera_slug_taken("gh5").expect("slug"));
+    let got = c.camera_by_slug("gh5").expect("camera");
+    assert_eq!((got.id, got.footage_type, got.make.as_deref(), got.auto), (cam_id, cam.footage_type, cam.make, true));
+    assert!(matches!(c.camera_by_slug("nope"), Err(Error::NoSuchCamera(_))));
+    let src = c
+        .add_source(&NewNetworkSource {
+            protocol: "smb",
+            host: "nas",
+            port: 445,
+            mount_port: None,
+            share: "cards",
+            path: "/a",
+            username: "u",
+            password_enc: b"",
+            couple_id: couple,
+            footage_type: None,
+            camera_id: None,
+            post_import: "keep",
+            duplicates: DuplicateAction::Skip,
+        })
+        .expect("add source");
+    assert_eq!(c.source(src).expect("source").url(), "smb://nas:445/cards/a");
+    c.set_source_enabled(src, false).expect("disable");
+    assert!(!c.source(src).expect("source").enabled);
+    c.add_event(src, None, "warn", "share gone").expect("event");
+    assert_eq!(c.events(src).expect("events").len(), 1);
+    assert_eq!(c.recent_problems(10).expect("problems")[0].message, "share gone");
+    c.remove_source(src).expect("remove");
+    assert!(matches!(c.source(src), Err(Error::NotFound(_))));
+    assert!(c.remove_source(src).is_err());
+}
+
+/// Damage is news once, and healing logs an event; events come back in order.
+pub fn health_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "health");
+    let items = stored_items(&mut *c, session, &["A.MOV"]);
+    finalize_all(&mut *c, couple, session, &items);
+    let h = hash(1);
+    let before = c.last_event_id().expect("last event");
+    assert!(c.set_blob_unhealthy(&h, "damaged", "bad read at 0").expect("unhealthy"));
+    assert!(!c.set_blob_unhealthy(&h, "damaged", "again").expect("not news twice"));
+    assert_eq!(c.unhealthy_blobs().expect("unhealthy"), vec![(h.clone(), "damaged".to_string())]);
+    assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("damaged"));
+    assert!(!c.couple_has_blob(couple, &h).expect("a damaged blob is not a duplicate"));
+    c.heal_blob(&h, Some(session), "verified copy").expect("heal");
+    assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("ok"));
+    let kinds: Vec<String> = c.events_after(before, 10).expect("events").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec!["blob_damaged", "blob_healed"]);
+    c.mark_verified(std::slice::from_ref(&h)).expect("verified");
+    assert!(c.blob(&h).expect("blob").expect("blob").verified_at.is_some());
+}
+
+/// Ingest entries round-trip; an item added to a session is counted; open ingest sessions are found by prefix.
+pub fn ingest_entries_suite(b: &dyn CatalogBackend) {
+    let c = b.connect().expect("connect");
+    let couple = c.add_couple("I", "2025-06-14", "i").expect("couple");
+    let session =
+        c.create_session(couple, None, None, DuplicateAction::Skip, "ingest:i", &[], None, false).expect("session");
+    let mut e = IngestEntry {
+        id: 0,
+        couple_id: couple,
+        parent_id: None,
+        name: b"card1".to_vec(),
+        is_dir: true,
+        committed: false,
+        size: 0,
+        mtime_ns: 5,
+        mode: 0o755,
+        uid: 1000,
+        gid: 1000,
+        blob_hash: None,
+        file_id: None,
+    };
+    e.id = c.add_ingest_entry(&e).expect("add entry");
+    e.mtime_ns = 6;
+    c.update_ingest_entry(&e).expect("update entry");
+    let got = c.ingest_entries().expect("entries");
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].is_dir, got[0].mtime_ns, got[0].name.as_slice()), (e.id, true, 6, &b"card1"[..]));
+    let item = c.add_item(session, &new_item("card1/A.MOV", 77, None), None).expect("add item");
+    assert_eq!(c.item(item).expect("item").map(|i| i.size), Some(77));
+    assert_eq!(c.session(session).expect("session").files_total, 1);
+    assert_eq!(c.unfinished_sessions_with_source_prefix("ingest:").expect("open"), vec![session]);
+    assert!(c.unfinished_sessions_with_source_prefix("smb:").expect("open").is_empty());
+    c.remove_ingest_entry(e.id).expect("remove entry");
+    assert!(c.ingest_entries().expect("entries").is_empty());
+}
+
+/// A catalog error the backend marked transient (busy): what a caller may retry.
+pub fn assert_transient(e: &Error) {
+    match e {
+        Error::Catalog { transient: true, disk_full: false, .. } => {}
+        other => panic!("expected a transient catalog error, got {other:?}"),
+    }
+}
+
+// ---- SQLite -----------------------------------------------------------------------------------------------
+
+fn sqlite_backend(dir: &Path) -> Arc<dyn CatalogBackend> {
+    std::fs::create_dir(dir.join("locks")).expect("locks dir");
+    create_backend("sqlite", dir).expect("create the catalog")
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn sqlite_read() {
+    let d = tempdir();
+    read_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_change_token() {
+    let d = tempdir();
+    change_token_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_import_log() {
+    let d = tempdir();
+    import_log_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_finalize() {
+    let d = tempdir();
+    finalize_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_name_clash() {
+    let d = tempdir();
+    name_clash_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_leases() {
+    let d = tempdir();
+    lease_suite(&*sqlite_backend(d.path()));
+    // The lease is today's lock file, so an older nightfox and this one exclude each other.
+    assert!(d.path().join("locks/couple-1.lock").is_file());
+}
+
+#[test]
+fn sqlite_registry() {
+    let d = tempdir();
+    registry_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_health() {
+    let d = tempdir();
+    health_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_ingest_entries() {
+    let d = tempdir();
+    ingest_entries_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_busy_is_transient() {
+    let d = tempdir();
+    let b = sqlite_backend(d.path());
+    let mut holder = b.connect().expect("connect");
+    let couple = holder.add_couple("Busy", "2025-06-14", "busy").expect("couple");
+    let waiter = super::sqlite::SqliteConn::open(&d.path().join("catalog.db"), &d.path().join("locks")).expect("open");
+    waiter.set_busy_timeout(std::time::Duration::ZERO).expect("no wait");
+    let tx = holder.begin_finalize().expect("hold the write lock");
+    let e = waiter.set_session_error(1, Some("x")).expect_err("the catalog is busy");
+    assert_transient(&e);
+    assert!(!e.is_disk_full());
+    drop(tx);
+    assert!(waiter.couple_by_id(couple).is_ok());
+    waiter.set_session_error(1, Some("x")).expect("free again");
+}
+
+#[test]
+fn sqlite_urls() {
+    let d = tempdir();
+    let root = d.path();
+    assert_eq!(
+        open_backend("sqlite", root).expect("sqlite").describe(),
+        format!("sqlite://{}", root.join("catalog.db").display())
+    );
+    assert_eq!(open_backend("sqlite:///x/y.db", root).expect("path").describe(), "sqlite:///x/y.db");
+    let msg = |url: &str| open_backend(url, root).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(msg("postgres://db/nightfox"), "catalog URL scheme 'postgres' is not built into this nightfox");
+    assert!(matches!(open_backend("sqlite://relative.db", root), Err(Error::Invalid(_))));
+    assert!(matches!(open_backend("catalog.db", root), Err(Error::Invalid(_))));
+    // `create_backend` refuses an existing catalog; `open_sqlite` opens one by path.
+    let _ = sqlite_backend(root);
+    assert!(create_backend("sqlite", root).is_err());
+    let version = open_backend("sqlite", root).and_then(|b| b.connect()).and_then(|c| c.schema_version());
+    assert_eq!(open_sqlite(&root.join("catalog.db")).and_then(|c| c.schema_version()).ok(), version.ok());
+}

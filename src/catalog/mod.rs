@@ -1,0 +1,488 @@
+//! The catalog: what the archive knows about couples, cameras, blobs, files, import sessions and their items,
+//! network sources and the ingest directory. This module owns the seam between Nightfox and the database that
+//! stores it: the row types (`types.rs`), the traits a consumer uses (cut by consumer: [`ReadCatalog`] for the
+//! tree, `verify`, `info` and `status`; [`ImportLog`] and [`Finalize`] for imports; [`Registry`] for couples,
+//! cameras and sources; [`Health`] for `verify`'s findings; [`IngestEntries`] for the ingest directory) and the
+//! factory that picks a backend from a catalog URL. The backends live below it (today `sqlite/`, private: the
+//! only code that speaks SQL); nothing outside this module knows which one is in use.
+//!
+//! A consumer writes `use crate::catalog::prelude::*;` and holds a [`Catalog`] (one connection per thread, from
+//! [`CatalogBackend::connect`], usually via `Archive::catalog`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+
+mod sqlite;
+mod types;
+
+#[cfg(test)]
+mod conformance;
+
+pub use types::*;
+
+/// The traits of the catalog, for one `use crate::catalog::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        Catalog, CatalogBackend, CatalogConn, CoupleLease, Finalize, Health, ImportLog, IngestEntries, Lease,
+    };
+    pub use super::{ReadCatalog, Registry};
+}
+
+/// An open catalog connection, as consumers hold it.
+pub type Catalog = Box<dyn CatalogConn>;
+
+/// A catalog store: where connections come from. Shared by every thread of a process (`Send + Sync`).
+pub trait CatalogBackend: Send + Sync {
+    /// A one-line description for messages and `Debug` (SQLite: `sqlite://<path of catalog.db>`).
+    fn describe(&self) -> String;
+
+    /// Opens a new connection (one per thread; migrations run on the first open of an older catalog).
+    fn connect(&self) -> Result<Box<dyn CatalogConn>>;
+}
+
+/// Everything one connection can do. Implemented for every type that implements all the traits.
+pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send {}
+
+impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send + ?Sized> CatalogConn for T {}
+
+/// A held couple lease, as consumers keep it.
+pub type CoupleLease = Box<dyn Lease>;
+
+/// A held couple lease (see [`ImportLog::try_lock_couple`]); released when dropped.
+pub trait Lease: Send {
+    /// Writes a note (the session id) for others to read through [`ImportLog::couple_lock_holder`].
+    fn write_note(&mut self, note: &str) -> Result<()>;
+}
+
+/// The backend a catalog URL names: `sqlite` (the archive's own `catalog.db`) or `sqlite:///absolute/path.db`.
+/// Nothing is opened yet.
+pub fn open_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogBackend>> {
+    let path = sqlite_path(url, archive_root)?;
+    Ok(Arc::new(sqlite::SqliteBackend::new(path, archive_root.join("locks"))))
+}
+
+/// Creates the catalog a URL names (for `init`): a new, empty catalog with the current schema. Fails when it
+/// exists already.
+pub fn create_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogBackend>> {
+    let path = sqlite_path(url, archive_root)?;
+    let backend = sqlite::SqliteBackend::new(path, archive_root.join("locks"));
+    backend.create()?;
+    Ok(Arc::new(backend))
+}
+
+/// Opens a SQLite catalog file read/write (a backup, or a catalog outside an archive); its couple leases are
+/// taken in `locks/` beside the file.
+pub fn open_sqlite(path: &Path) -> Result<Catalog> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    sqlite::SqliteBackend::new(path.to_path_buf(), dir.join("locks")).connect()
+}
+
+fn sqlite_path(url: &str, archive_root: &Path) -> Result<PathBuf> {
+    if url == "sqlite" {
+        return Ok(archive_root.join("catalog.db"));
+    }
+    match url.split_once("://") {
+        Some(("sqlite", rest)) if rest.starts_with('/') => Ok(PathBuf::from(rest)),
+        Some(("sqlite", _)) => {
+            Err(Error::Invalid(format!("catalog URL {url:?}: give an absolute path, as in sqlite:///path/catalog.db")))
+        }
+        Some((scheme, _)) => {
+            Err(Error::Invalid(format!("catalog URL scheme '{scheme}' is not built into this nightfox")))
+        }
+        None => {
+            Err(Error::Invalid(format!("catalog URL {url:?} is not understood (expected sqlite or sqlite:///path)")))
+        }
+    }
+}
+
+/// What the tree (`vfs`), `verify`, `info` and `status` read: couples, cameras, sessions and their items, blobs,
+/// files and the archive's event log.
+///
+/// Contract: every method is one consistent read (one statement or one snapshot) and never writes. A read sees
+/// everything committed before it started, by any connection. Errors marked transient ([`Error::Catalog`] with
+/// `transient`) mean the catalog was busy past the backend's wait; the read may simply be asked again.
+pub trait ReadCatalog {
+    /// The schema version of the open catalog.
+    fn schema_version(&self) -> Result<i64>;
+
+    /// Every couple with its file count and size, by folder name.
+    fn couples(&self) -> Result<Vec<Couple>>;
+
+    /// Every couple's id and folder name: what the tree and the ingest directory poll, without counting files.
+    fn couple_folders(&self) -> Result<Vec<(i64, String)>>;
+
+    /// The couple with this folder name (`Error::NoSuchCouple` when none).
+    fn couple_by_folder(&self, folder_name: &str) -> Result<Couple>;
+
+    /// The couples of one event date, by folder name (`couple add` refuses a second couple of the same name).
+    fn couples_on(&self, event_date: &str) -> Result<Vec<Couple>>;
+
+    /// The couple with this id (`Error::NoSuchCouple` when none).
+    fn couple_by_id(&self, id: i64) -> Result<Couple>;
+
+    /// Every camera, by slug.
+    fn cameras(&self) -> Result<Vec<Camera>>;
+
+    /// Every camera with its file count, by slug; the files are counted in one pass.
+    fn camera_listing(&self) -> Result<Vec<CameraListing>>;
+
+    /// The camera with this slug (`Error::NoSuchCamera` when none).
+    fn camera_by_slug(&self, slug: &str) -> Result<Camera>;
+
+    /// The camera with this id, if any.
+    fn camera_by_id(&self, id: i64) -> Result<Option<Camera>>;
+
+    /// The session with this id (`Error::NoSuchSession` when none).
+    fn session(&self, id: i64) -> Result<Session>;
+
+    /// Every session, oldest first.
+    fn sessions(&self) -> Result<Vec<Session>>;
+
+    /// The items of a session, in scan order.
+    fn items(&self, session_id: i64) -> Result<Vec<Item>>;
+
+    /// The catalogued blob with this hash, if any.
+    fn blob(&self, hash: &str) -> Result<Option<BlobRow>>;
+
+    /// Every blob, or those referenced by one couple.
+    fn blobs(&self, couple_id: Option<i64>) -> Result<Vec<BlobRow>>;
+
+    /// Blobs that `verify` found damaged or missing and that no verified copy has healed yet: `(hash, health)`.
+    fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>>;
+
+    /// `ok`, `damaged` or `missing` for a catalogued blob; `None` for content the catalog does not know.
+    fn blob_health(&self, hash: &str) -> Result<Option<String>>;
+
+    /// Archive events after `after` (oldest first): what changed about blobs and files already shown.
+    fn events_after(&self, after: i64, limit: u32) -> Result<Vec<ArchiveEvent>>;
+
+    /// The id of the newest archive event (0 when there is none).
+    fn last_event_id(&self) -> Result<i64>;
+
+    /// Files stored from salvaged (damaged) copies, of one couple or all.
+    fn damaged_files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>>;
+
+    /// Every file, or those of one couple, ordered by directory and name.
+    fn files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>>;
+
+    /// Files that point at one blob.
+    fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>>;
+
+    /// The file with this id, if any.
+    fn file(&self, id: i64) -> Result<Option<FileRow>>;
+
+    /// The file with this display name in a directory of the tree.
+    fn file_in_dir(
+        &self,
+        couple_id: i64,
+        ft: FootageType,
+        camera_id: Option<i64>,
+        name: &[u8],
+    ) -> Result<Option<FileRow>>;
+
+    /// The sidecars linked to a clip.
+    fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>>;
+
+    /// Files with an id above `after`, in id order (files are only ever added).
+    fn files_after(&self, after: i64) -> Result<Vec<FileRow>>;
+
+    /// A token that changes whenever another connection commits: a cheap poll for front ends that cache the
+    /// tree. Equal tokens mean nothing was committed meanwhile by anyone else; this connection's own commits need
+    /// not change it (SQLite: `PRAGMA data_version`, which moves only for other connections' commits).
+    fn change_token(&self) -> Result<i64>;
+
+    /// When the catalog last changed on disk, if the backend can tell (SQLite: the mtime of the database file).
+    /// The mount shows it as the mtime of its root.
+    fn changed_at(&self) -> Result<Option<SystemTime>>;
+
+    /// Total number of catalogued files.
+    fn file_count(&self) -> Result<i64>;
+}
+
+/// What an import writes as it goes (`ingest`): sessions and their status, the scanned items, copies and their
+/// checkpoints, salvage damage, recounts, duplicate checks, and the couple leases that keep one import per
+/// couple.
+///
+/// Contract: each method is atomic on its own (`insert_items`, `items_copied` and `end_item` are one
+/// transaction each); none spans calls except [`Finalize`]. On return the change is committed and visible to
+/// every other connection; it survives a crash of the process, and a power loss too once
+/// [`ImportLog::set_durable_commits`] asked for it. A transient error left nothing changed and may be retried; a
+/// `disk_full` one is the catalog failing to grow (the import pauses as for ENOSPC).
+pub trait ImportLog {
+    /// Creates a pending import session; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn create_session(
+        &self,
+        couple_id: i64,
+        footage_type: Option<FootageType>,
+        camera_id: Option<i64>,
+        duplicates: DuplicateAction,
+        source: &str,
+        source_paths: &[Vec<u8>],
+        source_id: Option<i64>,
+        salvage: bool,
+    ) -> Result<i64>;
+
+    /// The newest session of a couple that is neither completed nor failed.
+    fn unfinished_session_of(&self, couple_id: i64) -> Result<Option<i64>>;
+
+    /// Moves a session to `status` (with its error); a final status also ends it for resuming.
+    fn set_session_status(&self, id: i64, status: SessionStatus, error: Option<&str>) -> Result<()>;
+
+    /// Sets (or clears) the error of a session without touching its status: what went wrong in a session that
+    /// goes on (a commit in the ingest directory that failed).
+    fn set_session_error(&self, id: i64, error: Option<&str>) -> Result<()>;
+
+    /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here. What is not this
+    /// run's work is counted in `run_bytes_start`: the bytes processed so far (duplicates aside) and the copies
+    /// earlier runs kept in `tmp/` (whole, or up to their checkpoint), which `status` sees as in flight.
+    fn start_run(&self, id: i64) -> Result<()>;
+
+    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued.
+    fn cancel_session(&self, id: i64) -> Result<()>;
+
+    /// Makes a finished session's failed files pending again, for `resume` to retry them; returns how many.
+    fn reset_failed_items(&self, id: i64) -> Result<usize>;
+
+    /// Commits of this connection wait for the disk (`synchronous=FULL`) when `durable`: a post-import delete or
+    /// move of the source acts only on what a power loss cannot take back.
+    fn set_durable_commits(&self, durable: bool) -> Result<()>;
+
+    /// Recomputes a session's counters from its items (the items are the truth).
+    fn recount_session(&self, id: i64) -> Result<()>;
+
+    /// Records a scan: all items of a session in one transaction, replacing any earlier partial scan.
+    fn insert_items(&mut self, session_id: i64, items: &[NewItem]) -> Result<()>;
+
+    /// The newest item of a session at `path` that has not ended (pending, copied or stored), if any: the
+    /// ingest directory fails the item of a commit that did not go through.
+    fn unfinished_item_at(&self, session_id: i64, path: &[u8]) -> Result<Option<Item>>;
+
+    /// Moves an item to a non-terminal state (hash known, or validated into objects/).
+    fn set_item_state(&self, id: i64, state: ItemState, hash: Option<&str>) -> Result<()>;
+
+    /// Records copies in `tmp/`, in one transaction: `(item id, hash, size, mtime_ns)` each, the size and mtime
+    /// the source had while it was copied.
+    fn items_copied(&mut self, copies: &[(i64, &str, u64, i64)]) -> Result<()>;
+
+    /// Records the ranges of a salvaged copy that could not be read (JSON), with the copy.
+    fn set_item_damage(&self, id: i64, bad_ranges: Option<&str>) -> Result<()>;
+
+    /// Records that the first `offset` bytes of an item's partial copy are durable in `tmp/`, with the size and
+    /// mtime the source had (a resume continues only from the same version of the file); `None` forgets it.
+    fn set_item_checkpoint(&self, id: i64, checkpoint: Option<(u64, u64, i64)>) -> Result<()>;
+
+    /// Forgets a hash computed from an older version of the source.
+    fn clear_item_hash(&self, id: i64) -> Result<()>;
+
+    /// Sets the hash of an item without changing its state (a source hashed to find duplicates).
+    fn set_item_hash(&self, id: i64, hash: &str) -> Result<()>;
+
+    /// Ends an item as failed or duplicate and counts it, in one transaction.
+    fn end_item(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()>;
+
+    /// Sizes of every file already in a couple: the candidates for duplicate detection.
+    fn couple_sizes(&self, couple_id: i64) -> Result<std::collections::HashSet<u64>>;
+
+    /// True when the couple has a file of this (healthy) content: it would be a duplicate.
+    fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool>;
+
+    /// True when this source's file (same relative path, size and mtime) is already catalogued in the couple:
+    /// the quick check that lets a network pass skip what it imported before without reading it again.
+    fn already_imported(&self, couple_id: i64, source: &str, rel: &[u8], size: u64, mtime_ns: i64) -> Result<bool>;
+
+    /// What earlier sessions of a network source already dealt with: (relative path, size, mtime) of items that
+    /// ended done, duplicate or failed, and of every item of a session still open (a resume deals with those). A
+    /// pass that finds nothing outside this set (and nothing already imported) has no new work.
+    fn source_items_seen(&self, source_id: i64) -> Result<std::collections::HashSet<(Vec<u8>, u64, i64)>>;
+
+    /// Starts a transaction for finalizing a group of items (see [`Finalize`]). It takes the catalog's write
+    /// lock at once (SQLite: `BEGIN IMMEDIATE`), so nothing it reads can change under it before it commits.
+    fn begin_finalize(&mut self) -> Result<Box<dyn Finalize + '_>>;
+
+    /// Tries to take the couple's lease (one import per couple; commits of the ingest directory take it too);
+    /// `None` while another process, or another lease of this one, holds it. Released when the lease is
+    /// dropped or its process dies. SQLite: a `flock` on `<archive>/locks/couple-<id>.lock`.
+    fn try_lock_couple(&self, couple_id: i64) -> Result<Option<CoupleLease>>;
+
+    /// The note the holder of the couple's lease wrote (its session id), if one can be read. Also answers for
+    /// a lease no longer held (the last note written); ask [`ImportLog::couple_lock_held`] to tell.
+    fn couple_lock_holder(&self, couple_id: i64) -> Option<String>;
+
+    /// Whether someone holds the couple's lease now: `None` when the backend cannot tell.
+    fn couple_lock_held(&self, couple_id: i64) -> Option<bool>;
+}
+
+/// The archive's registry: couples, cameras, network sources and their event logs (`cli`, `serve`), and the
+/// catalog backup.
+///
+/// Contract: each method is atomic and committed on return; errors as in [`ImportLog`].
+pub trait Registry {
+    /// Adds a couple; returns its id.
+    fn add_couple(&self, display_name: &str, event_date: &str, folder_name: &str) -> Result<i64>;
+
+    /// True when a couple already has this folder name.
+    fn folder_name_taken(&self, folder_name: &str) -> Result<bool>;
+
+    /// Adds a camera; returns its id.
+    fn add_camera(&self, c: &NewCamera) -> Result<i64>;
+
+    /// True when a camera already has this slug.
+    fn camera_slug_taken(&self, slug: &str) -> Result<bool>;
+
+    /// Adds a network source; returns its id.
+    fn add_source(&self, n: &NewNetworkSource) -> Result<i64>;
+
+    /// Every network source, by id.
+    fn sources(&self) -> Result<Vec<NetworkSource>>;
+
+    /// The network source with this id (`Error::NotFound` when none).
+    fn source(&self, id: i64) -> Result<NetworkSource>;
+
+    /// Enables or disables a network source.
+    fn set_source_enabled(&self, id: i64, enabled: bool) -> Result<()>;
+
+    /// Records the connection state; `failures` None leaves the counter, Some(0) resets it.
+    fn set_source_state(&self, id: i64, state: &str, failures: Option<i64>, error: Option<&str>) -> Result<()>;
+
+    /// Records that a source was scanned now.
+    fn touch_source_scan(&self, id: i64) -> Result<()>;
+
+    /// Removes a network source (`Error::NotFound` when none).
+    fn remove_source(&self, id: i64) -> Result<()>;
+
+    /// Appends to a network source's event log.
+    fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()>;
+
+    /// A network source's event log, oldest first.
+    fn events(&self, source_id: i64) -> Result<Vec<SourceEvent>>;
+
+    /// The newest warnings and errors of every source, newest first.
+    fn recent_problems(&self, limit: u32) -> Result<Vec<SourceEvent>>;
+
+    /// Copies the catalog to `dest` with SQLite's online backup: a consistent snapshot taken while other
+    /// connections keep reading and writing (WAL readers do not block writers). The copy is written next to
+    /// `dest` (0600), checked (`PRAGMA quick_check`), switched to a self-contained rollback journal, fsynced and
+    /// renamed into place. An existing `dest` is never overwritten. Backends that cannot copy themselves into
+    /// a file answer `Error::Invalid`.
+    fn backup_to(&self, dest: &Path) -> Result<()>;
+}
+
+/// What `verify` (and a healing import) records about blob health: verified times, damage or loss, healing,
+/// and the archive's event log that tells the mount what changed.
+///
+/// Contract: each method is atomic and committed on return; a health change and its event land together.
+pub trait Health {
+    /// Records that these blobs were read back whole now, in one transaction.
+    fn mark_verified(&self, hashes: &[String]) -> Result<()>;
+
+    /// Records what `verify` found wrong with a blob (`damaged` or `missing`), with an event when that is news.
+    fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool>;
+
+    /// Marks a blob whole again (its file was replaced by a verified copy, or found whole by `verify`), with an
+    /// event naming how.
+    fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()>;
+
+    /// Appends to the archive's event log.
+    fn event(
+        &self,
+        kind: &str,
+        hash: Option<&str>,
+        file_id: Option<i64>,
+        session_id: Option<i64>,
+        message: &str,
+    ) -> Result<()>;
+}
+
+/// The rows of the writable ingest directory (`ingest_dir`): its entries, the items its commits add one at a
+/// time, and the sessions a crash left open.
+///
+/// Contract: each method is atomic and committed on return; errors as in [`ImportLog`].
+pub trait IngestEntries {
+    /// Every entry of the ingest directory, by id.
+    fn ingest_entries(&self) -> Result<Vec<IngestEntry>>;
+
+    /// Adds an entry (a directory, or a file being staged); returns its id.
+    fn add_ingest_entry(&self, e: &IngestEntry) -> Result<i64>;
+
+    /// Writes an entry's mutable fields back.
+    fn update_ingest_entry(&self, e: &IngestEntry) -> Result<()>;
+
+    /// Removes an entry of the ingest directory.
+    fn remove_ingest_entry(&self, id: i64) -> Result<()>;
+
+    /// Adds one item to an existing session (the ingest directory commits files one at a time).
+    fn add_item(&self, session_id: i64, it: &NewItem, sidecar_of: Option<i64>) -> Result<i64>;
+
+    /// The item with this id, if any.
+    fn item(&self, id: i64) -> Result<Option<Item>>;
+
+    /// Sessions that were left open (the ingest directory's, after a crash).
+    fn unfinished_sessions_with_source_prefix(&self, prefix: &str) -> Result<Vec<i64>>;
+}
+
+/// One finalize transaction (from [`ImportLog::begin_finalize`]): the blobs, files and item states of one group
+/// of items (a clip and its sidecars) land together or not at all.
+///
+/// Contract: reads inside see the transaction's own writes; nothing is visible to other connections until
+/// [`Finalize::commit_for`] returns Ok, after which all of it is (and durable as the connection's commits are).
+/// Dropping it without committing, or a failed commit, rolls everything back. While it is open it holds the
+/// catalog's write lock: keep it short.
+pub trait Finalize {
+    /// See [`ReadCatalog::blob_health`].
+    fn blob_health(&self, hash: &str) -> Result<Option<String>>;
+
+    /// See [`Health::heal_blob`].
+    fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()>;
+
+    /// A salvaged (damaged) file of the couple that came from the same original path with the same size: what a
+    /// later clean read of that file replaces.
+    fn damaged_file_like(&self, couple_id: i64, original_path: &[u8], size: u64) -> Result<Option<i64>>;
+
+    /// Replaces a salvaged file's content with a clean verified copy: same file, path and inode, new blob; an event
+    /// tells the mount to drop what it cached.
+    fn replace_damaged(&mut self, file_id: i64, hash: &str, size: u64, session_id: i64) -> Result<()>;
+
+    /// True when the couple has a file of this (healthy) content: it would be a duplicate.
+    fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool>;
+
+    /// True when a name key is taken in the directory.
+    fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool>;
+
+    /// Every camera, by slug.
+    fn cameras(&self) -> Result<Vec<Camera>>;
+
+    /// Adds a camera; returns its id.
+    fn add_camera(&self, c: &NewCamera) -> Result<i64>;
+
+    /// True when a camera already has this slug.
+    fn camera_slug_taken(&self, slug: &str) -> Result<bool>;
+
+    /// Where a catalogued file sits: its camera and footage type.
+    fn file_placement(&self, file_id: i64) -> Result<Option<(Option<i64>, FootageType)>>;
+
+    /// The display name of an already catalogued file.
+    fn display_name(&self, file_id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// The state of an item (a sidecar's clip, which may have ended in an earlier transaction).
+    fn item_state(&self, item_id: i64) -> Result<Option<ItemState>>;
+
+    /// The file an item was catalogued as, if it is done.
+    fn item_file(&self, item_id: i64) -> Result<Option<i64>>;
+
+    /// Catalogues a file (and its blob, if new); returns the file's id.
+    fn insert_file(&mut self, f: &NewFile) -> Result<i64>;
+
+    /// Marks an item done (catalogued as `file_id`) and counts it.
+    fn item_done(&mut self, item: &Item, file_id: i64) -> Result<()>;
+
+    /// Ends an item as duplicate or failed inside the transaction.
+    fn item_end(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()>;
+
+    /// Adds the counted progress to the session and commits everything, durably once it returns (as durable as
+    /// [`ImportLog::set_durable_commits`] asked).
+    fn commit_for(self: Box<Self>, session_id: i64) -> Result<()>;
+}

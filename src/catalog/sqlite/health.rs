@@ -1,0 +1,49 @@
+//! [`Health`] on SQLite.
+
+use rusqlite::params;
+
+use super::*;
+use crate::catalog::Health;
+
+impl Health for SqliteConn {
+    fn mark_verified(&self, hashes: &[String]) -> Result<()> {
+        let t = now();
+        let tx = self.conn.unchecked_transaction().ctx("begin verify")?;
+        {
+            let mut st = tx.prepare("UPDATE blobs SET verified_at = ?2 WHERE hash = ?1").ctx("mark verified")?;
+            for h in hashes {
+                st.execute(params![h, t]).ctx("mark verified")?;
+            }
+        }
+        tx.commit().ctx("commit verify")
+    }
+
+    fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE blobs SET health = ?2, problem = ?3 WHERE hash = ?1 AND health <> ?2",
+                params![hash, health, problem],
+            )
+            .ctx("record blob health")?;
+        if n > 0 {
+            self.event(&format!("blob_{health}"), Some(hash), None, None, problem)?;
+        }
+        Ok(n > 0)
+    }
+
+    fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
+        heal_blob_on(&self.conn, hash, session_id, how)
+    }
+
+    fn event(
+        &self,
+        kind: &str,
+        hash: Option<&str>,
+        file_id: Option<i64>,
+        session_id: Option<i64>,
+        message: &str,
+    ) -> Result<()> {
+        add_archive_event(&self.conn, kind, hash, file_id, session_id, message)
+    }
+}

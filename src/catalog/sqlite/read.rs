@@ -1,0 +1,255 @@
+//! [`ReadCatalog`] on SQLite.
+
+use std::time::SystemTime;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::*;
+use crate::catalog::ReadCatalog;
+
+impl ReadCatalog for SqliteConn {
+    fn schema_version(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).ctx("read schema version")
+    }
+
+    fn couples(&self) -> Result<Vec<Couple>> {
+        rows(&self.conn, &format!("{} ORDER BY c.folder_name", COUPLE_SELECT), [], couple_from_row, "list couples")
+    }
+
+    fn couple_folders(&self) -> Result<Vec<(i64, String)>> {
+        rows(&self.conn, "SELECT id, folder_name FROM couples", [], |r| Ok((r.get(0)?, r.get(1)?)), "list couples")
+    }
+
+    fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
+        self.conn
+            .query_row(&format!("{} WHERE c.folder_name = ?1", COUPLE_SELECT), [folder_name], couple_from_row)
+            .optional()
+            .ctx("find couple")?
+            .ok_or_else(|| Error::NoSuchCouple(folder_name.to_string()))
+    }
+
+    fn couples_on(&self, event_date: &str) -> Result<Vec<Couple>> {
+        rows(
+            &self.conn,
+            &format!("{} WHERE c.event_date = ?1 ORDER BY c.folder_name", COUPLE_SELECT),
+            [event_date],
+            couple_from_row,
+            "list couples of a date",
+        )
+    }
+
+    fn couple_by_id(&self, id: i64) -> Result<Couple> {
+        self.conn
+            .query_row(&format!("{} WHERE c.id = ?1", COUPLE_SELECT), [id], couple_from_row)
+            .optional()
+            .ctx("find couple")?
+            .ok_or_else(|| Error::NoSuchCouple(format!("#{id}")))
+    }
+
+    fn cameras(&self) -> Result<Vec<Camera>> {
+        cameras_on(&self.conn)
+    }
+
+    fn camera_listing(&self) -> Result<Vec<CameraListing>> {
+        rows(
+            &self.conn,
+            concat!(
+                "SELECT ",
+                camera_columns!(),
+                ", IFNULL(k.n, 0) FROM cameras c
+                 LEFT JOIN (SELECT camera_id, COUNT(*) AS n FROM files GROUP BY camera_id) k ON k.camera_id = c.id
+                 ORDER BY c.slug"
+            ),
+            [],
+            |r| Ok(CameraListing { camera: camera_from_row(r)?, file_count: r.get(8)? }),
+            "list cameras",
+        )
+    }
+
+    fn camera_by_slug(&self, slug: &str) -> Result<Camera> {
+        self.conn
+            .query_row(&format!("{} WHERE c.slug = ?1", CAMERA_SELECT), [slug], camera_from_row)
+            .optional()
+            .ctx("find camera")?
+            .ok_or_else(|| Error::NoSuchCamera(slug.to_string()))
+    }
+
+    fn camera_by_id(&self, id: i64) -> Result<Option<Camera>> {
+        self.conn
+            .query_row(&format!("{CAMERA_SELECT} WHERE c.id = ?1"), [id], camera_from_row)
+            .optional()
+            .ctx("find camera")
+    }
+
+    fn session(&self, id: i64) -> Result<Session> {
+        self.conn
+            .query_row(&format!("{} WHERE s.id = ?1", SESSION_SELECT), [id], session_from_row)
+            .optional()
+            .ctx("find session")?
+            .ok_or(Error::NoSuchSession(id))
+    }
+
+    fn sessions(&self) -> Result<Vec<Session>> {
+        rows(&self.conn, &format!("{} ORDER BY s.id", SESSION_SELECT), [], session_from_row, "list sessions")
+    }
+
+    fn items(&self, session_id: i64) -> Result<Vec<Item>> {
+        rows(
+            &self.conn,
+            "SELECT id, session_id, path, rel_path, size, mtime_ns, state, hash, sidecar_of, file_id, error,
+                    bad_ranges, resume_offset, healed
+                 FROM import_items WHERE session_id = ?1 ORDER BY id",
+            [session_id],
+            item_from_row,
+            "list items",
+        )
+    }
+
+    fn blob(&self, hash: &str) -> Result<Option<BlobRow>> {
+        self.conn
+            .query_row("SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash = ?1", [hash], |r| {
+                Ok(BlobRow {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    stored_at: r.get(2)?,
+                    verified_at: r.get(3)?,
+                })
+            })
+            .optional()
+            .ctx("find blob")
+    }
+
+    fn blobs(&self, couple_id: Option<i64>) -> Result<Vec<BlobRow>> {
+        let sql = match couple_id {
+            None => "SELECT hash, size, stored_at, verified_at FROM blobs WHERE ?1 IS NULL ORDER BY hash",
+            Some(_) => {
+                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash IN
+                   (SELECT blob_hash FROM files WHERE couple_id = ?1) ORDER BY hash"
+            }
+        };
+        rows(
+            &self.conn,
+            sql,
+            [couple_id],
+            |r| {
+                Ok(BlobRow {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    stored_at: r.get(2)?,
+                    verified_at: r.get(3)?,
+                })
+            },
+            "list blobs",
+        )
+    }
+
+    fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>> {
+        rows(
+            &self.conn,
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+            "list unhealthy blobs",
+        )
+    }
+
+    fn blob_health(&self, hash: &str) -> Result<Option<String>> {
+        blob_health_on(&self.conn, hash)
+    }
+
+    fn events_after(&self, after: i64, limit: u32) -> Result<Vec<ArchiveEvent>> {
+        rows(
+            &self.conn,
+            "SELECT id, at, kind, blob_hash, file_id, session_id, message FROM events WHERE id > ?1
+               ORDER BY id LIMIT ?2",
+            params![after, limit],
+            |r| {
+                Ok(ArchiveEvent {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    kind: r.get(2)?,
+                    blob_hash: r.get(3)?,
+                    file_id: r.get(4)?,
+                    session_id: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            },
+            "list events",
+        )
+    }
+
+    fn last_event_id(&self) -> Result<i64> {
+        self.conn.query_row("SELECT IFNULL(MAX(id), 0) FROM events", [], |r| r.get(0)).ctx("last event")
+    }
+
+    fn damaged_files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
+        let sql = format!(
+            "{} WHERE f.bad_ranges IS NOT NULL AND (?1 IS NULL OR f.couple_id = ?1) ORDER BY f.id",
+            FILE_SELECT
+        );
+        rows(&self.conn, &sql, [couple_id], file_from_row, "list damaged files")
+    }
+
+    fn files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
+        let sql = format!(
+            "{} WHERE (?1 IS NULL OR f.couple_id = ?1)
+             ORDER BY f.couple_id, f.footage_type, IFNULL(f.camera_id, 0), f.display_name",
+            FILE_SELECT
+        );
+        rows(&self.conn, &sql, [couple_id], file_from_row, "list files")
+    }
+
+    fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
+        rows(&self.conn, &format!("{} WHERE f.blob_hash = ?1", FILE_SELECT), [hash], file_from_row, "files of blob")
+    }
+
+    fn file(&self, id: i64) -> Result<Option<FileRow>> {
+        self.conn
+            .query_row(&format!("{} WHERE f.id = ?1", FILE_SELECT), [id], file_from_row)
+            .optional()
+            .ctx("find file")
+    }
+
+    fn file_in_dir(
+        &self,
+        couple_id: i64,
+        ft: FootageType,
+        camera_id: Option<i64>,
+        name: &[u8],
+    ) -> Result<Option<FileRow>> {
+        let sql = format!(
+            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 AND f.display_name = ?4",
+            FILE_SELECT
+        );
+        self.conn
+            .query_row(&sql, params![couple_id, ft.as_str(), camera_id.unwrap_or(0), name], file_from_row)
+            .optional()
+            .ctx("find file")
+    }
+
+    fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>> {
+        rows(
+            &self.conn,
+            &format!("{} WHERE f.sidecar_of = ?1 ORDER BY f.display_name", FILE_SELECT),
+            [file_id],
+            file_from_row,
+            "list sidecars",
+        )
+    }
+
+    fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
+        rows(&self.conn, &format!("{} WHERE f.id > ?1 ORDER BY f.id", FILE_SELECT), [after], file_from_row, "new files")
+    }
+
+    fn change_token(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "data_version", |r| r.get(0)).ctx("data version")
+    }
+
+    fn changed_at(&self) -> Result<Option<SystemTime>> {
+        Ok(std::fs::metadata(&self.path).ok().and_then(|m| m.modified().ok()))
+    }
+
+    fn file_count(&self) -> Result<i64> {
+        self.conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).ctx("count files")
+    }
+}

@@ -1,0 +1,209 @@
+//! [`Registry`] on SQLite, with the online backup.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::*;
+use crate::catalog::Registry;
+
+impl Registry for SqliteConn {
+    fn add_couple(&self, display_name: &str, event_date: &str, folder_name: &str) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO couples (display_name, event_date, folder_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![display_name, event_date, folder_name, now()],
+            )
+            .ctx("add couple")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn folder_name_taken(&self, folder_name: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)", [folder_name], |r| r.get(0))
+            .ctx("check folder name")
+    }
+
+    fn add_camera(&self, c: &NewCamera) -> Result<i64> {
+        insert_camera(&self.conn, c)
+    }
+
+    fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
+        slug_taken(&self.conn, slug)
+    }
+
+    fn add_source(&self, n: &NewNetworkSource) -> Result<i64> {
+        let t = now();
+        self.conn
+            .execute(
+                "INSERT INTO network_sources (protocol, host, port, mount_port, share, path, username, password_enc,
+                     couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                params![
+                    n.protocol,
+                    n.host,
+                    n.port,
+                    n.mount_port,
+                    n.share,
+                    n.path,
+                    n.username,
+                    n.password_enc,
+                    n.couple_id,
+                    n.footage_type.map(FootageType::as_str),
+                    n.camera_id,
+                    n.post_import,
+                    n.duplicates.as_str(),
+                    t
+                ],
+            )
+            .ctx("add source")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn sources(&self) -> Result<Vec<NetworkSource>> {
+        rows(&self.conn, &format!("{} ORDER BY s.id", SOURCE_SELECT), [], source_from_row, "list sources")
+    }
+
+    fn source(&self, id: i64) -> Result<NetworkSource> {
+        self.conn
+            .query_row(&format!("{} WHERE s.id = ?1", SOURCE_SELECT), [id], source_from_row)
+            .optional()
+            .ctx("find source")?
+            .ok_or_else(|| Error::NotFound(format!("no source {id} (see `nightfox source list`)")))
+    }
+
+    fn set_source_enabled(&self, id: i64, enabled: bool) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE network_sources SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, enabled, now()],
+            )
+            .ctx("enable source")?;
+        Ok(())
+    }
+
+    fn set_source_state(&self, id: i64, state: &str, failures: Option<i64>, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE network_sources SET connection_state = ?2,
+                     consecutive_failures = IFNULL(?3, consecutive_failures),
+                     last_error = CASE WHEN ?4 IS NULL THEN last_error ELSE ?4 END, updated_at = ?5
+                 WHERE id = ?1",
+                params![id, state, failures, error, now()],
+            )
+            .ctx("update source state")?;
+        Ok(())
+    }
+
+    fn touch_source_scan(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE network_sources SET last_scan_at = ?2 WHERE id = ?1", params![id, now()])
+            .ctx("record scan")?;
+        Ok(())
+    }
+
+    fn remove_source(&self, id: i64) -> Result<()> {
+        let n = self.conn.execute("DELETE FROM network_sources WHERE id = ?1", [id]).ctx("remove source")?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("no source {id} (see `nightfox source list`)")));
+        }
+        Ok(())
+    }
+
+    fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO network_source_events (source_id, session_id, at, level, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source_id, session_id, now(), level, message],
+            )
+            .ctx("record event")?;
+        Ok(())
+    }
+
+    fn events(&self, source_id: i64) -> Result<Vec<SourceEvent>> {
+        rows(
+            &self.conn,
+            "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+                 WHERE source_id = ?1 ORDER BY id",
+            [source_id],
+            |r| {
+                Ok(SourceEvent {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    at: r.get(3)?,
+                    level: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            },
+            "list events",
+        )
+    }
+
+    fn recent_problems(&self, limit: u32) -> Result<Vec<SourceEvent>> {
+        rows(
+            &self.conn,
+            "SELECT id, source_id, session_id, at, level, message FROM network_source_events
+                  WHERE level IN ('warn','error') ORDER BY id DESC LIMIT ?1",
+            [limit],
+            |r| {
+                Ok(SourceEvent {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    at: r.get(3)?,
+                    level: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            },
+            "recent problems",
+        )
+    }
+
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Backup(format!("{dest:?} exists; give a new file name")));
+        }
+        let name = dest.file_name().ok_or_else(|| Error::Invalid(format!("{dest:?} is not a file name")))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.partial", std::process::id()));
+        let tmp = dest.with_file_name(tmp_name);
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at(&tmp)?;
+        let result = (|| -> Result<()> {
+            let mut dst = Connection::open(&tmp).ctx("open the backup file")?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst).ctx("start the backup")?;
+                let start = std::time::Instant::now();
+                loop {
+                    // All pages in one step: one read snapshot, so concurrent commits cannot restart the copy.
+                    match backup.step(-1).ctx("copy the catalog")? {
+                        rusqlite::backup::StepResult::Done => break,
+                        rusqlite::backup::StepResult::More => {}
+                        _ if start.elapsed() > Duration::from_secs(60) => {
+                            return Err(Error::Backup("the catalog stayed locked for 60 s; abandoned".into()))
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            }
+            let check: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0)).ctx("check the backup")?;
+            if check != "ok" {
+                return Err(Error::Backup(format!("the copy does not check out: {check}")));
+            }
+            let _: String =
+                dst.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).ctx("set the backup's journal")?;
+            dst.close().map_err(|(_, e)| e).ctx("close the backup")?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+            if dest.symlink_metadata().is_ok() {
+                return Err(Error::Backup(format!("{dest:?} appeared meanwhile; not overwritten")));
+            }
+            std::fs::rename(&tmp, dest).at(dest)?;
+            let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}

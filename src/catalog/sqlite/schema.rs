@@ -1,0 +1,182 @@
+//! The SQLite schema: one migration per version, applied at open (`PRAGMA user_version` counts them). Existing
+//! archives depend on these texts: never edit one, only append.
+
+/// Each entry upgrades the schema by one version; `user_version` is the number applied.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    r#"
+    CREATE TABLE couples (
+        id            INTEGER PRIMARY KEY,
+        display_name  TEXT NOT NULL,
+        event_date    TEXT NOT NULL,
+        folder_name   TEXT NOT NULL UNIQUE,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE cameras (
+        id            INTEGER PRIMARY KEY,
+        slug          TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL,
+        footage_type  TEXT NOT NULL CHECK (footage_type IN ('modern','dadcam','super8')),
+        make          TEXT,
+        model         TEXT,
+        serial        TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE blobs (
+        id            INTEGER PRIMARY KEY,
+        hash          TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),
+        size          INTEGER NOT NULL,
+        stored_at     INTEGER NOT NULL,
+        verified_at   INTEGER
+    );
+    CREATE TABLE import_sessions (
+        id               INTEGER PRIMARY KEY,
+        couple_id        INTEGER NOT NULL REFERENCES couples(id),
+        status           TEXT NOT NULL CHECK (status IN ('pending','scanning','hashing','copying','validating',
+                                                         'finalizing','completed','cancelled','failed','paused')),
+        last_step        TEXT,
+        can_resume       INTEGER NOT NULL DEFAULT 1,
+        footage_type     TEXT NOT NULL,
+        camera_id        INTEGER REFERENCES cameras(id),
+        duplicates       TEXT NOT NULL DEFAULT 'skip' CHECK (duplicates IN ('skip','import')),
+        source           TEXT NOT NULL,
+        source_paths     BLOB NOT NULL,
+        files_total      INTEGER NOT NULL DEFAULT 0,
+        files_processed  INTEGER NOT NULL DEFAULT 0,
+        files_duplicate  INTEGER NOT NULL DEFAULT 0,
+        files_error      INTEGER NOT NULL DEFAULT 0,
+        bytes_total      INTEGER NOT NULL DEFAULT 0,
+        bytes_processed  INTEGER NOT NULL DEFAULT 0,
+        bytes_duplicate  INTEGER NOT NULL DEFAULT 0,
+        bytes_error      INTEGER NOT NULL DEFAULT 0,
+        error            TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+    );
+    CREATE TABLE files (
+        id               INTEGER PRIMARY KEY,
+        couple_id        INTEGER NOT NULL REFERENCES couples(id),
+        footage_type     TEXT NOT NULL CHECK (footage_type IN ('modern','dadcam','super8')),
+        camera_id        INTEGER REFERENCES cameras(id),
+        blob_hash        TEXT NOT NULL REFERENCES blobs(hash),
+        display_name     BLOB NOT NULL,
+        name_key         TEXT NOT NULL,
+        original_path    BLOB NOT NULL,
+        source           TEXT NOT NULL,
+        source_mtime_ns  INTEGER NOT NULL,
+        imported_at      INTEGER NOT NULL,
+        session_id       INTEGER REFERENCES import_sessions(id),
+        sidecar_of       INTEGER REFERENCES files(id)
+    );
+    CREATE UNIQUE INDEX files_dir_key ON files(couple_id, footage_type, IFNULL(camera_id, 0), name_key);
+    CREATE INDEX files_dir_name ON files(couple_id, footage_type, IFNULL(camera_id, 0), display_name);
+    CREATE INDEX files_blob ON files(blob_hash, couple_id);
+    CREATE TABLE import_items (
+        id            INTEGER PRIMARY KEY,
+        session_id    INTEGER NOT NULL REFERENCES import_sessions(id),
+        path          BLOB NOT NULL,
+        rel_path      BLOB NOT NULL,
+        size          INTEGER NOT NULL,
+        mtime_ns      INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending','copied','stored','done','duplicate','failed','skipped')),
+        hash          TEXT,
+        sidecar_of    INTEGER REFERENCES import_items(id),
+        file_id       INTEGER REFERENCES files(id),
+        error         TEXT,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX import_items_session ON import_items(session_id, state);
+    "#,
+    // 2: routing: capture times, cameras created from metadata, whether an import named its footage type.
+    r#"
+    ALTER TABLE files ADD COLUMN captured_at INTEGER;
+    ALTER TABLE cameras ADD COLUMN auto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN type_explicit INTEGER NOT NULL DEFAULT 1;
+    "#,
+    // 3: network sources (SMB, NFS) and their event log.
+    r#"
+    CREATE TABLE network_sources (
+        id                    INTEGER PRIMARY KEY,
+        protocol              TEXT NOT NULL CHECK (protocol IN ('smb','nfs')),
+        host                  TEXT NOT NULL,
+        port                  INTEGER NOT NULL,
+        mount_port            INTEGER,
+        share                 TEXT NOT NULL,
+        path                  TEXT NOT NULL,
+        username              TEXT NOT NULL DEFAULT '',
+        password_enc          BLOB NOT NULL DEFAULT x'',
+        couple_id             INTEGER NOT NULL REFERENCES couples(id),
+        footage_type          TEXT CHECK (footage_type IN ('modern','dadcam','super8')),
+        camera_id             INTEGER REFERENCES cameras(id),
+        enabled               INTEGER NOT NULL DEFAULT 0,
+        post_import           TEXT NOT NULL DEFAULT 'leave',
+        duplicates            TEXT NOT NULL DEFAULT 'skip' CHECK (duplicates IN ('skip','import')),
+        connection_state      TEXT NOT NULL DEFAULT 'untested',
+        consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+        last_error            TEXT,
+        last_scan_at          INTEGER,
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL
+    );
+    CREATE TABLE network_source_events (
+        id          INTEGER PRIMARY KEY,
+        source_id   INTEGER NOT NULL REFERENCES network_sources(id) ON DELETE CASCADE,
+        session_id  INTEGER REFERENCES import_sessions(id),
+        at          INTEGER NOT NULL,
+        level       TEXT NOT NULL,
+        message     TEXT NOT NULL
+    );
+    CREATE INDEX network_source_events_source ON network_source_events(source_id, id);
+    ALTER TABLE import_sessions ADD COLUMN source_id INTEGER REFERENCES network_sources(id) ON DELETE SET NULL;
+    CREATE INDEX files_source_path ON files(couple_id, original_path);
+    "#,
+    // 4: the writable ingest directory of the mount: what writers created, as they see it.
+    r#"
+    CREATE TABLE ingest_entries (
+        id          INTEGER PRIMARY KEY,
+        couple_id   INTEGER NOT NULL REFERENCES couples(id),
+        parent_id   INTEGER REFERENCES ingest_entries(id),
+        name        BLOB NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('dir','file')),
+        state       TEXT NOT NULL CHECK (state IN ('staging','committed')),
+        size        INTEGER NOT NULL DEFAULT 0,
+        mtime_ns    INTEGER NOT NULL,
+        mode        INTEGER NOT NULL,
+        uid         INTEGER NOT NULL,
+        gid         INTEGER NOT NULL,
+        blob_hash   TEXT,
+        file_id     INTEGER REFERENCES files(id),
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX ingest_entries_name ON ingest_entries(couple_id, IFNULL(parent_id, 0), name);
+    "#,
+    // 5: real cards. Blob health as `verify` found it (rot, loss) until a verified copy heals it; salvaged files
+    // with the ranges that could not be read; partial copies kept for a resume inside a file; the current run of
+    // a session (speed and ETA); the archive's own event log (heals, damage), which the mount follows.
+    r#"
+    ALTER TABLE blobs ADD COLUMN health TEXT NOT NULL DEFAULT 'ok' CHECK (health IN ('ok','damaged','missing'));
+    ALTER TABLE blobs ADD COLUMN problem TEXT;
+    CREATE INDEX blobs_unhealthy ON blobs(health) WHERE health <> 'ok';
+    ALTER TABLE files ADD COLUMN bad_ranges TEXT;
+    CREATE INDEX files_damaged ON files(couple_id, original_path) WHERE bad_ranges IS NOT NULL;
+    ALTER TABLE import_items ADD COLUMN bad_ranges TEXT;
+    ALTER TABLE import_items ADD COLUMN resume_offset INTEGER;
+    ALTER TABLE import_items ADD COLUMN healed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN salvage INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE import_sessions ADD COLUMN run_started_at INTEGER;
+    ALTER TABLE import_sessions ADD COLUMN run_bytes_start INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        blob_hash   TEXT,
+        file_id     INTEGER,
+        session_id  INTEGER,
+        message     TEXT NOT NULL
+    );
+    "#,
+];
+
+/// Current schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,516 @@
+//! The catalog's row types and enums: what every backend stores and every consumer reads. Plain data, no
+//! storage: the SQL that reads and writes them lives in `sqlite/`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch of a SystemTime (negative before 1970).
+pub fn system_time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+/// The inverse of [`system_time_ns`].
+pub fn ns_to_system_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// The three kinds of footage a wedding film is cut from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum FootageType {
+    Modern,
+    Dadcam,
+    Super8,
+}
+
+impl FootageType {
+    pub const ALL: [FootageType; 3] = [FootageType::Modern, FootageType::Dadcam, FootageType::Super8];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FootageType::Modern => "modern",
+            FootageType::Dadcam => "dadcam",
+            FootageType::Super8 => "super8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "modern" => Ok(FootageType::Modern),
+            "dadcam" => Ok(FootageType::Dadcam),
+            "super8" => Ok(FootageType::Super8),
+            other => Err(Error::Invalid(format!("unknown footage type {other:?} (expected modern, dadcam or super8)"))),
+        }
+    }
+}
+
+impl std::fmt::Display for FootageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with content already present in the couple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateAction {
+    Skip,
+    Import,
+}
+
+impl DuplicateAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicateAction::Skip => "skip",
+            DuplicateAction::Import => "import",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "skip" => Ok(DuplicateAction::Skip),
+            "import" => Ok(DuplicateAction::Import),
+            other => Err(Error::Invalid(format!("unknown duplicate action {other:?} (expected skip or import)"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Couple {
+    pub id: i64,
+    pub display_name: String,
+    pub event_date: String,
+    pub folder_name: String,
+    pub created_at: i64,
+    pub file_count: i64,
+    pub total_bytes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Camera {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub footage_type: FootageType,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    /// Created by routing from a file's metadata rather than by `camera add`.
+    pub auto: bool,
+}
+
+/// A camera with the number of files catalogued under it (`camera list`). Routing and the tree use [`Camera`]
+/// alone: counting is a scan of the files, which must not happen once per routed clip.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraListing {
+    #[serde(flatten)]
+    pub camera: Camera,
+    pub file_count: i64,
+}
+
+/// The states of an import session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Pending,
+    Scanning,
+    Hashing,
+    Copying,
+    Validating,
+    Finalizing,
+    Completed,
+    Cancelled,
+    Failed,
+    Paused,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Pending => "pending",
+            SessionStatus::Scanning => "scanning",
+            SessionStatus::Hashing => "hashing",
+            SessionStatus::Copying => "copying",
+            SessionStatus::Validating => "validating",
+            SessionStatus::Finalizing => "finalizing",
+            SessionStatus::Completed => "completed",
+            SessionStatus::Cancelled => "cancelled",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Paused => "paused",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "scanning" => SessionStatus::Scanning,
+            "hashing" => SessionStatus::Hashing,
+            "copying" => SessionStatus::Copying,
+            "validating" => SessionStatus::Validating,
+            "finalizing" => SessionStatus::Finalizing,
+            "completed" => SessionStatus::Completed,
+            "cancelled" => SessionStatus::Cancelled,
+            "failed" => SessionStatus::Failed,
+            "paused" => SessionStatus::Paused,
+            _ => SessionStatus::Pending,
+        }
+    }
+    /// Statuses in which no process is working on the session any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, SessionStatus::Completed | SessionStatus::Failed)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Session {
+    pub id: i64,
+    pub couple_id: i64,
+    pub couple: String,
+    pub status: SessionStatus,
+    pub last_step: Option<String>,
+    pub can_resume: bool,
+    pub footage_type: FootageType,
+    /// False when the import gave no `--type` (routing may then take a camera's type).
+    pub type_explicit: bool,
+    /// The network source this session reads, if any.
+    pub source_id: Option<i64>,
+    pub camera_id: Option<i64>,
+    pub duplicates: DuplicateAction,
+    pub source: String,
+    #[serde(skip)]
+    pub source_paths: Vec<Vec<u8>>,
+    pub files_total: i64,
+    pub files_processed: i64,
+    pub files_duplicate: i64,
+    pub files_error: i64,
+    pub bytes_total: i64,
+    pub bytes_processed: i64,
+    pub bytes_duplicate: i64,
+    pub bytes_error: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    /// `import --salvage`: unreadable ranges of a damaged file are zero-filled and recorded instead of failing it.
+    pub salvage: bool,
+    /// When the current (or last) run of this session started, and how many bytes were processed then: speed
+    /// and ETA are measured over the run, not since the session was created.
+    pub run_started_at: Option<i64>,
+    pub run_bytes_start: i64,
+}
+
+impl Session {
+    /// True while the session can still be worked on: not completed or failed, and not cancelled for good.
+    pub fn is_open(&self) -> bool {
+        !self.status.is_final() && self.can_resume
+    }
+}
+
+/// The per-file states of an import item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemState {
+    /// Scanned; nothing stored yet.
+    Pending,
+    /// Copied into `tmp/` with the hash read inline; not yet validated.
+    Copied,
+    /// Validated and renamed into `objects/`; not yet catalogued.
+    Stored,
+    /// Catalogued as a file.
+    Done,
+    /// Content already in the couple; skipped.
+    Duplicate,
+    /// Could not be imported; `error` says why.
+    Failed,
+    /// Not a regular file (symlink, device, socket...); recorded and left alone.
+    Skipped,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Copied => "copied",
+            ItemState::Stored => "stored",
+            ItemState::Done => "done",
+            ItemState::Duplicate => "duplicate",
+            ItemState::Failed => "failed",
+            ItemState::Skipped => "skipped",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "copied" => ItemState::Copied,
+            "stored" => ItemState::Stored,
+            "done" => ItemState::Done,
+            "duplicate" => ItemState::Duplicate,
+            "failed" => ItemState::Failed,
+            "skipped" => ItemState::Skipped,
+            _ => ItemState::Pending,
+        }
+    }
+    /// True once nothing more will happen to the item.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ItemState::Done | ItemState::Duplicate | ItemState::Failed | ItemState::Skipped)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub id: i64,
+    pub session_id: i64,
+    pub path: Vec<u8>,
+    pub rel_path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub state: ItemState,
+    pub hash: Option<String>,
+    pub sidecar_of: Option<i64>,
+    pub file_id: Option<i64>,
+    pub error: Option<String>,
+    /// Salvaged: the ranges that could not be read and were stored as zeros (JSON `[[start, len], ...]`).
+    pub bad_ranges: Option<String>,
+    /// Bytes of a kept partial copy in `tmp/` known to be durable (a resume continues from there).
+    pub resume_offset: Option<u64>,
+    /// This item's verified copy replaced a damaged or missing blob.
+    pub healed: bool,
+}
+
+/// A new item as the scanner records it. `sidecar_of` is an index into the same batch.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    pub path: Vec<u8>,
+    pub rel_path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub state: ItemState,
+    pub sidecar_of: Option<usize>,
+    pub error: Option<String>,
+}
+
+/// A catalogued file, joined with its blob's size.
+#[derive(Clone, Debug)]
+pub struct FileRow {
+    pub id: i64,
+    /// The blob's stable row id (used for inode numbers of `.by-hash` entries).
+    pub blob_id: i64,
+    pub couple_id: i64,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    pub blob_hash: String,
+    pub size: u64,
+    pub display_name: Vec<u8>,
+    pub original_path: Vec<u8>,
+    pub source: String,
+    pub source_mtime_ns: i64,
+    pub imported_at: i64,
+    pub session_id: Option<i64>,
+    pub sidecar_of: Option<i64>,
+    /// Capture time from the file's metadata (Unix seconds), if it said.
+    pub captured_at: Option<i64>,
+    /// A salvaged copy: the ranges of the original that could not be read, stored as zeros (JSON).
+    pub bad_ranges: Option<String>,
+}
+
+/// A file to insert; the display name is chosen by the caller (see `organize`).
+#[derive(Clone, Debug)]
+pub struct NewFile<'a> {
+    pub couple_id: i64,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    pub blob_hash: &'a str,
+    pub blob_size: u64,
+    pub display_name: &'a [u8],
+    pub name_key: &'a str,
+    pub original_path: &'a [u8],
+    pub source: &'a str,
+    pub source_mtime_ns: i64,
+    pub session_id: Option<i64>,
+    pub sidecar_of: Option<i64>,
+    pub captured_at: Option<i64>,
+    pub bad_ranges: Option<&'a str>,
+}
+
+/// A configured SMB or NFS source. The password is only ever held encrypted here.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkSource {
+    pub id: i64,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub mount_port: Option<u16>,
+    pub share: String,
+    pub path: String,
+    pub username: String,
+    #[serde(skip)]
+    pub password_enc: Vec<u8>,
+    pub has_password: bool,
+    pub couple_id: i64,
+    pub couple: String,
+    pub footage_type: Option<FootageType>,
+    pub camera_id: Option<i64>,
+    pub enabled: bool,
+    pub post_import: String,
+    pub duplicates: DuplicateAction,
+    pub connection_state: String,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub last_scan_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl NetworkSource {
+    /// The source as a URL, without credentials: `smb://host:port/share/path`.
+    pub fn url(&self) -> String {
+        let path = self.path.trim_start_matches('/');
+        let mut u = format!("{}://{}:{}/{}", self.protocol, self.host, self.port, self.share.trim_matches('/'));
+        if !path.is_empty() {
+            u.push('/');
+            u.push_str(path);
+        }
+        if let Some(mp) = self.mount_port {
+            u.push_str(&format!("?mount_port={mp}"));
+        }
+        u
+    }
+}
+
+/// A source to insert.
+#[derive(Clone, Debug)]
+pub struct NewNetworkSource<'a> {
+    pub protocol: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub mount_port: Option<u16>,
+    pub share: &'a str,
+    pub path: &'a str,
+    pub username: &'a str,
+    pub password_enc: &'a [u8],
+    pub couple_id: i64,
+    pub footage_type: Option<FootageType>,
+    pub camera_id: Option<i64>,
+    pub post_import: &'a str,
+    pub duplicates: DuplicateAction,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceEvent {
+    pub id: i64,
+    pub source_id: i64,
+    pub session_id: Option<i64>,
+    pub at: i64,
+    pub level: String,
+    pub message: String,
+}
+
+/// An entry of the writable ingest directory, as its writer sees it.
+#[derive(Clone, Debug)]
+pub struct IngestEntry {
+    pub id: i64,
+    pub couple_id: i64,
+    pub parent_id: Option<i64>,
+    pub name: Vec<u8>,
+    pub is_dir: bool,
+    pub committed: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub blob_hash: Option<String>,
+    pub file_id: Option<i64>,
+}
+
+/// A camera to insert.
+#[derive(Clone, Debug)]
+pub struct NewCamera<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub footage_type: FootageType,
+    pub make: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub auto: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobRow {
+    pub hash: String,
+    pub size: u64,
+    pub stored_at: i64,
+    pub verified_at: Option<i64>,
+}
+
+/// An entry of the archive's event log.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchiveEvent {
+    pub id: i64,
+    pub at: i64,
+    /// `blob_damaged`, `blob_missing`, `blob_healed` or `file_replaced`.
+    pub kind: String,
+    pub blob_hash: Option<String>,
+    pub file_id: Option<i64>,
+    pub session_id: Option<i64>,
+    pub message: String,
+}
+
+/// Counters added to a session in one step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub files_processed: i64,
+    pub files_duplicate: i64,
+    pub files_error: i64,
+    pub bytes_processed: i64,
+    pub bytes_duplicate: i64,
+    pub bytes_error: i64,
+}
+
+impl Progress {
+    pub fn one(state: ItemState, size: u64) -> Self {
+        let size = size as i64;
+        let mut p = Progress { files_processed: 1, bytes_processed: size, ..Default::default() };
+        match state {
+            ItemState::Duplicate => {
+                p.files_duplicate = 1;
+                p.bytes_duplicate = size;
+            }
+            ItemState::Failed => {
+                p.files_error = 1;
+                p.bytes_error = size;
+            }
+            _ => {}
+        }
+        p
+    }
+    pub fn add(&mut self, o: Progress) {
+        self.files_processed += o.files_processed;
+        self.files_duplicate += o.files_duplicate;
+        self.files_error += o.files_error;
+        self.bytes_processed += o.bytes_processed;
+        self.bytes_duplicate += o.bytes_duplicate;
+        self.bytes_error += o.bytes_error;
+    }
+}
+
+/// Joins several paths into one BLOB (NUL cannot occur inside a path).
+pub fn join_paths(paths: &[Vec<u8>]) -> Vec<u8> {
+    paths.join(&0u8)
+}
+
+pub(crate) fn split_paths(b: &[u8]) -> Vec<Vec<u8>> {
+    if b.is_empty() {
+        return Vec::new();
+    }
+    b.split(|c| *c == 0).map(|s| s.to_vec()).collect()
+}

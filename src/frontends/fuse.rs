@@ -1,14 +1,15 @@
-//! The thin fuser adapter: turns kernel requests into `vfs` calls and `vfs` answers into replies. It owns the
-//! open-file table (a descriptor per open, and one with O_DIRECT for streaming reads, closed on release), kernel
-//! passthrough where the kernel and privileges allow it (probed at init, copy path otherwise), EROFS for every
-//! write, the permission checks of `/ingest`, cached negative entries for the names Finder and file managers probe,
-//! errno mapping, stale-mount cleanup and unmounting on SIGINT/SIGTERM.
+//! The fuser adapter: turns kernel requests into [`ArchiveFs`] calls and its answers into replies, and keeps what
+//! only a kernel mount has: the open-file table (a descriptor per open, and one with O_DIRECT for streaming reads,
+//! closed on release), kernel passthrough where the kernel and privileges allow it (probed at init, the copy path
+//! with FOPEN_KEEP_CACHE otherwise; `/ingest` writes pass through to their staging files), listing snapshots (there
+//! is no OPENDIR), TTLs from [`Cache`] and cached negative entries for the names file managers probe, kernel cache
+//! invalidations from the core's change feed, the mount's read-ahead, stale-mount cleanup and the mount options.
+//! Routing, permissions and EROFS are the core's; errors are answered with `FsError::errno`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,19 +23,27 @@ use fuser::{
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
-use crate::archive::Archive;
 use crate::catalog::{ns_to_system_time, system_time_ns};
 use crate::error::{Error, Result};
-use crate::ingest_dir::{self, IngestDir, INGEST_ROOT_INO};
+use crate::frontends::FrontEnd;
+use crate::fs::ino::is_ingest_fh;
+use crate::fs::{ArchiveFs, Attr, Cache, Caller, Change, FsError, Groups, Kind, Opened, RenameFlags, SetAttr, SetTime};
 use crate::store::direct;
-use crate::vfs::{self, Attr, Caller, Kind, Vfs, MAY_EXEC, MAY_READ, MAY_WRITE};
 
 /// Content never changes: the kernel may cache attributes and entries for a long time.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long probe names (`._*`, `.DS_Store`...) are cached as absent.
 const NEGATIVE_TTL: Duration = Duration::from_secs(3600);
-/// How often the catalog is polled for new imports.
-const REFRESH: Duration = Duration::from_millis(250);
+/// Entries of the ingest directory change while writers work: short TTLs, none for files being written.
+const INGEST_TTL: Duration = Duration::from_secs(1);
+
+fn ttl(c: Cache) -> Duration {
+    match c {
+        Cache::Forever => TTL,
+        Cache::Short => INGEST_TTL,
+        Cache::None => Duration::ZERO,
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MountOptions {
@@ -91,10 +100,9 @@ struct Backing {
 /// each ingest handle uses.
 type IngestBacking = (HashMap<u64, (Arc<BackingId>, u32)>, HashMap<u64, u64>);
 
-/// The fuser `Filesystem` over a [`Vfs`] (the read-only tree) and an [`IngestDir`] (the writable `/ingest`).
+/// The fuser `Filesystem` over an [`ArchiveFs`].
 pub struct NightfoxFs {
-    vfs: Arc<Vfs>,
-    ingest: Arc<IngestDir>,
+    fs: Arc<ArchiveFs>,
     files: Mutex<HashMap<u64, OpenFile>>,
     /// Listings handed out in parts, by directory: a read that continues one gets the same snapshot (there are no
     /// directory handles to keep one on, see `opendir`); dropped once its end is handed out. One per directory: a
@@ -119,35 +127,6 @@ thread_local! {
     /// The copy path's read buffer of each FUSE worker thread, aligned for direct reads of the blob (4 MiB; a READ
     /// asks at most `max_pages`, 1 MiB).
     static READ_BUF: std::cell::RefCell<Option<direct::AlignedBuf>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
-fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0usize;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// File handles of the ingest directory come from its own range (see `IngestDir`).
-fn ingest_fh(fh: u64) -> bool {
-    fh >= 1 << 62
-}
-
-/// Entries of the ingest directory change while writers work: short TTLs, none for files being written.
-const INGEST_TTL: Duration = Duration::from_secs(1);
-
-fn ns(t: fuser::TimeOrNow) -> i64 {
-    match t {
-        fuser::TimeOrNow::SpecificTime(t) => system_time_ns(t),
-        fuser::TimeOrNow::Now => system_time_ns(SystemTime::now()),
-    }
 }
 
 fn to_file_attr(a: &Attr) -> FileAttr {
@@ -195,38 +174,25 @@ fn negative_attr() -> FileAttr {
     }
 }
 
-fn errno(e: &Error) -> Errno {
+fn errno(e: FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-/// What a SETATTR in `/ingest` asks to change, for its permission check (`NightfoxFs::permit_setattr`).
-struct AttrChange {
-    mode: bool,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    /// A truncate by path (one through a descriptor was checked when it was opened).
-    size: bool,
-    mtime: Option<fuser::TimeOrNow>,
-}
-
 fn caller(req: &Request) -> Caller {
-    Caller { uid: req.uid(), gid: req.gid(), pid: req.pid() }
+    Caller { uid: req.uid(), gid: req.gid(), groups: Groups::FromPid(req.pid()) }
 }
 
-/// What an open asks of the file: read, write or both by the access mode (O_TRUNC comes with a write mode).
-fn open_mask(flags: i32) -> u16 {
-    match flags & libc::O_ACCMODE {
-        libc::O_RDONLY => MAY_READ,
-        libc::O_WRONLY => MAY_WRITE,
-        _ => MAY_READ | MAY_WRITE,
+fn set_time(t: fuser::TimeOrNow) -> SetTime {
+    match t {
+        fuser::TimeOrNow::SpecificTime(t) => SetTime::At(system_time_ns(t)),
+        fuser::TimeOrNow::Now => SetTime::Now,
     }
 }
 
 impl NightfoxFs {
-    pub fn new(vfs: Arc<Vfs>, ingest: Arc<IngestDir>, opts: MountOptions) -> Self {
+    pub fn new(fs: Arc<ArchiveFs>, opts: MountOptions) -> Self {
         NightfoxFs {
-            vfs,
-            ingest,
+            fs,
             files: Mutex::new(HashMap::new()),
             partial: Mutex::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
@@ -255,7 +221,7 @@ impl NightfoxFs {
         if write {
             let mut guard = self.ingest_backing.lock();
             let (by_token, tokens) = &mut *guard;
-            if let Some((token, file)) = self.ingest.direct_write_target(fh) {
+            if let Some((token, file)) = self.fs.direct_write_target(fh) {
                 if let std::collections::hash_map::Entry::Vacant(slot) = by_token.entry(token) {
                     match open_backing(&file) {
                         Ok(id) => {
@@ -270,7 +236,7 @@ impl NightfoxFs {
                     return Ok(Arc::clone(id));
                 }
             }
-        } else if let Some(token) = self.ingest.direct_token(fh) {
+        } else if let Some(token) = self.fs.direct_token(fh) {
             let mut guard = self.ingest_backing.lock();
             let (by_token, tokens) = &mut *guard;
             if let Some((id, opens)) = by_token.get_mut(&token) {
@@ -304,75 +270,31 @@ impl NightfoxFs {
         self.next_fh.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn open_blob(&self, hash: &str) -> std::io::Result<Arc<OpenBlob>> {
-        let path = self.vfs.blob_path(hash);
-        match File::open(&path) {
-            Ok(f) => Ok(OpenBlob::new(path, f)),
-            Err(e) => {
-                error!("blob {hash} cannot be opened ({path:?}): {e}");
-                Err(e)
-            }
-        }
-    }
-
-    /// Attributes of any inode, and how long the kernel may keep them.
-    fn attr(&self, ino: u64) -> Option<(Attr, Duration)> {
-        if ingest_dir::owns(ino) {
-            let ttl = if self.ingest.is_volatile(ino) { Duration::ZERO } else { INGEST_TTL };
-            return self.ingest.getattr(ino).map(|a| (a, ttl));
-        }
-        self.vfs.getattr(ino).map(|a| (a, TTL))
-    }
-
-    fn parent_of(&self, ino: u64) -> Option<u64> {
-        if ingest_dir::owns(ino) {
-            self.ingest.parent(ino)
-        } else {
-            self.vfs.parent(ino)
-        }
-    }
-
-    fn read_dir(&self, ino: u64) -> Option<Vec<vfs::DirEntry>> {
-        if ingest_dir::owns(ino) {
-            return self.ingest.readdir(ino);
-        }
-        let mut v = self.vfs.readdir(ino)?;
-        if ino == vfs::ROOT_INO {
-            // `/ingest` is answered by the ingest directory.
-            for e in v.iter_mut().filter(|e| e.attr.ino == INGEST_ROOT_INO) {
-                if let Some(a) = self.ingest.getattr(INGEST_ROOT_INO) {
-                    e.attr = a;
-                }
-            }
-        }
-        Some(v)
-    }
-
-    fn listing(&self, ino: u64) -> Option<Listing> {
-        let entries = self.read_dir(ino)?;
-        let (me, _) = self.attr(ino)?;
-        let parent = self.parent_of(ino).and_then(|p| self.attr(p)).map(|(a, _)| a).unwrap_or(me);
+    fn listing(&self, req: &Request, ino: u64) -> std::result::Result<Listing, FsError> {
+        let entries = self.fs.readdir(&caller(req), ino)?;
+        let (me, _) = self.fs.getattr(ino)?;
+        let parent = self.fs.parent(ino).and_then(|p| self.fs.getattr(p).ok()).map(|(a, _)| a).unwrap_or(me);
         let mut out = Vec::with_capacity(entries.len() + 2);
         out.push((1, b".".to_vec(), me));
         out.push((2, b"..".to_vec(), parent));
         for (i, e) in entries.into_iter().enumerate() {
             out.push((i as u64 + 3, e.name, e.attr));
         }
-        Some(out)
+        Ok(out)
     }
 
     /// The listing a read at `offset` comes from: a fresh one at the start of the directory, else the one the
     /// earlier parts of this read came from. A directory of `/ingest` needs read permission (see `permit`).
     fn listing_at(&self, req: &Request, ino: u64, offset: u64) -> std::result::Result<Arc<Listing>, Errno> {
-        if ingest_dir::owns(ino) {
-            self.permit(ino, &caller(req), MAY_READ)?;
+        if crate::fs::owns_ingest(ino) {
+            self.fs.permit(ino, &caller(req), crate::fs::MAY_READ).map_err(errno)?;
         }
         if offset > 0 {
             if let Some(l) = self.partial.lock().get(&ino) {
                 return Ok(Arc::clone(l));
             }
         }
-        self.listing(ino).map(Arc::new).ok_or(Errno::ENOENT)
+        self.listing(req, ino).map(Arc::new).map_err(errno)
     }
 
     /// Keeps a listing whose end was not handed out yet for the next part of the read; forgets it once it was.
@@ -390,53 +312,8 @@ impl NightfoxFs {
         }
     }
 
-    /// The permission check the kernel leaves to the daemon (no `default_permissions`, see `mount_foreground`):
-    /// `Ok` when `who` may do `mask` on `ino`, else EACCES (ENOENT for a node that is gone). `/ingest` and
-    /// `access(2)` ask it; the read-only tree needs no other check (0444/0555, and EROFS to every write).
-    fn permit(&self, ino: u64, who: &Caller, mask: u16) -> std::result::Result<(), Errno> {
-        match self.attr(ino) {
-            None => Err(Errno::ENOENT),
-            Some((a, _)) if who.may(&a, mask) => Ok(()),
-            Some(_) => Err(Errno::EACCES),
-        }
-    }
-
-    /// What chmod, chown, truncate and utimens need in `/ingest`, as a local filesystem asks it: the owner (or root)
-    /// changes the mode and the times, root the owner, the owner the group to one of its own; a truncate needs
-    /// write permission, and so does setting the times to now for anyone but the owner.
-    fn permit_setattr(&self, ino: u64, who: &Caller, change: AttrChange) -> std::result::Result<(), Errno> {
-        let Some((a, _)) = self.attr(ino) else { return Err(Errno::ENOENT) };
-        let eperm = |ok: bool| if ok { Ok(()) } else { Err(Errno::EPERM) };
-        if change.mode {
-            eperm(who.owns(&a))?;
-        }
-        if change.uid.is_some_and(|u| u != a.uid) {
-            eperm(who.uid == 0)?;
-        }
-        if let Some(g) = change.gid.filter(|g| *g != a.gid) {
-            eperm(who.uid == 0 || (who.uid == a.uid && who.in_group(g)))?;
-        }
-        if change.size && !who.may(&a, MAY_WRITE) {
-            return Err(Errno::EACCES);
-        }
-        match change.mtime {
-            Some(fuser::TimeOrNow::SpecificTime(_)) => eperm(who.owns(&a))?,
-            Some(fuser::TimeOrNow::Now) if !who.owns(&a) && !who.may(&a, MAY_WRITE) => return Err(Errno::EACCES),
-            _ => {}
-        }
-        Ok(())
-    }
-
     fn entry_ttl(&self, a: &Attr) -> Duration {
-        if ingest_dir::owns(a.ino) {
-            if self.ingest.is_volatile(a.ino) {
-                Duration::ZERO
-            } else {
-                INGEST_TTL
-            }
-        } else {
-            TTL
-        }
+        ttl(self.fs.cache_of(a.ino))
     }
 }
 
@@ -466,69 +343,40 @@ impl Filesystem for NightfoxFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes();
-        if ingest_dir::owns(parent.0) {
-            if let Err(e) = self.permit(parent.0, &caller(req), MAY_EXEC) {
-                return reply.error(e);
+        match self.fs.lookup(&caller(req), parent.0, name) {
+            Ok((a, c)) => reply.entry(&ttl(c), &to_file_attr(&a), Generation(0)),
+            Err(FsError::NotFound) if self.fs.absent_for_long(parent.0, name) => {
+                reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0))
             }
-            return match self.ingest.lookup(parent.0, name) {
-                Some(a) => reply.entry(&self.entry_ttl(&a), &to_file_attr(&a), Generation(0)),
-                None => reply.error(Errno::ENOENT),
-            };
-        }
-        match self.vfs.lookup(parent.0, name) {
-            Some(a) if a.ino == INGEST_ROOT_INO => match self.ingest.getattr(INGEST_ROOT_INO) {
-                Some(a) => reply.entry(&INGEST_TTL, &to_file_attr(&a), Generation(0)),
-                None => reply.error(Errno::ENOENT),
-            },
-            Some(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
-            None if vfs::is_probe_name(name) => reply.entry(&NEGATIVE_TTL, &negative_attr(), Generation(0)),
-            None => reply.error(Errno::ENOENT),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.attr(ino.0) {
-            Some((a, ttl)) => reply.attr(&ttl, &to_file_attr(&a)),
-            None => reply.error(Errno::ENOENT),
+        match self.fs.getattr(ino.0) {
+            Ok((a, c)) => reply.attr(&ttl(c), &to_file_attr(&a)),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if ingest_dir::owns(ino.0) {
-            if let Err(e) = self.permit(ino.0, &caller(req), open_mask(flags.0)) {
-                return reply.error(e);
+        let blob = match self.fs.open(&caller(req), ino.0, flags.0) {
+            Ok(Opened::Ingest(fh)) => {
+                let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+                return match self.open_ingest(fh, write, |f| reply.open_backing(f)) {
+                    Ok(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
+                    Err(flags) => reply.opened(FileHandle(fh), flags),
+                };
             }
-            let fh = match self.ingest.open(ino.0, flags.0) {
-                Ok(fh) => fh,
-                Err(e) => return reply.error(Errno::from_i32(e)),
-            };
-            let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-            return match self.open_ingest(fh, write, |f| reply.open_backing(f)) {
-                Ok(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
-                Err(flags) => reply.opened(FileHandle(fh), flags),
-            };
-        }
-        let acc = flags.0 & libc::O_ACCMODE;
-        if acc != libc::O_RDONLY || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0 {
-            return reply.error(Errno::EROFS);
-        }
-        let Some(attr) = self.vfs.getattr(ino.0) else { return reply.error(Errno::ENOENT) };
-        if attr.kind == Kind::Dir {
-            return reply.error(Errno::EISDIR);
-        }
+            Ok(Opened::Empty) => {
+                let fh = self.fh();
+                self.files.lock().insert(fh, OpenFile { blob: None });
+                return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
+            Ok(Opened::Blob { path, file }) => OpenBlob::new(path, file),
+            Err(e) => return reply.error(errno(e)),
+        };
         let fh = self.fh();
-        let Some(fr) = self.vfs.file_ref(ino.0) else {
-            // The empty virtual file.
-            self.files.lock().insert(fh, OpenFile { blob: None });
-            return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
-        };
-        if self.vfs.refuses(&fr.hash) {
-            return reply.error(Errno::EIO);
-        }
-        let blob = match self.open_blob(&fr.hash) {
-            Ok(b) => b,
-            Err(_) => return reply.error(Errno::EIO),
-        };
         if self.passthrough.load(Ordering::Relaxed) {
             let mut backing = self.backing.lock();
             if let Some(b) = backing.get_mut(&ino.0) {
@@ -565,10 +413,10 @@ impl Filesystem for NightfoxFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
-        if ingest_fh(fh.0) {
-            return match self.ingest.read(fh.0, offset, size) {
+        if is_ingest_fh(fh.0) {
+            return match self.fs.read(fh.0, offset, size) {
                 Ok(d) => reply.data(&d),
-                Err(e) => reply.error(Errno::from_i32(e)),
+                Err(e) => reply.error(errno(e)),
             };
         }
         let blob = match self.files.lock().get(&fh.0) {
@@ -576,8 +424,8 @@ impl Filesystem for NightfoxFs {
             Some(OpenFile { blob: None }) => return reply.data(&[]),
             None => return reply.error(Errno::EBADF),
         };
-        if self.vfs.refuses_inode(ino.0) {
-            return reply.error(Errno::EIO);
+        if let Err(e) = self.fs.readable(ino.0) {
+            return reply.error(errno(e));
         }
         READ_BUF.with_borrow_mut(|slot| {
             let aligned = slot.get_or_insert_with(direct::take_buf);
@@ -592,9 +440,9 @@ impl Filesystem for NightfoxFs {
             // The kernel's reads of a cached file are page-aligned; what a direct read refuses (EINVAL: an unaligned
             // offset or length, say from a client's own O_DIRECT read) is read again through the page cache.
             let file = blob.for_read(size);
-            let r = match read_full(file, buf, offset) {
+            let r = match crate::fs::read_full(file, buf, offset) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !std::ptr::eq(file, &blob.file) => {
-                    read_full(&blob.file, buf, offset)
+                    crate::fs::read_full(&blob.file, buf, offset)
                 }
                 r => r,
             };
@@ -620,33 +468,24 @@ impl Filesystem for NightfoxFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
-        if !ingest_fh(fh.0) {
-            return reply.error(Errno::EROFS);
-        }
-        self.ingest.write(fh.0, offset, data, |r| match r {
+        self.fs.write(fh.0, offset, data, |r| match r {
             Ok(n) => reply.written(n),
-            Err(e) => reply.error(Errno::from_i32(e)),
+            Err(e) => reply.error(errno(e)),
         });
     }
 
     fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
-        if ingest_fh(fh.0) {
-            return match self.ingest.flush(fh.0, req.pid()) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(Errno::from_i32(e)),
-            };
+        match self.fs.flush(fh.0, req.pid()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
-        reply.ok();
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        if ingest_fh(fh.0) {
-            return match self.ingest.fsync(fh.0) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(Errno::from_i32(e)),
-            };
+        match self.fs.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
-        reply.ok();
     }
 
     fn release(
@@ -659,8 +498,8 @@ impl Filesystem for NightfoxFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if ingest_fh(fh.0) {
-            self.ingest.release(fh.0);
+        if is_ingest_fh(fh.0) {
+            self.fs.release(fh.0);
             self.release_ingest(fh.0);
             return reply.ok();
         }
@@ -678,9 +517,9 @@ impl Filesystem for NightfoxFs {
 
     /// Not implemented, on purpose: the kernel then stops sending OPENDIR and RELEASEDIR (two round trips per
     /// directory of a walk) and keeps every directory's listing in its cache (`FOPEN_CACHE_DIR |
-    /// FOPEN_KEEP_CACHE`). A listing changes only by new imports (`announce` invalidates the parent), by
+    /// FOPEN_KEEP_CACHE`). A listing changes only by new imports (the change feed invalidates the parent), by
     /// operations on `/ingest` made through this mount (the kernel drops the cached listing itself) and by the
-    /// ingest directory's own removals and new couples (`invalidate_ingest`).
+    /// ingest directory's own removals and new couples (also in the change feed).
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         reply.error(Errno::ENOSYS);
     }
@@ -720,33 +559,27 @@ impl Filesystem for NightfoxFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.vfs.statfs() {
+        match self.fs.statfs() {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
+    /// Outside the `user.` namespace: EOPNOTSUPP, what a filesystem without that namespace answers; `ls -l` then
+    /// stops asking for security labels on this device (it remembers EOPNOTSUPP per device), instead of one round
+    /// trip per entry.
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if !vfs::xattr_namespace_supported(name.as_bytes()) {
-            // What a filesystem without that namespace answers; `ls -l` then stops asking for security labels on
-            // this device (it remembers EOPNOTSUPP per device), instead of one round trip per entry.
-            return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
-        }
-        if ingest_dir::owns(ino.0) {
-            return reply.error(Errno::NO_XATTR);
-        }
-        match self.vfs.xattr(ino.0, name.as_bytes()) {
-            Ok(Some(v)) if size == 0 => reply.size(v.len() as u32),
-            Ok(Some(v)) if v.len() > size as usize => reply.error(Errno::ERANGE),
-            Ok(Some(v)) => reply.data(&v),
-            Ok(None) => reply.error(Errno::NO_XATTR),
-            Err(e) => reply.error(errno(&e)),
+        match self.fs.getxattr(ino.0, name.as_bytes()) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let mut buf = Vec::new();
-        for n in self.vfs.xattr_names(ino.0) {
+        for n in self.fs.listxattr(ino.0) {
             buf.extend_from_slice(n.as_bytes());
             buf.push(0);
         }
@@ -760,16 +593,12 @@ impl Filesystem for NightfoxFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        if mask.bits() & libc::W_OK != 0 && !ingest_dir::owns(ino.0) && self.attr(ino.0).is_some() {
-            return reply.error(Errno::EROFS);
-        }
-        match self.permit(ino.0, &caller(req), (mask.bits() & 0o7) as u16) {
+        match self.fs.access(&caller(req), ino.0, (mask.bits() & 0o7) as u16) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
-    // Outside `/ingest`, everything that would change the tree answers EROFS at once.
     fn setattr(
         &self,
         req: &Request,
@@ -788,60 +617,35 @@ impl Filesystem for NightfoxFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        if !ingest_dir::owns(ino.0) {
-            return reply.error(Errno::EROFS);
-        }
-        // ftruncate on a descriptor open for writing needs no more permission than its open had.
-        let change = AttrChange { mode: mode.is_some(), uid, gid, size: size.is_some() && fh.is_none(), mtime };
-        if let Err(e) = self.permit_setattr(ino.0, &caller(req), change) {
-            return reply.error(e);
-        }
-        match self.ingest.setattr(ino.0, mode, uid, gid, size, mtime.map(ns)) {
-            Ok(a) => reply.attr(&self.entry_ttl(&a), &to_file_attr(&a)),
-            Err(e) => reply.error(Errno::from_i32(e)),
+        let change = SetAttr { mode, uid, gid, size, mtime: mtime.map(set_time), by_handle: fh.is_some() };
+        match self.fs.setattr(&caller(req), ino.0, &change) {
+            Ok((a, c)) => reply.attr(&ttl(c), &to_file_attr(&a)),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn mknod(&self, _r: &Request, p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
-        reply.error(if ingest_dir::owns(p.0) { Errno::EPERM } else { Errno::EROFS });
+        reply.error(errno(self.fs.special_file(p.0)));
     }
     fn mkdir(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        if !ingest_dir::owns(p.0) {
-            return reply.error(Errno::EROFS);
-        }
-        if let Err(e) = self.permit(p.0, &caller(req), MAY_WRITE | MAY_EXEC) {
-            return reply.error(e);
-        }
-        match self.ingest.mkdir(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
-            Ok(a) => reply.entry(&INGEST_TTL, &to_file_attr(&a), Generation(0)),
-            Err(e) => reply.error(Errno::from_i32(e)),
+        match self.fs.mkdir(&caller(req), p.0, n.as_bytes(), mode & !umask) {
+            Ok((a, c)) => reply.entry(&ttl(c), &to_file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn unlink(&self, r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        if !ingest_dir::owns(p.0) {
-            return reply.error(Errno::EROFS);
-        }
-        if let Err(e) = self.permit(p.0, &caller(r), MAY_WRITE | MAY_EXEC) {
-            return reply.error(e);
-        }
-        match self.ingest.unlink(p.0, n.as_bytes()) {
+        match self.fs.unlink(&caller(r), p.0, n.as_bytes()) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn rmdir(&self, r: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        if !ingest_dir::owns(p.0) {
-            return reply.error(Errno::EROFS);
-        }
-        if let Err(e) = self.permit(p.0, &caller(r), MAY_WRITE | MAY_EXEC) {
-            return reply.error(e);
-        }
-        match self.ingest.rmdir(p.0, n.as_bytes()) {
+        match self.fs.rmdir(&caller(r), p.0, n.as_bytes()) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn symlink(&self, _r: &Request, p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
-        reply.error(if ingest_dir::owns(p.0) { Errno::EPERM } else { Errno::EROFS });
+        reply.error(errno(self.fs.special_file(p.0)));
     }
     fn rename(
         &self,
@@ -853,39 +657,20 @@ impl Filesystem for NightfoxFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match (ingest_dir::owns(p.0), ingest_dir::owns(np.0)) {
-            (true, true) => {
-                if flags.bits() & libc::RENAME_EXCHANGE != 0 {
-                    return reply.error(Errno::EINVAL);
-                }
-                let who = caller(r);
-                if let Err(e) = self
-                    .permit(p.0, &who, MAY_WRITE | MAY_EXEC)
-                    .and_then(|()| self.permit(np.0, &who, MAY_WRITE | MAY_EXEC))
-                {
-                    return reply.error(e);
-                }
-                let noreplace = flags.bits() & libc::RENAME_NOREPLACE != 0;
-                match self.ingest.rename(p.0, n.as_bytes(), np.0, nn.as_bytes(), noreplace) {
-                    Ok(()) => reply.ok(),
-                    Err(e) => reply.error(Errno::from_i32(e)),
-                }
-            }
-            (false, false) => reply.error(Errno::EROFS),
-            _ => reply.error(Errno::EXDEV),
+        let flags = RenameFlags {
+            noreplace: flags.bits() & libc::RENAME_NOREPLACE != 0,
+            exchange: flags.bits() & libc::RENAME_EXCHANGE != 0,
+        };
+        match self.fs.rename(&caller(r), p.0, n.as_bytes(), np.0, nn.as_bytes(), flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn link(&self, _r: &Request, _i: INodeNo, np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        reply.error(if ingest_dir::owns(np.0) { Errno::EPERM } else { Errno::EROFS });
+        reply.error(errno(self.fs.special_file(np.0)));
     }
     fn create(&self, req: &Request, p: INodeNo, n: &OsStr, mode: u32, umask: u32, _f: i32, reply: fuser::ReplyCreate) {
-        if !ingest_dir::owns(p.0) {
-            return reply.error(Errno::EROFS);
-        }
-        if let Err(e) = self.permit(p.0, &caller(req), MAY_WRITE | MAY_EXEC) {
-            return reply.error(e);
-        }
-        match self.ingest.create(p.0, n.as_bytes(), mode & !umask, req.uid(), req.gid()) {
+        match self.fs.create(&caller(req), p.0, n.as_bytes(), mode & !umask) {
             Ok((a, fh)) => match self.open_ingest(fh, true, |f| reply.open_backing(f)) {
                 Ok(id) => reply.created_passthrough(
                     &Duration::ZERO,
@@ -897,14 +682,20 @@ impl Filesystem for NightfoxFs {
                 ),
                 Err(flags) => reply.created(&Duration::ZERO, &to_file_attr(&a), Generation(0), FileHandle(fh), flags),
             },
-            Err(e) => reply.error(Errno::from_i32(e)),
+            Err(e) => reply.error(errno(e)),
         }
     }
     fn setxattr(&self, _r: &Request, i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
-        reply.error(if ingest_dir::owns(i.0) { Errno::from_i32(libc::EOPNOTSUPP) } else { Errno::EROFS });
+        match self.fs.setxattr(i.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
     }
     fn removexattr(&self, _r: &Request, i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(if ingest_dir::owns(i.0) { Errno::NO_XATTR } else { Errno::EROFS });
+        match self.fs.removexattr(i.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
     }
 }
 
@@ -922,113 +713,96 @@ pub fn clean_stale_mount(mountpoint: &Path) {
     }
 }
 
-/// Tells the kernel about new entries so cached negative lookups, listings and directory attributes are dropped.
-/// Entries inside directories that are themselves new were never seen by the kernel and are skipped.
-fn announce(notifier: &Notifier, vfs: &Vfs, new: &[(u64, Vec<u8>)]) {
-    let new_inos: std::collections::HashSet<u64> =
-        new.iter().filter_map(|(p, n)| vfs.lookup(*p, n)).map(|a| a.ino).collect();
-    let mut parents = std::collections::HashSet::new();
-    for (parent, name) in new {
-        if !new_inos.contains(parent) {
-            let _ = notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name));
-            parents.insert(*parent);
-        }
-    }
-    for p in parents {
-        let _ = notifier.inval_inode(INodeNo(p), 0, 0);
+/// Turns the core's changes into kernel invalidations: new entries drop cached negative lookups, changed
+/// directories their listings and attributes, changed content its pages.
+fn invalidate(notifier: &Notifier, change: &Change) {
+    let _ = match change {
+        Change::NewEntry { parent, name } => notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)),
+        Change::DirChanged(ino) | Change::ContentChanged(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+    };
+}
+
+/// The archive mounted at a directory through FUSE.
+pub struct FuseMount {
+    mountpoint: PathBuf,
+    opts: MountOptions,
+    session: Option<fuser::Session<NightfoxFs>>,
+}
+
+impl FuseMount {
+    pub fn new(mountpoint: &Path, opts: MountOptions) -> FuseMount {
+        FuseMount { mountpoint: mountpoint.to_path_buf(), opts, session: None }
     }
 }
 
-/// Mounts the archive at `mountpoint` and serves it until SIGINT/SIGTERM or an external unmount.
-///
-/// `unmounted` runs once the mount is gone and the ingest directory has finished its commits, before the rest is
-/// torn down (threads joined, catalogs closed, which can wait on the disk): the caller releases the archive's
-/// daemon lock there, so that `fusermount3 -u M && nightfox mount M` finds the archive free. It is dropped unrun
-/// when the mount fails to start.
-pub fn mount_foreground(
-    archive: Archive,
-    mountpoint: &Path,
-    opts: MountOptions,
-    unmounted: impl FnOnce(),
-) -> Result<()> {
-    clean_stale_mount(mountpoint);
-    let md = std::fs::metadata(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
-    if !md.is_dir() {
-        return Err(Error::Invalid(format!("mount point {mountpoint:?} is not a directory")));
+impl FrontEnd for FuseMount {
+    fn describe(&self) -> String {
+        format!("fuse:{}", self.mountpoint.display())
     }
-    let vfs = Arc::new(Vfs::new(&archive)?);
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let ingest = Arc::new(IngestDir::load(&archive, uid, gid)?);
-    ingest.start();
-    let fs = NightfoxFs::new(Arc::clone(&vfs), Arc::clone(&ingest), opts);
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName(format!("nightfox:{}", archive.root.display())),
-        MountOption::Subtype("nightfox".into()),
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        // No DefaultPermissions: with it the kernel answers a write to the 0444/0555 tree with EACCES before asking
-        // this daemon, where every write outside `/ingest` answers EROFS; `/ingest` is checked here instead (see
-        // `NightfoxFs::permit`). Everyone may read the read-only tree (with --allow-other, any user).
-    ];
-    if opts.allow_other {
-        config.acl = SessionACL::All;
-    }
-    config.n_threads = Some(fuse_threads());
-    config.clone_fd = true;
-    let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))?;
-    let notifier = session.notifier();
-    let mut unmounter = session.unmount_callable();
-    let stop = Arc::new(AtomicBool::new(false));
 
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .map_err(|e| Error::io(mountpoint, e))?;
-    let sig_handle = signals.handle();
-    let mp: PathBuf = mountpoint.to_path_buf();
-    let sig_thread = std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            info!(signal = sig, "unmounting");
-            if let Err(e) = unmounter.unmount() {
-                warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
-                let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
-            }
+    fn check(&self) -> Result<()> {
+        let mountpoint = &self.mountpoint;
+        clean_stale_mount(mountpoint);
+        let md = std::fs::metadata(mountpoint).map_err(|e| Error::io(mountpoint, e))?;
+        if !md.is_dir() {
+            return Err(Error::Invalid(format!("mount point {mountpoint:?} is not a directory")));
         }
-    });
-    let refresh_stop = Arc::clone(&stop);
-    let refresh_vfs = Arc::clone(&vfs);
-    let refresh_ingest = Arc::clone(&ingest);
-    let ra_mountpoint = mountpoint.to_path_buf();
-    let ra_archive = archive.root.clone();
-    let refresher = std::thread::spawn(move || {
-        raise_read_ahead(&ra_mountpoint, &ra_archive);
-        while !refresh_stop.load(Ordering::Relaxed) {
-            std::thread::sleep(REFRESH);
-            match refresh_vfs.refresh() {
-                Ok(new) if !new.is_empty() => announce(&notifier, &refresh_vfs, &new),
-                Ok(_) => {}
-                Err(e) => warn!("catalog refresh failed: {e}"),
-            }
-            // Healed, replaced or damaged content: the kernel drops the pages and attributes it kept.
-            for ino in refresh_vfs.take_changed() {
-                let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
-            }
-            // The kernel keeps directory listings (see `opendir`): drop those the ingest directory changed.
-            for ino in refresh_ingest.take_changed_dirs() {
-                let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
-            }
+        Ok(())
+    }
+
+    fn start(&mut self, fs: &Arc<ArchiveFs>) -> Result<()> {
+        let mut config = Config::default();
+        config.mount_options = vec![
+            MountOption::FSName(format!("nightfox:{}", fs.root().display())),
+            MountOption::Subtype("nightfox".into()),
+            MountOption::NoDev,
+            MountOption::NoSuid,
+            // No DefaultPermissions: with it the kernel answers a write to the 0444/0555 tree with EACCES before
+            // asking this daemon, where every write outside `/ingest` answers EROFS; `/ingest` is checked by the
+            // core instead (see `ArchiveFs::permit`). Everyone may read the read-only tree (with --allow-other, any
+            // user).
+        ];
+        if self.opts.allow_other {
+            config.acl = SessionACL::All;
         }
-    });
-    let result = session.run();
-    // The mount is gone. Commits in flight finish first (the next daemon discards staging it finds), then the
-    // archive is free for the next daemon while this one winds down.
-    ingest.shutdown();
-    unmounted();
-    stop.store(true, Ordering::Relaxed);
-    sig_handle.close();
-    let _ = sig_thread.join();
-    let _ = refresher.join();
-    result.map_err(|e| Error::io(mountpoint, e))
+        config.n_threads = Some(fuse_threads());
+        config.clone_fd = true;
+        let nfs = NightfoxFs::new(Arc::clone(fs), self.opts);
+        let session =
+            fuser::Session::new(nfs, &self.mountpoint, &config).map_err(|e| Error::io(&self.mountpoint, e))?;
+        let notifier = Mutex::new(session.notifier());
+        fs.subscribe(move |c| invalidate(&notifier.lock(), c));
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn run(mut self: Box<Self>, fs: Arc<ArchiveFs>, stop: Arc<AtomicBool>) -> Result<()> {
+        let Some(mut session) = self.session.take() else {
+            return Err(Error::Invalid(format!("{} was not started", self.describe())));
+        };
+        let mut unmounter = session.unmount_callable();
+        let ended = Arc::new(AtomicBool::new(false));
+        let (mp, stopper_ended, stopper_stop) = (self.mountpoint.clone(), Arc::clone(&ended), Arc::clone(&stop));
+        let stopper = std::thread::spawn(move || {
+            while !stopper_ended.load(Ordering::SeqCst) {
+                if stopper_stop.load(Ordering::SeqCst) {
+                    if let Err(e) = unmounter.unmount() {
+                        warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
+                        let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let (ra_mountpoint, ra_archive) = (self.mountpoint.clone(), fs.root().to_path_buf());
+        let read_ahead = std::thread::spawn(move || raise_read_ahead(&ra_mountpoint, &ra_archive));
+        let result = session.run();
+        ended.store(true, Ordering::SeqCst);
+        let _ = stopper.join();
+        let _ = read_ahead.join();
+        result.map_err(|e| Error::io(&self.mountpoint, e))
+    }
 }
 
 /// The read-ahead of a FUSE mount starts at the kernel's default of 128 KiB, whatever the disk under the archive

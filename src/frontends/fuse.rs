@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -781,26 +781,32 @@ impl FrontEnd for FuseMount {
             return Err(Error::Invalid(format!("{} was not started", self.describe())));
         };
         let mut unmounter = session.unmount_callable();
-        let ended = Arc::new(AtomicBool::new(false));
-        let (mp, stopper_ended, stopper_stop) = (self.mountpoint.clone(), Arc::clone(&ended), Arc::clone(&stop));
-        let stopper = std::thread::spawn(move || {
-            while !stopper_ended.load(Ordering::SeqCst) {
+        // RUNNING until the session ends by itself (ENDED) or `stop` asks for the unmount (UNMOUNTING): whichever
+        // comes first wins, so an unmount never goes to a mount point that another daemon may already serve.
+        const RUNNING: u8 = 0;
+        const ENDED: u8 = 1;
+        const UNMOUNTING: u8 = 2;
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let (mp, stopper_state, stopper_stop) = (self.mountpoint.clone(), Arc::clone(&state), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while stopper_state.load(Ordering::SeqCst) == RUNNING {
                 if stopper_stop.load(Ordering::SeqCst) {
-                    if let Err(e) = unmounter.unmount() {
-                        warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
-                        let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
+                    if stopper_state.compare_exchange(RUNNING, UNMOUNTING, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        if let Err(e) = unmounter.unmount() {
+                            warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
+                            let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
+                        }
                     }
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
             }
         });
         let (ra_mountpoint, ra_archive) = (self.mountpoint.clone(), fs.root().to_path_buf());
-        let read_ahead = std::thread::spawn(move || raise_read_ahead(&ra_mountpoint, &ra_archive));
+        std::thread::spawn(move || raise_read_ahead(&ra_mountpoint, &ra_archive));
         let result = session.run();
-        ended.store(true, Ordering::SeqCst);
-        let _ = stopper.join();
-        let _ = read_ahead.join();
+        // Returns at once (the daemon lock is let go right after): the helper threads end by themselves.
+        let _ = state.compare_exchange(RUNNING, ENDED, Ordering::SeqCst, Ordering::SeqCst);
         result.map_err(|e| Error::io(&self.mountpoint, e))
     }
 }

@@ -1,5 +1,5 @@
-//! `nightfox serve`: the long-running daemon of an archive. It mounts the archive (the `fuse` front end, on the
-//! main thread) and keeps every enabled network source flowing in, one poller thread per source:
+//! `nightfox serve`: the long-running daemon of an archive. It mounts the archive (the `frontends::fuse` front end,
+//! on the main thread) and keeps every enabled network source flowing in, one poller thread per source:
 //!
 //! - each pass lists the share; a share that answers is `connected` again, and any session of that source left
 //!   paused, cancelled or interrupted is resumed first. A resume that fails while the share still lists (the

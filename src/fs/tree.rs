@@ -1,7 +1,8 @@
-//! The virtual tree, free of any FUSE type so another front end (an NFS export) can reuse it:
-//! `/<couple>/source/<footage type>/<camera>/<display name>`, `/.by-hash/<blake3><ext>` and a virtual
-//! `/.metadata_never_index`. It owns inode numbers (derived from catalog ids, so they are the same across remounts),
-//! attributes, lookups, directory listings with attributes, and xattrs. The tree is held in memory and refreshed
+//! The read-only tree, free of any FUSE type: `/<couple>/source/<footage type>/<camera>/<display name>`,
+//! `/.by-hash/<blake3><ext>`, a virtual `/.metadata_never_index` and the name `/ingest` (a placeholder node: its
+//! attributes and everything below it are the ingest directory's, see `ArchiveFs`). It numbers its nodes by
+//! `fs::ino` (derived from catalog ids, so they are the same across remounts) and answers attributes, lookups,
+//! directory listings with attributes, and xattrs. The tree is held in memory and refreshed
 //! incrementally from the catalog (files are only ever added), reporting which entries are new so a front end can
 //! tell the kernel.
 

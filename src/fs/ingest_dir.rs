@@ -1,4 +1,5 @@
-//! The writable ingest directory of the mount, free of any FUSE type: `/ingest/<couple folder>/...` where `cp`,
+//! The writable ingest directory of the mount, free of any FUSE type (answers are `FsResult`s; `ArchiveFs` routes
+//! `/ingest` here after its permission checks): `/ingest/<couple folder>/...` where `cp`,
 //! `rsync` and file managers copy cards. It owns the writers' view (entries persisted in the catalog, so a second
 //! `rsync -a` sees the sizes and mtimes it set and transfers nothing), staging files in the archive's `tmp/` hashed
 //! inline while writes arrive in order, and the commit of a file once it is closed under its final name (rsync's

@@ -554,13 +554,14 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Mount { mountpoint, allow_other, no_passthrough } => {
             let a = open(&cli.archive)?;
             let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
-            let opts = crate::fuse::MountOptions { allow_other, no_passthrough };
-            crate::fuse::mount_foreground(a, &mountpoint, opts, move || drop(lock))?;
+            let opts = crate::frontends::fuse::MountOptions { allow_other, no_passthrough };
+            let mount = crate::frontends::fuse::FuseMount::new(&mountpoint, opts);
+            crate::frontends::serve(a, vec![Box::new(mount)], move || drop(lock))?;
             Ok(0)
         }
         Command::Serve { mountpoint, allow_other, poll_interval } => {
             let a = open(&cli.archive)?;
-            let mount = crate::fuse::MountOptions { allow_other, ..Default::default() };
+            let mount = crate::frontends::fuse::MountOptions { allow_other, ..Default::default() };
             crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval })?;
             Ok(0)
         }
@@ -611,14 +612,14 @@ struct FileInfo {
 
 fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
     use std::os::unix::ffi::OsStrExt;
-    let (archive_dir, tree) = match crate::vfs::locate_in_mount(path) {
+    let (archive_dir, tree) = match crate::fs::locate_in_mount(path) {
         Some((a, t)) if archive_flag.is_none() => (a, t),
         Some((_, t)) => (archive::resolve_dir(archive_flag)?, t),
         None => (archive::resolve_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
     };
     let a = Archive::open(&archive_dir)?;
     let cat = a.catalog()?;
-    let f = crate::vfs::file_at_tree_path(&cat, &tree)?;
+    let f = crate::fs::file_at_tree_path(&cat, &tree)?;
     let couple = cat.couple_by_id(f.couple_id)?.folder_name;
     let cam = match f.camera_id {
         Some(id) => cat.camera_by_id(id)?,
@@ -627,7 +628,7 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     let slug = cam.as_ref().map(|c| c.slug.clone());
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let fi = FileInfo {
-        path: crate::vfs::tree_path(&couple, slug.as_deref(), &f),
+        path: crate::fs::tree_path(&couple, slug.as_deref(), &f),
         blake3: f.blob_hash.clone(),
         size: f.size,
         original_path: lossy(&f.original_path),
@@ -640,9 +641,9 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
         camera_make: cam.as_ref().and_then(|c| c.make.clone()),
         camera_model: cam.as_ref().and_then(|c| c.model.clone()),
         camera_serial: cam.as_ref().and_then(|c| c.serial.clone()),
-        captured_at: f.captured_at.map(crate::vfs::rfc3339),
-        imported_at: crate::vfs::rfc3339(f.imported_at),
-        source_mtime: crate::vfs::rfc3339(f.source_mtime_ns.div_euclid(1_000_000_000)),
+        captured_at: f.captured_at.map(crate::fs::rfc3339),
+        imported_at: crate::fs::rfc3339(f.imported_at),
+        source_mtime: crate::fs::rfc3339(f.source_mtime_ns.div_euclid(1_000_000_000)),
         sidecars: cat.sidecars_of(f.id)?.iter().map(|s| lossy(&s.display_name)).collect(),
         sidecar_of: match f.sidecar_of {
             Some(id) => cat.file(id)?.map(|c| lossy(&c.display_name)),
@@ -819,7 +820,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             } else {
                 for e in events {
                     let session = e.session_id.map(|s| format!("session {s}")).unwrap_or_default();
-                    println!("{}\t{}\t{}\t{}", crate::vfs::rfc3339(e.at), e.level, session, one_line(&e.message));
+                    println!("{}\t{}\t{}\t{}", crate::fs::rfc3339(e.at), e.level, session, one_line(&e.message));
                 }
             }
             Ok(0)

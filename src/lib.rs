@@ -1,24 +1,25 @@
 //! Nightfox: a verified footage archive for wedding and event filmmakers, shown as a read-only filesystem.
 //!
-//! Data flows: `sources` (where footage is read) → `ingest` (scan, hash, copy, validate, finalize) → `store`
-//! (content-addressed blobs) + `catalog` (rows behind traits cut by consumer; SQLite today), named by
-//! `organize`; `vfs` builds the virtual tree from the catalog and `fuse` serves it. `cli` is the command-line
-//! edge. See docs/architecture.md.
+//! Data flows: `sources` (where footage is read, the `Source` trait) → `ingest` (scan, hash, copy into
+//! `blobs::Staging`, validate, finalize) → `blobs` (verified content by hash, the `BlobStore` trait; local
+//! `objects/` by default) + `catalog` (rows behind role traits cut by consumer; SQLite by default), chosen by
+//! `archive.toml`, named by `organize`; `fs` is the filesystem over them (`fs::ArchiveFs`: the read-only tree
+//! built from the catalog plus the writable `/ingest`, free of FUSE types) and `frontends` serve it
+//! (`frontends::fuse`, through the `FrontEnd` trait). `cli` is the command-line edge. See docs/architecture.md.
 
 pub mod archive;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod error;
-pub mod fuse;
+pub mod frontends;
+pub mod fs;
 pub mod ingest;
-pub mod ingest_dir;
 pub mod media;
 pub mod organize;
 pub mod secrets;
 pub mod serve;
 pub mod sources;
 pub mod verify;
-pub mod vfs;
 
 pub use error::{Error, Result};

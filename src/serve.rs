@@ -1,5 +1,5 @@
-//! `nightfox serve`: the long-running daemon of an archive. It mounts the archive (the `fuse` front end, on the
-//! main thread) and keeps every enabled network source flowing in, one poller thread per source:
+//! `nightfox serve`: the long-running daemon of an archive. It mounts the archive (the `frontends::fuse` front end,
+//! on the main thread) and keeps every enabled network source flowing in, one poller thread per source:
 //!
 //! - each pass lists the share; a share that answers is `connected` again, and any session of that source left
 //!   paused, cancelled or interrupted is resumed first. A resume that fails while the share still lists (the
@@ -18,7 +18,7 @@
 //! One daemon per archive: `locks/daemon.lock` (flock, released by the kernel if the process dies, so a stale
 //! lock is simply taken over) holds a JSON note with the pid, the command and the mount point. `nightfox mount`
 //! takes the same lock. It is let go as soon as the mount is gone and `/ingest` has finished its commits (see
-//! `fuse::mount_foreground`), while the pollers still stop: a new daemon may start at once. `nightfox status` reads the catalog, the notes and `/proc/locks` (who holds a lock,
+//! `frontends::serve`), while the pollers still stop: a new daemon may start at once. `nightfox status` reads the catalog, the notes and `/proc/locks` (who holds a lock,
 //! without taking it): no IPC.
 
 use std::collections::{HashMap, HashSet};
@@ -36,7 +36,8 @@ use tracing::{debug, info, warn};
 use crate::archive::{Archive, LockFile};
 use crate::catalog::{Catalog, NetworkSource, Session, SessionStatus};
 use crate::error::{Error, Result};
-use crate::fuse::MountOptions;
+use crate::frontends::fuse::{FuseMount, MountOptions};
+use crate::frontends::FrontEnd;
 use crate::ingest::{Importer, Quiet, Summary};
 use crate::sources::{EntryKind, SourceEntry};
 
@@ -229,6 +230,12 @@ struct Ctx {
 /// Runs the daemon until SIGINT/SIGTERM or an external unmount. Returns once the mount is gone and every source
 /// poller has stopped at a safe point.
 pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
+    let mount: Box<dyn FrontEnd> = Box::new(FuseMount::new(&absolute(&opts.mountpoint), opts.mount));
+    serve_on(archive, opts, vec![mount])
+}
+
+/// [`serve`] through the given front ends (the mount first; an export may run beside it).
+pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn FrontEnd>>) -> Result<()> {
     // SIGHUP first, so that its default action (exit) can never apply.
     let hup = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
@@ -243,10 +250,8 @@ pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
     }
     let mp = absolute(&opts.mountpoint);
     let lock = lock_daemon(&archive, &mp, "serve")?;
-    crate::fuse::clean_stale_mount(&mp);
-    let md = std::fs::metadata(&mp).map_err(|e| Error::io(&mp, e))?;
-    if !md.is_dir() {
-        return Err(Error::Invalid(format!("mount point {mp:?} is not a directory")));
+    for f in &front_ends {
+        f.check()?;
     }
     let ctx = Arc::new(Ctx {
         root: archive.root.clone(),
@@ -266,7 +271,7 @@ pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("cannot start the source supervisor: {e}")))?;
     // The archive is let go as soon as the mount is gone (the pollers stop at their next safe point meanwhile,
     // under their couple locks), so a new daemon can start at once.
-    let result = crate::fuse::mount_foreground(archive, &mp, opts.mount, move || drop(lock));
+    let result = crate::frontends::serve(archive, front_ends, move || drop(lock));
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
         match &result {
@@ -669,7 +674,7 @@ fn daemon_status(archive: &Archive) -> (DaemonStatus, Option<DaemonNote>) {
                 pid: Some(pid),
                 command: note.as_ref().map(|n| n.command.clone()),
                 mountpoint: note.as_ref().map(|n| n.mountpoint.clone()),
-                started_at: note.as_ref().map(|n| crate::vfs::rfc3339(n.started_at)),
+                started_at: note.as_ref().map(|n| crate::fs::rfc3339(n.started_at)),
                 stale_pid: None,
             };
             return (status, note);
@@ -729,7 +734,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
             connection_state: s.connection_state.clone(),
             consecutive_failures: s.consecutive_failures,
             last_error: s.last_error.clone(),
-            last_scan_at: s.last_scan_at.map(crate::vfs::rfc3339),
+            last_scan_at: s.last_scan_at.map(crate::fs::rfc3339),
         })
         .collect();
     let (daemon, note) = daemon_status(archive);
@@ -776,12 +781,12 @@ pub fn status(archive: &Archive) -> Result<Status> {
             bytes_processed: s.bytes_processed,
             bytes_in_flight: flying,
             bytes_total: s.bytes_total,
-            run_started_at: s.run_started_at.map(crate::vfs::rfc3339),
+            run_started_at: s.run_started_at.map(crate::fs::rfc3339),
             bytes_this_run: this_run,
             bytes_per_sec: speed,
             eta_seconds: eta,
-            started_at: crate::vfs::rfc3339(s.created_at),
-            updated_at: crate::vfs::rfc3339(s.updated_at),
+            started_at: crate::fs::rfc3339(s.created_at),
+            updated_at: crate::fs::rfc3339(s.updated_at),
             error: s.error.clone(),
         });
     }
@@ -789,7 +794,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
         .recent_problems(10)?
         .into_iter()
         .map(|e| Problem {
-            at: crate::vfs::rfc3339(e.at),
+            at: crate::fs::rfc3339(e.at),
             source_id: e.source_id,
             session_id: e.session_id,
             level: e.level,
@@ -798,13 +803,13 @@ pub fn status(archive: &Archive) -> Result<Status> {
         .collect();
     let mut damaged_files = Vec::new();
     for f in cat.damaged_files(None)? {
-        let paths = crate::vfs::tree_paths_of_blob(&cat, &f.blob_hash)?;
+        let paths = crate::fs::tree_paths_of_blob(&cat, &f.blob_hash)?;
         let path = paths.into_iter().next().unwrap_or_else(|| String::from_utf8_lossy(&f.original_path).into_owned());
         damaged_files.push(DamagedFile { path, bad_ranges: f.bad_ranges.unwrap_or_default() });
     }
     let mut unhealthy_blobs = Vec::new();
     for (hash, health) in cat.unhealthy_blobs()? {
-        let files = crate::vfs::tree_paths_of_blob(&cat, &hash)?;
+        let files = crate::fs::tree_paths_of_blob(&cat, &hash)?;
         unhealthy_blobs.push(UnhealthyBlob { hash, health, files });
     }
     Ok(Status {

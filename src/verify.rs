@@ -68,7 +68,7 @@ pub fn verify(archive: &Archive, couple: Option<&str>) -> Result<Report> {
         match r {
             None => good.push(b.hash.clone()),
             Some((kind, detail)) => {
-                let files = crate::vfs::tree_paths_of_blob(&cat, &b.hash)?;
+                let files = crate::fs::tree_paths_of_blob(&cat, &b.hash)?;
                 problems.push(Problem { hash: b.hash.clone(), kind, detail, files });
             }
         }

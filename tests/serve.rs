@@ -614,7 +614,7 @@ fn status_measures_speed_and_eta_over_the_current_run() {
     let start = run.run_started_at.expect("a run start");
     assert!(start >= first.created_at + 2);
     assert_eq!(run.run_bytes_start, first.bytes_processed - first.bytes_duplicate + kept, "{run:?}");
-    assert_eq!(s["run_started_at"].as_str(), Some(nightfox::vfs::rfc3339(start).as_str()), "{v}");
+    assert_eq!(s["run_started_at"].as_str(), Some(nightfox::fs::rfc3339(start).as_str()), "{v}");
     let (processed, flying) = (s["bytes_processed"].as_i64().unwrap(), s["bytes_in_flight"].as_i64().unwrap());
     let this_run = s["bytes_this_run"].as_i64().unwrap();
     assert_eq!(this_run, processed - run.bytes_duplicate - run.run_bytes_start + flying, "{v}");

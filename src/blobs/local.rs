@@ -97,8 +97,7 @@ impl BlobStore for LocalBlobs {
     fn open(&self, hash: &str) -> Result<Box<dyn BlobReader>> {
         let p = self.path(hash);
         let file = File::open(&p).at(&p)?;
-        let len = file.metadata().at(&p)?.len();
-        Ok(Box::new(LocalReader { file, len, path: p }))
+        Ok(Box::new(FileBlob::new(p, file)?))
     }
 
     fn rehash(&self, hash: &str) -> Result<HashHex> {
@@ -110,13 +109,22 @@ impl BlobStore for LocalBlobs {
     }
 }
 
-struct LocalReader {
+/// A blob that is a local file, read with `pread`.
+pub struct FileBlob {
     file: File,
     len: u64,
     path: PathBuf,
 }
 
-impl BlobReader for LocalReader {
+impl FileBlob {
+    /// The opened blob file `file` at `path` (the path names it in errors).
+    pub fn new(path: PathBuf, file: File) -> Result<FileBlob> {
+        let len = file.metadata().at(&path)?.len();
+        Ok(FileBlob { file, len, path })
+    }
+}
+
+impl BlobReader for FileBlob {
     fn len(&self) -> u64 {
         self.len
     }

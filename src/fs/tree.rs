@@ -1,34 +1,25 @@
-//! The virtual tree, free of any FUSE type so another front end (an NFS export) can reuse it:
-//! `/<couple>/source/<footage type>/<camera>/<display name>`, `/.by-hash/<blake3><ext>` and a virtual
-//! `/.metadata_never_index`. It owns inode numbers (derived from catalog ids, so they are the same across remounts),
-//! attributes, lookups, directory listings with attributes, and xattrs. The tree is held in memory and refreshed
+//! The read-only tree, free of any FUSE type: `/<couple>/source/<footage type>/<camera>/<display name>`,
+//! `/.by-hash/<blake3><ext>`, a virtual `/.metadata_never_index` and the name `/ingest` (a placeholder node: its
+//! attributes and everything below it are the ingest directory's, see `ArchiveFs`). It numbers its nodes by
+//! `fs::ino` (derived from catalog ids, so they are the same across remounts) and answers attributes, lookups,
+//! directory listings with attributes, and xattrs. The tree is held in memory and refreshed
 //! incrementally from the catalog (files are only ever added), reporting which entries are new so a front end can
 //! tell the kernel.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::archive::Archive;
-use crate::blobs::BlobStore;
 use crate::catalog::{Catalog, FileRow, FootageType};
 use crate::error::{Error, Result};
 
-pub const ROOT_INO: u64 = 1;
-pub const BY_HASH_INO: u64 = 2;
-pub const NEVER_INDEX_INO: u64 = 3;
-pub const BY_HASH_NAME: &[u8] = b".by-hash";
-pub const NEVER_INDEX_NAME: &[u8] = b".metadata_never_index";
-
-const KIND_SHIFT: u32 = 56;
-const K_COUPLE: u64 = 1 << KIND_SHIFT;
-const K_SOURCE: u64 = 2 << KIND_SHIFT;
-const K_TYPE: u64 = 3 << KIND_SHIFT;
-const K_CAMERA: u64 = 4 << KIND_SHIFT;
-const K_FILE: u64 = 5 << KIND_SHIFT;
-const K_HASH: u64 = 6 << KIND_SHIFT;
+use super::ino::{
+    camera_ino, couple_ino, file_ino, hash_ino, source_ino, type_ino, BY_HASH_INO, BY_HASH_NAME, INGEST_NAME,
+    INGEST_ROOT_INO, NEVER_INDEX_INO, NEVER_INDEX_NAME, ROOT_INO,
+};
+use super::node::{Attr, DirEntry, FsStats, Kind};
 
 /// Names every file manager on macOS or Linux probes for; answered "no such file" with a cached negative entry.
 pub fn is_probe_name(name: &[u8]) -> bool {
@@ -43,55 +34,6 @@ pub fn is_probe_name(name: &[u8]) -> bool {
                 | b".TemporaryItems"
                 | b".localized"
         )
-}
-
-fn type_idx(ft: FootageType) -> u64 {
-    match ft {
-        FootageType::Modern => 0,
-        FootageType::Dadcam => 1,
-        FootageType::Super8 => 2,
-    }
-}
-
-pub fn couple_ino(couple: i64) -> u64 {
-    K_COUPLE | couple as u64
-}
-pub fn source_ino(couple: i64) -> u64 {
-    K_SOURCE | couple as u64
-}
-pub fn type_ino(couple: i64, ft: FootageType) -> u64 {
-    K_TYPE | ((couple as u64) << 2) | type_idx(ft)
-}
-pub fn camera_ino(couple: i64, ft: FootageType, camera: Option<i64>) -> u64 {
-    K_CAMERA | ((couple as u64) << 34) | (type_idx(ft) << 32) | (camera.unwrap_or(0) as u64 & 0xffff_ffff)
-}
-pub fn file_ino(file_id: i64) -> u64 {
-    K_FILE | file_id as u64
-}
-pub fn hash_ino(blob_id: i64) -> u64 {
-    K_HASH | blob_id as u64
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Dir,
-    File,
-}
-
-/// Attributes of a node, in plain numbers; the front end turns them into its own type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attr {
-    pub ino: u64,
-    pub kind: Kind,
-    pub size: u64,
-    pub blocks: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub perm: u16,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub blksize: u32,
 }
 
 /// What a file node reads from.
@@ -132,26 +74,6 @@ impl Node {
     }
 }
 
-/// A directory entry with its attributes (for readdirplus).
-#[derive(Clone, Debug)]
-pub struct DirEntry {
-    pub name: Vec<u8>,
-    pub attr: Attr,
-}
-
-/// Filesystem totals for `statfs`.
-#[derive(Clone, Copy, Debug)]
-pub struct FsStats {
-    pub blocks: u64,
-    pub bfree: u64,
-    pub bavail: u64,
-    pub files: u64,
-    pub ffree: u64,
-    pub bsize: u32,
-    pub frsize: u32,
-    pub namelen: u32,
-}
-
 struct Tree {
     nodes: HashMap<u64, Node>,
     last_file_id: i64,
@@ -164,7 +86,6 @@ struct Tree {
 pub struct Vfs {
     tree: RwLock<Tree>,
     catalog: Mutex<Catalog>,
-    blobs: Arc<dyn BlobStore>,
     root: PathBuf,
     uid: u32,
     gid: u32,
@@ -201,12 +122,12 @@ impl Tree {
         let mut root = Node::dir(ROOT_INO, t_ns);
         root.children.insert(BY_HASH_NAME.to_vec(), BY_HASH_INO);
         root.children.insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
-        root.children.insert(crate::ingest_dir::INGEST_NAME.to_vec(), crate::ingest_dir::INGEST_ROOT_INO);
+        root.children.insert(INGEST_NAME.to_vec(), INGEST_ROOT_INO);
         root.subdirs = 2;
         nodes.insert(ROOT_INO, root);
         nodes.insert(BY_HASH_INO, Node::dir(ROOT_INO, t_ns));
         // A placeholder: the front end answers `/ingest` from the ingest directory.
-        nodes.insert(crate::ingest_dir::INGEST_ROOT_INO, Node::dir(ROOT_INO, t_ns));
+        nodes.insert(INGEST_ROOT_INO, Node::dir(ROOT_INO, t_ns));
         let mut never = Node::dir(ROOT_INO, t_ns);
         never.kind = Kind::File;
         nodes.insert(NEVER_INDEX_INO, never);
@@ -304,7 +225,6 @@ impl Vfs {
             last_event: Mutex::new(cat.last_event_id()?),
             changed: Mutex::new(Vec::new()),
             catalog: Mutex::new(cat),
-            blobs: Arc::clone(&archive.blobs),
             root: archive.root.clone(),
             uid,
             gid,
@@ -495,11 +415,6 @@ impl Vfs {
         self.tree.read().nodes.get(&ino).and_then(|n| n.file.clone())
     }
 
-    /// Where a blob lives on disk, when its store keeps it as a local file.
-    pub fn blob_path(&self, hash: &str) -> Option<PathBuf> {
-        self.blobs.local_path(hash)
-    }
-
     /// The extended attributes a node offers (all in the `user.` namespace, see [`xattr_namespace_supported`]).
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
         match self.file_ref(ino) {
@@ -667,59 +582,6 @@ pub fn tree_paths_of_blob(cat: &Catalog, hash: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Read, write and search/execute, as in a mode's `rwx` bits (and `access(2)`'s `R_OK`, `W_OK`, `X_OK`).
-pub const MAY_READ: u16 = 4;
-pub const MAY_WRITE: u16 = 2;
-pub const MAY_EXEC: u16 = 1;
-
-/// Who asks, for the permission checks a front end makes itself: the FUSE adapter mounts without the kernel's
-/// `default_permissions`, so that a write anywhere in the read-only tree reaches it and answers EROFS (the kernel
-/// would answer EACCES from the 0444/0555 modes first), and so checks the writable `/ingest` itself.
-#[derive(Clone, Copy, Debug)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-    /// For the supplementary groups (Linux: `/proc/<pid>/status`), read only when they can change the answer.
-    pub pid: u32,
-}
-
-impl Caller {
-    /// Whether the caller may do `mask` (`MAY_*` bits) on a node, decided as the kernel's `generic_permission`
-    /// decides for a mode and owner: root may do anything but execute a file that no one may execute; anyone else
-    /// gets the owner's, the group's or the others' bits, in that order.
-    pub fn may(&self, a: &Attr, mask: u16) -> bool {
-        if self.uid == 0 {
-            return mask & MAY_EXEC == 0 || a.kind == Kind::Dir || a.perm & 0o111 != 0;
-        }
-        let (user, group, other) = ((a.perm >> 6) & 7, (a.perm >> 3) & 7, a.perm & 7);
-        let bits = if self.uid == a.uid {
-            user
-        } else if group != other && self.in_group(a.gid) {
-            group
-        } else {
-            other
-        };
-        bits & mask == mask
-    }
-
-    /// Root or the node's owner: who may chmod it or set its times.
-    pub fn owns(&self, a: &Attr) -> bool {
-        self.uid == 0 || self.uid == a.uid
-    }
-
-    /// Whether the caller's primary or a supplementary group is `gid`.
-    pub fn in_group(&self, gid: u32) -> bool {
-        if self.gid == gid {
-            return true;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Groups:"))
-            .is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
-    }
-}
-
 /// Whether an extended attribute name is in a namespace the tree has at all: only `user.` (its own attributes).
 /// Security labels (`security.`), `trusted.` and POSIX ACLs (`system.posix_acl_*`) are not kept: a front end
 /// answers those as a filesystem without the namespace does (EOPNOTSUPP), so `ls -l` asks once per device instead
@@ -737,48 +599,5 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
-
-    #[test]
-    fn permissions_follow_owner_group_and_other_bits() {
-        let attr = |perm: u16, kind: Kind| Attr {
-            ino: 9,
-            kind,
-            size: 0,
-            blocks: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            perm,
-            nlink: 1,
-            uid: 1000,
-            gid: 100,
-            blksize: 4096,
-        };
-        // pid 0 has no /proc entry: no supplementary groups.
-        let owner = Caller { uid: 1000, gid: 1000, pid: 0 };
-        let member = Caller { uid: 2000, gid: 100, pid: 0 };
-        let stranger = Caller { uid: 3000, gid: 3000, pid: 0 };
-        let root = Caller { uid: 0, gid: 0, pid: 0 };
-        let f = attr(0o640, Kind::File);
-        assert!(owner.may(&f, MAY_READ | MAY_WRITE));
-        assert!(member.may(&f, MAY_READ) && !member.may(&f, MAY_WRITE));
-        assert!(!stranger.may(&f, MAY_READ));
-        assert!(root.may(&f, MAY_READ | MAY_WRITE) && !root.may(&f, MAY_EXEC), "root executes only what someone may");
-        // The owner's class is the owner's bits, even when the others have more.
-        assert!(!owner.may(&attr(0o077, Kind::File), MAY_READ));
-        assert!(root.may(&attr(0o000, Kind::Dir), MAY_EXEC | MAY_WRITE));
-        assert!(owner.owns(&f) && root.owns(&f) && !member.owns(&f));
-    }
-
-    #[test]
-    fn inode_kinds_do_not_overlap() {
-        let a =
-            [couple_ino(1), source_ino(1), type_ino(1, FootageType::Modern), camera_ino(1, FootageType::Modern, None)];
-        let b = [file_ino(1), hash_ino(1), ROOT_INO, BY_HASH_INO, NEVER_INDEX_INO];
-        let mut all: Vec<u64> = a.iter().chain(b.iter()).copied().collect();
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), 9);
-        assert_ne!(camera_ino(1, FootageType::Modern, Some(2)), camera_ino(1, FootageType::Dadcam, Some(2)));
     }
 }

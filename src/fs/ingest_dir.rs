@@ -1,4 +1,5 @@
-//! The writable ingest directory of the mount, free of any FUSE type: `/ingest/<couple folder>/...` where `cp`,
+//! The writable ingest directory of the mount, free of any FUSE type (answers are `FsResult`s; `ArchiveFs` routes
+//! `/ingest` here after its permission checks): `/ingest/<couple folder>/...` where `cp`,
 //! `rsync` and file managers copy cards. It owns the writers' view (entries persisted in the catalog, so a second
 //! `rsync -a` sees the sizes and mtimes it set and transfers nothing), staging files in the archive's `tmp/` hashed
 //! inline while writes arrive in order, and the commit of a file once it is closed under its final name (rsync's
@@ -24,41 +25,17 @@ use crate::catalog::{
 };
 use crate::error::{Error, Result};
 use crate::ingest::{Importer, Quiet};
-use crate::vfs::{Attr, DirEntry, Kind};
 
-/// `/ingest` itself.
-pub const INGEST_ROOT_INO: u64 = 4;
-pub const INGEST_NAME: &[u8] = b"ingest";
-const K_COUPLE: u64 = 7 << 56;
-const K_ENTRY: u64 = 8 << 56;
-const KIND_MASK: u64 = 0xff << 56;
+use super::ino::{
+    ingest_entry_ino, INGEST_FH_BASE, INGEST_ROOT_INO, KIND_MASK, K_INGEST_COUPLE as K_COUPLE,
+    K_INGEST_ENTRY as K_ENTRY, ROOT_INO,
+};
+use super::node::{Attr, DirEntry, FsError, FsResult, Kind};
 
-/// Errors of the ingest directory, as the errno a front end answers.
-pub type Errno = i32;
-type R<T> = std::result::Result<T, Errno>;
-
-fn errno_of(e: &Error) -> Errno {
-    if e.is_disk_full() {
-        libc::ENOSPC
-    } else {
-        match e {
-            Error::Mismatch { .. } => libc::EIO,
-            _ => e.errno(),
-        }
-    }
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-/// True for inodes this module answers for.
-pub fn owns(ino: u64) -> bool {
-    ino == INGEST_ROOT_INO || matches!(ino & KIND_MASK, K_COUPLE | K_ENTRY)
-}
+type R<T> = FsResult<T>;
 
 fn entry_ino(id: i64) -> u64 {
-    K_ENTRY | id as u64
+    ingest_entry_ino(id)
 }
 
 /// The inode of a couple's ingest folder (no parent) or of a folder below it.
@@ -293,7 +270,7 @@ impl IngestDir {
             state: Mutex::new(state),
             staged: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1 << 62),
+            next_fh: AtomicU64::new(INGEST_FH_BASE),
             uid,
             gid,
             // Stable across mounts: the archive's creation.
@@ -546,7 +523,7 @@ impl IngestDir {
     /// The parent directory of an ingest inode.
     pub fn parent(&self, ino: u64) -> Option<u64> {
         if ino == INGEST_ROOT_INO {
-            return Some(crate::vfs::ROOT_INO);
+            return Some(ROOT_INO);
         }
         if ino & KIND_MASK == K_COUPLE {
             return Some(INGEST_ROOT_INO);
@@ -602,17 +579,17 @@ impl IngestDir {
     fn parent_key(&self, parent: u64) -> R<(i64, i64)> {
         if parent == INGEST_ROOT_INO {
             // New couples are made with `nightfox couple add`, not here.
-            return Err(libc::ENOENT);
+            return Err(FsError::NotFound);
         }
-        self.state.lock().dir_key(parent).ok_or(libc::ENOENT)
+        self.state.lock().dir_key(parent).ok_or(FsError::NotFound)
     }
 
     fn check_name(name: &[u8]) -> R<()> {
         if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-            return Err(libc::EINVAL);
+            return Err(FsError::Invalid);
         }
         if name.len() > crate::organize::NAME_MAX {
-            return Err(libc::ENAMETOOLONG);
+            return Err(FsError::NameTooLong);
         }
         Ok(())
     }
@@ -630,7 +607,7 @@ impl IngestDir {
             .truncate(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| io_errno(&e))?;
+            .map_err(|e| FsError::from(&e))?;
         let s = Arc::new(Mutex::new(Staged {
             file,
             path,
@@ -668,7 +645,7 @@ impl IngestDir {
             blob_hash: None,
             file_id: None,
         };
-        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| errno_of(&e))?;
+        e.id = self.cat.lock().add_ingest_entry(&e).map_err(|e| FsError::from(&e))?;
         Ok(e)
     }
 
@@ -680,7 +657,7 @@ impl IngestDir {
         if let Some(id) = existing {
             // O_CREAT on an existing file: open it for writing from scratch.
             let fh = self.open(entry_ino(id), libc::O_WRONLY | libc::O_TRUNC)?;
-            let attr = self.getattr(entry_ino(id)).ok_or(libc::ENOENT)?;
+            let attr = self.getattr(entry_ino(id)).ok_or(FsError::NotFound)?;
             return Ok((attr, fh));
         }
         let e = self.add_entry((couple, pid), name, false, mode, uid, gid)?;
@@ -698,7 +675,7 @@ impl IngestDir {
         Self::check_name(name)?;
         let (couple, pid) = self.parent_key(parent)?;
         if self.state.lock().child((couple, pid), name).is_some() {
-            return Err(libc::EEXIST);
+            return Err(FsError::Exists);
         }
         let e = self.add_entry((couple, pid), name, true, mode, uid, gid)?;
         let attr = self.entry_attr(&e);
@@ -710,12 +687,12 @@ impl IngestDir {
     /// being written can be opened again to continue.
     pub fn open(&self, ino: u64, flags: i32) -> R<u64> {
         if ino & KIND_MASK != K_ENTRY {
-            return Err(libc::EISDIR);
+            return Err(FsError::IsDir);
         }
         let id = (ino & !KIND_MASK) as i64;
-        let e = self.state.lock().entries.get(&id).cloned().ok_or(libc::ENOENT)?;
+        let e = self.state.lock().entries.get(&id).cloned().ok_or(FsError::NotFound)?;
         if e.is_dir {
-            return Err(libc::EISDIR);
+            return Err(FsError::IsDir);
         }
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let fh = self.fh();
@@ -729,7 +706,7 @@ impl IngestDir {
                     if g.retired {
                         None
                     } else {
-                        Some(g.file.try_clone().map_err(|e| io_errno(&e))?)
+                        Some(g.file.try_clone().map_err(|e| FsError::from(&e))?)
                     }
                 }
                 None => None,
@@ -737,9 +714,10 @@ impl IngestDir {
             let file = match live {
                 Some(f) => f,
                 None => {
-                    let hash = self.state.lock().entries.get(&id).and_then(|e| e.blob_hash.clone()).ok_or(libc::EIO)?;
-                    let path = self.archive.blobs.local_path(&hash).ok_or(libc::EIO)?;
-                    File::open(path).map_err(|e| io_errno(&e))?
+                    let hash =
+                        self.state.lock().entries.get(&id).and_then(|e| e.blob_hash.clone()).ok_or(FsError::Io)?;
+                    let path = self.archive.blobs.local_path(&hash).ok_or(FsError::Io)?;
+                    File::open(path).map_err(|e| FsError::from(&e))?
                 }
             };
             self.state.lock().handles.insert(fh, Handle::Read(id, Arc::new(file)));
@@ -752,11 +730,11 @@ impl IngestDir {
             let queued = p.lock().queued;
             // Busy: an import of the couple runs and the commit waits for it; this writer cannot go on meanwhile.
             if queued && matches!(self.commit(id, &p)?, Attempt::Busy) {
-                return Err(libc::EBUSY);
+                return Err(FsError::Busy);
             }
             // A commit that failed (here or on a commit thread) took the file out of the view.
             if !self.state.lock().entries.contains_key(&id) {
-                return Err(libc::ENOENT);
+                return Err(FsError::NotFound);
             }
         }
         let existing = self.staged.lock().get(&id).cloned().filter(|s| !s.lock().retired);
@@ -764,7 +742,7 @@ impl IngestDir {
             Some(s) => {
                 if flags & libc::O_TRUNC != 0 {
                     let mut g = s.lock();
-                    g.file.set_len(0).map_err(|e| io_errno(&e))?;
+                    g.file.set_len(0).map_err(|e| FsError::from(&e))?;
                     g.hasher = blake3::Hasher::new();
                     g.hashed = 0;
                     g.sequential = true;
@@ -783,7 +761,7 @@ impl IngestDir {
                 }
                 s
             }
-            None => return Err(libc::EPERM),
+            None => return Err(FsError::Perm),
         };
         {
             let mut g = staged.lock();
@@ -874,15 +852,15 @@ impl IngestDir {
         let file = match handle {
             Ok(f) => f,
             Err(Some(id)) => {
-                let s = self.staged.lock().get(&id).cloned().ok_or(libc::EBADF)?;
+                let s = self.staged.lock().get(&id).cloned().ok_or(FsError::BadHandle)?;
                 let g = s.lock();
                 if g.retired {
-                    return Err(libc::EBADF);
+                    return Err(FsError::BadHandle);
                 }
-                let f = g.file.try_clone().map_err(|e| io_errno(&e))?;
+                let f = g.file.try_clone().map_err(|e| FsError::from(&e))?;
                 Arc::new(f)
             }
-            Err(None) => return Err(libc::EBADF),
+            Err(None) => return Err(FsError::BadHandle),
         };
         let mut buf = vec![0u8; size as usize];
         let mut n = 0;
@@ -891,7 +869,7 @@ impl IngestDir {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_errno(&e)),
+                Err(e) => return Err(FsError::from(&e)),
             }
         }
         buf.truncate(n);
@@ -904,16 +882,16 @@ impl IngestDir {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8], reply: impl FnOnce(R<u32>)) {
         let id = match self.state.lock().handles.get(&fh) {
             Some(Handle::Write(id)) => *id,
-            _ => return reply(Err(libc::EBADF)),
+            _ => return reply(Err(FsError::BadHandle)),
         };
-        let Some(s) = self.staged.lock().get(&id).cloned() else { return reply(Err(libc::EBADF)) };
+        let Some(s) = self.staged.lock().get(&id).cloned() else { return reply(Err(FsError::BadHandle)) };
         let mut g = s.lock();
         if g.retired {
-            return reply(Err(libc::EBADF));
+            return reply(Err(FsError::BadHandle));
         }
         if let Err(e) = g.file.write_all_at(data, offset) {
             g.failed = true;
-            return reply(Err(io_errno(&e)));
+            return reply(Err(FsError::from(&e)));
         }
         g.dirty = true;
         let end = offset + data.len() as u64;
@@ -941,7 +919,7 @@ impl IngestDir {
         };
         let staged = self.staged.lock().get(&id).cloned();
         if let Some(s) = staged {
-            s.lock().file.sync_data().map_err(|e| io_errno(&e))?;
+            s.lock().file.sync_data().map_err(|e| FsError::from(&e))?;
         }
         Ok(())
     }
@@ -1134,7 +1112,7 @@ impl IngestDir {
             Err(err) => {
                 drop(g);
                 self.commit_failed(id, s, None, &t, &err);
-                return Err(errno_of(&err));
+                return Err(FsError::from(&err));
             }
         };
         let _hold = match self.hold_couple(t.e.couple_id, session) {
@@ -1143,7 +1121,7 @@ impl IngestDir {
             Err(err) => {
                 drop(g);
                 self.commit_failed(id, s, Some(session), &t, &err);
-                return Err(errno_of(&err));
+                return Err(FsError::from(&err));
             }
         };
         let (hash, file_id, size) = match self.land(&mut g, session, &t) {
@@ -1151,7 +1129,7 @@ impl IngestDir {
             Err(err) => {
                 drop(g);
                 self.commit_failed(id, s, Some(session), &t, &err);
-                return Err(errno_of(&err));
+                return Err(FsError::from(&err));
             }
         };
         g.dirty = false;
@@ -1267,7 +1245,7 @@ impl IngestDir {
     ) -> R<Attr> {
         if ino == INGEST_ROOT_INO || ino & KIND_MASK == K_COUPLE {
             // The couple folders themselves: accept what `cp -a`/`rsync -a` set on them, keep nothing.
-            return self.getattr(ino).ok_or(libc::ENOENT);
+            return self.getattr(ino).ok_or(FsError::NotFound);
         }
         let id = (ino & !KIND_MASK) as i64;
         if let Some(sz) = size {
@@ -1276,9 +1254,9 @@ impl IngestDir {
                 Some(s) => {
                     let mut g = s.lock();
                     if g.retired {
-                        return Err(libc::EBUSY);
+                        return Err(FsError::Busy);
                     }
-                    g.file.set_len(sz).map_err(|e| io_errno(&e))?;
+                    g.file.set_len(sz).map_err(|e| FsError::from(&e))?;
                     if sz != g.hashed {
                         g.sequential = false;
                     }
@@ -1288,9 +1266,9 @@ impl IngestDir {
                     let cur = self.state.lock().entries.get(&id).map(|e| (e.is_dir, e.size));
                     match cur {
                         Some((false, cur_size)) if cur_size == sz => {}
-                        Some((true, _)) => return Err(libc::EISDIR),
-                        Some(_) => return Err(libc::EPERM),
-                        None => return Err(libc::ENOENT),
+                        Some((true, _)) => return Err(FsError::IsDir),
+                        Some(_) => return Err(FsError::Perm),
+                        None => return Err(FsError::NotFound),
                     }
                 }
             }
@@ -1302,13 +1280,13 @@ impl IngestDir {
                 let g = s.lock();
                 if g.direct && !g.retired {
                     let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.max(0) as u64);
-                    g.file.set_modified(when).map_err(|e| io_errno(&e))?;
+                    g.file.set_modified(when).map_err(|e| FsError::from(&e))?;
                 }
             }
         }
         let updated = {
             let mut st = self.state.lock();
-            let e = st.entries.get_mut(&id).ok_or(libc::ENOENT)?;
+            let e = st.entries.get_mut(&id).ok_or(FsError::NotFound)?;
             if let Some(m) = mode {
                 e.mode = m & 0o7777;
             }
@@ -1326,18 +1304,18 @@ impl IngestDir {
             }
             e.clone()
         };
-        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        self.cat.lock().update_ingest_entry(&updated).map_err(|e| FsError::from(&e))?;
         Ok(self.entry_attr(&updated))
     }
 
     /// Removes a name. A file still being written is discarded; a committed one only leaves the writers' view
     /// (its content stays in the archive).
     pub fn unlink(&self, parent: u64, name: &[u8]) -> R<()> {
-        let key = self.state.lock().dir_key(parent).ok_or(libc::ENOENT)?;
-        let id = self.state.lock().child(key, name).ok_or(libc::ENOENT)?;
-        let e = self.state.lock().entries.get(&id).cloned().ok_or(libc::ENOENT)?;
+        let key = self.state.lock().dir_key(parent).ok_or(FsError::NotFound)?;
+        let id = self.state.lock().child(key, name).ok_or(FsError::NotFound)?;
+        let e = self.state.lock().entries.get(&id).cloned().ok_or(FsError::NotFound)?;
         if e.is_dir {
-            return Err(libc::EISDIR);
+            return Err(FsError::IsDir);
         }
         self.drop_entry(id);
         Ok(())
@@ -1355,19 +1333,19 @@ impl IngestDir {
     }
 
     pub fn rmdir(&self, parent: u64, name: &[u8]) -> R<()> {
-        let key = self.state.lock().dir_key(parent).ok_or(libc::ENOENT)?;
+        let key = self.state.lock().dir_key(parent).ok_or(FsError::NotFound)?;
         let st = self.state.lock();
-        let id = st.child(key, name).ok_or(libc::ENOENT)?;
-        let e = st.entries.get(&id).ok_or(libc::ENOENT)?;
+        let id = st.child(key, name).ok_or(FsError::NotFound)?;
+        let e = st.entries.get(&id).ok_or(FsError::NotFound)?;
         if !e.is_dir {
-            return Err(libc::ENOTDIR);
+            return Err(FsError::NotDir);
         }
         if st.children.get(&(e.couple_id, id)).is_some_and(|c| !c.is_empty()) {
-            return Err(libc::ENOTEMPTY);
+            return Err(FsError::NotEmpty);
         }
         drop(st);
         self.state.lock().remove(id);
-        self.cat.lock().remove_ingest_entry(id).map_err(|e| errno_of(&e))
+        self.cat.lock().remove_ingest_entry(id).map_err(|e| FsError::from(&e))
     }
 
     /// Renames within one couple's ingest folder. A closed file renamed from a temp name to a final one commits.
@@ -1375,28 +1353,28 @@ impl IngestDir {
         Self::check_name(newname)?;
         let (from_key, to_key) = {
             let st = self.state.lock();
-            (st.dir_key(parent).ok_or(libc::ENOENT)?, st.dir_key(newparent).ok_or(libc::ENOENT)?)
+            (st.dir_key(parent).ok_or(FsError::NotFound)?, st.dir_key(newparent).ok_or(FsError::NotFound)?)
         };
         if from_key.0 != to_key.0 {
-            return Err(libc::EXDEV);
+            return Err(FsError::CrossDevice);
         }
-        let id = self.state.lock().child(from_key, name).ok_or(libc::ENOENT)?;
+        let id = self.state.lock().child(from_key, name).ok_or(FsError::NotFound)?;
         let existing = self.state.lock().child(to_key, newname);
         if let Some(target) = existing {
             if target == id {
                 return Ok(());
             }
             if noreplace {
-                return Err(libc::EEXIST);
+                return Err(FsError::Exists);
             }
             let st = self.state.lock();
-            let t = st.entries.get(&target).ok_or(libc::ENOENT)?;
+            let t = st.entries.get(&target).ok_or(FsError::NotFound)?;
             let src_dir = st.entries.get(&id).is_some_and(|e| e.is_dir);
             if t.is_dir && st.children.get(&(t.couple_id, target)).is_some_and(|c| !c.is_empty()) {
-                return Err(libc::ENOTEMPTY);
+                return Err(FsError::NotEmpty);
             }
             if t.is_dir != src_dir {
-                return Err(if t.is_dir { libc::EISDIR } else { libc::ENOTDIR });
+                return Err(if t.is_dir { FsError::IsDir } else { FsError::NotDir });
             }
             drop(st);
             self.drop_entry(target);
@@ -1407,20 +1385,20 @@ impl IngestDir {
             let mut cur = Some(to_key.1);
             while let Some(c) = cur {
                 if c == id {
-                    return Err(libc::EINVAL);
+                    return Err(FsError::Invalid);
                 }
                 cur = st.entries.get(&c).and_then(|e| e.parent_id);
             }
         }
         let updated = {
             let mut st = self.state.lock();
-            let mut e = st.remove(id).ok_or(libc::ENOENT)?;
+            let mut e = st.remove(id).ok_or(FsError::NotFound)?;
             e.parent_id = (to_key.1 != 0).then_some(to_key.1);
             e.name = newname.to_vec();
             st.insert(e.clone());
             e
         };
-        self.cat.lock().update_ingest_entry(&updated).map_err(|e| errno_of(&e))?;
+        self.cat.lock().update_ingest_entry(&updated).map_err(|e| FsError::from(&e))?;
         if !updated.is_dir && !is_temp_name(newname) && !is_litter(&self.state.lock().rel_path(id)) {
             let staged = self.staged.lock().get(&id).cloned();
             if let Some(s) = staged {

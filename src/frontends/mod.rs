@@ -6,14 +6,44 @@
 
 pub mod fuse;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 use tracing::{info, warn};
 
 use crate::archive::Archive;
 use crate::error::{Error, Result};
 use crate::fs::ArchiveFs;
+
+/// The stop request shared by every front end of one [`serve`]: set once (a signal, or a front end that ended),
+/// waited on without polling.
+#[derive(Default)]
+pub struct Stop {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    /// Asks every front end to stop; wakes every waiter.
+    pub fn stop(&self) {
+        *self.set.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// True once a stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        *self.set.lock()
+    }
+
+    /// Blocks until a stop is asked.
+    pub fn wait(&self) {
+        let mut set = self.set.lock();
+        while !*set {
+            self.cv.wait(&mut set);
+        }
+    }
+}
 
 /// A way of serving the archive's filesystem.
 pub trait FrontEnd: Send {
@@ -29,7 +59,7 @@ pub trait FrontEnd: Send {
     fn start(&mut self, fs: &Arc<ArchiveFs>) -> Result<()>;
 
     /// Serves until `stop` is set or the front end ends by itself (an external unmount).
-    fn run(self: Box<Self>, fs: Arc<ArchiveFs>, stop: Arc<AtomicBool>) -> Result<()>;
+    fn run(self: Box<Self>, fs: Arc<ArchiveFs>, stop: Arc<Stop>) -> Result<()>;
 }
 
 /// Serves the archive through `front_ends` until SIGINT/SIGTERM, or until one of them ends by itself (then the
@@ -51,7 +81,7 @@ pub fn serve(archive: Archive, mut front_ends: Vec<Box<dyn FrontEnd>>, unmounted
     for f in front_ends.iter_mut() {
         f.start(&fs)?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| Error::Invalid(format!("cannot install the handler of SIGINT/SIGTERM: {e}")))?;
     let sig_handle = signals.handle();
@@ -59,7 +89,7 @@ pub fn serve(archive: Archive, mut front_ends: Vec<Box<dyn FrontEnd>>, unmounted
     let sig_thread = std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             info!(signal = sig, "unmounting");
-            sig_stop.store(true, Ordering::SeqCst);
+            sig_stop.stop();
         }
     });
     // The first front end runs on this thread (a FUSE session wants the main thread as before), any others
@@ -72,14 +102,14 @@ pub fn serve(archive: Archive, mut front_ends: Vec<Box<dyn FrontEnd>>, unmounted
             let name = f.describe();
             let handle = std::thread::spawn(move || {
                 let r = f.run(fs, Arc::clone(&stop));
-                stop.store(true, Ordering::SeqCst);
+                stop.stop();
                 r
             });
             (name, handle)
         })
         .collect();
     let mut result = first.run(Arc::clone(&fs), Arc::clone(&stop));
-    stop.store(true, Ordering::SeqCst);
+    stop.stop();
     for (name, h) in others {
         let r = h.join().unwrap_or_else(|_| Err(Error::Invalid(format!("{name} panicked"))));
         if let Err(e) = &r {

@@ -5,9 +5,8 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use fuser::{Config, INodeNo, MountOption, Notifier, SessionACL};
 use parking_lot::Mutex;
@@ -15,7 +14,7 @@ use tracing::{info, warn};
 
 use super::{MountOptions, NightfoxFs};
 use crate::error::{Error, Result};
-use crate::frontends::FrontEnd;
+use crate::frontends::{FrontEnd, Stop};
 use crate::fs::{ArchiveFs, Change};
 
 /// Unmounts a mount left behind by a crashed daemon ("Transport endpoint is not connected").
@@ -95,7 +94,7 @@ impl FrontEnd for FuseMount {
         Ok(())
     }
 
-    fn run(mut self: Box<Self>, fs: Arc<ArchiveFs>, stop: Arc<AtomicBool>) -> Result<()> {
+    fn run(mut self: Box<Self>, fs: Arc<ArchiveFs>, stop: Arc<Stop>) -> Result<()> {
         let Some(mut session) = self.session.take() else {
             return Err(Error::Invalid(format!("{} was not started", self.describe())));
         };
@@ -107,18 +106,15 @@ impl FrontEnd for FuseMount {
         const UNMOUNTING: u8 = 2;
         let state = Arc::new(AtomicU8::new(RUNNING));
         let (mp, stopper_state, stopper_stop) = (self.mountpoint.clone(), Arc::clone(&state), Arc::clone(&stop));
+        // Waits for the stop without polling (an idle mount does no work); `serve` asks it once this session has
+        // ended too, and then it finds the state ENDED and leaves the mount point alone.
         std::thread::spawn(move || {
-            while stopper_state.load(Ordering::SeqCst) == RUNNING {
-                if stopper_stop.load(Ordering::SeqCst) {
-                    if stopper_state.compare_exchange(RUNNING, UNMOUNTING, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                        if let Err(e) = unmounter.unmount() {
-                            warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
-                            let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
-                        }
-                    }
-                    return;
+            stopper_stop.wait();
+            if stopper_state.compare_exchange(RUNNING, UNMOUNTING, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                if let Err(e) = unmounter.unmount() {
+                    warn!("unmount of {mp:?} failed: {e}; trying fusermount3 -u -z");
+                    let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&mp).status();
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
         });
         let (ra_mountpoint, ra_archive) = (self.mountpoint.clone(), fs.root().to_path_buf());

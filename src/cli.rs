@@ -93,6 +93,19 @@ enum Command {
     /// Network sources (SMB shares, NFS exports) that import into a couple.
     #[command(subcommand)]
     Source(SourceCmd),
+    /// Catalogue a synthetic archive in bulk (couples x cameras x files), for scale tests and benchmarks.
+    #[command(hide = true)]
+    Generate {
+        #[arg(long)]
+        couples: u32,
+        #[arg(long)]
+        cameras: u32,
+        #[arg(long)]
+        files: u32,
+        /// Store each file's (tiny) blob too; without it the blobs are absent.
+        #[arg(long)]
+        blobs: bool,
+    },
     /// Show what the archive knows of one file: a path inside a mount, or `couple/source/type/camera/name`.
     Info {
         path: PathBuf,
@@ -530,15 +543,32 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Generate { couples, cameras, files, blobs } => {
+            let a = open(&cli.archive)?;
+            let spec = crate::generate::Spec { couples, cameras, files, blobs };
+            let made = crate::generate::generate(&a, spec, |_| {})?;
+            println!("generated {made} files");
+            Ok(0)
+        }
         Command::Verify { couple, json } => {
             let a = open(&cli.archive)?;
-            let r = crate::verify::verify(&a, couple.as_deref())?;
+            let bars = if json { Bars::new() } else { bars() };
+            let r = crate::verify::verify(&a, couple.as_deref(), &bars)?;
             if json {
                 print_json(&r)?;
             } else {
-                for p in &r.problems {
-                    let files: Vec<String> = p.files.iter().map(|f| one_line(f)).collect();
-                    println!("BAD {} ({}): {} used by {}", p.hash, p.kind, one_line(&p.detail), files.join(", "));
+                for c in &r.couples {
+                    let first: Vec<String> = c.first.iter().map(|f| one_line(f)).collect();
+                    let more = c.files.saturating_sub(first.len());
+                    println!(
+                        "BAD {}: {} missing, {} damaged blob(s), {} file(s): {}{}",
+                        c.couple,
+                        c.missing,
+                        c.damaged,
+                        c.files,
+                        first.join(", "),
+                        if more > 0 { format!(" and {more} more (--json lists every one)") } else { String::new() }
+                    );
                 }
                 println!(
                     "verified {} blobs ({}): {} problem(s)",

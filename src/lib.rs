@@ -14,6 +14,7 @@ pub mod cli;
 pub mod error;
 pub mod frontends;
 pub mod fs;
+pub mod generate;
 pub mod ingest;
 pub mod media;
 pub mod organize;

@@ -7,10 +7,13 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use crate::archive::Archive;
 use crate::blobs;
-use crate::catalog::BlobRow;
+use crate::catalog::{BlobRow, Catalog};
 use crate::error::Result;
+use crate::ingest::Observer;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -26,8 +29,25 @@ pub struct Problem {
 pub struct Report {
     pub blobs_checked: usize,
     pub bytes_checked: u64,
+    /// Each problem blob with the tree paths that use it.
     pub problems: Vec<Problem>,
+    /// The problems counted per couple (what the one-line-per-couple report says), by folder name.
+    pub couples: Vec<CoupleProblems>,
 }
+
+/// How many of a couple's blobs are missing or damaged, and the first of its files they affect.
+#[derive(Clone, Debug, Serialize)]
+pub struct CoupleProblems {
+    pub couple: String,
+    pub missing: usize,
+    pub damaged: usize,
+    /// Up to [`FIRST_PATHS`] tree paths of affected files (all of them are in `problems`).
+    pub first: Vec<String>,
+    pub files: usize,
+}
+
+/// How many paths a couple's summary names.
+pub const FIRST_PATHS: usize = 3;
 
 fn check(archive: &Archive, b: &BlobRow) -> Option<(String, String)> {
     let blobs = &archive.blobs;
@@ -51,38 +71,110 @@ fn check(archive: &Archive, b: &BlobRow) -> Option<(String, String)> {
     }
 }
 
-/// Re-hashes every blob (of one couple, if given) and records the good ones as verified.
-pub fn verify(archive: &Archive, couple: Option<&str>) -> Result<Report> {
+/// Re-hashes every blob (of one couple, if given) and records the good ones as verified. `progress` is told the
+/// total first, then the bytes of each blob checked. The catalog is asked in bulk: the blobs once, the paths of
+/// the problem blobs in a few queries, their health in one transaction.
+pub fn verify(archive: &Archive, couple: Option<&str>, progress: &dyn Observer) -> Result<Report> {
     let cat = archive.catalog()?;
     let couple_id = match couple {
         Some(f) => Some(cat.couple_by_folder(f)?.id),
         None => None,
     };
     let blobs = cat.blobs(couple_id)?;
-    let results: Vec<(usize, Option<(String, String)>)> =
-        blobs.par_iter().enumerate().map(|(i, b)| (i, check(archive, b))).collect();
+    progress.start(blobs.len() as u64, blobs.iter().map(|b| b.size).sum());
+    let results: Vec<Option<(String, String)>> = blobs
+        .par_iter()
+        .map(|b| {
+            let r = check(archive, b);
+            progress.advance(b.size.max(1));
+            r
+        })
+        .collect();
+    progress.finish();
     let mut good = Vec::new();
-    let mut problems = Vec::new();
-    for (i, r) in results {
-        let b = &blobs[i];
+    let mut found = Vec::new();
+    for (b, r) in blobs.iter().zip(results) {
         match r {
             None => good.push(b.hash.clone()),
-            Some((kind, detail)) => {
-                let files = crate::fs::tree_paths_of_blob(&cat, &b.hash)?;
-                problems.push(Problem { hash: b.hash.clone(), kind, detail, files });
-            }
+            Some((kind, detail)) => found.push((b.hash.clone(), kind, detail)),
         }
     }
-    for p in &problems {
-        let health = if p.kind == "missing" { "missing" } else { "damaged" };
-        cat.set_blob_unhealthy(&p.hash, health, &p.detail)?;
-    }
-    let unhealthy: std::collections::HashSet<String> = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+    let hashes: Vec<String> = found.iter().map(|(h, _, _)| h.clone()).collect();
+    let mut paths = paths_of(&cat, &hashes, couple_id)?;
+    let mut problems: Vec<Problem> = found
+        .into_iter()
+        .map(|(hash, kind, detail)| {
+            let files = paths.remove(&hash).unwrap_or_default();
+            Problem { hash, kind, detail, files }
+        })
+        .collect();
+    problems.sort_by(|a, b| a.files.cmp(&b.files));
+    let health: Vec<(String, String, String)> = problems
+        .iter()
+        .map(|p| {
+            (p.hash.clone(), if p.kind == "missing" { "missing" } else { "damaged" }.to_string(), p.detail.clone())
+        })
+        .collect();
+    cat.set_blobs_unhealthy(&health)?;
+    let unhealthy: HashSet<String> = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
     for h in good.iter().filter(|h| unhealthy.contains(*h)) {
         cat.heal_blob(h, None, "verify found it whole again")?;
     }
     cat.mark_verified(&good)?;
-    Ok(Report { blobs_checked: blobs.len(), bytes_checked: blobs.iter().map(|b| b.size).sum(), problems })
+    let couples = by_couple(&problems);
+    Ok(Report { blobs_checked: blobs.len(), bytes_checked: blobs.iter().map(|b| b.size).sum(), problems, couples })
+}
+
+/// The tree paths of the files using each of `hashes` (of one couple, if given), from a few bulk queries.
+fn paths_of(cat: &Catalog, hashes: &[String], couple_id: Option<i64>) -> Result<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    if hashes.is_empty() {
+        return Ok(out);
+    }
+    let couples: HashMap<i64, String> = cat.couple_folders()?.into_iter().collect();
+    let cams: HashMap<i64, String> = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+    for f in cat.files_of_blobs(hashes)? {
+        if couple_id.is_some_and(|c| c != f.couple_id) {
+            continue;
+        }
+        let Some(folder) = couples.get(&f.couple_id) else { continue };
+        let path = crate::fs::tree_path(folder, f.camera_id.and_then(|c| cams.get(&c)).map(String::as_str), &f);
+        out.entry(f.blob_hash.clone()).or_default().push(path);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+/// Counts the problems per couple (the first path segment of each affected file).
+fn by_couple(problems: &[Problem]) -> Vec<CoupleProblems> {
+    let mut map: BTreeMap<String, CoupleProblems> = BTreeMap::new();
+    for p in problems {
+        let mut seen = HashSet::new();
+        for f in &p.files {
+            let couple = f.split('/').next().unwrap_or_default().to_string();
+            let e = map.entry(couple.clone()).or_insert_with(|| CoupleProblems {
+                couple: couple.clone(),
+                missing: 0,
+                damaged: 0,
+                first: Vec::new(),
+                files: 0,
+            });
+            if seen.insert(couple) {
+                if p.kind == "missing" {
+                    e.missing += 1;
+                } else {
+                    e.damaged += 1;
+                }
+            }
+            e.files += 1;
+            if e.first.len() < FIRST_PATHS {
+                e.first.push(f.clone());
+            }
+        }
+    }
+    map.into_values().collect()
 }
 
 /// What `repair` did with one given file.

@@ -137,10 +137,10 @@ fn every_landing_is_durable_before_the_import_reports_it() {
 fn verify_finds_rot_in_the_store() {
     let w = world();
     importer(&w.archive).import(&request(&w.card)).expect("import");
-    let clean = nightfox::verify::verify(&w.archive, None).expect("verify");
+    let clean = nightfox::verify::verify(&w.archive, None, &Quiet).expect("verify");
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
     w.blobs.corrupt(&w.hashes[2]);
-    let report = nightfox::verify::verify(&w.archive, None).expect("verify");
+    let report = nightfox::verify::verify(&w.archive, None, &Quiet).expect("verify");
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].hash, w.hashes[2]);
     assert_eq!(report.problems[0].kind, "hash");

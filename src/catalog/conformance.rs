@@ -115,6 +115,12 @@ pub fn read_suite(b: &dyn CatalogBackend) {
     of_blob.sort();
     assert_eq!(of_blob, vec![ids[1], dup]);
     assert!(c.files_of_blob(&hash(9)).expect("files of blob").is_empty());
+    let mut of_blobs: Vec<i64> =
+        c.files_of_blobs(&[hash(2), hash(9), hash(1)]).expect("files of blobs").iter().map(|f| f.id).collect();
+    of_blobs.sort();
+    assert_eq!(of_blobs, vec![ids[0], ids[1], dup], "files of many blobs at once, unknown ones ignored");
+    let many: Vec<String> = (0..1200).map(|i| format!("{i:064x}")).chain([hash(2)]).collect();
+    assert_eq!(c.files_of_blobs(&many).expect("more hashes than one statement takes").len(), 2);
     assert_eq!(c.file_count().expect("file count"), 4);
     assert_eq!(c.file(dup).expect("file").map(|f| f.couple_id), Some(other));
     assert_eq!(c.blob(&hash(2)).expect("blob").map(|b| b.size), Some(1000));
@@ -354,6 +360,14 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     assert_eq!(kinds, vec!["blob_damaged", "blob_healed"]);
     c.mark_verified(std::slice::from_ref(&h)).expect("verified");
     assert!(c.blob(&h).expect("blob").expect("blob").verified_at.is_some());
+    // Many at once, in one transaction: news once per blob, with one event each.
+    let before = c.last_event_id().expect("last event");
+    let found = vec![(h.clone(), "missing".to_string(), "gone".to_string())];
+    assert_eq!(c.set_blobs_unhealthy(&found).expect("unhealthy in bulk"), 1);
+    assert_eq!(c.set_blobs_unhealthy(&found).expect("again"), 0, "not news twice");
+    assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("missing"));
+    let kinds: Vec<String> = c.events_after(before, 10).expect("events").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec!["blob_missing"]);
 }
 
 /// Ingest entries round-trip; an item added to a session is counted; open ingest sessions are found by prefix.

@@ -171,6 +171,10 @@ pub trait ReadCatalog {
     /// Files that point at one blob.
     fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>>;
 
+    /// Files that point at any of these blobs, in no particular order: the paths of many blobs in a few queries
+    /// (what `verify` reports), never one per blob.
+    fn files_of_blobs(&self, hashes: &[String]) -> Result<Vec<FileRow>>;
+
     /// The file with this id, if any.
     fn file(&self, id: i64) -> Result<Option<FileRow>>;
 
@@ -381,6 +385,10 @@ pub trait Health {
 
     /// Records what `verify` found wrong with a blob (`damaged` or `missing`), with an event when that is news.
     fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool>;
+
+    /// [`Health::set_blob_unhealthy`] for many blobs `(hash, health, problem)` in one transaction; returns how
+    /// many were news.
+    fn set_blobs_unhealthy(&self, found: &[(String, String, String)]) -> Result<usize>;
 
     /// Marks a blob whole again (its file was replaced by a verified copy, or found whole by `verify`), with an
     /// event naming how.

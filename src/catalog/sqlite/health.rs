@@ -32,6 +32,24 @@ impl Health for SqliteConn {
         Ok(n > 0)
     }
 
+    fn set_blobs_unhealthy(&self, found: &[(String, String, String)]) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction().ctx("begin blob health")?;
+        let mut news = 0;
+        {
+            let mut st = tx
+                .prepare("UPDATE blobs SET health = ?2, problem = ?3 WHERE hash = ?1 AND health <> ?2")
+                .ctx("record blob health")?;
+            for (hash, health, problem) in found {
+                if st.execute(params![hash, health, problem]).ctx("record blob health")? > 0 {
+                    add_archive_event(&tx, &format!("blob_{health}"), Some(hash), None, None, problem)?;
+                    news += 1;
+                }
+            }
+        }
+        tx.commit().ctx("commit blob health")?;
+        Ok(news)
+    }
+
     fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
         heal_blob_on(&self.conn, hash, session_id, how)
     }

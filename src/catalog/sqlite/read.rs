@@ -203,6 +203,16 @@ impl ReadCatalog for SqliteConn {
         rows(&self.conn, &format!("{} WHERE f.blob_hash = ?1", FILE_SELECT), [hash], file_from_row, "files of blob")
     }
 
+    fn files_of_blobs(&self, hashes: &[String]) -> Result<Vec<FileRow>> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("{} WHERE f.blob_hash IN ({marks})", FILE_SELECT);
+            out.extend(rows(&self.conn, &sql, rusqlite::params_from_iter(chunk), file_from_row, "files of blobs")?);
+        }
+        Ok(out)
+    }
+
     fn file(&self, id: i64) -> Result<Option<FileRow>> {
         self.conn
             .query_row(&format!("{} WHERE f.id = ?1", FILE_SELECT), [id], file_from_row)

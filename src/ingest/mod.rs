@@ -192,8 +192,28 @@ struct Run<'r> {
     local: bool,
     net: Option<Net>,
     retry: Retry,
-    /// Blobs `verify` found damaged or missing when the run started: a verified copy of one replaces it.
-    unhealthy: std::collections::HashSet<String>,
+    /// Blobs `verify` found damaged or missing: a verified copy of one replaces it.
+    unhealthy: Unhealthy,
+}
+
+/// Which blobs `verify` found damaged or missing, asked of the catalog per hash (one indexed lookup) the first time
+/// a run meets the hash, and remembered for the run. Never the whole list: an archive whose blobs are all missing
+/// (an external disk that was not mounted when `verify` ran) costs nothing more to import into.
+struct Unhealthy {
+    cat: Mutex<Catalog>,
+    seen: Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl Unhealthy {
+    fn contains(&self, hash: &str) -> bool {
+        if let Some(&known) = self.seen.lock().get(hash) {
+            return known;
+        }
+        // A catalog that cannot answer: treat the blob as unhealthy, so a verified copy replaces it (always safe).
+        let bad = self.cat.lock().blob_health(hash).map_or(true, |h| h.is_some_and(|h| h != "ok"));
+        self.seen.lock().insert(hash.to_string(), bad);
+        bad
+    }
 }
 
 impl<'a> Importer<'a> {
@@ -237,7 +257,7 @@ impl<'a> Importer<'a> {
         };
         let policy = if local { RetryPolicy::from_env().local() } else { RetryPolicy::from_env() };
         let retry = Retry::new(policy, Arc::clone(&self.cancel), session.id);
-        let unhealthy = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+        let unhealthy = Unhealthy { cat: Mutex::new(self.archive.catalog()?), seen: Mutex::default() };
         Ok(Run { session, source, roots, local, net, retry, unhealthy })
     }
 

@@ -127,6 +127,12 @@ pub fn read_suite(b: &dyn CatalogBackend) {
     let folders: Vec<String> = c.couple_folders().expect("folders").into_iter().map(|(_, f)| f).collect();
     assert_eq!(folders.len(), 2);
     assert_eq!(c.couple_by_id(couple).expect("couple").file_count, 3);
+    // The totals a couple listing shows follow every file added, in both couples.
+    let listed: Vec<(i64, i64)> = c.couples().expect("couples").iter().map(|x| (x.file_count, x.total_bytes)).collect();
+    assert_eq!(listed, vec![(3, 3000), (1, 1000)]);
+    let (empty, _) = couple_and_session(&mut *c, "read-suite-3");
+    let e = c.couple_by_id(empty).expect("couple");
+    assert_eq!((e.file_count, e.total_bytes), (0, 0), "a couple without files");
 }
 
 /// A commit on another connection changes the token; nothing changes it when nothing commits.
@@ -516,4 +522,29 @@ fn sqlite_urls() {
     assert!(create_backend("sqlite", root).is_err());
     let version = open_backend("sqlite", root).and_then(|b| b.connect()).and_then(|c| c.schema_version());
     assert_eq!(open_sqlite(&root.join("catalog.db")).and_then(|c| c.schema_version()).ok(), version.ok());
+}
+
+#[test]
+fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
+    let d = tempdir();
+    let b = sqlite_backend(d.path());
+    {
+        let mut c = b.connect().expect("connect");
+        let (couple, session) = couple_and_session(&mut *c, "old-archive");
+        let items = stored_items(&mut *c, session, &["A.MOV", "B.MOV"]);
+        finalize_all(&mut *c, couple, session, &items);
+    }
+    // As schema 5 left it: no totals table, no triggers.
+    {
+        let raw = rusqlite::Connection::open(d.path().join("catalog.db")).expect("raw open");
+        raw.execute_batch(
+            "DROP TRIGGER couple_totals_new_couple; DROP TRIGGER couple_totals_file_added;
+             DROP TRIGGER couple_totals_file_removed; DROP TRIGGER couple_totals_file_changed;
+             DROP TABLE couple_totals; PRAGMA user_version = 5;",
+        )
+        .expect("back to schema 5");
+    }
+    let c = b.connect().expect("reopen migrates");
+    let old = c.couple_by_folder("old-archive").expect("couple");
+    assert_eq!((old.file_count, old.total_bytes), (2, 2000), "filled from the files already there");
 }

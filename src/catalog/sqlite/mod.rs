@@ -140,10 +140,10 @@ impl SqliteConn {
     }
 }
 
+/// A couple with its totals (kept by triggers in `couple_totals`, see schema 6).
 const COUPLE_SELECT: &str = "SELECT c.id, c.display_name, c.event_date, c.folder_name, c.created_at,
-        (SELECT COUNT(*) FROM files f WHERE f.couple_id = c.id),
-        (SELECT IFNULL(SUM(b.size), 0) FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = c.id)
-     FROM couples c";
+        IFNULL(t.files, 0), IFNULL(t.bytes, 0)
+     FROM couples c LEFT JOIN couple_totals t ON t.couple_id = c.id";
 
 fn couple_from_row(r: &Row) -> rusqlite::Result<Couple> {
     Ok(Couple {

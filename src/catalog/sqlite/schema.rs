@@ -176,6 +176,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         message     TEXT NOT NULL
     );
     "#,
+    // 6: a couple's file count and bytes kept as files are added, re-pointed or removed (triggers), so listing
+    // couples never sums a million files through the blobs table. Filled once from what is there.
+    r#"
+    CREATE TABLE couple_totals (
+        couple_id   INTEGER PRIMARY KEY REFERENCES couples(id) ON DELETE CASCADE,
+        files       INTEGER NOT NULL DEFAULT 0,
+        bytes       INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO couple_totals (couple_id, files, bytes)
+        SELECT c.id,
+               (SELECT COUNT(*) FROM files f WHERE f.couple_id = c.id),
+               (SELECT IFNULL(SUM(b.size), 0) FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = c.id)
+        FROM couples c;
+    CREATE TRIGGER couple_totals_new_couple AFTER INSERT ON couples BEGIN
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.id);
+    END;
+    CREATE TRIGGER couple_totals_file_added AFTER INSERT ON files BEGIN
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.couple_id);
+        UPDATE couple_totals SET files = files + 1,
+            bytes = bytes + IFNULL((SELECT size FROM blobs WHERE hash = NEW.blob_hash), 0)
+        WHERE couple_id = NEW.couple_id;
+    END;
+    CREATE TRIGGER couple_totals_file_removed AFTER DELETE ON files BEGIN
+        UPDATE couple_totals SET files = files - 1,
+            bytes = bytes - IFNULL((SELECT size FROM blobs WHERE hash = OLD.blob_hash), 0)
+        WHERE couple_id = OLD.couple_id;
+    END;
+    CREATE TRIGGER couple_totals_file_changed AFTER UPDATE OF blob_hash, couple_id ON files BEGIN
+        UPDATE couple_totals SET files = files - 1,
+            bytes = bytes - IFNULL((SELECT size FROM blobs WHERE hash = OLD.blob_hash), 0)
+        WHERE couple_id = OLD.couple_id;
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.couple_id);
+        UPDATE couple_totals SET files = files + 1,
+            bytes = bytes + IFNULL((SELECT size FROM blobs WHERE hash = NEW.blob_hash), 0)
+        WHERE couple_id = NEW.couple_id;
+    END;
+    "#,
 ];
 
 /// Current schema version this build writes.

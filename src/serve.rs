@@ -577,9 +577,15 @@ pub struct Status {
     pub last_errors: Vec<Problem>,
     /// Files stored from salvaged copies, with the ranges that could not be read.
     pub damaged_files: Vec<DamagedFile>,
-    /// Blobs `verify` found damaged or missing (the mount answers EIO) and the files that use them.
+    /// Blobs `verify` found damaged or missing (the mount answers EIO) and the files that use them: the first
+    /// [`STATUS_BLOBS`] by hash (`nightfox verify --json` lists every one).
     pub unhealthy_blobs: Vec<UnhealthyBlob>,
+    /// How many blobs are damaged or missing in all.
+    pub unhealthy_total: i64,
 }
+
+/// How many unhealthy blobs `status` names.
+pub const STATUS_BLOBS: u32 = 20;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DamagedFile {
@@ -808,7 +814,8 @@ pub fn status(archive: &Archive) -> Result<Status> {
         damaged_files.push(DamagedFile { path, bad_ranges: f.bad_ranges.unwrap_or_default() });
     }
     let mut unhealthy_blobs = Vec::new();
-    for (hash, health) in cat.unhealthy_blobs()? {
+    let (unhealthy_total, first) = cat.unhealthy_blobs_first(STATUS_BLOBS)?;
+    for (hash, health) in first {
         let files = crate::fs::tree_paths_of_blob(&cat, &hash)?;
         unhealthy_blobs.push(UnhealthyBlob { hash, health, files });
     }
@@ -820,6 +827,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
         last_errors,
         damaged_files,
         unhealthy_blobs,
+        unhealthy_total,
     })
 }
 
@@ -923,6 +931,10 @@ impl Status {
             for b in &self.unhealthy_blobs {
                 let files: Vec<String> = b.files.iter().map(|f| one_line(f)).collect();
                 o.push_str(&format!("  {}\t{}\t{}\n", b.hash, b.health, files.join(", ")));
+            }
+            let more = self.unhealthy_total - self.unhealthy_blobs.len() as i64;
+            if more > 0 {
+                o.push_str(&format!("  and {more} more (`nightfox verify --json` lists every one)\n"));
             }
         }
         o

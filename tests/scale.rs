@@ -98,6 +98,11 @@ fn verify_with_the_blobs_absent_reports_one_line_per_couple_and_every_problem_in
     // Recorded as missing, so the mount answers EIO for them.
     let cat = env.catalog();
     assert_eq!(cat.unhealthy_blobs().unwrap().len(), 2000);
+    drop(cat);
+    // `status` names the first 20 and counts the rest.
+    let status = env.ok(&["status"]);
+    assert_eq!(status.lines().filter(|l| l.contains("\tmissing\t")).count(), 20, "{status}");
+    assert!(status.contains("and 1980 more"), "{status}");
 }
 
 #[test]

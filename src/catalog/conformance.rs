@@ -374,6 +374,8 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("missing"));
     let kinds: Vec<String> = c.events_after(before, 10).expect("events").into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec!["blob_missing"]);
+    assert_eq!(c.unhealthy_blobs_first(10).expect("first"), (1, vec![(h.clone(), "missing".to_string())]));
+    assert_eq!(c.unhealthy_blobs_first(0).expect("none listed"), (1, vec![]), "counted even when none is listed");
 }
 
 /// Ingest entries round-trip; an item added to a session is counted; open ingest sessions are found by prefix.

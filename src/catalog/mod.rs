@@ -153,6 +153,10 @@ pub trait ReadCatalog {
     /// Blobs that `verify` found damaged or missing and that no verified copy has healed yet: `(hash, health)`.
     fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>>;
 
+    /// How many blobs are unhealthy, and the first `limit` of them by hash (what `status` shows without listing
+    /// a million blobs when an external disk was not mounted for `verify`).
+    fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)>;
+
     /// `ok`, `damaged` or `missing` for a catalogued blob; `None` for content the catalog does not know.
     fn blob_health(&self, hash: &str) -> Result<Option<String>>;
 

@@ -153,6 +153,21 @@ impl ReadCatalog for SqliteConn {
         )
     }
 
+    fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)> {
+        let total = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM blobs WHERE health <> 'ok'", [], |r| r.get(0))
+            .ctx("count unhealthy blobs")?;
+        let first = rows(
+            &self.conn,
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash LIMIT ?1",
+            [limit],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+            "list unhealthy blobs",
+        )?;
+        Ok((total, first))
+    }
+
     fn blob_health(&self, hash: &str) -> Result<Option<String>> {
         blob_health_on(&self.conn, hash)
     }

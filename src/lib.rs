@@ -16,6 +16,7 @@ pub mod frontends;
 pub mod fs;
 pub mod generate;
 pub mod ingest;
+pub mod lockfile;
 pub mod media;
 pub mod organize;
 pub mod secrets;

@@ -23,7 +23,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -177,34 +176,10 @@ fn describe_holder(archive: &Archive) -> String {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    match lock_state(&path) {
+    match crate::lockfile::holder(&path) {
         Some(Some(pid)) => format!("pid {pid}"),
         _ => "another process".to_string(),
     }
-}
-
-/// Who holds the flock on `path`, read from `/proc/locks` without touching the lock: `Some(Some(pid))` held,
-/// `Some(None)` free, `None` when it cannot be told (no `/proc/locks`).
-fn lock_state(path: &Path) -> Option<Option<i32>> {
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let Ok(md) = std::fs::metadata(path) else { return Some(None) };
-    Some(flock_holder(&locks, md.ino()))
-}
-
-/// Parses `/proc/locks` lines such as `1: FLOCK  ADVISORY  WRITE 1234 fe:00:10010782 0 EOF` (waiters, shown as
-/// `1: -> FLOCK ...`, are not holders).
-fn flock_holder(locks: &str, ino: u64) -> Option<i32> {
-    locks.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 6 || f[1] != "FLOCK" {
-            return None;
-        }
-        let i: u64 = f[5].rsplit(':').next()?.parse().ok()?;
-        if i != ino {
-            return None;
-        }
-        f[4].parse().ok()
-    })
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -667,7 +642,7 @@ pub struct Problem {
 fn daemon_status(archive: &Archive) -> (DaemonStatus, Option<DaemonNote>) {
     let path = lock_path(archive);
     let note = read_daemon_note(&path);
-    let holder = match lock_state(&path) {
+    let holder = match crate::lockfile::holder(&path) {
         Some(h) => h.and_then(|p| u32::try_from(p).ok()),
         // No /proc/locks: trust the note if its process lives.
         None => note.as_ref().filter(|n| pid_alive(n.pid)).map(|n| n.pid),
@@ -971,16 +946,5 @@ mod tests {
         assert_eq!(backoff(i, cap, u32::MAX), cap);
         assert_eq!(backoff_cap(Duration::from_secs(1)), Duration::from_secs(16));
         assert_eq!(backoff_cap(Duration::from_secs(7200)), Duration::from_secs(7200));
-    }
-
-    #[test]
-    fn proc_locks_lines() {
-        let locks = "1: FLOCK  ADVISORY  WRITE 3413 fe:00:10010782 0 EOF\n\
-                     2: -> FLOCK  ADVISORY  WRITE 3999 fe:00:77 0 EOF\n\
-                     3: POSIX  ADVISORY  WRITE 1883 fe:00:77 0 EOF\n\
-                     4: FLOCK  ADVISORY  WRITE 1884 fe:00:77 0 EOF\n";
-        assert_eq!(flock_holder(locks, 10010782), Some(3413));
-        assert_eq!(flock_holder(locks, 77), Some(1884));
-        assert_eq!(flock_holder(locks, 5), None);
     }
 }

@@ -4,10 +4,8 @@
 //! `catalog.db` (see `catalog`), `objects/` (see `blobs::local`), `tmp/` (staging, see `blobs::staging`),
 //! `locks/`, `archive.toml`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +14,7 @@ use crate::catalog::{Catalog, CatalogBackend};
 use crate::error::{Error, IoContext, Result};
 
 pub mod config;
+pub use crate::lockfile::LockFile;
 pub use config::Config;
 
 const MARKER: &str = "NIGHTFOX_ARCHIVE";
@@ -126,42 +125,5 @@ impl Archive {
     /// one) holds it.
     pub fn try_lock(&self, name: &str) -> Result<Option<LockFile>> {
         LockFile::try_take(&self.lock_path(name))
-    }
-}
-
-/// An advisory `flock` on a file in `locks/`, released when dropped or when the process dies.
-pub struct LockFile {
-    file: File,
-    path: PathBuf,
-}
-
-impl LockFile {
-    fn try_take(path: &Path) -> Result<Option<LockFile>> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at(path)?;
-        // SAFETY: flock on a valid, owned descriptor.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
-            }
-            return Err(Error::io(path, e));
-        }
-        Ok(Some(LockFile { file, path: path.to_path_buf() }))
-    }
-
-    /// Writes a note (such as the session id or pid) into the lock file for others to read.
-    pub fn write_note(&mut self, note: &str) -> Result<()> {
-        self.file.set_len(0).at(&self.path)?;
-        self.file.rewind().at(&self.path)?;
-        self.file.write_all(note.as_bytes()).at(&self.path)
-    }
-
-    /// Reads the note of a lock file held by someone else.
-    pub fn read_note(path: &Path) -> Option<String> {
-        let mut s = String::new();
-        File::open(path).ok()?.read_to_string(&mut s).ok()?;
-        Some(s.trim().to_string())
     }
 }

@@ -43,6 +43,20 @@ fn new_file<'a>(couple: i64, session: i64, blob: &'a str, name: &'a str, camera_
     }
 }
 
+/// A modern camera `a7s`; returns its id.
+fn a7s(c: &dyn CatalogConn) -> i64 {
+    let cam = NewCamera {
+        slug: "a7s",
+        name: "A7S",
+        footage_type: FootageType::Modern,
+        make: None,
+        model: None,
+        serial: None,
+        auto: false,
+    };
+    c.add_camera(&cam).expect("add camera")
+}
+
 /// A couple and a local session over `/card`; returns (couple, session).
 fn couple_and_session(c: &mut dyn CatalogConn, folder: &str) -> (i64, i64) {
     let couple = c.add_couple(folder, "2025-06-14", folder).expect("add couple");
@@ -133,6 +147,66 @@ pub fn read_suite(b: &dyn CatalogBackend) {
     let (empty, _) = couple_and_session(&mut *c, "read-suite-3");
     let e = c.couple_by_id(empty).expect("couple");
     assert_eq!((e.file_count, e.total_bytes), (0, 0), "a couple without files");
+}
+
+/// What the mount reads lazily: the couple folders with their newest import, a couple's camera folders, one
+/// folder's files by name, and `.by-hash` pages in blob id order (one entry per blob, its first file).
+pub fn tree_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    assert_eq!(c.newest_ids().expect("newest"), (0, 0));
+    assert!(c.tree_couples().expect("tree couples").is_empty());
+    let cam = a7s(&*c);
+    let (b_couple, b_session) = couple_and_session(&mut *c, "2025-b");
+    let (a_couple, a_session) = couple_and_session(&mut *c, "2025-a");
+    let (_empty, _) = couple_and_session(&mut *c, "2025-c-empty");
+    let mut tx = c.begin_finalize().expect("begin");
+    let (h1, h2, h3) = (hash(1), hash(2), hash(3));
+    let f1 = tx.insert_file(&new_file(a_couple, a_session, &h1, "Z.MOV", Some(cam))).expect("file");
+    let f2 = tx.insert_file(&new_file(a_couple, a_session, &h2, "A.MOV", Some(cam))).expect("file");
+    let f3 = tx.insert_file(&new_file(a_couple, a_session, &h3, "unknown.mov", None)).expect("file");
+    let mut dad = new_file(a_couple, a_session, &h1, "tape.avi", None);
+    dad.footage_type = FootageType::Dadcam;
+    let f4 = tx.insert_file(&dad).expect("file");
+    tx.commit_for(a_session).expect("commit");
+    let mut tx = c.begin_finalize().expect("begin");
+    let f5 = tx.insert_file(&new_file(b_couple, b_session, &h2, "copy.mov", None)).expect("file");
+    tx.commit_for(b_session).expect("commit");
+    let newest_blob = c.hash_entries(0, 10).expect("by-hash").iter().map(|f| f.blob_id).max();
+    assert_eq!(c.newest_ids().expect("newest"), (f5, newest_blob.expect("blobs")));
+
+    let couples = c.tree_couples().expect("tree couples");
+    let names: Vec<(&str, i64)> = couples.iter().map(|t| (t.folder_name.as_str(), t.files)).collect();
+    assert_eq!(names, vec![("2025-a", 4), ("2025-b", 1)], "by folder name, couples without files left out");
+    let newest_file = c.file(f4).expect("file").expect("there").imported_at;
+    assert_eq!(couples[0].newest_import, newest_file);
+
+    let cams = c.tree_cameras(a_couple).expect("tree cameras");
+    let shape: Vec<(FootageType, Option<i64>, i64)> =
+        cams.iter().map(|t| (t.footage_type, t.camera_id, t.files)).collect();
+    assert_eq!(
+        shape,
+        vec![(FootageType::Dadcam, None, 1), (FootageType::Modern, None, 1), (FootageType::Modern, Some(cam), 2)]
+    );
+    assert!(cams.iter().all(|t| t.newest_import == newest_file));
+    let listed = c.camera_listing().expect("camera listing");
+    assert_eq!(listed.iter().find(|l| l.camera.id == cam).map(|l| l.file_count), Some(2), "the camera's files");
+    assert!(c.tree_cameras(9999).expect("no couple").is_empty());
+
+    let names = |v: Vec<TreeFile>| v.into_iter().map(|f| (f.id, f.display_name)).collect::<Vec<_>>();
+    let dir = c.files_in_dir(a_couple, FootageType::Modern, Some(cam)).expect("folder");
+    assert_eq!(names(dir), vec![(f2, b"A.MOV".to_vec()), (f1, b"Z.MOV".to_vec())], "by display name");
+    let unknown = c.files_in_dir(a_couple, FootageType::Modern, None).expect("folder");
+    assert_eq!(names(unknown), vec![(f3, b"unknown.mov".to_vec())]);
+    assert!(c.files_in_dir(b_couple, FootageType::Super8, None).expect("folder").is_empty());
+
+    // .by-hash: three blobs, each with its first file, in blob id order, paged.
+    let all = c.hash_entries(0, 100).expect("by-hash");
+    let firsts: Vec<(String, i64)> = all.iter().map(|f| (f.blob_hash.clone(), f.id)).collect();
+    assert_eq!(firsts, vec![(h1.clone(), f1), (h2.clone(), f2), (h3.clone(), f3)]);
+    assert!(all.windows(2).all(|w| w[0].blob_id < w[1].blob_id));
+    let page = c.hash_entries(all[0].blob_id, 1).expect("page");
+    assert_eq!(page.iter().map(|f| f.id).collect::<Vec<_>>(), vec![f2], "the page after the first blob");
+    assert!(c.hash_entries(all[2].blob_id, 10).expect("past the end").is_empty());
 }
 
 /// A commit on another connection changes the token; nothing changes it when nothing commits.
@@ -239,17 +313,7 @@ pub fn finalize_suite(b: &dyn CatalogBackend) {
 pub fn name_clash_suite(b: &dyn CatalogBackend) {
     let mut c = b.connect().expect("connect");
     let (couple, session) = couple_and_session(&mut *c, "names");
-    let cam = c
-        .add_camera(&NewCamera {
-            slug: "a7s",
-            name: "A7S",
-            footage_type: FootageType::Modern,
-            make: None,
-            model: None,
-            serial: None,
-            auto: false,
-        })
-        .expect("add camera");
+    let cam = a7s(&*c);
     let h = hash(3);
     let mut tx = c.begin_finalize().expect("begin finalize");
     assert!(!tx.name_taken(couple, FootageType::Modern, None, "clip.mov").expect("name taken"));
@@ -440,6 +504,12 @@ fn sqlite_read() {
 }
 
 #[test]
+fn sqlite_tree() {
+    let d = tempdir();
+    tree_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
 fn sqlite_change_token() {
     let d = tempdir();
     change_token_suite(&*sqlite_backend(d.path()));
@@ -542,11 +612,19 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
         raw.execute_batch(
             "DROP TRIGGER couple_totals_new_couple; DROP TRIGGER couple_totals_file_added;
              DROP TRIGGER couple_totals_file_removed; DROP TRIGGER couple_totals_file_changed;
-             DROP TABLE couple_totals; PRAGMA user_version = 5;",
+             DROP TRIGGER couple_totals_newest_added; DROP TRIGGER couple_totals_newest_moved;
+             DROP TRIGGER files_blob_id_added; DROP TRIGGER files_blob_id_changed;
+             DROP TRIGGER camera_totals_file_added; DROP TRIGGER camera_totals_file_removed;
+             DROP TRIGGER camera_totals_file_moved; DROP TABLE camera_totals; ALTER TABLE files DROP COLUMN blob_id;
+             DROP INDEX files_sidecar; DROP TABLE couple_totals; PRAGMA user_version = 5;",
         )
         .expect("back to schema 5");
     }
     let c = b.connect().expect("reopen migrates");
     let old = c.couple_by_folder("old-archive").expect("couple");
     assert_eq!((old.file_count, old.total_bytes), (2, 2000), "filled from the files already there");
+    let tree = c.tree_couples().expect("tree couples");
+    assert_eq!(tree.len(), 1);
+    assert!(tree[0].newest_import > 0, "the newest import filled at migration: {tree:?}");
+    assert_eq!(c.files_in_dir(old.id, FootageType::Modern, None).expect("folder").len(), 2, "blob ids filled");
 }

@@ -208,6 +208,26 @@ pub trait ReadCatalog {
 
     /// Total number of catalogued files.
     fn file_count(&self) -> Result<i64>;
+
+    /// The ids of the newest file and the newest blob (0 when there is none): where a change feed of new files
+    /// and new `.by-hash` entries starts.
+    fn newest_ids(&self) -> Result<(i64, i64)>;
+
+    /// The couples that have files, with their file count and newest import, by folder name: the root of the
+    /// mount. Reads one row per couple (never the files).
+    fn tree_couples(&self) -> Result<Vec<TreeCouple>>;
+
+    /// One couple's camera folders (footage type, camera, file count, newest import), by type then camera id.
+    /// Reads the couple's files through an index, not the whole catalog.
+    fn tree_cameras(&self, couple_id: i64) -> Result<Vec<TreeCamera>>;
+
+    /// The files of one camera folder of the tree, by display name.
+    fn files_in_dir(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>) -> Result<Vec<TreeFile>>;
+
+    /// The entries of `.by-hash`: for each blob with an id above `after` that some file uses, in blob id order,
+    /// the first file (lowest id) that uses it; at most `limit`. Blob ids never change, so a listing can go on
+    /// from the last id it handed out.
+    fn hash_entries(&self, after: i64, limit: u32) -> Result<Vec<TreeFile>>;
 }
 
 /// What an import writes as it goes (`ingest`): sessions and their status, the scanned items, copies and their

@@ -235,10 +235,11 @@ fn item_from_row(r: &Row) -> rusqlite::Result<Item> {
     })
 }
 
+/// A file with its blob, joined by the blob's row id (`files.blob_id`, kept by triggers from `blob_hash`).
 const FILE_SELECT: &str = "SELECT f.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
         f.display_name, f.original_path, f.source, f.source_mtime_ns, f.imported_at, f.session_id, f.sidecar_of, b.id, f.captured_at,
         f.bad_ranges
-     FROM files f JOIN blobs b ON b.hash = f.blob_hash";
+     FROM files f JOIN blobs b ON b.id = f.blob_id";
 
 fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
     let ft: String = r.get(2)?;
@@ -259,6 +260,29 @@ fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
         blob_id: r.get(13)?,
         captured_at: r.get(14)?,
         bad_ranges: r.get(15)?,
+    })
+}
+
+/// A file as the tree lists it (`TreeFile`): no paths, no source.
+const TREE_FILE_SELECT: &str = "SELECT f.id, b.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
+        f.display_name, f.source_mtime_ns, f.imported_at, f.captured_at, f.bad_ranges IS NOT NULL
+     FROM files f JOIN blobs b ON b.id = f.blob_id";
+
+fn tree_file_from_row(r: &Row) -> rusqlite::Result<TreeFile> {
+    let ft = r.get_ref(3)?.as_str().unwrap_or("modern");
+    Ok(TreeFile {
+        id: r.get(0)?,
+        blob_id: r.get(1)?,
+        couple_id: r.get(2)?,
+        footage_type: FootageType::parse(ft).unwrap_or(FootageType::Modern),
+        camera_id: r.get(4)?,
+        blob_hash: r.get(5)?,
+        size: r.get::<_, i64>(6)? as u64,
+        display_name: r.get(7)?,
+        source_mtime_ns: r.get(8)?,
+        imported_at: r.get(9)?,
+        captured_at: r.get(10)?,
+        damaged: r.get(11)?,
     })
 }
 

@@ -56,9 +56,7 @@ impl ReadCatalog for SqliteConn {
             concat!(
                 "SELECT ",
                 camera_columns!(),
-                ", IFNULL(k.n, 0) FROM cameras c
-                 LEFT JOIN (SELECT camera_id, COUNT(*) AS n FROM files GROUP BY camera_id) k ON k.camera_id = c.id
-                 ORDER BY c.slug"
+                ", IFNULL(k.files, 0) FROM cameras c LEFT JOIN camera_totals k ON k.camera_id = c.id ORDER BY c.slug"
             ),
             [],
             |r| Ok(CameraListing { camera: camera_from_row(r)?, file_count: r.get(8)? }),
@@ -198,9 +196,11 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn damaged_files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
+        // Through the partial index of salvaged files (a handful), never a scan of every file.
         let sql = format!(
-            "{} WHERE f.bad_ranges IS NOT NULL AND (?1 IS NULL OR f.couple_id = ?1) ORDER BY f.id",
-            FILE_SELECT
+            "{} WHERE f.bad_ranges IS NOT NULL AND f.couple_id {} ORDER BY f.id",
+            FILE_SELECT.replace("FROM files f", "FROM files f INDEXED BY files_damaged"),
+            if couple_id.is_some() { "= ?1" } else { "IS NOT ?1" }
         );
         rows(&self.conn, &sql, [couple_id], file_from_row, "list damaged files")
     }
@@ -275,6 +275,67 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn file_count(&self) -> Result<i64> {
-        self.conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).ctx("count files")
+        self.conn.query_row("SELECT IFNULL(SUM(files), 0) FROM couple_totals", [], |r| r.get(0)).ctx("count files")
+    }
+
+    fn newest_ids(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT IFNULL(MAX(id), 0) FROM files), (SELECT IFNULL(MAX(id), 0) FROM blobs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ctx("newest ids")
+    }
+
+    fn tree_couples(&self) -> Result<Vec<TreeCouple>> {
+        rows(
+            &self.conn,
+            "SELECT c.id, c.folder_name, t.files, t.newest_import FROM couples c
+               JOIN couple_totals t ON t.couple_id = c.id WHERE t.files > 0 ORDER BY c.folder_name",
+            [],
+            |r| Ok(TreeCouple { id: r.get(0)?, folder_name: r.get(1)?, files: r.get(2)?, newest_import: r.get(3)? }),
+            "list the couple folders",
+        )
+    }
+
+    fn tree_cameras(&self, couple_id: i64) -> Result<Vec<TreeCamera>> {
+        rows(
+            &self.conn,
+            "SELECT footage_type, camera_id, COUNT(*), MAX(imported_at) FROM files WHERE couple_id = ?1
+               GROUP BY footage_type, IFNULL(camera_id, 0) ORDER BY footage_type, IFNULL(camera_id, 0)",
+            [couple_id],
+            |r| {
+                let ft: String = r.get(0)?;
+                Ok(TreeCamera {
+                    footage_type: FootageType::parse(&ft).unwrap_or(FootageType::Modern),
+                    camera_id: r.get(1)?,
+                    files: r.get(2)?,
+                    newest_import: r.get(3)?,
+                })
+            },
+            "list the camera folders of a couple",
+        )
+    }
+
+    fn files_in_dir(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>) -> Result<Vec<TreeFile>> {
+        let sql = format!(
+            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 ORDER BY f.display_name",
+            TREE_FILE_SELECT
+        );
+        let p = params![couple_id, ft.as_str(), camera_id.unwrap_or(0)];
+        rows(&self.conn, &sql, p, tree_file_from_row, "list a folder")
+    }
+
+    fn hash_entries(&self, after: i64, limit: u32) -> Result<Vec<TreeFile>> {
+        // Blobs first (CROSS JOIN keeps SQLite's loop order): a page walks blob ids, each finding its first file
+        // through the files_blob index.
+        let sql = TREE_FILE_SELECT.replace(
+            "FROM files f JOIN blobs b ON b.id = f.blob_id",
+            "FROM blobs b CROSS JOIN files f
+             WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_hash = b.hash)
+             ORDER BY b.id LIMIT ?2",
+        );
+        rows(&self.conn, &sql, params![after, limit], tree_file_from_row, "list .by-hash")
     }
 }

@@ -213,6 +213,52 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE couple_id = NEW.couple_id;
     END;
     "#,
+    // 7: what the mount and the listings read without scanning a million files: the newest import below each
+    // couple (the root's mtimes), each camera's file count (`camera list`), each file's blob row id, so a
+    // folder listing joins its blobs by row id (neighbouring rows) instead of a hash lookup per file, and an
+    // index of the sidecars by clip (`info`). Triggers keep the first three as files are added, re-pointed or
+    // removed; filled once from what is there.
+    r#"
+    CREATE INDEX files_sidecar ON files(sidecar_of) WHERE sidecar_of IS NOT NULL;
+    ALTER TABLE files ADD COLUMN blob_id INTEGER;
+    UPDATE files SET blob_id = (SELECT id FROM blobs WHERE hash = files.blob_hash);
+    CREATE TRIGGER files_blob_id_added AFTER INSERT ON files BEGIN
+        UPDATE files SET blob_id = (SELECT id FROM blobs WHERE hash = NEW.blob_hash) WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER files_blob_id_changed AFTER UPDATE OF blob_hash ON files BEGIN
+        UPDATE files SET blob_id = (SELECT id FROM blobs WHERE hash = NEW.blob_hash) WHERE id = NEW.id;
+    END;
+    CREATE TABLE camera_totals (
+        camera_id   INTEGER PRIMARY KEY REFERENCES cameras(id) ON DELETE CASCADE,
+        files       INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO camera_totals (camera_id, files)
+        SELECT camera_id, COUNT(*) FROM files WHERE camera_id IS NOT NULL GROUP BY camera_id;
+    CREATE TRIGGER camera_totals_file_added AFTER INSERT ON files WHEN NEW.camera_id IS NOT NULL BEGIN
+        INSERT OR IGNORE INTO camera_totals (camera_id) VALUES (NEW.camera_id);
+        UPDATE camera_totals SET files = files + 1 WHERE camera_id = NEW.camera_id;
+    END;
+    CREATE TRIGGER camera_totals_file_removed AFTER DELETE ON files WHEN OLD.camera_id IS NOT NULL BEGIN
+        UPDATE camera_totals SET files = files - 1 WHERE camera_id = OLD.camera_id;
+    END;
+    CREATE TRIGGER camera_totals_file_moved AFTER UPDATE OF camera_id ON files BEGIN
+        UPDATE camera_totals SET files = files - 1 WHERE camera_id = OLD.camera_id;
+        INSERT OR IGNORE INTO camera_totals (camera_id) SELECT NEW.camera_id WHERE NEW.camera_id IS NOT NULL;
+        UPDATE camera_totals SET files = files + 1 WHERE camera_id = NEW.camera_id;
+    END;
+    ALTER TABLE couple_totals ADD COLUMN newest_import INTEGER NOT NULL DEFAULT 0;
+    UPDATE couple_totals SET newest_import =
+        IFNULL((SELECT MAX(f.imported_at) FROM files f WHERE f.couple_id = couple_totals.couple_id), 0);
+    CREATE TRIGGER couple_totals_newest_added AFTER INSERT ON files BEGIN
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.couple_id);
+        UPDATE couple_totals SET newest_import = MAX(newest_import, NEW.imported_at)
+        WHERE couple_id = NEW.couple_id;
+    END;
+    CREATE TRIGGER couple_totals_newest_moved AFTER UPDATE OF couple_id ON files BEGIN
+        UPDATE couple_totals SET newest_import = MAX(newest_import, NEW.imported_at)
+        WHERE couple_id = NEW.couple_id;
+    END;
+    "#,
 ];
 
 /// Current schema version this build writes.

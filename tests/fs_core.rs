@@ -345,3 +345,67 @@ fn a_blob_store_without_local_files_is_served_through_its_reader() {
     assert_eq!(&buf[..f.bytes.len()], &f.bytes[..]);
     assert_eq!(fs.read_at(ino, f.bytes.len() as u64, &mut buf).unwrap(), 0);
 }
+
+#[test]
+fn by_hash_is_looked_up_by_name_and_listed_in_pages() {
+    let f = fixture();
+    let who = root();
+    let by_hash = walk(&f.fs, &who, &[b".by-hash"]).unwrap();
+    assert!(f.fs.lists_in_pages(by_hash) && !f.fs.lists_in_pages(ROOT_INO));
+    let whole = f.fs.readdir(&who, by_hash).unwrap();
+    assert!(whole.len() >= 2, "a clip and its sidecar at least: {}", whole.len());
+    // Pages of one entry each give the same entries in the same order, with growing cookies.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = f.fs.readdir_page(by_hash, after, 1).unwrap();
+        let Some((cookie, e)) = page.into_iter().next() else { break };
+        assert!(cookie > after, "cookies grow");
+        after = cookie;
+        paged.push(e);
+    }
+    let names = |v: &[nightfox::fs::DirEntry]| v.iter().map(|e| (e.name.clone(), e.attr.ino)).collect::<Vec<_>>();
+    let mut sorted = names(&paged);
+    sorted.sort();
+    assert_eq!(sorted, names(&whole), "the pages hold the whole listing");
+    assert_eq!(f.fs.readdir_page(ROOT_INO, 0, 10).err(), Some(FsError::Invalid), "the root is listed whole");
+    // A lookup by name reads the one blob, with the extension of its first file.
+    let name = [f.clip.blob_hash.as_bytes(), b".MP4"].concat();
+    let (a, _) = f.fs.lookup(&who, by_hash, &name).unwrap();
+    assert_eq!((a.ino, a.size), (6 << 56 | f.clip.blob_id as u64, f.clip.size));
+    assert_eq!(f.fs.getattr(a.ino).unwrap().0, a, "the same attributes by inode");
+    let wrong_ext = [f.clip.blob_hash.as_bytes(), b".MOV"].concat();
+    assert_eq!(f.fs.lookup(&who, by_hash, &wrong_ext).err(), Some(FsError::NotFound));
+    assert_eq!(f.fs.lookup(&who, by_hash, &[b'0'; 64]).err(), Some(FsError::NotFound));
+    assert_eq!(f.fs.lookup(&who, by_hash, b"short").err(), Some(FsError::NotFound));
+}
+
+#[test]
+fn a_new_couple_is_one_new_entry_in_the_root_and_nothing_below_it() {
+    let f = fixture();
+    assert!(f.fs.readdir(&root(), ROOT_INO).is_ok());
+    let _ = f.fs.poll_changes();
+    let couple = f.env.couple("Late Couple", "2026-03-01");
+    let card = f.env.path("card-late");
+    sony_card(&card, 3, 11);
+    f.env.ok(&["import", "--couple", &couple, card.to_str().unwrap()]);
+    let changes = f.fs.poll_changes();
+    let new: Vec<(u64, Vec<u8>)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::NewEntry { parent, name } if *parent != 2 => Some((*parent, name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(new, vec![(ROOT_INO, couple.as_bytes().to_vec())], "{changes:?}");
+    assert!(changes.contains(&Change::DirChanged(ROOT_INO)), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| matches!(c, Change::NewEntry { parent: 2, .. })),
+        "new blobs are new .by-hash entries: {changes:?}"
+    );
+    // And the new couple's tree is there.
+    let who = root();
+    let ino = walk(&f.fs, &who, &[couple.as_bytes(), b"source"]).unwrap();
+    assert_eq!(f.fs.readdir(&who, ino).unwrap().len(), 1);
+    assert_eq!(f.fs.statfs().unwrap().files, f.env.catalog().file_count().unwrap() as u64);
+}

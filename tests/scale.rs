@@ -58,8 +58,26 @@ fn a_generated_100k_file_tree_is_right_after_a_remount_and_takes_new_imports() {
     assert_eq!(first.keys().cloned().collect::<BTreeSet<_>>(), want, "the mount shows exactly the catalogue");
     m.stop();
     let mut m = Mount::start(&env, &mp, &[]);
+    // A path named straight away, before any listing, resolves to the same inode.
+    let deep = "2020-01-01-gen-00031/source/modern/gen-cam004/C00499.MP4";
+    assert_eq!(std::fs::metadata(mp.join(deep)).expect("stat a deep path cold").ino(), first[deep]);
     let again = tree(&mp);
     assert_eq!(again, first, "after a remount: the same paths with the same inode numbers");
+    // `.by-hash` lists every blob (in pages), and a name in it is found without a listing.
+    let by_hash: Vec<String> = std::fs::read_dir(mp.join(".by-hash"))
+        .expect("list .by-hash")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(by_hash.len(), 100_000, "one entry per blob");
+    assert_eq!(by_hash.iter().collect::<BTreeSet<_>>().len(), 100_000, "no entry twice");
+    let content = nightfox::generate::content(7, 3, 42);
+    let name = format!("{}.MP4", blake3::hash(&content).to_hex());
+    let ino = first["2020-01-01-gen-00007/source/modern/gen-cam003/C00042.MP4"];
+    m.stop();
+    let mut m = Mount::start(&env, &mp, &[]);
+    let st = std::fs::metadata(mp.join(".by-hash").join(&name)).expect("stat a .by-hash name cold");
+    assert_eq!(st.len(), content.len() as u64);
+    assert_ne!(st.ino(), ino, "a .by-hash entry has its own inode");
     // An import while mounted appears in the tree.
     let couple = env.couple("Late Couple", "2026-01-01");
     let card = env.path("card");

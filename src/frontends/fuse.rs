@@ -125,6 +125,10 @@ pub struct NightfoxFs {
 /// `.` and `..` followed by a directory's entries, each with its offset (index + 1).
 type Listing = Vec<(u64, Vec<u8>, Attr)>;
 
+/// Entries read from the core for one part of a directory listed in pages (a reply holds fewer; the rest is read
+/// again by the next part).
+const READDIR_PAGE: usize = 128;
+
 /// At most this many directories' partial listings are kept (readers that stop halfway leave theirs behind).
 const MAX_PARTIAL: usize = 1024;
 
@@ -306,6 +310,23 @@ impl NightfoxFs {
         for (i, e) in entries.into_iter().enumerate() {
             out.push((i as u64 + 3, e.name, e.attr));
         }
+        Ok(out)
+    }
+
+    /// A part of a directory listed in pages (`.by-hash`) from `offset` on: `.` and `..` at 1 and 2, then one
+    /// page of entries whose offsets are their cookies shifted past those two. Nothing is kept between reads.
+    fn page_at(&self, ino: u64, offset: u64) -> std::result::Result<Listing, Errno> {
+        let mut out = Vec::new();
+        if offset < 2 {
+            let (me, _) = self.fs.getattr(ino).map_err(errno)?;
+            let parent = self.fs.parent(ino).and_then(|p| self.fs.getattr(p).ok()).map(|(a, _)| a).unwrap_or(me);
+            if offset == 0 {
+                out.push((1, b".".to_vec(), me));
+            }
+            out.push((2, b"..".to_vec(), parent));
+        }
+        let page = self.fs.readdir_page(ino, offset.saturating_sub(2), READDIR_PAGE).map_err(errno)?;
+        out.extend(page.into_iter().map(|(cookie, e)| (cookie + 2, e.name, e.attr)));
         Ok(out)
     }
 
@@ -560,6 +581,19 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if self.fs.lists_in_pages(ino.0) {
+            let page = match self.page_at(ino.0, offset) {
+                Ok(p) => p,
+                Err(e) => return reply.error(e),
+            };
+            for (off, name, attr) in &page {
+                let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
+                if reply.add(INodeNo(attr.ino), *off, kind, OsStr::from_bytes(name)) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let list = match self.listing_at(req, ino.0, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -577,6 +611,20 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        if self.fs.lists_in_pages(ino.0) {
+            let page = match self.page_at(ino.0, offset) {
+                Ok(p) => p,
+                Err(e) => return reply.error(e),
+            };
+            for (off, name, attr) in &page {
+                let ttl = self.entry_ttl(attr);
+                if reply.add(INodeNo(attr.ino), *off, OsStr::from_bytes(name), &ttl, &to_file_attr(attr), Generation(0))
+                {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
         let list = match self.listing_at(req, ino.0, offset) {
             Ok(l) => l,
             Err(e) => return reply.error(e),

@@ -85,6 +85,60 @@ fn type_idx(ft: FootageType) -> u64 {
     }
 }
 
+fn type_of_idx(idx: u64) -> Option<FootageType> {
+    match idx {
+        0 => Some(FootageType::Modern),
+        1 => Some(FootageType::Dadcam),
+        2 => Some(FootageType::Super8),
+        _ => None,
+    }
+}
+
+/// What an inode of the read-only tree names, from its number alone (the inverse of the `*_ino` functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeIno {
+    Root,
+    ByHash,
+    NeverIndex,
+    /// The `/ingest` placeholder.
+    IngestRoot,
+    Couple(i64),
+    Source(i64),
+    Type(i64, FootageType),
+    Camera(i64, FootageType, Option<i64>),
+    File(i64),
+    /// A `.by-hash` entry: the blob id.
+    Hash(i64),
+    /// Not an inode of the tree.
+    Unknown,
+}
+
+pub fn decode(ino: u64) -> TreeIno {
+    let low = ino & !KIND_MASK;
+    match (ino, ino & KIND_MASK) {
+        (ROOT_INO, _) => TreeIno::Root,
+        (BY_HASH_INO, _) => TreeIno::ByHash,
+        (NEVER_INDEX_INO, _) => TreeIno::NeverIndex,
+        (INGEST_ROOT_INO, _) => TreeIno::IngestRoot,
+        (_, K_COUPLE) => TreeIno::Couple(low as i64),
+        (_, K_SOURCE) => TreeIno::Source(low as i64),
+        (_, K_TYPE) => match type_of_idx(low & 3) {
+            Some(ft) => TreeIno::Type((low >> 2) as i64, ft),
+            None => TreeIno::Unknown,
+        },
+        (_, K_CAMERA) => match type_of_idx((low >> 32) & 3) {
+            Some(ft) => {
+                let cam = (low & 0xffff_ffff) as i64;
+                TreeIno::Camera((low >> 34) as i64, ft, (cam != 0).then_some(cam))
+            }
+            None => TreeIno::Unknown,
+        },
+        (_, K_FILE) => TreeIno::File(low as i64),
+        (_, K_HASH) => TreeIno::Hash(low as i64),
+        _ => TreeIno::Unknown,
+    }
+}
+
 pub fn couple_ino(couple: i64) -> u64 {
     K_COUPLE | couple as u64
 }
@@ -140,5 +194,21 @@ mod tests {
         assert_eq!(hash_ino(42), 0x0600_0000_0000_002a);
         assert_eq!(ingest_couple_ino(7), 0x0700_0000_0000_0007);
         assert_eq!(ingest_entry_ino(42), 0x0800_0000_0000_002a);
+    }
+
+    #[test]
+    fn inodes_decode_to_what_they_name() {
+        for ft in [FootageType::Modern, FootageType::Dadcam, FootageType::Super8] {
+            assert_eq!(decode(type_ino(7, ft)), TreeIno::Type(7, ft));
+            assert_eq!(decode(camera_ino(7, ft, Some(3))), TreeIno::Camera(7, ft, Some(3)));
+            assert_eq!(decode(camera_ino(1 << 20, ft, None)), TreeIno::Camera(1 << 20, ft, None));
+        }
+        assert_eq!(decode(couple_ino(9)), TreeIno::Couple(9));
+        assert_eq!(decode(source_ino(9)), TreeIno::Source(9));
+        assert_eq!(decode(file_ino(42)), TreeIno::File(42));
+        assert_eq!(decode(hash_ino(42)), TreeIno::Hash(42));
+        assert_eq!(decode(ROOT_INO), TreeIno::Root);
+        assert_eq!(decode(K_TYPE | 3), TreeIno::Unknown, "no fourth footage type");
+        assert_eq!(decode(ingest_couple_ino(1)), TreeIno::Unknown);
     }
 }

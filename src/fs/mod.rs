@@ -14,7 +14,7 @@ pub mod ino;
 pub mod node;
 pub mod tree;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,12 @@ fn system_now_ns() -> i64 {
     crate::catalog::system_time_ns(std::time::SystemTime::now())
 }
 
+/// A catalog read of the tree that failed: logged, and EIO (or ENOSPC...) to the caller, never "no such file".
+fn catalog_error(ino: u64, e: &crate::error::Error) -> FsError {
+    error!("reading the catalog for inode {ino:#x} failed: {e}");
+    FsError::from(e)
+}
+
 /// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
 pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut n = 0usize;
@@ -175,16 +181,13 @@ impl ArchiveFs {
         let mut out = Vec::new();
         match self.tree.refresh() {
             Ok(new) if !new.is_empty() => {
-                let new_inos: HashSet<u64> =
-                    new.iter().filter_map(|(p, n)| self.tree.lookup(*p, n)).map(|a| a.ino).collect();
+                // The tree reports each entry in a directory that was there before (see `Vfs::refresh`).
                 let mut parents = Vec::new();
                 for (parent, name) in new {
-                    if !new_inos.contains(&parent) {
-                        if !parents.contains(&parent) {
-                            parents.push(parent);
-                        }
-                        out.push(Change::NewEntry { parent, name });
+                    if !parents.contains(&parent) {
+                        parents.push(parent);
                     }
+                    out.push(Change::NewEntry { parent, name });
                 }
                 out.extend(parents.into_iter().map(Change::DirChanged));
             }
@@ -226,17 +229,13 @@ impl ArchiveFs {
         }
     }
 
-    fn attr(&self, ino: u64) -> Option<(Attr, Cache)> {
-        let a = match owner(ino) {
-            Owner::Ingest => self.ingest.getattr(ino)?,
-            Owner::Tree => self.tree.getattr(ino)?,
-        };
-        Some((a, self.cache_of(ino)))
-    }
-
     /// Attributes of any inode, and how long they may be kept.
     pub fn getattr(&self, ino: u64) -> FsResult<(Attr, Cache)> {
-        self.attr(ino).ok_or(FsError::NotFound)
+        let a = match owner(ino) {
+            Owner::Ingest => self.ingest.getattr(ino),
+            Owner::Tree => self.tree.getattr(ino).map_err(|e| catalog_error(ino, &e))?,
+        };
+        a.map(|a| (a, self.cache_of(ino))).ok_or(FsError::NotFound)
     }
 
     /// The parent of a directory (the root is its own parent).
@@ -254,7 +253,7 @@ impl ArchiveFs {
             let a = self.ingest.lookup(parent, name).ok_or(FsError::NotFound)?;
             return Ok((a, self.cache_of(a.ino)));
         }
-        match self.tree.lookup(parent, name) {
+        match self.tree.lookup(parent, name).map_err(|e| catalog_error(parent, &e))? {
             Some(a) if a.ino == INGEST_ROOT_INO => self.getattr(INGEST_ROOT_INO),
             Some(a) => Ok((a, Cache::Forever)),
             None => Err(FsError::NotFound),
@@ -274,7 +273,7 @@ impl ArchiveFs {
             self.permit(ino, who, MAY_READ)?;
             return self.ingest.readdir(ino).ok_or(FsError::NotFound);
         }
-        let mut v = self.tree.readdir(ino).ok_or(FsError::NotFound)?;
+        let mut v = self.tree.readdir(ino).map_err(|e| catalog_error(ino, &e))?.ok_or(FsError::NotFound)?;
         if ino == ROOT_INO {
             for e in v.iter_mut().filter(|e| e.attr.ino == INGEST_ROOT_INO) {
                 if let Some(a) = self.ingest.getattr(INGEST_ROOT_INO) {
@@ -285,16 +284,34 @@ impl ArchiveFs {
         Ok(v)
     }
 
+    /// Whether a directory is listed in pages ([`readdir_page`](Self::readdir_page)) rather than whole: `.by-hash`,
+    /// which holds an entry per blob of the archive.
+    pub fn lists_in_pages(&self, ino: u64) -> bool {
+        ino == ino::BY_HASH_INO
+    }
+
+    /// Up to `max` entries of a directory listed in pages, after the entry whose cookie is `after` (0: from the
+    /// start), each with its cookie (above 0, growing, stable while the archive grows: where the next page
+    /// starts).
+    pub fn readdir_page(&self, ino: u64, after: u64, max: usize) -> FsResult<Vec<(u64, DirEntry)>> {
+        if !self.lists_in_pages(ino) {
+            return Err(FsError::Invalid);
+        }
+        let page = self.tree.hash_page(after as i64, max).map_err(|e| catalog_error(ino, &e))?;
+        Ok(page.into_iter().map(|(blob, e)| (blob as u64, e)).collect())
+    }
+
     // ---- permissions ---------------------------------------------------------------------------------------
 
     /// The permission check the kernel leaves to the daemon (no `default_permissions`): `Ok` when `who` may do
     /// `mask` on `ino`, else `Access` (`NotFound` for a node that is gone). `/ingest` and `access(2)` ask it; the
     /// read-only tree needs no other check (0444/0555, and EROFS to every change).
     pub fn permit(&self, ino: u64, who: &Caller, mask: u16) -> FsResult<()> {
-        match self.attr(ino) {
-            None => Err(FsError::NotFound),
-            Some((a, _)) if who.may(&a, mask) => Ok(()),
-            Some(_) => Err(FsError::Access),
+        let (a, _) = self.getattr(ino)?;
+        if who.may(&a, mask) {
+            Ok(())
+        } else {
+            Err(FsError::Access)
         }
     }
 
@@ -302,7 +319,7 @@ impl ArchiveFs {
     /// root) changes the mode and the times, root the owner, the owner the group to one of its own; a truncate by
     /// path needs write permission, and so does setting the times to now for anyone but the owner.
     pub fn permit_setattr(&self, ino: u64, who: &Caller, change: &SetAttr) -> FsResult<()> {
-        let Some((a, _)) = self.attr(ino) else { return Err(FsError::NotFound) };
+        let (a, _) = self.getattr(ino)?;
         let eperm = |ok: bool| if ok { Ok(()) } else { Err(FsError::Perm) };
         if change.mode.is_some() {
             eperm(who.owns(&a))?;
@@ -326,7 +343,7 @@ impl ArchiveFs {
 
     /// `access(2)`: write access outside `/ingest` is EROFS; anything else is [`permit`](Self::permit).
     pub fn access(&self, who: &Caller, ino: u64, mask: u16) -> FsResult<()> {
-        if mask & MAY_WRITE != 0 && !owns_ingest(ino) && self.attr(ino).is_some() {
+        if mask & MAY_WRITE != 0 && !owns_ingest(ino) && self.getattr(ino).is_ok() {
             return Err(FsError::ReadOnly);
         }
         self.permit(ino, who, mask)
@@ -345,11 +362,11 @@ impl ArchiveFs {
         if acc != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_APPEND) != 0 {
             return Err(FsError::ReadOnly);
         }
-        let attr = self.tree.getattr(ino).ok_or(FsError::NotFound)?;
+        let (attr, _) = self.getattr(ino)?;
         if attr.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }
-        let Some(fr) = self.tree.file_ref(ino) else { return Ok(Opened::Empty) };
+        let Some(fr) = self.tree.file_ref(ino).map_err(|e| catalog_error(ino, &e))? else { return Ok(Opened::Empty) };
         if self.tree.refuses(&fr.hash) {
             return Err(FsError::Io);
         }

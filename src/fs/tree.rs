@@ -1,23 +1,29 @@
 //! The read-only tree, free of any FUSE type: `/<couple>/source/<footage type>/<camera>/<display name>`,
 //! `/.by-hash/<blake3><ext>`, a virtual `/.metadata_never_index` and the name `/ingest` (a placeholder node: its
 //! attributes and everything below it are the ingest directory's, see `ArchiveFs`). It numbers its nodes by
-//! `fs::ino` (derived from catalog ids, so they are the same across remounts) and answers attributes, lookups,
-//! directory listings with attributes, and xattrs. The tree is held in memory and refreshed
-//! incrementally from the catalog (files are only ever added), reporting which entries are new so a front end can
-//! tell the kernel.
+//! `fs::ino` (derived from catalog ids, so they are the same across remounts, and decoded back to what they name)
+//! and answers attributes, lookups, directory listings with attributes, and xattrs.
+//!
+//! The tree is read from the catalog when asked, never whole: at start only a row per couple (`Top`); a couple's
+//! camera folders, a camera folder's files and single nodes are read on demand and kept in bounded caches (least
+//! recently used dropped), so memory does not grow with the archive. `.by-hash` is looked up by hash and listed
+//! in pages by blob id. The change feed reads only the files catalogued since the last look and reports each new
+//! entry in the deepest directory a front end was shown.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use hashlink::LruCache;
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::archive::Archive;
-use crate::catalog::{Catalog, FileRow, FootageType};
+use crate::catalog::{Catalog, FileRow, FootageType, TreeCamera, TreeCouple, TreeFile};
 use crate::error::{Error, Result};
 
 use super::ino::{
-    camera_ino, couple_ino, file_ino, hash_ino, source_ino, type_ino, BY_HASH_INO, BY_HASH_NAME, INGEST_NAME,
-    INGEST_ROOT_INO, NEVER_INDEX_INO, NEVER_INDEX_NAME, ROOT_INO,
+    camera_ino, couple_ino, decode, file_ino, hash_ino, source_ino, type_ino, TreeIno, BY_HASH_INO, BY_HASH_NAME,
+    INGEST_NAME, INGEST_ROOT_INO, NEVER_INDEX_INO, NEVER_INDEX_NAME, ROOT_INO,
 };
 use super::node::{Attr, DirEntry, FsStats, Kind};
 
@@ -46,6 +52,20 @@ pub struct FileRef {
     pub damaged: bool,
 }
 
+/// Entries of camera-folder listings kept, over all folders (least recently used dropped first).
+const LISTED_ENTRIES: usize = 131_072;
+/// File and `.by-hash` nodes kept by inode.
+const NODES: usize = 65_536;
+/// Couples whose camera folders are kept.
+const COUPLES_KEPT: usize = 1024;
+/// Blob health answers kept while some blob is unhealthy.
+const HEALTH_KEPT: usize = 16_384;
+/// Catalog connections answering requests (as many as the FUSE worker threads).
+const READERS: usize = 4;
+/// `.by-hash` entries read per catalog query.
+pub const HASH_PAGE: usize = 256;
+
+/// One node, as the catalog gives it.
 #[derive(Clone, Debug)]
 struct Node {
     parent: u64,
@@ -53,46 +73,153 @@ struct Node {
     size: u64,
     mtime_ns: i64,
     ctime_ns: i64,
-    file: Option<FileRef>,
-    /// Directory entries by name (sorted, so listings are stable).
-    children: BTreeMap<Vec<u8>, u64>,
     subdirs: u32,
+    file: Option<FileRef>,
 }
 
 impl Node {
-    fn dir(parent: u64, t_ns: i64) -> Node {
-        Node {
-            parent,
-            kind: Kind::Dir,
-            size: 0,
-            mtime_ns: t_ns,
-            ctime_ns: t_ns,
-            file: None,
-            children: BTreeMap::new(),
+    fn dir(parent: u64, t_ns: i64, subdirs: u32) -> Node {
+        Node { parent, kind: Kind::Dir, size: 0, mtime_ns: t_ns, ctime_ns: t_ns, subdirs, file: None }
+    }
+
+    /// A clip's node, and its name.
+    fn of_file(f: TreeFile) -> (Vec<u8>, Node) {
+        let node = Node {
+            parent: camera_ino(f.couple_id, f.footage_type, f.camera_id),
+            kind: Kind::File,
+            size: f.size,
+            mtime_ns: f.source_mtime_ns,
+            ctime_ns: f.imported_at * NS,
             subdirs: 0,
+            file: Some(FileRef {
+                file_id: Some(f.id),
+                hash: f.blob_hash,
+                captured_at: f.captured_at,
+                damaged: f.damaged,
+            }),
+        };
+        (f.display_name, node)
+    }
+
+    /// The `.by-hash` entry of a blob, given the first file that uses it (its size and times), and its name.
+    fn of_blob(f: TreeFile) -> (Vec<u8>, Node) {
+        let name = by_hash_name(&f.blob_hash, &f.display_name);
+        let (_, mut n) = Node::of_file(f);
+        n.parent = BY_HASH_INO;
+        if let Some(fr) = n.file.as_mut() {
+            fr.file_id = None;
+            fr.captured_at = None;
+            fr.damaged = false;
+        }
+        (name, n)
+    }
+}
+
+/// A directory entry as listed.
+#[derive(Clone, Debug)]
+struct Entry {
+    name: Vec<u8>,
+    ino: u64,
+    node: Node,
+}
+
+/// The top of the tree, small (a row per couple and per camera) and reloaded whenever files are added.
+struct Top {
+    /// Couple folders with files, by folder name.
+    couples: BTreeMap<Vec<u8>, TreeCouple>,
+    /// Couple id → folder name.
+    names: HashMap<i64, Vec<u8>>,
+    /// Camera id → slug (a camera folder's name).
+    cameras: HashMap<i64, String>,
+    files: u64,
+    /// The newest import (ns), or the catalog's change time for an empty archive: the root's mtime.
+    newest_ns: i64,
+}
+
+impl Top {
+    fn load(cat: &Catalog, empty_ns: i64) -> Result<Top> {
+        let list = cat.tree_couples()?;
+        let cameras = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+        let files = list.iter().map(|c| c.files.max(0) as u64).sum();
+        let newest_ns = list.iter().map(|c| c.newest_import * NS).max().unwrap_or(empty_ns);
+        let names = list.iter().map(|c| (c.id, c.folder_name.as_bytes().to_vec())).collect();
+        let couples = list.into_iter().map(|c| (c.folder_name.as_bytes().to_vec(), c)).collect();
+        Ok(Top { couples, names, cameras, files, newest_ns })
+    }
+
+    fn camera_name(&self, camera: Option<i64>) -> Vec<u8> {
+        tree_name(camera.and_then(|id| self.cameras.get(&id)))
+    }
+}
+
+/// What the tree keeps of the catalog, bounded: camera-folder listings (by entries), file and `.by-hash` nodes,
+/// and each recently used couple's camera folders.
+struct Caches {
+    listings: LruCache<u64, Arc<Vec<Entry>>>,
+    listed: usize,
+    nodes: LruCache<u64, Node>,
+    couples: LruCache<i64, Arc<Vec<TreeCamera>>>,
+    /// Moves with every invalidation: an answer read from the catalog before one is not kept after it.
+    generation: u64,
+}
+
+impl Caches {
+    /// Keeps what was read while the caches were at `generation`, unless something was invalidated meanwhile
+    /// (the read may predate the change that invalidated it).
+    fn keep<T>(&mut self, generation: u64, f: impl FnOnce(&mut Caches) -> T) {
+        if self.generation == generation {
+            f(self);
+        }
+    }
+
+    fn keep_listing(&mut self, ino: u64, l: Arc<Vec<Entry>>) {
+        self.listed += l.len();
+        if let Some(old) = self.listings.insert(ino, l) {
+            self.listed -= old.len();
+        }
+        while self.listed > LISTED_ENTRIES && self.listings.len() > 1 {
+            match self.listings.remove_lru() {
+                Some((_, old)) => self.listed -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn drop_listing(&mut self, ino: u64) {
+        if let Some(old) = self.listings.remove(&ino) {
+            self.listed -= old.len();
         }
     }
 }
 
-struct Tree {
-    nodes: HashMap<u64, Node>,
-    last_file_id: i64,
-    couples: HashMap<i64, String>,
-    cameras: HashMap<i64, String>,
-    file_count: u64,
+/// Which blobs `verify` found damaged or missing: how many (none: nothing to look up), and the answers looked up
+/// per blob since the last health change.
+struct Health {
+    unhealthy: i64,
+    known: LruCache<String, bool>,
 }
 
 /// The tree over one archive's catalog.
 pub struct Vfs {
-    tree: RwLock<Tree>,
+    /// The change feed's connection (its change token is its own: never compared with another's).
     catalog: Mutex<Catalog>,
+    /// Connections for answers, so front-end threads read the catalog side by side.
+    readers: Vec<Mutex<Catalog>>,
+    top: RwLock<Top>,
+    caches: Mutex<Caches>,
+    /// Directories whose attributes were handed out: only these can be in a front end's cache, so the change
+    /// feed reports a new entry in the deepest of them (at most a few per couple: never the files).
+    shown: Mutex<HashSet<u64>>,
     root: PathBuf,
     uid: u32,
     gid: u32,
+    /// The catalog's change time at the start (the mtime of an empty tree).
+    empty_ns: i64,
     data_version: Mutex<i64>,
-    /// Blobs `verify` found damaged or missing: opening or reading them answers EIO until a copy heals them.
-    unhealthy: RwLock<HashSet<String>>,
-    /// Those already logged (one line each).
+    /// The newest file and blob ids followed.
+    newest: Mutex<(i64, i64)>,
+    health: Mutex<Health>,
+    /// Unhealthy blobs already logged (one line each).
     logged: Mutex<HashSet<String>>,
     /// The newest archive event followed (heals, damage, replaced files).
     last_event: Mutex<i64>,
@@ -116,146 +243,261 @@ fn by_hash_name(hash: &str, display_name: &[u8]) -> Vec<u8> {
     n
 }
 
-impl Tree {
-    fn new(t_ns: i64) -> Tree {
-        let mut nodes = HashMap::new();
-        let mut root = Node::dir(ROOT_INO, t_ns);
-        root.children.insert(BY_HASH_NAME.to_vec(), BY_HASH_INO);
-        root.children.insert(NEVER_INDEX_NAME.to_vec(), NEVER_INDEX_INO);
-        root.children.insert(INGEST_NAME.to_vec(), INGEST_ROOT_INO);
-        root.subdirs = 2;
-        nodes.insert(ROOT_INO, root);
-        nodes.insert(BY_HASH_INO, Node::dir(ROOT_INO, t_ns));
-        // A placeholder: the front end answers `/ingest` from the ingest directory.
-        nodes.insert(INGEST_ROOT_INO, Node::dir(ROOT_INO, t_ns));
-        let mut never = Node::dir(ROOT_INO, t_ns);
-        never.kind = Kind::File;
-        nodes.insert(NEVER_INDEX_INO, never);
-        Tree { nodes, last_file_id: 0, couples: HashMap::new(), cameras: HashMap::new(), file_count: 0 }
-    }
-
-    /// Ensures a directory child exists; returns its inode and whether it was created.
-    fn ensure_dir(&mut self, parent: u64, name: &[u8], ino: u64, t_ns: i64, new: &mut Vec<(u64, Vec<u8>)>) -> u64 {
-        if self.nodes.contains_key(&ino) {
-            return ino;
-        }
-        self.nodes.insert(ino, Node::dir(parent, t_ns));
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            p.children.insert(name.to_vec(), ino);
-            p.subdirs += 1;
-        }
-        new.push((parent, name.to_vec()));
-        ino
-    }
-
-    /// Adds one catalogued file; records the entries a kernel may have cached as absent.
-    fn add_file(&mut self, f: &FileRow, new: &mut Vec<(u64, Vec<u8>)>) {
-        let t = f.imported_at * NS;
-        let Some(couple) = self.couples.get(&f.couple_id).cloned() else {
-            return;
-        };
-        let c = self.ensure_dir(ROOT_INO, couple.as_bytes(), couple_ino(f.couple_id), t, new);
-        let s = self.ensure_dir(c, b"source", source_ino(f.couple_id), t, new);
-        let ty = self.ensure_dir(s, f.footage_type.as_str().as_bytes(), type_ino(f.couple_id, f.footage_type), t, new);
-        let cam_name = tree_name(f.camera_id.and_then(|id| self.cameras.get(&id)));
-        let cam = self.ensure_dir(ty, &cam_name, camera_ino(f.couple_id, f.footage_type, f.camera_id), t, new);
-        let ino = file_ino(f.id);
-        let node = Node {
-            parent: cam,
-            kind: Kind::File,
-            size: f.size,
-            mtime_ns: f.source_mtime_ns,
-            ctime_ns: t,
-            file: Some(FileRef {
-                file_id: Some(f.id),
-                hash: f.blob_hash.clone(),
-                captured_at: f.captured_at,
-                damaged: f.bad_ranges.is_some(),
-            }),
-            children: BTreeMap::new(),
-            subdirs: 0,
-        };
-        self.nodes.insert(ino, node);
-        if let Some(p) = self.nodes.get_mut(&cam) {
-            p.children.insert(f.display_name.clone(), ino);
-        }
-        new.push((cam, f.display_name.clone()));
-        // Directory mtimes follow the newest import below them.
-        let mut up = cam;
-        while let Some(n) = self.nodes.get_mut(&up) {
-            if n.mtime_ns < t {
-                n.mtime_ns = t;
-                n.ctime_ns = t;
-            }
-            if up == ROOT_INO {
-                break;
-            }
-            up = n.parent;
-        }
-        let hino = hash_ino(f.blob_id);
-        if !self.nodes.contains_key(&hino) {
-            let name = by_hash_name(&f.blob_hash, &f.display_name);
-            let mut n = self.nodes[&ino].clone();
-            n.parent = BY_HASH_INO;
-            n.file = Some(FileRef { file_id: None, hash: f.blob_hash.clone(), captured_at: None, damaged: false });
-            self.nodes.insert(hino, n);
-            if let Some(p) = self.nodes.get_mut(&BY_HASH_INO) {
-                p.children.insert(name.clone(), hino);
-                p.mtime_ns = p.mtime_ns.max(t);
-            }
-            new.push((BY_HASH_INO, name));
-        }
-        self.file_count += 1;
-        self.last_file_id = f.id;
-    }
+fn find<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a Entry> {
+    list.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &list[i])
 }
 
 impl Vfs {
-    /// Builds the tree of an archive; files belong to the calling user.
+    /// Opens the tree of an archive (reads a row per couple, never the files); files belong to the calling user.
     pub fn new(archive: &Archive) -> Result<Vfs> {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let cat = archive.catalog()?;
-        let t = cat.changed_at().ok().flatten().map(crate::catalog::system_time_ns).unwrap_or(0);
-        let vfs = Vfs {
-            tree: RwLock::new(Tree::new(t)),
+        let empty_ns = cat.changed_at().ok().flatten().map(crate::catalog::system_time_ns).unwrap_or(0);
+        let top = Top::load(&cat, empty_ns)?;
+        let newest = cat.newest_ids()?;
+        let (unhealthy, _) = cat.unhealthy_blobs_first(0)?;
+        let readers = (0..READERS).map(|_| archive.catalog().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+        Ok(Vfs {
+            top: RwLock::new(top),
+            caches: Mutex::new(Caches {
+                listings: LruCache::new_unbounded(),
+                listed: 0,
+                nodes: LruCache::new(NODES),
+                couples: LruCache::new(COUPLES_KEPT),
+                generation: 0,
+            }),
+            readers,
+            shown: Mutex::new(HashSet::from([ROOT_INO])),
             data_version: Mutex::new(cat.change_token()?),
-            unhealthy: RwLock::new(cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect()),
+            newest: Mutex::new(newest),
+            health: Mutex::new(Health { unhealthy, known: LruCache::new(HEALTH_KEPT) }),
             logged: Mutex::new(HashSet::new()),
             last_event: Mutex::new(cat.last_event_id()?),
             changed: Mutex::new(Vec::new()),
             catalog: Mutex::new(cat),
             root: archive.root.clone(),
+            empty_ns,
             uid,
             gid,
-        };
-        vfs.load_new()?;
-        Ok(vfs)
+        })
     }
 
-    /// Loads files catalogued since the last load; returns (parent inode, name) of every new entry.
-    fn load_new(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        let cat = self.catalog.lock();
-        let after = self.tree.read().last_file_id;
-        let rows = cat.files_after(after)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
+    // ---- reading the catalog, through the caches -----------------------------------------------------------
+
+    /// A free connection for an answer (or the first, waited for, when all are busy).
+    fn reader(&self) -> MutexGuard<'_, Catalog> {
+        if let Some(free) = self.readers.iter().find_map(|r| r.try_lock()) {
+            return free;
         }
-        let couples: HashMap<i64, String> = cat.couple_folders()?.into_iter().collect();
-        let cameras: HashMap<i64, String> = cat.cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
-        drop(cat);
-        let mut tree = self.tree.write();
-        tree.couples = couples;
-        tree.cameras = cameras;
-        let mut new = Vec::new();
-        for f in &rows {
-            tree.add_file(f, &mut new);
+        match self.readers.first() {
+            Some(r) => r.lock(),
+            None => self.catalog.lock(),
         }
-        Ok(new)
     }
+
+    /// A node from the cache, or the generation to keep one read now under.
+    fn cached_node(&self, ino: u64) -> std::result::Result<Node, u64> {
+        let mut caches = self.caches.lock();
+        match caches.nodes.get(&ino) {
+            Some(n) => Ok(n.clone()),
+            None => Err(caches.generation),
+        }
+    }
+
+    /// A couple's camera folders.
+    fn cameras_of(&self, couple: i64) -> Result<Arc<Vec<TreeCamera>>> {
+        let generation = {
+            let mut caches = self.caches.lock();
+            if let Some(c) = caches.couples.get(&couple) {
+                return Ok(Arc::clone(c));
+            }
+            caches.generation
+        };
+        let c = Arc::new(self.reader().tree_cameras(couple)?);
+        self.caches.lock().keep(generation, |k| k.couples.insert(couple, Arc::clone(&c)));
+        Ok(c)
+    }
+
+    fn couple_node(&self, couple: i64) -> Option<Node> {
+        let top = self.top.read();
+        let name = top.names.get(&couple)?;
+        let c = top.couples.get(name)?;
+        Some(Node::dir(ROOT_INO, c.newest_import * NS, 1))
+    }
+
+    /// The node an inode names, from the caches or the catalog; `None` for an inode that names nothing.
+    fn node(&self, ino: u64) -> Result<Option<Node>> {
+        let newest = self.top.read().newest_ns;
+        Ok(match decode(ino) {
+            TreeIno::Root => Some(Node::dir(ROOT_INO, newest, 2 + self.top.read().couples.len() as u32)),
+            TreeIno::ByHash | TreeIno::IngestRoot => Some(Node::dir(ROOT_INO, newest, 0)),
+            TreeIno::NeverIndex => Some(Node { kind: Kind::File, ..Node::dir(ROOT_INO, newest, 0) }),
+            TreeIno::Couple(c) => self.couple_node(c),
+            TreeIno::Source(c) => {
+                if self.couple_node(c).is_none() {
+                    return Ok(None);
+                }
+                let cams = self.cameras_of(c)?;
+                let mut types: Vec<FootageType> = cams.iter().map(|t| t.footage_type).collect();
+                types.dedup();
+                let t = cams.iter().map(|t| t.newest_import).max().map(|t| t * NS);
+                t.map(|t| Node::dir(couple_ino(c), t, types.len() as u32))
+            }
+            TreeIno::Type(c, ft) => {
+                if self.couple_node(c).is_none() {
+                    return Ok(None);
+                }
+                let cams = self.cameras_of(c)?;
+                let of_type = cams.iter().filter(|t| t.footage_type == ft);
+                let (n, t) = of_type.fold((0u32, None), |(n, t): (u32, Option<i64>), c| {
+                    (n + 1, Some(t.unwrap_or(0).max(c.newest_import)))
+                });
+                t.map(|t| Node::dir(source_ino(c), t * NS, n))
+            }
+            TreeIno::Camera(c, ft, cam) => {
+                if self.couple_node(c).is_none() {
+                    return Ok(None);
+                }
+                let cams = self.cameras_of(c)?;
+                let found = cams.iter().find(|t| t.footage_type == ft && t.camera_id == cam);
+                found.map(|t| Node::dir(type_ino(c, ft), t.newest_import * NS, 0))
+            }
+            TreeIno::File(id) => {
+                let generation = match self.cached_node(ino) {
+                    Ok(n) => return Ok(Some(n)),
+                    Err(generation) => generation,
+                };
+                let Some(f) = self.reader().file(id)? else { return Ok(None) };
+                let (_, n) = Node::of_file(TreeFile::from(&f));
+                self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
+                Some(n)
+            }
+            TreeIno::Hash(blob) => {
+                let generation = match self.cached_node(ino) {
+                    Ok(n) => return Ok(Some(n)),
+                    Err(generation) => generation,
+                };
+                let first = self.reader().hash_entries(blob - 1, 1)?;
+                let Some(f) = first.into_iter().find(|f| f.blob_id == blob) else { return Ok(None) };
+                let (_, n) = Node::of_blob(f);
+                self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
+                Some(n)
+            }
+            TreeIno::Unknown => None,
+        })
+    }
+
+    /// A directory's entries, sorted by name (`.by-hash` whole: see [`Vfs::hash_page`] for a streamed listing);
+    /// `None` if `ino` is not a directory of the tree.
+    fn listing(&self, ino: u64) -> Result<Option<Arc<Vec<Entry>>>> {
+        let entry = |name: Vec<u8>, ino: u64, node: Option<Node>| node.map(|node| Entry { name, ino, node });
+        let mut v: Vec<Entry> = match decode(ino) {
+            TreeIno::Root => {
+                let newest = self.top.read().newest_ns;
+                let mut v = vec![
+                    Entry { name: BY_HASH_NAME.to_vec(), ino: BY_HASH_INO, node: Node::dir(ROOT_INO, newest, 0) },
+                    Entry {
+                        name: NEVER_INDEX_NAME.to_vec(),
+                        ino: NEVER_INDEX_INO,
+                        node: Node { kind: Kind::File, ..Node::dir(ROOT_INO, newest, 0) },
+                    },
+                    Entry { name: INGEST_NAME.to_vec(), ino: INGEST_ROOT_INO, node: Node::dir(ROOT_INO, newest, 0) },
+                ];
+                let top = self.top.read();
+                v.extend(top.couples.iter().map(|(name, c)| Entry {
+                    name: name.clone(),
+                    ino: couple_ino(c.id),
+                    node: Node::dir(ROOT_INO, c.newest_import * NS, 1),
+                }));
+                v
+            }
+            TreeIno::Couple(c) => {
+                if self.couple_node(c).is_none() {
+                    return Ok(None);
+                }
+                entry(b"source".to_vec(), source_ino(c), self.node(source_ino(c))?).into_iter().collect()
+            }
+            TreeIno::Source(c) => {
+                if self.couple_node(c).is_none() {
+                    return Ok(None);
+                }
+                let mut types: Vec<FootageType> = self.cameras_of(c)?.iter().map(|t| t.footage_type).collect();
+                types.dedup();
+                let mut v = Vec::new();
+                for ft in types {
+                    v.extend(entry(ft.as_str().as_bytes().to_vec(), type_ino(c, ft), self.node(type_ino(c, ft))?));
+                }
+                v
+            }
+            TreeIno::Type(c, ft) => {
+                if self.node(ino)?.is_none() {
+                    return Ok(None);
+                }
+                let top = self.top.read();
+                self.cameras_of(c)?
+                    .iter()
+                    .filter(|t| t.footage_type == ft)
+                    .map(|t| Entry {
+                        name: top.camera_name(t.camera_id),
+                        ino: camera_ino(c, ft, t.camera_id),
+                        node: Node::dir(ino, t.newest_import * NS, 0),
+                    })
+                    .collect()
+            }
+            TreeIno::Camera(c, ft, cam) => {
+                let generation = {
+                    let mut caches = self.caches.lock();
+                    if let Some(l) = caches.listings.get(&ino) {
+                        return Ok(Some(Arc::clone(l)));
+                    }
+                    caches.generation
+                };
+                if self.node(ino)?.is_none() {
+                    return Ok(None);
+                }
+                let files = self.reader().files_in_dir(c, ft, cam)?;
+                // Already by name (byte order): kept as it comes.
+                let l: Arc<Vec<Entry>> = Arc::new(
+                    files
+                        .into_iter()
+                        .map(|f| {
+                            let ino = file_ino(f.id);
+                            let (name, node) = Node::of_file(f);
+                            Entry { name, ino, node }
+                        })
+                        .collect(),
+                );
+                self.caches.lock().keep(generation, |k| k.keep_listing(ino, Arc::clone(&l)));
+                return Ok(Some(l));
+            }
+            TreeIno::ByHash => {
+                let mut v = Vec::new();
+                let mut after = 0;
+                loop {
+                    let page = self.reader().hash_entries(after, HASH_PAGE as u32)?;
+                    let Some(last) = page.last() else { break };
+                    after = last.blob_id;
+                    v.extend(page.into_iter().map(|f| {
+                        let ino = hash_ino(f.blob_id);
+                        let (name, node) = Node::of_blob(f);
+                        Entry { name, ino, node }
+                    }));
+                }
+                v
+            }
+            _ => return Ok(None),
+        };
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(Arc::new(v)))
+    }
+
+    // ---- the change feed -----------------------------------------------------------------------------------
 
     /// Picks up catalog changes made by other processes (imports); cheap when nothing changed.
-    /// Returns the new entries, for the front end to invalidate cached negative lookups and listings.
+    /// Returns the new entries, for the front end to invalidate cached negative lookups and listings: for each
+    /// new file, the entry in the deepest directory a front end was shown (the file in its camera folder, or the
+    /// new camera, type or couple folder above it), and new `.by-hash` entries.
     pub fn refresh(&self) -> Result<Vec<(u64, Vec<u8>)>> {
         let v = self.catalog.lock().change_token()?;
         {
@@ -270,8 +512,51 @@ impl Vfs {
         Ok(new)
     }
 
-    /// Applies the archive events since the last look: blob health changes (the unhealthy set and the inodes that
-    /// read those blobs) and salvaged files replaced by clean copies (their node reads the new blob).
+    /// Follows the files catalogued since the last look (only those are read).
+    fn load_new(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut newest = self.newest.lock();
+        let cat = self.catalog.lock();
+        let rows = cat.files_after(newest.0)?;
+        let Some(last) = rows.last() else { return Ok(Vec::new()) };
+        let last_id = last.id;
+        let top = Top::load(&cat, self.empty_ns)?;
+        drop(cat);
+        let mut out = Vec::new();
+        let mut reported = HashSet::new();
+        {
+            let shown = self.shown.lock();
+            let mut caches = self.caches.lock();
+            for f in &rows {
+                let Some(couple) = top.names.get(&f.couple_id) else { continue };
+                let ty = type_ino(f.couple_id, f.footage_type);
+                let cam = camera_ino(f.couple_id, f.footage_type, f.camera_id);
+                let path = [
+                    (ROOT_INO, couple.clone()),
+                    (couple_ino(f.couple_id), b"source".to_vec()),
+                    (source_ino(f.couple_id), f.footage_type.as_str().as_bytes().to_vec()),
+                    (ty, top.camera_name(f.camera_id)),
+                    (cam, f.display_name.clone()),
+                ];
+                let deepest = path.iter().rposition(|(dir, _)| shown.contains(dir)).unwrap_or(0);
+                if reported.insert(path[deepest].clone()) {
+                    out.push(path[deepest].clone());
+                }
+                if f.blob_id > newest.1 {
+                    out.push((BY_HASH_INO, by_hash_name(&f.blob_hash, &f.display_name)));
+                    newest.1 = f.blob_id;
+                }
+                caches.drop_listing(cam);
+                caches.couples.remove(&f.couple_id);
+            }
+            caches.generation += 1;
+        }
+        *self.top.write() = top;
+        newest.0 = last_id;
+        Ok(out)
+    }
+
+    /// Applies the archive events since the last look: blob health changes (the unhealthy count and the inodes
+    /// that read those blobs) and salvaged files replaced by clean copies (their node reads the new blob).
     fn follow_events(&self) -> Result<()> {
         let mut last = self.last_event.lock();
         let cat = self.catalog.lock();
@@ -289,31 +574,33 @@ impl Vfs {
                 _ => {}
             }
         }
+        let mut touched = Vec::new();
         if !hashes.is_empty() {
-            *self.unhealthy.write() = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
+            let (unhealthy, _) = cat.unhealthy_blobs_first(0)?;
+            {
+                let mut h = self.health.lock();
+                h.unhealthy = unhealthy;
+                h.known.clear();
+            }
             self.logged.lock().retain(|h| !hashes.contains(h));
+            touched = cat.files_of_blobs(&hashes.into_iter().collect::<Vec<_>>())?;
         }
         drop(cat);
         let mut changed = self.changed.lock();
-        let mut tree = self.tree.write();
+        let mut caches = self.caches.lock();
+        caches.generation += 1;
         for f in replaced {
             let ino = file_ino(f.id);
-            if let Some(n) = tree.nodes.get_mut(&ino) {
-                n.size = f.size;
-                if let Some(fr) = n.file.as_mut() {
-                    fr.hash = f.blob_hash.clone();
-                    fr.damaged = f.bad_ranges.is_some();
-                }
-                changed.push(ino);
-            }
+            caches.nodes.remove(&ino);
+            caches.drop_listing(camera_ino(f.couple_id, f.footage_type, f.camera_id));
+            changed.push(ino);
         }
-        if !hashes.is_empty() {
-            for (ino, n) in &tree.nodes {
-                if n.file.as_ref().is_some_and(|fr| hashes.contains(&fr.hash)) {
-                    changed.push(*ino);
-                }
-            }
+        for f in touched {
+            changed.push(file_ino(f.id));
+            changed.push(hash_ino(f.blob_id));
         }
+        changed.sort_unstable();
+        changed.dedup();
         Ok(())
     }
 
@@ -322,20 +609,40 @@ impl Vfs {
         std::mem::take(&mut *self.changed.lock())
     }
 
-    /// [`Vfs::refuses`] for the blob an inode reads; costs one check of an empty set while no blob is unhealthy
+    // ---- health --------------------------------------------------------------------------------------------
+
+    /// [`Vfs::refuses`] for the blob an inode reads; costs one check of a count while no blob is unhealthy
     /// (it runs on every read of the copy path).
     pub fn refuses_inode(&self, ino: u64) -> bool {
-        if self.unhealthy.read().is_empty() {
+        if self.health.lock().unhealthy == 0 {
             return false;
         }
-        self.file_ref(ino).is_some_and(|fr| self.refuses(&fr.hash))
+        self.file_ref(ino).ok().flatten().is_some_and(|fr| self.refuses(&fr.hash))
     }
 
-    /// True when the blob must not be served (`verify` found it damaged or missing); logs that once per blob.
+    /// True when the blob must not be served (`verify` found it damaged or missing, or its health cannot be
+    /// read); logs that once per blob.
     pub fn refuses(&self, hash: &str) -> bool {
-        let bad = {
-            let u = self.unhealthy.read();
-            !u.is_empty() && u.contains(hash)
+        let known = {
+            let mut h = self.health.lock();
+            if h.unhealthy == 0 {
+                return false;
+            }
+            h.known.get(hash).copied()
+        };
+        let bad = match known {
+            Some(b) => b,
+            None => {
+                let b = match self.reader().blob_health(hash) {
+                    Ok(health) => health.is_some_and(|s| s != "ok"),
+                    Err(e) => {
+                        tracing::error!("health of blob {hash} cannot be read, refusing it: {e}");
+                        return true;
+                    }
+                };
+                self.health.lock().known.insert(hash.to_string(), b);
+                b
+            }
         };
         if bad && self.logged.lock().insert(hash.to_string()) {
             tracing::error!(
@@ -346,21 +653,26 @@ impl Vfs {
         bad
     }
 
+    // ---- answers -------------------------------------------------------------------------------------------
+
     fn attr_of(&self, ino: u64, n: &Node) -> Attr {
         match n.kind {
-            Kind::Dir => Attr {
-                ino,
-                kind: Kind::Dir,
-                size: 4096,
-                blocks: 8,
-                mtime_ns: n.mtime_ns,
-                ctime_ns: n.ctime_ns,
-                perm: 0o555,
-                nlink: 2 + n.subdirs,
-                uid: self.uid,
-                gid: self.gid,
-                blksize: 4096,
-            },
+            Kind::Dir => {
+                self.shown.lock().insert(ino);
+                Attr {
+                    ino,
+                    kind: Kind::Dir,
+                    size: 4096,
+                    blocks: 8,
+                    mtime_ns: n.mtime_ns,
+                    ctime_ns: n.ctime_ns,
+                    perm: 0o555,
+                    nlink: 2 + n.subdirs,
+                    uid: self.uid,
+                    gid: self.gid,
+                    blksize: 4096,
+                }
+            }
             Kind::File => Attr {
                 ino,
                 kind: Kind::File,
@@ -377,47 +689,98 @@ impl Vfs {
         }
     }
 
-    pub fn getattr(&self, ino: u64) -> Option<Attr> {
-        let t = self.tree.read();
-        t.nodes.get(&ino).map(|n| self.attr_of(ino, n))
+    pub fn getattr(&self, ino: u64) -> Result<Option<Attr>> {
+        Ok(self.node(ino)?.map(|n| self.attr_of(ino, &n)))
     }
 
-    pub fn lookup(&self, parent: u64, name: &[u8]) -> Option<Attr> {
-        let t = self.tree.read();
-        let ino = *t.nodes.get(&parent)?.children.get(name)?;
-        t.nodes.get(&ino).map(|n| self.attr_of(ino, n))
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<Attr>> {
+        let (ino, node) = match decode(parent) {
+            TreeIno::Camera(c, ft, cam) => {
+                let cached = self.caches.lock().listings.get(&parent).map(Arc::clone);
+                if let Some(l) = cached {
+                    return Ok(find(&l, name).map(|e| self.attr_of(e.ino, &e.node)));
+                }
+                let generation = self.caches.lock().generation;
+                let Some(f) = self.reader().file_in_dir(c, ft, cam, name)? else { return Ok(None) };
+                let (_, n) = Node::of_file(TreeFile::from(&f));
+                self.caches.lock().keep(generation, |k| k.nodes.insert(file_ino(f.id), n.clone()));
+                (file_ino(f.id), n)
+            }
+            TreeIno::ByHash => {
+                let Some(hash) = name.get(..64).filter(|h| h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+                else {
+                    return Ok(None);
+                };
+                let hash = String::from_utf8_lossy(hash).into_owned();
+                let generation = self.caches.lock().generation;
+                let files = self.reader().files_of_blob(&hash)?;
+                let Some(f) = files.iter().min_by_key(|f| f.id) else { return Ok(None) };
+                if by_hash_name(&f.blob_hash, &f.display_name) != name {
+                    return Ok(None);
+                }
+                let ino = hash_ino(f.blob_id);
+                let (_, n) = Node::of_blob(TreeFile::from(f));
+                self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
+                (ino, n)
+            }
+            _ => {
+                let Some(l) = self.listing(parent)? else { return Ok(None) };
+                let Some(e) = find(&l, name) else { return Ok(None) };
+                (e.ino, e.node.clone())
+            }
+        };
+        Ok(Some(self.attr_of(ino, &node)))
     }
 
-    /// The parent of a directory (the root is its own parent).
+    /// The parent of a directory or file (the root is its own parent). The inode handed out counts as shown.
     pub fn parent(&self, ino: u64) -> Option<u64> {
-        self.tree.read().nodes.get(&ino).map(|n| n.parent)
+        let p = match decode(ino) {
+            TreeIno::Root | TreeIno::ByHash | TreeIno::NeverIndex | TreeIno::IngestRoot | TreeIno::Couple(_) => {
+                Some(ROOT_INO)
+            }
+            TreeIno::Source(c) => Some(couple_ino(c)),
+            TreeIno::Type(c, _) => Some(source_ino(c)),
+            TreeIno::Camera(c, ft, _) => Some(type_ino(c, ft)),
+            TreeIno::Hash(_) => Some(BY_HASH_INO),
+            TreeIno::File(_) => self.node(ino).ok().flatten().map(|n| n.parent),
+            TreeIno::Unknown => None,
+        };
+        if let Some(p) = p {
+            self.shown.lock().insert(p);
+        }
+        p
     }
 
     /// A directory's entries with their attributes, sorted by name; `None` if `ino` is not a directory.
-    pub fn readdir(&self, ino: u64) -> Option<Vec<DirEntry>> {
-        let t = self.tree.read();
-        let n = t.nodes.get(&ino)?;
-        if n.kind != Kind::Dir {
-            return None;
-        }
-        Some(
-            n.children
-                .iter()
-                .filter_map(|(name, c)| {
-                    t.nodes.get(c).map(|cn| DirEntry { name: name.clone(), attr: self.attr_of(*c, cn) })
-                })
-                .collect(),
-        )
+    /// `.by-hash` is read whole here: a front end streams it with [`Vfs::hash_page`].
+    pub fn readdir(&self, ino: u64) -> Result<Option<Vec<DirEntry>>> {
+        Ok(self
+            .listing(ino)?
+            .map(|l| l.iter().map(|e| DirEntry { name: e.name.clone(), attr: self.attr_of(e.ino, &e.node) }).collect()))
+    }
+
+    /// Up to `max` entries of `.by-hash` after the blob id `after` (0: from the start), each with its blob id,
+    /// in blob id order: a listing that streams, whatever the size of the archive.
+    pub fn hash_page(&self, after: i64, max: usize) -> Result<Vec<(i64, DirEntry)>> {
+        let page = self.reader().hash_entries(after, max.min(HASH_PAGE) as u32)?;
+        Ok(page
+            .into_iter()
+            .map(|f| {
+                let (blob, ino) = (f.blob_id, hash_ino(f.blob_id));
+                let (name, node) = Node::of_blob(f);
+                (blob, DirEntry { name, attr: self.attr_of(ino, &node) })
+            })
+            .collect())
     }
 
     /// The blob a file node reads from; `None` for directories and the empty virtual file.
-    pub fn file_ref(&self, ino: u64) -> Option<FileRef> {
-        self.tree.read().nodes.get(&ino).and_then(|n| n.file.clone())
+    pub fn file_ref(&self, ino: u64) -> Result<Option<FileRef>> {
+        Ok(self.node(ino)?.and_then(|n| n.file))
     }
 
     /// The extended attributes a node offers (all in the `user.` namespace, see [`xattr_namespace_supported`]).
     pub fn xattr_names(&self, ino: u64) -> Vec<&'static str> {
-        match self.file_ref(ino) {
+        match self.file_ref(ino).ok().flatten() {
             Some(FileRef { file_id: Some(_), captured_at, damaged, .. }) => {
                 let mut v = vec![
                     "user.nightfox.blake3",
@@ -440,7 +803,7 @@ impl Vfs {
 
     /// One extended attribute; `Ok(None)` when the node does not have it.
     pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(fr) = self.file_ref(ino) else {
+        let Some(fr) = self.file_ref(ino)? else {
             return Ok(None);
         };
         if name == b"user.nightfox.blake3" {
@@ -457,16 +820,12 @@ impl Vfs {
         let Some(id) = fr.file_id.filter(|_| FROM_CATALOG.contains(&name)) else {
             return Ok(None);
         };
-        let cat = self.catalog.lock();
-        let Some(f) = cat.file(id)? else {
+        let Some(f) = self.reader().file(id)? else {
             return Ok(None);
         };
         Ok(match name {
             b"user.nightfox.original_path" => Some(f.original_path),
-            b"user.nightfox.camera" => {
-                let t = self.tree.read();
-                Some(tree_name(f.camera_id.and_then(|c| t.cameras.get(&c))))
-            }
+            b"user.nightfox.camera" => Some(self.top.read().camera_name(f.camera_id)),
             b"user.nightfox.imported_at" => Some(rfc3339(f.imported_at).into_bytes()),
             b"user.nightfox.captured_at" => f.captured_at.map(|t| rfc3339(t).into_bytes()),
             b"user.nightfox.damaged" => f.bad_ranges.map(String::into_bytes),
@@ -483,7 +842,7 @@ impl Vfs {
         if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
             return Err(Error::io(&self.root, std::io::Error::last_os_error()));
         }
-        let files = self.tree.read().file_count;
+        let files = self.top.read().files;
         Ok(FsStats {
             blocks: s.f_blocks as u64,
             bfree: s.f_bfree as u64,

@@ -4,6 +4,7 @@
 # an external disk that is not mounted), beside a plain directory tree of the same shape. Prints, with its target:
 #   - mount ready (the mount point answers `ls /`), daemon RSS after start and after a full `find`;
 #   - `ls -l` of one camera folder cold, and `find` of the whole tree, each beside the same walk of the plain tree;
+#   - `.by-hash`: a cold listing of its entry per blob (and RSS after it), a cold lookup of one name;
 #   - `couple list`, `camera list`, `sessions`, `status`, `info`;
 #   - `verify` finding every blob missing;
 #   - the import of one more 1,000-file card into this archive against one into an empty archive (paired rounds).
@@ -77,6 +78,13 @@ done
 drop; find_nf=$(secs find "$mp" -path "$mp/.by-hash" -prune -o -print)
 rss_find=$(rss_mb "$pid")
 drop; find_native=$(secs find "$tree" -print)
+# `.by-hash` (an entry per blob): a listing streams in pages, a name is one lookup.
+drop; byhash_ls=$(secs ls -f "$mp/.by-hash")
+byhash_n=$(ls -f "$mp/.by-hash" | grep -vc '^\.\.\?$' || true)
+rss_byhash=$(rss_mb "$pid")
+h=$(printf 'nightfox generated clip: couple %d, camera %d, file %d\n' $((nc / 3)) 0 7 | b3sum --no-names)
+drop; byhash_stat=$(secs stat "$mp/.by-hash/$h.MP4")
+stat "$mp/.by-hash/$h.MP4" >/dev/null || echo "bench-scale: .by-hash/$h.MP4 not found" >&2
 
 cli_row() { # name args...
   local name=$1; shift
@@ -93,6 +101,9 @@ printf '  %-40s %8.3f s   native %.3f s (target < 0.05 s)\n' "ls -l of a $nfiles
   "$(echo "${ls_nf[*]}" | median)" "$(echo "${ls_native[*]}" | median)"
 printf '  %-40s %8.2f s   native %.2f s = %.2fx (target <= 3x)\n' "find of the whole tree, cold" \
   "$find_nf" "$find_native" "$(echo "$find_nf / $find_native" | bc -l)"
+printf '  %-40s %8.2f s   %s entries, daemon RSS after it %s MB\n' "ls -f of .by-hash, cold" "$byhash_ls" \
+  "$byhash_n" "$rss_byhash"
+printf '  %-40s %8.3f s\n' "stat of one .by-hash name, cold" "$byhash_stat"
 cleanup; pid=""
 cli_row "couple list" couple list
 cli_row "camera list" camera list

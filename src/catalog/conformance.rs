@@ -615,7 +615,8 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
              DROP TRIGGER couple_totals_newest_added; DROP TRIGGER couple_totals_newest_moved;
              DROP TRIGGER files_blob_id_added; DROP TRIGGER files_blob_id_changed;
              DROP TRIGGER camera_totals_file_added; DROP TRIGGER camera_totals_file_removed;
-             DROP TRIGGER camera_totals_file_moved; DROP TABLE camera_totals; ALTER TABLE files DROP COLUMN blob_id;
+             DROP TRIGGER camera_totals_file_moved; DROP TABLE camera_totals; DROP INDEX files_blob_id;
+             CREATE INDEX files_blob ON files(blob_hash, couple_id); ALTER TABLE files DROP COLUMN blob_id;
              DROP INDEX files_sidecar; DROP TABLE couple_totals; PRAGMA user_version = 5;",
         )
         .expect("back to schema 5");

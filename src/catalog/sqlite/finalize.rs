@@ -23,7 +23,7 @@ impl Finalize for SqliteFinalize<'_> {
     fn damaged_file_like(&self, couple_id: i64, original_path: &[u8], size: u64) -> Result<Option<i64>> {
         self.tx
             .query_row(
-                "SELECT f.id FROM files f JOIN blobs b ON b.hash = f.blob_hash
+                "SELECT f.id FROM files f JOIN blobs b ON b.id = f.blob_id
                    WHERE f.couple_id = ?1 AND f.original_path = ?2 AND f.bad_ranges IS NOT NULL AND b.size = ?3
                    ORDER BY f.id LIMIT 1",
                 params![couple_id, original_path, size as i64],
@@ -138,8 +138,9 @@ impl Finalize for SqliteFinalize<'_> {
             .execute(
                 "INSERT INTO files (couple_id, footage_type, camera_id, blob_hash, display_name, name_key,
                     original_path, source, source_mtime_ns, imported_at, session_id, sidecar_of, captured_at,
-                    bad_ranges)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    bad_ranges, blob_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                    (SELECT id FROM blobs WHERE hash = ?4))",
                 params![
                     f.couple_id,
                     f.footage_type.as_str(),

@@ -285,7 +285,7 @@ impl ImportLog for SqliteConn {
     fn couple_sizes(&self, couple_id: i64) -> Result<std::collections::HashSet<u64>> {
         let mut st = self
             .conn
-            .prepare("SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.hash = f.blob_hash WHERE f.couple_id = ?1")
+            .prepare("SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.id = f.blob_id WHERE f.couple_id = ?1")
             .ctx("couple sizes")?;
         let rows = st.query_map([couple_id], |r| r.get::<_, i64>(0)).ctx("couple sizes")?;
         let mut out = std::collections::HashSet::new();
@@ -302,7 +302,7 @@ impl ImportLog for SqliteConn {
     fn already_imported(&self, couple_id: i64, source: &str, rel: &[u8], size: u64, mtime_ns: i64) -> Result<bool> {
         self.conn
             .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.hash = f.blob_hash
+                "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.id = f.blob_id
                    WHERE f.couple_id = ?1 AND f.original_path = ?3 AND f.source = ?2 AND f.source_mtime_ns = ?5
                      AND b.size = ?4)",
             )

@@ -357,8 +357,8 @@ fn slug_taken(conn: &Connection, slug: &str) -> Result<bool> {
 
 fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {
     conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.hash = f.blob_hash
-           WHERE f.blob_hash = ?2 AND f.couple_id = ?1 AND b.health = 'ok')",
+        "SELECT EXISTS(SELECT 1 FROM blobs b JOIN files f ON f.blob_id = b.id
+           WHERE b.hash = ?2 AND f.couple_id = ?1 AND b.health = 'ok')",
         params![couple_id, hash],
         |r| r.get(0),
     )

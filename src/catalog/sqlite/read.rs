@@ -121,8 +121,8 @@ impl ReadCatalog for SqliteConn {
         let sql = match couple_id {
             None => "SELECT hash, size, stored_at, verified_at FROM blobs WHERE ?1 IS NULL ORDER BY hash",
             Some(_) => {
-                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash IN
-                   (SELECT blob_hash FROM files WHERE couple_id = ?1) ORDER BY hash"
+                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE id IN
+                   (SELECT blob_id FROM files WHERE couple_id = ?1) ORDER BY hash"
             }
         };
         rows(
@@ -215,14 +215,14 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
-        rows(&self.conn, &format!("{} WHERE f.blob_hash = ?1", FILE_SELECT), [hash], file_from_row, "files of blob")
+        rows(&self.conn, &format!("{} WHERE b.hash = ?1", FILE_SELECT), [hash], file_from_row, "files of blob")
     }
 
     fn files_of_blobs(&self, hashes: &[String]) -> Result<Vec<FileRow>> {
         let mut out = Vec::new();
         for chunk in hashes.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!("{} WHERE f.blob_hash IN ({marks})", FILE_SELECT);
+            let sql = format!("{} WHERE b.hash IN ({marks})", FILE_SELECT);
             out.extend(rows(&self.conn, &sql, rusqlite::params_from_iter(chunk), file_from_row, "files of blobs")?);
         }
         Ok(out)
@@ -329,11 +329,11 @@ impl ReadCatalog for SqliteConn {
 
     fn hash_entries(&self, after: i64, limit: u32) -> Result<Vec<TreeFile>> {
         // Blobs first (CROSS JOIN keeps SQLite's loop order): a page walks blob ids, each finding its first file
-        // through the files_blob index.
+        // through the files_blob_id index.
         let sql = TREE_FILE_SELECT.replace(
             "FROM files f JOIN blobs b ON b.id = f.blob_id",
             "FROM blobs b CROSS JOIN files f
-             WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_hash = b.hash)
+             WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_id = b.id)
              ORDER BY b.id LIMIT ?2",
         );
         rows(&self.conn, &sql, params![after, limit], tree_file_from_row, "list .by-hash")

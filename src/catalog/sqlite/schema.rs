@@ -215,14 +215,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // 7: what the mount and the listings read without scanning a million files: the newest import below each
     // couple (the root's mtimes), each camera's file count (`camera list`), each file's blob row id, so a
-    // folder listing joins its blobs by row id (neighbouring rows) instead of a hash lookup per file, and an
+    // folder listing joins its blobs by row id (neighbouring rows) instead of a hash lookup per file (and the
+    // files of a blob are indexed by that id, which grows with each import, instead of by a random hash), and an
     // index of the sidecars by clip (`info`). Triggers keep the first three as files are added, re-pointed or
     // removed; filled once from what is there.
     r#"
     CREATE INDEX files_sidecar ON files(sidecar_of) WHERE sidecar_of IS NOT NULL;
     ALTER TABLE files ADD COLUMN blob_id INTEGER;
     UPDATE files SET blob_id = (SELECT id FROM blobs WHERE hash = files.blob_hash);
-    CREATE TRIGGER files_blob_id_added AFTER INSERT ON files BEGIN
+    DROP INDEX files_blob;
+    CREATE INDEX files_blob_id ON files(blob_id, couple_id);
+    CREATE TRIGGER files_blob_id_added AFTER INSERT ON files WHEN NEW.blob_id IS NULL BEGIN
         UPDATE files SET blob_id = (SELECT id FROM blobs WHERE hash = NEW.blob_hash) WHERE id = NEW.id;
     END;
     CREATE TRIGGER files_blob_id_changed AFTER UPDATE OF blob_hash ON files BEGIN

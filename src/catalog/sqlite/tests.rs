@@ -92,10 +92,15 @@ fn what_the_mount_status_and_info_read_never_scans_the_files_or_blobs() {
     c.file_count().expect("count");
     c.files_after(file).expect("after");
     c.blob_health(&hash).expect("health");
+    c.files_of_blobs(std::slice::from_ref(&hash)).expect("files of blobs");
+    c.blobs(Some(couple)).expect("blobs of a couple");
+    c.couple_has_blob(couple, &hash).expect("duplicate check");
+    c.couple_sizes(couple).expect("sizes");
+    c.already_imported(couple, "/card", b"/card/A.MOV", 10, 0).expect("quick check");
     c.conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
     let mut seen = std::mem::take(&mut *TRACED.lock().expect("traced"));
     seen.dedup();
-    assert!(seen.len() >= 17, "every call traced: {seen:?}");
+    assert!(seen.len() >= 22, "every call traced: {seen:?}");
     for sql in seen {
         let plan: Vec<String> = c
             .conn

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mount benchmark, side by side in one run: reading blob files natively, the nightfox mount with kernel
-# passthrough, the nightfox copy path (--no-passthrough), and bindfs (a peer FUSE filesystem) over the same
+# passthrough, the nightfox copy path (--no-passthrough), the copy path with verified reads (--verify-reads), and bindfs (a peer FUSE filesystem) over the same
 # objects directory. Sequential read (dd bs=1M, cold after dropping caches, and warm), random 4 KiB and 64 KiB
 # reads (fio), and find / ls -lR / du -s over 20,000 files in 200 directories against a plain tree of the same
 # shape (and bindfs over it). Prints throughput and ratios to native (higher = better for reads; for walks the
@@ -75,25 +75,33 @@ mkdir -p "$twin"
 cp -al "$arch/objects" "$twin/objects"
 cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$twin/"
 mkdir -p "$twin/tmp" "$twin/locks"
+# And one for the copy path with verified reads (`mount --verify-reads`: every block checked against the hash).
+vtwin="$arch-verified"
+rm -rf "$vtwin"
+mkdir -p "$vtwin"
+cp -al "$arch/objects" "$vtwin/objects"
+cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$vtwin/"
+mkdir -p "$vtwin/tmp" "$vtwin/locks"
 
 m_pt="$bench/mnt-passthrough"; m_cp="$bench/mnt-copy"; m_bf="$bench/mnt-bindfs"; m_bt="$bench/mnt-bindfs-tree"
-m_bp="$bench/mnt-base-passthrough"; m_bc="$bench/mnt-base-copy"
+m_bp="$bench/mnt-base-passthrough"; m_bc="$bench/mnt-base-copy"; m_vr="$bench/mnt-verified"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_bp" "$m_bc"; do
+  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_bp" "$m_bc" "$m_vr"; do
     for _ in $(seq 1 50); do mountpoint -q "$m" 2>/dev/null || break; sleep 0.1; done
     mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m" 2>/dev/null || true
   done
 }
 trap cleanup EXIT
 wait_mount() { for _ in $(seq 1 150); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
-mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt"
+mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr"
 RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
 "$nf" --archive "$twin" mount --no-passthrough "$m_cp" 2>"$bench/mnt-copy.log" & pids+=($!)
+"$nf" --archive "$vtwin" mount --verify-reads "$m_vr" 2>"$bench/mnt-verified.log" & pids+=($!)
 bindfs -r "$arch/objects" "$m_bf"
 bindfs -r "$tree" "$m_bt"
-for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt"; do wait_mount "$m"; done
+for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr"; do wait_mount "$m"; done
 if [ -n "${BASELINE:-}" ]; then
   for t in base-pt base-copy; do
     rm -rf "$arch-$t"; mkdir -p "$arch-$t"
@@ -123,8 +131,10 @@ walk_time() { # command... -> seconds
 
 declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
   [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash" [base-passthrough]="$m_bp/$big_rel" \
-  [base-copy]="$m_bc/$big_rel")
-cols=(native passthrough copy bindfs)
+  [base-copy]="$m_bc/$big_rel" [verified]="$m_vr/$big_rel")
+# The verified mount builds the clip's outboard at its first open (one read of the blob): done before any round.
+head -c 1 "${files[verified]}" >/dev/null
+cols=(native passthrough copy bindfs verified)
 [ -n "${BASELINE:-}" ] && cols+=(base-passthrough base-copy)
 # The order of the columns turns by one each round, so no column always runs first after another's reads.
 order() { local k=$(( ($1 - 1) % ${#cols[@]} )); echo "${cols[@]:k}" "${cols[@]:0:k}"; }
@@ -152,6 +162,7 @@ walk_targets() { # column -> paths
     bindfs) echo "$m_bt" ;;
     passthrough) printf '%s\n' "$m_pt"/2025-01-01-* ;;
     copy) printf '%s\n' "$m_cp"/2025-01-01-* ;;
+    verified) printf '%s\n' "$m_vr"/2025-01-01-* ;;
     base-passthrough) printf '%s\n' "$m_bp"/2025-01-01-* ;;
     base-copy) printf '%s\n' "$m_bc"/2025-01-01-* ;;
   esac
@@ -194,6 +205,12 @@ for op in find "ls -lR" "du -s"; do
     done
     printf ' %13.2fx\n' "$(paired "${w[$k,bindfs]}" "${w[$k,copy]}")"
   done
+done
+echo
+echo "verified reads (mount --verify-reads, copy path) against the copy path, paired per round (> 1 = verified ahead)"
+printf '%-22s %16s %16s\n' "" "verified" "verified/copy"
+for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
+  printf '%-22s %16.0f %15.2fx\n' "$k" "$(echo "${r[$k,verified]}" | median)" "$(paired "${r[$k,verified]}" "${r[$k,copy]}")"
 done
 if [ -n "${BASELINE:-}" ]; then
   echo

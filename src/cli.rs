@@ -121,6 +121,10 @@ enum Command {
         /// Never use kernel passthrough reads, even where available.
         #[arg(long)]
         no_passthrough: bool,
+        /// Check every block served against the blob's BLAKE3 hash (a damaged block answers EIO and marks the blob
+        /// damaged; the rest of the blob still reads). Reads take the copy path, never passthrough.
+        #[arg(long)]
+        verify_reads: bool,
     },
     /// Mount the archive and keep the enabled network sources flowing in, until SIGINT/SIGTERM.
     Serve {
@@ -581,12 +585,14 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Info { path, json } => info(cli.archive, &path, json),
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
-        Command::Mount { mountpoint, allow_other, no_passthrough } => {
+        Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
             let a = open(&cli.archive)?;
             let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
-            let opts = crate::frontends::fuse::MountOptions { allow_other, no_passthrough };
+            let opts =
+                crate::frontends::fuse::MountOptions { allow_other, no_passthrough: no_passthrough || verify_reads };
             let mount = crate::frontends::fuse::FuseMount::new(&mountpoint, opts);
-            crate::frontends::serve(a, vec![Box::new(mount)], move || drop(lock))?;
+            let fs_opts = crate::fs::FsOptions { verify_reads };
+            crate::frontends::serve_with(a, fs_opts, vec![Box::new(mount)], move || drop(lock))?;
             Ok(0)
         }
         Command::Serve { mountpoint, allow_other, poll_interval } => {

@@ -423,3 +423,48 @@ fn serve_keeps_importing_new_files_past_a_bad_one() {
     let failed = env.catalog().sessions().unwrap().iter().map(|s| s.files_error).sum::<i64>();
     assert!(failed >= 1);
 }
+
+/// `mount --verify-reads`: every block served is checked against the blob's hash; rot answers EIO for its block
+/// only (the rest of the clip still reads), and the blob is recorded damaged for `verify`, `status` and `repair`.
+#[test]
+fn verified_reads_refuse_the_rotten_block_only_and_record_the_damage() {
+    let env = Env::new();
+    let c = env.couple("Verified", "2025-06-06");
+    let card = env.path("card");
+    let a = card.join("A.MP4");
+    let bytes = data(60, 40 * MIB as usize + 12_345);
+    write(&a, &bytes);
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let ha = b3_file(&a);
+    let mp = env.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let clip = mp.join(&c).join("source/modern/unknown/A.MP4");
+
+    // Clean first: the whole clip reads back through the checks (the outboard is built at the first open).
+    let mut m = Mount::start(&env, &mp, &["--verify-reads"]);
+    assert_eq!(fs::read(&clip).unwrap(), bytes);
+    m.stop();
+
+    // Rot at 1000 (the `rot` helper): the first 32 KiB block is damaged.
+    rot(&blob_of(&env, &ha));
+    let mut m = Mount::start(&env, &mp, &["--verify-reads"]);
+    let f = fs::File::open(&clip).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let far = 30 * MIB;
+    assert_eq!(f.read_at(&mut buf, far).unwrap(), 4096, "a block far from the rot reads");
+    assert_eq!(buf, bytes[far as usize..far as usize + 4096]);
+    let e = f.read_at(&mut buf, 0).expect_err("the rotten block");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    let end = bytes.len() as u64 - 100;
+    assert_eq!(f.read_at(&mut buf, end).unwrap(), 100, "the end of the clip still reads");
+    assert_eq!(buf[..100], bytes[end as usize..]);
+    wait_until("the damage recorded", std::time::Duration::from_secs(10), || {
+        env.catalog().blob_health(&ha).unwrap().as_deref() == Some("damaged")
+    });
+    drop(f);
+    m.stop();
+    // Without verified reads the mount refuses the whole damaged blob, as before.
+    let mut m = Mount::start(&env, &mp, &[]);
+    assert_eq!(fs::File::open(&clip).err().and_then(|e| e.raw_os_error()), Some(libc::EIO));
+    m.stop();
+}

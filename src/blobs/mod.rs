@@ -15,6 +15,7 @@ pub mod direct;
 pub mod hash;
 pub mod local;
 pub mod memory;
+pub mod outboard;
 pub mod staging;
 
 pub use hash::{hash_file, hash_in_memory, is_hash, HashHex};

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::archive::Archive;
 use crate::error::{Error, Result};
-use crate::fs::ArchiveFs;
+use crate::fs::{ArchiveFs, FsOptions};
 
 /// The stop request shared by every front end of one [`serve`]: set once (a signal, or a front end that ended),
 /// waited on without polling.
@@ -69,14 +69,24 @@ pub trait FrontEnd: Send {
 /// down (threads joined, catalogs closed, which can wait on the disk): the caller releases the archive's daemon
 /// lock there, so that `fusermount3 -u M && nightfox mount M` finds the archive free. It is dropped unrun when a
 /// front end fails to start.
-pub fn serve(archive: Archive, mut front_ends: Vec<Box<dyn FrontEnd>>, unmounted: impl FnOnce()) -> Result<()> {
+pub fn serve(archive: Archive, front_ends: Vec<Box<dyn FrontEnd>>, unmounted: impl FnOnce()) -> Result<()> {
+    serve_with(archive, FsOptions::default(), front_ends, unmounted)
+}
+
+/// [`serve`] with options of the filesystem core (verified reads).
+pub fn serve_with(
+    archive: Archive,
+    options: FsOptions,
+    mut front_ends: Vec<Box<dyn FrontEnd>>,
+    unmounted: impl FnOnce(),
+) -> Result<()> {
     if front_ends.is_empty() {
         return Err(Error::Invalid("nothing to serve the archive on".into()));
     }
     for f in &front_ends {
         f.check()?;
     }
-    let fs = Arc::new(ArchiveFs::new(&archive)?);
+    let fs = Arc::new(ArchiveFs::with_options(&archive, options)?);
     fs.start();
     for f in front_ends.iter_mut() {
         f.start(&fs)?;

@@ -28,7 +28,7 @@ use tracing::{error, warn};
 
 use crate::archive::Archive;
 use crate::blobs::local::FileBlob;
-use crate::blobs::{BlobReader, BlobStore};
+use crate::blobs::{BlobReader, BlobStore, ReadAtCursor};
 use crate::error::Result;
 
 pub use ingest_dir::IngestDir;
@@ -73,6 +73,21 @@ pub enum Opened {
     Ingest(u64),
 }
 
+/// Options of the filesystem core.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsOptions {
+    /// Check every block served against the blob's hash (`blobs::outboard`): a damaged block answers EIO and
+    /// marks the blob damaged, the blob's other blocks still read. Reads then take the copy path (passthrough
+    /// would let the kernel read the blob itself, unchecked).
+    pub verify_reads: bool,
+}
+
+/// What verified reads need: where outboards live and a catalog to record damage in.
+struct Verify {
+    dir: PathBuf,
+    catalog: Arc<Mutex<crate::catalog::Catalog>>,
+}
+
 /// A change subscriber.
 type Subscriber = Box<dyn Fn(&Change) + Send + Sync>;
 
@@ -87,6 +102,7 @@ pub struct ArchiveFs {
     subscribers: Mutex<Vec<Subscriber>>,
     stop: Arc<AtomicBool>,
     refresher: Mutex<Option<JoinHandle<()>>>,
+    verify: Option<Verify>,
 }
 
 /// What an open asks of the file: read, write or both by the access mode (O_TRUNC comes with a write mode).
@@ -125,6 +141,17 @@ pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<us
 impl ArchiveFs {
     /// Builds the tree of an archive and loads the writers' view of `/ingest`; both belong to the calling user.
     pub fn new(archive: &Archive) -> Result<ArchiveFs> {
+        ArchiveFs::with_options(archive, FsOptions::default())
+    }
+
+    /// [`new`](Self::new) with options (verified reads).
+    pub fn with_options(archive: &Archive, options: FsOptions) -> Result<ArchiveFs> {
+        let verify = match options.verify_reads {
+            true => {
+                Some(Verify { dir: archive.root.join("outboards"), catalog: Arc::new(Mutex::new(archive.catalog()?)) })
+            }
+            false => None,
+        };
         let tree = Vfs::new(archive)?;
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -138,6 +165,7 @@ impl ArchiveFs {
             subscribers: Mutex::new(Vec::new()),
             stop: Arc::new(AtomicBool::new(false)),
             refresher: Mutex::new(None),
+            verify,
         })
     }
 
@@ -367,6 +395,10 @@ impl ArchiveFs {
             return Err(FsError::IsDir);
         }
         let Some(fr) = self.tree.file_ref(ino).map_err(|e| catalog_error(ino, &e))? else { return Ok(Opened::Empty) };
+        if let Some(v) = &self.verify {
+            // Every block is checked: a blob found damaged still serves its good blocks.
+            return self.open_verified(v, &fr.hash).map(Opened::Stored);
+        }
         if self.tree.refuses(&fr.hash) {
             return Err(FsError::Io);
         }
@@ -388,9 +420,61 @@ impl ArchiveFs {
         }
     }
 
-    /// `Io` while the blob an inode of the tree reads is known damaged or missing (checked on every read).
+    /// A blob opened for verified reads, its outboard built first if there is none yet (one read of the blob).
+    fn open_verified(&self, v: &Verify, hash: &str) -> FsResult<Arc<dyn BlobReader>> {
+        let io = |what: &str, e: &crate::error::Error| {
+            error!("blob {hash}: {what}: {e}");
+            FsError::Io
+        };
+        let open = || -> crate::error::Result<Box<dyn BlobReader>> {
+            match self.blobs.local_path(hash) {
+                Some(p) => {
+                    let f = File::open(&p).map_err(|e| crate::error::Error::io(&p, e))?;
+                    Ok(Box::new(FileBlob::new(p, f)?))
+                }
+                None => self.blobs.open(hash),
+            }
+        };
+        let path = crate::blobs::outboard::path_in(&v.dir, hash);
+        if !path.exists() {
+            let blob = open().map_err(|e| io("cannot be opened", &e))?;
+            let built = crate::blobs::outboard::Outboard::of_reader(&mut ReadAtCursor::new(&*blob), &path)
+                .map_err(|e| io("cannot be read to build its outboard", &e))?;
+            let whole = match built.root() {
+                Some(root) => root.to_hex().as_str() == hash,
+                None => true, // one leaf: each read checks it against the hash itself
+            };
+            if !whole {
+                self.record_damage(v, hash, "its content does not match its hash (found building its outboard)");
+                return Err(FsError::Io);
+            }
+            built.write(&path).map_err(|e| io("outboard cannot be written", &e))?;
+        }
+        let blob = open().map_err(|e| io("cannot be opened", &e))?;
+        let catalog = Arc::clone(&v.catalog);
+        let on_damage = Box::new(move |d: &crate::blobs::outboard::Damage| {
+            let problem = format!("bytes {}..{} do not match (found by a verified read)", d.offset, d.offset + d.len);
+            error!("blob {}: {problem}; answering EIO for them", d.hash);
+            if let Err(e) = catalog.lock().set_blob_unhealthy(&d.hash, "damaged", &problem) {
+                error!("blob {}: the damage cannot be recorded: {e}", d.hash);
+            }
+        });
+        let r = crate::blobs::outboard::VerifiedReader::open(blob, hash, &path, on_damage)
+            .map_err(|e| io("outboard does not fit", &e))?;
+        Ok(Arc::new(r))
+    }
+
+    fn record_damage(&self, v: &Verify, hash: &str, problem: &str) {
+        error!("blob {hash}: {problem}");
+        if let Err(e) = v.catalog.lock().set_blob_unhealthy(hash, "damaged", problem) {
+            error!("blob {hash}: the damage cannot be recorded: {e}");
+        }
+    }
+
+    /// `Io` while the blob an inode of the tree reads is known damaged or missing (checked on every read; with
+    /// verified reads each block is checked instead).
     pub fn readable(&self, ino: u64) -> FsResult<()> {
-        if self.tree.refuses_inode(ino) {
+        if self.verify.is_none() && self.tree.refuses_inode(ino) {
             Err(FsError::Io)
         } else {
             Ok(())

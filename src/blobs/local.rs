@@ -3,6 +3,7 @@
 //! directory fsyncs; a deferred landing leaves the fsyncs to one `syncfs` of the store.
 
 use std::fs::{self, File};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -127,6 +128,13 @@ impl FileBlob {
 impl BlobReader for FileBlob {
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        // SAFETY: valid descriptor; advisory call with no memory effects.
+        unsafe {
+            libc::posix_fadvise(self.file.as_raw_fd(), offset as i64, len as i64, libc::POSIX_FADV_WILLNEED);
+        }
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {

@@ -44,6 +44,8 @@ pub trait BlobReader: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the blob, 0 at or past it. Stateless:
     /// concurrent calls do not disturb each other.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+    /// A hint that `len` bytes at `offset` are read soon (a sequential reader): a store may start reading them.
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 /// Where verified content lives, addressed by its BLAKE3 hash. Content never changes once landed, so every method

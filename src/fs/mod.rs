@@ -436,7 +436,26 @@ impl ArchiveFs {
             }
         };
         let path = crate::blobs::outboard::path_in(&v.dir, hash);
-        if !path.exists() {
+        let on_damage = || {
+            let catalog = Arc::clone(&v.catalog);
+            Box::new(move |d: &crate::blobs::outboard::Damage| {
+                let problem =
+                    format!("bytes {}..{} do not match (found by a verified read)", d.offset, d.offset + d.len);
+                error!("blob {}: {problem}; answering EIO for them", d.hash);
+                if let Err(e) = catalog.lock().set_blob_unhealthy(&d.hash, "damaged", &problem) {
+                    error!("blob {}: the damage cannot be recorded: {e}", d.hash);
+                }
+            })
+        };
+        if path.exists() {
+            let blob = open().map_err(|e| io("cannot be opened", &e))?;
+            match crate::blobs::outboard::VerifiedReader::open(blob, hash, &path, on_damage()) {
+                Ok(r) => return Ok(Arc::new(r)),
+                // Derived data: one that does not fit (older format, torn) is built again.
+                Err(e) => warn!("blob {hash}: outboard {} is rebuilt: {e}", path.display()),
+            }
+        }
+        {
             let blob = open().map_err(|e| io("cannot be opened", &e))?;
             let built = crate::blobs::outboard::Outboard::of_reader(&mut ReadAtCursor::new(&*blob), &path)
                 .map_err(|e| io("cannot be read to build its outboard", &e))?;
@@ -451,15 +470,7 @@ impl ArchiveFs {
             built.write(&path).map_err(|e| io("outboard cannot be written", &e))?;
         }
         let blob = open().map_err(|e| io("cannot be opened", &e))?;
-        let catalog = Arc::clone(&v.catalog);
-        let on_damage = Box::new(move |d: &crate::blobs::outboard::Damage| {
-            let problem = format!("bytes {}..{} do not match (found by a verified read)", d.offset, d.offset + d.len);
-            error!("blob {}: {problem}; answering EIO for them", d.hash);
-            if let Err(e) = catalog.lock().set_blob_unhealthy(&d.hash, "damaged", &problem) {
-                error!("blob {}: the damage cannot be recorded: {e}", d.hash);
-            }
-        });
-        let r = crate::blobs::outboard::VerifiedReader::open(blob, hash, &path, on_damage)
+        let r = crate::blobs::outboard::VerifiedReader::open(blob, hash, &path, on_damage())
             .map_err(|e| io("outboard does not fit", &e))?;
         Ok(Arc::new(r))
     }

@@ -124,6 +124,14 @@ fn catalog_error(ino: u64, e: &crate::error::Error) -> FsError {
     FsError::from(e)
 }
 
+/// Logs a blob found damaged and records it so (`verify`, `status` and `repair` see it).
+fn record_damage(catalog: &Mutex<crate::catalog::Catalog>, hash: &str, problem: &str) {
+    error!("blob {hash}: {problem}");
+    if let Err(e) = catalog.lock().set_blob_unhealthy(hash, "damaged", problem) {
+        error!("blob {hash}: the damage cannot be recorded: {e}");
+    }
+}
+
 /// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
 pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut n = 0usize;
@@ -426,25 +434,14 @@ impl ArchiveFs {
             error!("blob {hash}: {what}: {e}");
             FsError::Io
         };
-        let open = || -> crate::error::Result<Box<dyn BlobReader>> {
-            match self.blobs.local_path(hash) {
-                Some(p) => {
-                    let f = File::open(&p).map_err(|e| crate::error::Error::io(&p, e))?;
-                    Ok(Box::new(FileBlob::new(p, f)?))
-                }
-                None => self.blobs.open(hash),
-            }
-        };
+        let open = || self.blobs.open(hash);
         let path = crate::blobs::outboard::path_in(&v.dir, hash);
         let on_damage = || {
             let catalog = Arc::clone(&v.catalog);
             Box::new(move |d: &crate::blobs::outboard::Damage| {
                 let problem =
                     format!("bytes {}..{} do not match (found by a verified read)", d.offset, d.offset + d.len);
-                error!("blob {}: {problem}; answering EIO for them", d.hash);
-                if let Err(e) = catalog.lock().set_blob_unhealthy(&d.hash, "damaged", &problem) {
-                    error!("blob {}: the damage cannot be recorded: {e}", d.hash);
-                }
+                record_damage(&catalog, &d.hash, &problem);
             })
         };
         if path.exists() {
@@ -464,7 +461,7 @@ impl ArchiveFs {
                 None => true, // one leaf: each read checks it against the hash itself
             };
             if !whole {
-                self.record_damage(v, hash, "its content does not match its hash (found building its outboard)");
+                record_damage(&v.catalog, hash, "its content does not match its hash (found building its outboard)");
                 return Err(FsError::Io);
             }
             built.write(&path).map_err(|e| io("outboard cannot be written", &e))?;
@@ -473,13 +470,6 @@ impl ArchiveFs {
         let r = crate::blobs::outboard::VerifiedReader::open(blob, hash, &path, on_damage())
             .map_err(|e| io("outboard does not fit", &e))?;
         Ok(Arc::new(r))
-    }
-
-    fn record_damage(&self, v: &Verify, hash: &str, problem: &str) {
-        error!("blob {hash}: {problem}");
-        if let Err(e) = v.catalog.lock().set_blob_unhealthy(hash, "damaged", problem) {
-            error!("blob {hash}: the damage cannot be recorded: {e}");
-        }
     }
 
     /// `Io` while the blob an inode of the tree reads is known damaged or missing (checked on every read; with

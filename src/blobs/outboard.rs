@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 use parking_lot::Mutex;
 
+use super::staging::read_full;
 use super::BlobReader;
 use crate::error::{Error, IoContext, Result};
 
@@ -55,6 +56,11 @@ fn merge(cvs: &[ChainingValue]) -> ChainingValue {
 fn merge_root(cvs: &[ChainingValue]) -> blake3::Hash {
     let split = cvs.len().next_power_of_two() / 2;
     merge_subtrees_root(&merge(&cvs[..split]), &merge(&cvs[split..]), Mode::Hash)
+}
+
+/// Chaining values as stored, 32 bytes each.
+fn cvs_of(raw: &[u8]) -> Vec<ChainingValue> {
+    raw.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect()
 }
 
 fn leaf_cv(index: u64, data: &[u8]) -> ChainingValue {
@@ -116,18 +122,17 @@ impl Builder {
 }
 
 impl Outboard {
-    /// Reads a whole blob to build its outboard.
+    /// Reads a whole blob to build its outboard (the next chunk read while the last is hashed).
     pub fn of_reader(r: &mut dyn Read, path: &Path) -> Result<Outboard> {
         let mut b = Builder::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => return Ok(b.finish()),
-                Ok(n) => b.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(path, e)),
-            }
-        }
+        super::direct::pipeline(
+            |buf| read_full(r, buf).at(path),
+            |chunk| {
+                b.update(chunk);
+                Ok(())
+            },
+        )?;
+        Ok(b.finish())
     }
 
     fn segments(&self) -> Vec<ChainingValue> {
@@ -219,7 +224,7 @@ impl VerifiedReader {
         }
         let mut raw = vec![0u8; (nseg * CV) as usize];
         file.read_exact_at(&mut raw, HEADER).at(path)?;
-        let segments: Vec<ChainingValue> = raw.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect();
+        let segments = cvs_of(&raw);
         let want = blake3::Hash::from_hex(hash).map_err(|_| bad("the blob hash is not hex"))?;
         if segments.len() >= 2 && merge_root(&segments) != want {
             return Err(bad("does not match the blob hash"));
@@ -248,7 +253,7 @@ impl VerifiedReader {
         let mut raw = vec![0u8; (count * CV) as usize];
         let at = HEADER + CV * (self.segments.len() as u64 + first);
         self.file.read_exact_at(&mut raw, at).at(&self.path)?;
-        let leaves: Vec<ChainingValue> = raw.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect();
+        let leaves = cvs_of(&raw);
         let ok = match self.segments.len() {
             1 if leaves.len() >= 2 => merge_root(&leaves).to_hex().as_str() == self.hash,
             1 => true, // one leaf: checked against the blob hash itself

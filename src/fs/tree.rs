@@ -243,6 +243,18 @@ fn by_hash_name(hash: &str, display_name: &[u8]) -> Vec<u8> {
     n
 }
 
+/// A couple folder's node.
+fn couple_dir(c: &TreeCouple) -> Node {
+    Node::dir(ROOT_INO, c.newest_import * NS, 1)
+}
+
+/// The footage types a couple's camera folders are under, once each (they come ordered by type).
+fn types_of(cams: &[TreeCamera]) -> Vec<FootageType> {
+    let mut types: Vec<FootageType> = cams.iter().map(|t| t.footage_type).collect();
+    types.dedup();
+    types
+}
+
 fn find<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a Entry> {
     list.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &list[i])
 }
@@ -322,8 +334,18 @@ impl Vfs {
     fn couple_node(&self, couple: i64) -> Option<Node> {
         let top = self.top.read();
         let name = top.names.get(&couple)?;
-        let c = top.couples.get(name)?;
-        Some(Node::dir(ROOT_INO, c.newest_import * NS, 1))
+        top.couples.get(name).map(couple_dir)
+    }
+
+    /// A file or `.by-hash` node: from the cache, else `read` from the catalog (and kept).
+    fn cached_or(&self, ino: u64, read: impl FnOnce(&Catalog) -> Result<Option<Node>>) -> Result<Option<Node>> {
+        let generation = match self.cached_node(ino) {
+            Ok(n) => return Ok(Some(n)),
+            Err(generation) => generation,
+        };
+        let Some(n) = read(&self.reader())? else { return Ok(None) };
+        self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
+        Ok(Some(n))
     }
 
     /// The node an inode names, from the caches or the catalog; `None` for an inode that names nothing.
@@ -339,10 +361,8 @@ impl Vfs {
                     return Ok(None);
                 }
                 let cams = self.cameras_of(c)?;
-                let mut types: Vec<FootageType> = cams.iter().map(|t| t.footage_type).collect();
-                types.dedup();
                 let t = cams.iter().map(|t| t.newest_import).max().map(|t| t * NS);
-                t.map(|t| Node::dir(couple_ino(c), t, types.len() as u32))
+                t.map(|t| Node::dir(couple_ino(c), t, types_of(&cams).len() as u32))
             }
             TreeIno::Type(c, ft) => {
                 if self.couple_node(c).is_none() {
@@ -364,25 +384,13 @@ impl Vfs {
                 found.map(|t| Node::dir(type_ino(c, ft), t.newest_import * NS, 0))
             }
             TreeIno::File(id) => {
-                let generation = match self.cached_node(ino) {
-                    Ok(n) => return Ok(Some(n)),
-                    Err(generation) => generation,
-                };
-                let Some(f) = self.reader().file(id)? else { return Ok(None) };
-                let (_, n) = Node::of_file(TreeFile::from(&f));
-                self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
-                Some(n)
+                return self.cached_or(ino, |cat| Ok(cat.file(id)?.map(|f| Node::of_file(TreeFile::from(&f)).1)));
             }
             TreeIno::Hash(blob) => {
-                let generation = match self.cached_node(ino) {
-                    Ok(n) => return Ok(Some(n)),
-                    Err(generation) => generation,
-                };
-                let first = self.reader().hash_entries(blob - 1, 1)?;
-                let Some(f) = first.into_iter().find(|f| f.blob_id == blob) else { return Ok(None) };
-                let (_, n) = Node::of_blob(f);
-                self.caches.lock().keep(generation, |k| k.nodes.insert(ino, n.clone()));
-                Some(n)
+                return self.cached_or(ino, |cat| {
+                    let first = cat.hash_entries(blob - 1, 1)?;
+                    Ok(first.into_iter().find(|f| f.blob_id == blob).map(|f| Node::of_blob(f).1))
+                });
             }
             TreeIno::Unknown => None,
         })
@@ -394,21 +402,17 @@ impl Vfs {
         let entry = |name: Vec<u8>, ino: u64, node: Option<Node>| node.map(|node| Entry { name, ino, node });
         let mut v: Vec<Entry> = match decode(ino) {
             TreeIno::Root => {
-                let newest = self.top.read().newest_ns;
-                let mut v = vec![
-                    Entry { name: BY_HASH_NAME.to_vec(), ino: BY_HASH_INO, node: Node::dir(ROOT_INO, newest, 0) },
-                    Entry {
-                        name: NEVER_INDEX_NAME.to_vec(),
-                        ino: NEVER_INDEX_INO,
-                        node: Node { kind: Kind::File, ..Node::dir(ROOT_INO, newest, 0) },
-                    },
-                    Entry { name: INGEST_NAME.to_vec(), ino: INGEST_ROOT_INO, node: Node::dir(ROOT_INO, newest, 0) },
-                ];
+                let mut v = Vec::new();
+                for (name, fixed) in
+                    [(BY_HASH_NAME, BY_HASH_INO), (NEVER_INDEX_NAME, NEVER_INDEX_INO), (INGEST_NAME, INGEST_ROOT_INO)]
+                {
+                    v.extend(entry(name.to_vec(), fixed, self.node(fixed)?));
+                }
                 let top = self.top.read();
                 v.extend(top.couples.iter().map(|(name, c)| Entry {
                     name: name.clone(),
                     ino: couple_ino(c.id),
-                    node: Node::dir(ROOT_INO, c.newest_import * NS, 1),
+                    node: couple_dir(c),
                 }));
                 v
             }
@@ -422,10 +426,8 @@ impl Vfs {
                 if self.couple_node(c).is_none() {
                     return Ok(None);
                 }
-                let mut types: Vec<FootageType> = self.cameras_of(c)?.iter().map(|t| t.footage_type).collect();
-                types.dedup();
                 let mut v = Vec::new();
-                for ft in types {
+                for ft in types_of(&self.cameras_of(c)?) {
                     v.extend(entry(ft.as_str().as_bytes().to_vec(), type_ino(c, ft), self.node(type_ino(c, ft))?));
                 }
                 v
@@ -707,13 +709,10 @@ impl Vfs {
                 (file_ino(f.id), n)
             }
             TreeIno::ByHash => {
-                let Some(hash) = name.get(..64).filter(|h| h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
-                else {
-                    return Ok(None);
-                };
-                let hash = String::from_utf8_lossy(hash).into_owned();
+                let hash = name.get(..64).and_then(|h| std::str::from_utf8(h).ok());
+                let Some(hash) = hash.filter(|h| crate::blobs::is_hash(h)) else { return Ok(None) };
                 let generation = self.caches.lock().generation;
-                let files = self.reader().files_of_blob(&hash)?;
+                let files = self.reader().files_of_blob(hash)?;
                 let Some(f) = files.iter().min_by_key(|f| f.id) else { return Ok(None) };
                 if by_hash_name(&f.blob_hash, &f.display_name) != name {
                     return Ok(None);

@@ -302,8 +302,7 @@ impl NightfoxFs {
 
     fn listing(&self, req: &Request, ino: u64) -> std::result::Result<Listing, FsError> {
         let entries = self.fs.readdir(&caller(req), ino)?;
-        let (me, _) = self.fs.getattr(ino)?;
-        let parent = self.fs.parent(ino).and_then(|p| self.fs.getattr(p).ok()).map(|(a, _)| a).unwrap_or(me);
+        let (me, parent) = self.dots(ino)?;
         let mut out = Vec::with_capacity(entries.len() + 2);
         out.push((1, b".".to_vec(), me));
         out.push((2, b"..".to_vec(), parent));
@@ -313,13 +312,19 @@ impl NightfoxFs {
         Ok(out)
     }
 
+    /// The attributes of a directory and of its parent (`.` and `..`).
+    fn dots(&self, ino: u64) -> std::result::Result<(Attr, Attr), FsError> {
+        let (me, _) = self.fs.getattr(ino)?;
+        let parent = self.fs.parent(ino).and_then(|p| self.fs.getattr(p).ok()).map(|(a, _)| a).unwrap_or(me);
+        Ok((me, parent))
+    }
+
     /// A part of a directory listed in pages (`.by-hash`) from `offset` on: `.` and `..` at 1 and 2, then one
     /// page of entries whose offsets are their cookies shifted past those two. Nothing is kept between reads.
     fn page_at(&self, ino: u64, offset: u64) -> std::result::Result<Listing, Errno> {
         let mut out = Vec::new();
         if offset < 2 {
-            let (me, _) = self.fs.getattr(ino).map_err(errno)?;
-            let parent = self.fs.parent(ino).and_then(|p| self.fs.getattr(p).ok()).map(|(a, _)| a).unwrap_or(me);
+            let (me, parent) = self.dots(ino).map_err(errno)?;
             if offset == 0 {
                 out.push((1, b".".to_vec(), me));
             }
@@ -342,6 +347,16 @@ impl NightfoxFs {
             }
         }
         self.listing(req, ino).map(Arc::new).map_err(errno)
+    }
+
+    /// What a read at `offset` serves: a listing, how many of its entries the earlier parts handed out, and
+    /// whether it is kept between parts (a whole listing, see [`listing_read`](Self::listing_read)) or read again
+    /// for each (a directory listed in pages).
+    fn part_at(&self, req: &Request, ino: u64, offset: u64) -> std::result::Result<(Arc<Listing>, usize, bool), Errno> {
+        if self.fs.lists_in_pages(ino) {
+            return self.page_at(ino, offset).map(|p| (Arc::new(p), 0, false));
+        }
+        self.listing_at(req, ino, offset).map(|l| (l, offset as usize, true))
     }
 
     /// Keeps a listing whose end was not handed out yet for the next part of the read; forgets it once it was.
@@ -581,63 +596,40 @@ impl Filesystem for NightfoxFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        if self.fs.lists_in_pages(ino.0) {
-            let page = match self.page_at(ino.0, offset) {
-                Ok(p) => p,
-                Err(e) => return reply.error(e),
-            };
-            for (off, name, attr) in &page {
-                let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
-                if reply.add(INodeNo(attr.ino), *off, kind, OsStr::from_bytes(name)) {
-                    break;
-                }
-            }
-            return reply.ok();
-        }
-        let list = match self.listing_at(req, ino.0, offset) {
-            Ok(l) => l,
+        let (list, skip, kept) = match self.part_at(req, ino.0, offset) {
+            Ok(p) => p,
             Err(e) => return reply.error(e),
         };
         let mut to_end = true;
-        for (off, name, attr) in list.iter().skip(offset as usize) {
+        for (off, name, attr) in list.iter().skip(skip) {
             let kind = if attr.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
             if reply.add(INodeNo(attr.ino), *off, kind, OsStr::from_bytes(name)) {
                 to_end = false;
                 break;
             }
         }
-        self.listing_read(ino.0, &list, to_end);
+        if kept {
+            self.listing_read(ino.0, &list, to_end);
+        }
         reply.ok();
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        if self.fs.lists_in_pages(ino.0) {
-            let page = match self.page_at(ino.0, offset) {
-                Ok(p) => p,
-                Err(e) => return reply.error(e),
-            };
-            for (off, name, attr) in &page {
-                let ttl = self.entry_ttl(attr);
-                if reply.add(INodeNo(attr.ino), *off, OsStr::from_bytes(name), &ttl, &to_file_attr(attr), Generation(0))
-                {
-                    break;
-                }
-            }
-            return reply.ok();
-        }
-        let list = match self.listing_at(req, ino.0, offset) {
-            Ok(l) => l,
+        let (list, skip, kept) = match self.part_at(req, ino.0, offset) {
+            Ok(p) => p,
             Err(e) => return reply.error(e),
         };
         let mut to_end = true;
-        for (off, name, attr) in list.iter().skip(offset as usize) {
+        for (off, name, attr) in list.iter().skip(skip) {
             let ttl = self.entry_ttl(attr);
             if reply.add(INodeNo(attr.ino), *off, OsStr::from_bytes(name), &ttl, &to_file_attr(attr), Generation(0)) {
                 to_end = false;
                 break;
             }
         }
-        self.listing_read(ino.0, &list, to_end);
+        if kept {
+            self.listing_read(ino.0, &list, to_end);
+        }
         reply.ok();
     }
 

@@ -24,6 +24,14 @@ macro_rules! camera_columns {
     };
 }
 
+/// The columns `tree_file_from_row` reads, in its order, over `files f` and `blobs b`.
+macro_rules! tree_file_columns {
+    () => {
+        "f.id, b.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size, f.display_name, \
+         f.source_mtime_ns, f.imported_at, f.captured_at, f.bad_ranges IS NOT NULL"
+    };
+}
+
 mod finalize;
 mod health;
 mod import_log;
@@ -264,9 +272,8 @@ fn file_from_row(r: &Row) -> rusqlite::Result<FileRow> {
 }
 
 /// A file as the tree lists it (`TreeFile`): no paths, no source.
-const TREE_FILE_SELECT: &str = "SELECT f.id, b.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size,
-        f.display_name, f.source_mtime_ns, f.imported_at, f.captured_at, f.bad_ranges IS NOT NULL
-     FROM files f JOIN blobs b ON b.id = f.blob_id";
+const TREE_FILE_SELECT: &str =
+    concat!("SELECT ", tree_file_columns!(), " FROM files f JOIN blobs b ON b.id = f.blob_id");
 
 fn tree_file_from_row(r: &Row) -> rusqlite::Result<TreeFile> {
     let ft = r.get_ref(3)?.as_str().unwrap_or("modern");

@@ -330,12 +330,13 @@ impl ReadCatalog for SqliteConn {
     fn hash_entries(&self, after: i64, limit: u32) -> Result<Vec<TreeFile>> {
         // Blobs first (CROSS JOIN keeps SQLite's loop order): a page walks blob ids, each finding its first file
         // through the files_blob_id index.
-        let sql = TREE_FILE_SELECT.replace(
-            "FROM files f JOIN blobs b ON b.id = f.blob_id",
-            "FROM blobs b CROSS JOIN files f
+        let sql = concat!(
+            "SELECT ",
+            tree_file_columns!(),
+            " FROM blobs b CROSS JOIN files f
              WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_id = b.id)
-             ORDER BY b.id LIMIT ?2",
+             ORDER BY b.id LIMIT ?2"
         );
-        rows(&self.conn, &sql, params![after, limit], tree_file_from_row, "list .by-hash")
+        rows(&self.conn, sql, params![after, limit], tree_file_from_row, "list .by-hash")
     }
 }

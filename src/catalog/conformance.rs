@@ -610,7 +610,10 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
     {
         let raw = rusqlite::Connection::open(d.path().join("catalog.db")).expect("raw open");
         raw.execute_batch(
-            "DROP TRIGGER couple_totals_new_couple; DROP TRIGGER couple_totals_file_added;
+            "DROP TABLE scrub_runs; DROP INDEX blobs_verified; ALTER TABLE blobs DROP COLUMN xxh64;
+             ALTER TABLE blobs DROP COLUMN xxh128; ALTER TABLE import_sessions DROP COLUMN onset_manifest;
+             ALTER TABLE import_sessions DROP COLUMN onset_problems;
+             DROP TRIGGER couple_totals_new_couple; DROP TRIGGER couple_totals_file_added;
              DROP TRIGGER couple_totals_file_removed; DROP TRIGGER couple_totals_file_changed;
              DROP TRIGGER couple_totals_newest_added; DROP TRIGGER couple_totals_newest_moved;
              DROP TRIGGER files_blob_id_added; DROP TRIGGER files_blob_id_changed;

@@ -262,6 +262,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE couple_id = NEW.couple_id;
     END;
     "#,
+    // 8: chain of custody. Each blob's xxh64 and xxh128 (XXH3-128), computed in the same read as its BLAKE3, as
+    // lowercase hex (ASC MHL's formats; NULL for blobs stored before this version); an index of blobs by when
+    // they were last verified (`verify --older-than`, scheduled scrubs); what checking a card's on-set ASC MHL
+    // history found (`onset_manifest`: NULL when the card had none; a one-line summary otherwise, and
+    // `onset_problems` the mismatches as JSON); each scrub run, so `status` shows the last one.
+    r#"
+    ALTER TABLE blobs ADD COLUMN xxh64 TEXT;
+    ALTER TABLE blobs ADD COLUMN xxh128 TEXT;
+    CREATE INDEX blobs_verified ON blobs(IFNULL(verified_at, 0), id);
+    ALTER TABLE import_sessions ADD COLUMN onset_manifest TEXT;
+    ALTER TABLE import_sessions ADD COLUMN onset_problems TEXT;
+    CREATE TABLE scrub_runs (
+        id               INTEGER PRIMARY KEY,
+        started_at       INTEGER NOT NULL,
+        finished_at      INTEGER,
+        trigger          TEXT NOT NULL,
+        blobs_checked    INTEGER NOT NULL DEFAULT 0,
+        bytes_checked    INTEGER NOT NULL DEFAULT 0,
+        damaged          INTEGER NOT NULL DEFAULT 0,
+        missing          INTEGER NOT NULL DEFAULT 0,
+        orphans          INTEGER NOT NULL DEFAULT 0,
+        complete         INTEGER NOT NULL DEFAULT 0,
+        error            TEXT
+    );
+    "#,
 ];
 
 /// Current schema version this build writes.

@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 use parking_lot::Mutex;
@@ -191,7 +192,7 @@ pub struct VerifiedReader {
     path: PathBuf,
     segments: Vec<ChainingValue>,
     /// The leaves of the segments checked so far.
-    loaded: Mutex<std::collections::HashMap<usize, Vec<ChainingValue>>>,
+    loaded: Mutex<std::collections::HashMap<usize, Arc<[ChainingValue]>>>,
     on_damage: Box<dyn Fn(&Damage) + Send + Sync>,
     reported: Mutex<std::collections::HashSet<u64>>,
     /// Where a sequential reader reads next.
@@ -243,9 +244,9 @@ impl VerifiedReader {
         })
     }
 
-    fn leaves_of(&self, seg: usize) -> Result<Vec<ChainingValue>> {
+    fn leaves_of(&self, seg: usize) -> Result<Arc<[ChainingValue]>> {
         if let Some(l) = self.loaded.lock().get(&seg) {
-            return Ok(l.clone());
+            return Ok(Arc::clone(l));
         }
         let nleaves = self.size.div_ceil(LEAF);
         let first = seg as u64 * SEGMENT_LEAVES as u64;
@@ -253,7 +254,7 @@ impl VerifiedReader {
         let mut raw = vec![0u8; (count * CV) as usize];
         let at = HEADER + CV * (self.segments.len() as u64 + first);
         self.file.read_exact_at(&mut raw, at).at(&self.path)?;
-        let leaves = cvs_of(&raw);
+        let leaves: Arc<[ChainingValue]> = cvs_of(&raw).into();
         let ok = match self.segments.len() {
             1 if leaves.len() >= 2 => merge_root(&leaves).to_hex().as_str() == self.hash,
             1 => true, // one leaf: checked against the blob hash itself
@@ -266,7 +267,7 @@ impl VerifiedReader {
         if loaded.len() >= 64 {
             loaded.clear();
         }
-        loaded.insert(seg, leaves.clone());
+        loaded.insert(seg, Arc::clone(&leaves));
         Ok(leaves)
     }
 

@@ -624,6 +624,10 @@ fn run(cli: Cli) -> Result<i32> {
 struct FileInfo {
     path: String,
     blake3: String,
+    /// The blob's xxh64 and XXH3-128 as ASC MHL writes them (16 and 32 lowercase hex digits); null for a blob
+    /// stored before they were kept.
+    xxh64: Option<String>,
+    xxh128: Option<String>,
     size: u64,
     original_path: String,
     source: String,
@@ -663,9 +667,12 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     };
     let slug = cam.as_ref().map(|c| c.slug.clone());
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let blob = cat.blob(&f.blob_hash)?;
     let fi = FileInfo {
         path: crate::fs::tree_path(&couple, slug.as_deref(), &f),
         blake3: f.blob_hash.clone(),
+        xxh64: blob.as_ref().and_then(|b| b.xxh64.clone()),
+        xxh128: blob.and_then(|b| b.xxh128),
         size: f.size,
         original_path: lossy(&f.original_path),
         source: f.source.clone(),
@@ -695,6 +702,9 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     let row = |k: &str, v: &str| println!("{k:<14} {}", one_line(v));
     row("path", &fi.path);
     row("blake3", &fi.blake3);
+    let not_kept = "not recorded (stored before checksums were kept)";
+    row("xxh64", fi.xxh64.as_deref().unwrap_or(not_kept));
+    row("xxh128", fi.xxh128.as_deref().unwrap_or(not_kept));
     row("size", &format!("{} ({})", fi.size, human(fi.size as i64)));
     row("original path", &fi.original_path);
     row("source", &fi.source);

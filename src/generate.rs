@@ -62,7 +62,9 @@ pub fn generate(archive: &Archive, spec: Spec, mut progress: impl FnMut(u64)) ->
             let mut tx = cat.begin_finalize()?;
             for i in 0..spec.files {
                 let bytes = content(c, k, i);
-                let hash = blake3::hash(&bytes).to_hex().to_string();
+                let mut hashers = crate::blobs::Hashers::new();
+                hashers.update(&bytes);
+                let crate::blobs::Digest { hash, sums } = hashers.finalize();
                 let name = file_name(i);
                 let original = format!("/generated/{folder}/cam{k:03}/{name}");
                 tx.insert_file(&NewFile {
@@ -80,6 +82,7 @@ pub fn generate(archive: &Archive, spec: Spec, mut progress: impl FnMut(u64)) ->
                     sidecar_of: None,
                     captured_at: None,
                     bad_ranges: None,
+                    sums: sums.as_ref(),
                 })?;
                 if spec.blobs {
                     let (_, path) = archive.staging.create(&format!("generate-{c}-{k}-{i}.part"))?;

@@ -11,7 +11,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::direct;
-use super::hash::{hash_reader, hasher_of, HashHex};
+use super::hash::{hash_reader, hasher_of, Digest, HashHex, Hashers, Sums};
 use crate::error::{Error, IoContext, Result};
 
 /// Size of the copy buffer: large enough for sequential throughput, small enough to interrupt quickly.
@@ -92,7 +92,13 @@ pub fn drop_cache(f: &File) {
 /// Hashes a file as it is on disk (its data must already be fsynced): its cached pages dropped first, then read
 /// back (with `O_DIRECT` from a chunk up, where the filesystem allows), each chunk hashed while the next is read.
 pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
-    hash_on_disk(path, true)
+    Ok(hash_on_disk(path, true, Hashers::blake3_only())?.hash)
+}
+
+/// [`hash_from_disk`] with the [`Sums`] of the same read (a staged copy whose inline sums are not known: one a
+/// crash left behind, or one written out of order).
+pub fn digest_from_disk(path: &Path) -> Result<Digest> {
+    hash_on_disk(path, true, Hashers::new())
 }
 
 /// Drops a file's cached pages (its data must already be durable) and starts reading it back from the disk in
@@ -106,7 +112,7 @@ pub fn read_back(path: &Path) -> Result<()> {
 
 /// Hashes a file after [`read_back`]: what the disk gave back, without dropping the pages just read.
 pub fn hash_read_ahead(path: &Path) -> Result<HashHex> {
-    hash_on_disk(path, false)
+    Ok(hash_on_disk(path, false, Hashers::blake3_only())?.hash)
 }
 
 /// Starts reading a whole file into the page cache in the background (`POSIX_FADV_WILLNEED`), unless it is
@@ -121,14 +127,14 @@ pub fn read_ahead(f: &File) {
     }
 }
 
-fn hash_on_disk(path: &Path, drop_first: bool) -> Result<HashHex> {
+fn hash_on_disk(path: &Path, drop_first: bool, h: Hashers) -> Result<Digest> {
     let mut r = direct::open_read(path).at(path)?;
     if drop_first {
         drop_cache(r.file());
     }
-    let hash = hash_reader(&mut r, path)?;
+    let digest = hash_reader(&mut r, path, h)?;
     drop_cache(r.file());
-    Ok(hash)
+    Ok(digest)
 }
 
 /// Bytes free on the filesystem holding `path`, for root (`privileged`, the blocks reserved for root included)
@@ -148,15 +154,17 @@ pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {
 /// What [`copy_hashing`] read and wrote.
 pub struct Copied {
     pub hash: HashHex,
+    /// The checksums of the same read (`None` only when the copy started from a BLAKE3-only state).
+    pub sums: Option<Sums>,
     pub len: u64,
 }
 
 /// Hashes the first `len` bytes of a file as they are on disk (the kept prefix of a partial copy, continued by a
-/// resume): the hasher is returned to go on with the rest.
-pub fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher> {
+/// resume), BLAKE3 and the [`Sums`]: the hashers are returned to go on with the rest.
+pub fn hash_prefix(path: &Path, len: u64) -> Result<Hashers> {
     let mut r = direct::open_read(path).at(path)?;
     drop_cache(r.file());
-    let (h, got) = hasher_of(&mut (&mut r).take(len), path)?;
+    let (h, got) = hasher_of(&mut (&mut r).take(len), path, Hashers::new())?;
     if got < len {
         return Err(Error::io(
             path,
@@ -167,15 +175,10 @@ pub fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher> {
 }
 
 /// Where a copy starts: at 0, or after a kept prefix already hashed (a resume inside a file).
+#[derive(Default)]
 pub struct CopyStart {
-    pub hasher: blake3::Hasher,
+    pub hasher: Hashers,
     pub offset: u64,
-}
-
-impl Default for CopyStart {
-    fn default() -> Self {
-        CopyStart { hasher: blake3::Hasher::new(), offset: 0 }
-    }
 }
 
 /// Makes a long copy resumable: every `every` bytes the destination is made durable (`fdatasync`) and `record` is
@@ -189,7 +192,7 @@ pub struct Checkpoints<'a> {
 /// the reader to continue from `offset`, or the error to stop with.
 pub type Reopen<'a> = dyn FnMut(u64, Error) -> Result<Box<dyn Read + Send>> + 'a;
 
-/// Copies `src` into `dst` while hashing what was read, in one pass: the next chunk is read while the last one
+/// Copies `src` into `dst` while hashing what was read (BLAKE3 and the [`Sums`]), in one pass: the next chunk is read while the last one
 /// is hashed and written, and `dst` is written with `O_DIRECT` where its filesystem allows (the short last chunk
 /// goes through the page cache). All-zero chunks are skipped with a seek so sparse inputs stay sparse.
 /// `on_progress` gets the bytes of each chunk read; returning false stops the copy with
@@ -278,7 +281,8 @@ pub fn copy_hashing(
     if durable {
         dst.sync_all().at(dst_path)?;
     }
-    Ok(Copied { hash: hasher.finalize().to_hex().to_string(), len })
+    let Digest { hash, sums } = hasher.finalize();
+    Ok(Copied { hash, sums, len })
 }
 
 pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -302,6 +306,10 @@ fn is_zero(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sums_of(data: &[u8]) -> Sums {
+        Sums::from_digests(xxhash_rust::xxh64::xxh64(data, 0), xxhash_rust::xxh3::xxh3_128(data))
+    }
 
     #[test]
     fn copy_keeps_holes_and_hash() {
@@ -327,8 +335,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.len, data.len() as u64);
         assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(c.sums, Some(sums_of(&data)));
         assert_eq!(fs::read(&dst_path).unwrap(), data);
         assert_eq!(hash_from_disk(&dst_path).unwrap(), c.hash);
+        assert_eq!(digest_from_disk(&dst_path).unwrap(), Digest { hash: c.hash, sums: c.sums });
     }
 
     /// A reader that fails once after `fail_at` bytes, like a dropped connection.
@@ -413,6 +423,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.len, data.len() as u64);
         assert_eq!(c.hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(c.sums, Some(sums_of(&data)), "the sums continue over the kept prefix");
         assert_eq!(fs::read(&dst_path).unwrap(), data);
         assert_eq!(seen, vec![COPY_CHUNK as u64 * 4]);
         assert!(hash_prefix(&dst_path, data.len() as u64 + 1).is_err());

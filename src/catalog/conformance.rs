@@ -40,6 +40,7 @@ fn new_file<'a>(couple: i64, session: i64, blob: &'a str, name: &'a str, camera_
         sidecar_of: None,
         captured_at: None,
         bad_ranges: None,
+        sums: None,
     }
 }
 
@@ -308,6 +309,55 @@ pub fn finalize_suite(b: &dyn CatalogBackend) {
     assert!(!c.already_imported(couple, "/card", b"A001.MOV", 999, 1_700_000_000_000_000_000).expect("quick"));
 }
 
+/// A blob's checksums: recorded with the blob, null for one catalogued without them, filled in (once, never
+/// overwritten) by a later read of the same content, in a finalize or by a duplicate check.
+pub fn sums_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "sums");
+    let sums = |n: u64| Sums::from_digests(n, n.into());
+    let sums_of = |c: &dyn CatalogConn, n: u8| {
+        let b = c.blob(&hash(n)).expect("blob").expect("catalogued");
+        (b.xxh64, b.xxh128)
+    };
+    let with = |s: &Sums| (Some(s.xxh64.clone()), Some(s.xxh128.clone()));
+    let (one, two) = (sums(1), sums(2));
+    let (h1, h2) = (hash(1), hash(2));
+    {
+        let mut tx = c.begin_finalize().expect("begin finalize");
+        let f = NewFile { sums: Some(&one), ..new_file(couple, session, &h1, "A001.MOV", None) };
+        tx.insert_file(&f).expect("insert file");
+        tx.insert_file(&new_file(couple, session, &hash(2), "A002.MOV", None)).expect("insert file");
+        tx.commit_for(session).expect("commit");
+    }
+    assert_eq!(sums_of(&*c, 1), with(&one));
+    assert_eq!(sums_of(&*c, 2), (None, None), "no sums: null");
+    // Another file of the blobs: the missing sums are filled in, the recorded ones stay.
+    {
+        let mut tx = c.begin_finalize().expect("begin finalize");
+        let f = NewFile { sums: Some(&two), ..new_file(couple, session, &h2, "A002b.MOV", None) };
+        tx.insert_file(&f).expect("insert file");
+        let f = NewFile { sums: Some(&two), ..new_file(couple, session, &h1, "A001b.MOV", None) };
+        tx.insert_file(&f).expect("insert file");
+        tx.commit_for(session).expect("commit");
+    }
+    assert_eq!(sums_of(&*c, 1), with(&one), "recorded sums are never overwritten");
+    assert_eq!(sums_of(&*c, 2), with(&two));
+    // A duplicate check (outside a finalize) and a duplicate inside one fill in too.
+    {
+        let mut tx = c.begin_finalize().expect("begin finalize");
+        tx.insert_file(&new_file(couple, session, &hash(3), "A003.MOV", None)).expect("insert file");
+        tx.commit_for(session).expect("commit");
+    }
+    assert!(c.fill_blob_sums(&hash(3), &sums(3)).expect("fill"));
+    assert!(!c.fill_blob_sums(&hash(3), &sums(4)).expect("fill"), "once only");
+    assert!(!c.fill_blob_sums(&hash(9), &sums(9)).expect("fill"), "not catalogued: nothing");
+    assert_eq!(sums_of(&*c, 3), with(&sums(3)));
+    let tx = c.begin_finalize().expect("begin finalize");
+    assert!(!tx.fill_sums(&hash(3), &sums(5)).expect("fill"));
+    drop(tx);
+    assert!(c.blobs(Some(couple)).expect("blobs").iter().all(|b| b.xxh64.is_some() && b.xxh128.is_some()));
+}
+
 /// A name key is taken once a file has it (inside the transaction that inserted it, and after), in its own
 /// directory only.
 pub fn name_clash_suite(b: &dyn CatalogBackend) {
@@ -525,6 +575,12 @@ fn sqlite_import_log() {
 fn sqlite_finalize() {
     let d = tempdir();
     finalize_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_sums() {
+    let d = tempdir();
+    sums_suite(&*sqlite_backend(d.path()));
 }
 
 #[test]

@@ -309,6 +309,10 @@ pub trait ImportLog {
     /// Sets the hash of an item without changing its state (a source hashed to find duplicates).
     fn set_item_hash(&self, id: i64, hash: &str) -> Result<()>;
 
+    /// Gives a catalogued blob that has no checksums (stored before they were kept) these, read with its hash
+    /// just now (a duplicate found by content). True when it had none; false too for a blob not catalogued.
+    fn fill_blob_sums(&self, hash: &str, sums: &Sums) -> Result<bool>;
+
     /// Ends an item as failed or duplicate and counts it, in one transaction.
     fn end_item(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()>;
 
@@ -475,11 +479,21 @@ pub trait Finalize {
     fn damaged_file_like(&self, couple_id: i64, original_path: &[u8], size: u64) -> Result<Option<i64>>;
 
     /// Replaces a salvaged file's content with a clean verified copy: same file, path and inode, new blob; an event
-    /// tells the mount to drop what it cached.
-    fn replace_damaged(&mut self, file_id: i64, hash: &str, size: u64, session_id: i64) -> Result<()>;
+    /// tells the mount to drop what it cached. `sums` go to the blob's row as in [`Finalize::insert_file`].
+    fn replace_damaged(
+        &mut self,
+        file_id: i64,
+        hash: &str,
+        size: u64,
+        session_id: i64,
+        sums: Option<&Sums>,
+    ) -> Result<()>;
 
     /// True when the couple has a file of this (healthy) content: it would be a duplicate.
     fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool>;
+
+    /// See [`ImportLog::fill_blob_sums`].
+    fn fill_sums(&self, hash: &str, sums: &Sums) -> Result<bool>;
 
     /// True when a name key is taken in the directory.
     fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool>;

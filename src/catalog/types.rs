@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+pub use crate::blobs::Sums;
 use crate::error::{Error, Result};
 
 /// Seconds since the Unix epoch.
@@ -345,6 +346,9 @@ pub struct Item {
     pub resume_offset: Option<u64>,
     /// This item's verified copy replaced a damaged or missing blob.
     pub healed: bool,
+    /// The content's xxHash checksums, read with its hash in this run (the copy, or the duplicate check); not kept
+    /// in the import log (an item read back from it has none), they go to its blob's row at finalize.
+    pub sums: Option<Sums>,
 }
 
 /// A new item as the scanner records it. `sidecar_of` is an index into the same batch.
@@ -400,6 +404,8 @@ pub struct NewFile<'a> {
     pub sidecar_of: Option<i64>,
     pub captured_at: Option<i64>,
     pub bad_ranges: Option<&'a str>,
+    /// The blob's checksums, recorded with a new blob and filling in those of a stored blob that has none.
+    pub sums: Option<&'a Sums>,
 }
 
 /// A configured SMB or NFS source. The password is only ever held encrypted here.
@@ -510,6 +516,10 @@ pub struct BlobRow {
     pub size: u64,
     pub stored_at: i64,
     pub verified_at: Option<i64>,
+    /// xxh64 as [`Sums`] writes it; `None` for a blob stored before the checksums were kept (and not read since).
+    pub xxh64: Option<String>,
+    /// XXH3-128 as [`Sums`] writes it; `None` as for `xxh64`.
+    pub xxh128: Option<String>,
 }
 
 /// An entry of the archive's event log.

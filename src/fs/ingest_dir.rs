@@ -71,7 +71,7 @@ const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 struct Staged {
     file: File,
     path: PathBuf,
-    hasher: blake3::Hasher,
+    hasher: crate::blobs::Hashers,
     hashed: u64,
     sequential: bool,
     /// A write failed (disk full...): never commit what is there.
@@ -611,7 +611,7 @@ impl IngestDir {
         let s = Arc::new(Mutex::new(Staged {
             file,
             path,
-            hasher: blake3::Hasher::new(),
+            hasher: crate::blobs::Hashers::new(),
             hashed: 0,
             sequential: true,
             failed: false,
@@ -743,7 +743,7 @@ impl IngestDir {
                 if flags & libc::O_TRUNC != 0 {
                     let mut g = s.lock();
                     g.file.set_len(0).map_err(|e| FsError::from(&e))?;
-                    g.hasher = blake3::Hasher::new();
+                    g.hasher = crate::blobs::Hashers::new();
                     g.hashed = 0;
                     g.sequential = true;
                     g.dirty = true;
@@ -1159,20 +1159,21 @@ impl IngestDir {
         let size = g.file.metadata().map_err(|err| Error::io(&g.path, err))?.len();
         // The hash of what the writer gave: computed inline as the writes came in order, else from the staged
         // pages still in memory (before they reach the disk, so the hash from disk below checks the medium).
+        // The checksums come with the inline hash; for writes out of order, from the commit's read from disk.
         let inline = if g.sequential && g.hashed == size {
-            g.hasher.clone().finalize().to_hex().to_string()
+            g.hasher.finalize()
         } else {
-            crate::blobs::hash_in_memory(&g.path)?
+            crate::blobs::Digest { hash: crate::blobs::hash_in_memory(&g.path)?, sums: None }
         };
         g.file.sync_all().map_err(|err| Error::io(&g.path, err))?;
         // The same bytes as the version already committed here: nothing to catalogue.
         if t.e
             .blob_hash
             .as_deref()
-            .is_some_and(|old| old == inline && self.archive.blobs.contains(old).unwrap_or(false))
+            .is_some_and(|old| old == inline.hash && self.archive.blobs.contains(old).unwrap_or(false))
         {
             let _ = std::fs::remove_file(&g.path);
-            return Ok((inline, t.e.file_id, size));
+            return Ok((inline.hash, t.e.file_id, size));
         }
         let importer = Importer::new(&self.archive, &Quiet, Arc::clone(&self.cancel));
         let c = importer.commit_file(session, &t.rel, &t.label, &g.path, Some(&inline), t.e.mtime_ns)?;

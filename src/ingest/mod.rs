@@ -401,15 +401,22 @@ impl<'a> Importer<'a> {
         rel_path: &[u8],
         label: &[u8],
         tmp: &Path,
-        inline_hash: Option<&str>,
+        inline: Option<&blobs::Digest>,
         mtime_ns: i64,
     ) -> Result<Committed> {
         std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e))?;
         let size = std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len();
-        let hash = blobs::hash_from_disk(tmp)?;
-        if let Some(h) = inline_hash {
-            if h != hash {
-                return Err(Error::Mismatch { path: bytes_path(label), expected: h.to_string(), actual: hash });
+        // The checksums come with the inline hash when the writes were hashed as they came; else from this read.
+        let (hash, sums) = match inline.and_then(|d| d.sums.clone()) {
+            Some(s) => (blobs::hash_from_disk(tmp)?, Some(s)),
+            None => {
+                let d = blobs::digest_from_disk(tmp)?;
+                (d.hash, d.sums)
+            }
+        };
+        if let Some(d) = inline {
+            if d.hash != hash {
+                return Err(Error::Mismatch { path: bytes_path(label), expected: d.hash.clone(), actual: hash });
             }
         }
         let mut cat = self.archive.catalog()?;
@@ -450,6 +457,7 @@ impl<'a> Importer<'a> {
         cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
         let mut item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
         item.healed = heals;
+        item.sums = sums;
         let cat = Mutex::new(cat);
         let ended = self.finalize_groups(&session, &[vec![item]], &cat)?;
         let cat = cat.into_inner();
@@ -595,8 +603,13 @@ impl<'a> Importer<'a> {
                 }
                 let path = bytes_path(&it.path);
                 match run.source.hash_in_place(&path) {
-                    Some(Ok(h)) => {
+                    Some(Ok(blobs::Digest { hash: h, sums })) => {
                         cat.set_item_hash(it.id, &h)?;
+                        // Read anyway: a stored blob of this content that has no checksums yet gets them.
+                        if let Some(s) = &sums {
+                            cat.fill_blob_sums(&h, s)?;
+                        }
+                        it.sums = sums;
                         if session.duplicates == DuplicateAction::Skip && cat.couple_has_blob(session.couple_id, &h)? {
                             debug!(path = ?path, "duplicate of content already in the couple");
                             cat.end_item(it, ItemState::Duplicate, None)?;
@@ -1062,8 +1075,10 @@ impl<'a> Importer<'a> {
                     return self.mark_stored(it, &h).map(|()| None);
                 }
                 if tmp.is_file() {
-                    match blobs::hash_from_disk(&tmp) {
-                        Ok(got) if got == h => {
+                    // The inline checksums died with the run that copied it: they come from this read instead.
+                    match blobs::digest_from_disk(&tmp) {
+                        Ok(got) if got.hash == h => {
+                            it.sums = got.sums;
                             self.land(run, it, &tmp, &h, true).map_err(ItemError::archive)?;
                             self.observer.advance(it.size);
                             return self.mark_stored(it, &h).map(|()| None);
@@ -1084,6 +1099,7 @@ impl<'a> Importer<'a> {
                 }
                 cat.lock().clear_item_hash(it.id).map_err(ItemError::archive)?;
                 it.hash = None;
+                it.sums = None;
             }
         }
         let mut changed = 0;
@@ -1204,6 +1220,7 @@ impl<'a> Importer<'a> {
             }
             it.state = ItemState::Copied;
             it.hash = Some(copied.hash.clone());
+            it.sums = copied.sums;
             return Ok(Some(copied.hash));
         }
     }
@@ -1403,7 +1420,7 @@ impl<'a> Importer<'a> {
             // A clean copy of a file that was stored salvaged replaces the damaged content in place.
             if it.bad_ranges.is_none() {
                 if let Some(fid) = tx.damaged_file_like(session.couple_id, &it.rel_path, it.size)? {
-                    tx.replace_damaged(fid, hash, it.size, session.id)?;
+                    tx.replace_damaged(fid, hash, it.size, session.id, it.sums.as_ref())?;
                     let mut healed = it.clone();
                     healed.healed = true;
                     tx.item_done(&healed, fid)?;
@@ -1421,6 +1438,9 @@ impl<'a> Importer<'a> {
                 }
             };
             if duplicate {
+                if let Some(sums) = &it.sums {
+                    tx.fill_sums(hash, sums)?;
+                }
                 tx.item_end(it, ItemState::Duplicate, None)?;
                 ended.push((it.clone(), ItemState::Duplicate));
                 dup_clips.insert(it.id);
@@ -1473,6 +1493,7 @@ impl<'a> Importer<'a> {
                 sidecar_of: clip_file,
                 captured_at: info.captured_at,
                 bad_ranges: it.bad_ranges.as_deref(),
+                sums: it.sums.as_ref(),
             })?;
             tx.item_done(it, fid)?;
             placed.insert(it.id, (fid, original, name));

@@ -128,8 +128,8 @@ impl Source for LocalSource {
         Ok(Box::new(r))
     }
 
-    fn hash_in_place(&self, path: &Path) -> Option<Result<String>> {
-        Some(crate::blobs::hash_file(path))
+    fn hash_in_place(&self, path: &Path) -> Option<Result<crate::blobs::Digest>> {
+        Some(crate::blobs::digest_file(path))
     }
 
     fn prefetch(&self, paths: &[PathBuf]) {

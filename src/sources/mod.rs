@@ -51,8 +51,9 @@ pub trait Source: Send + Sync {
     fn stat(&self, path: &Path) -> Result<FileMeta>;
     /// Opens a file for sequential reading from `offset`.
     fn open_at(&self, path: &Path, offset: u64) -> Result<Box<dyn Read + Send>>;
-    /// Hashes a file where it lies, if the source can do that faster than streaming it (local disks).
-    fn hash_in_place(&self, _path: &Path) -> Option<Result<String>> {
+    /// Hashes a file where it lies (BLAKE3 and the checksums), if the source can do that faster than streaming it
+    /// (local disks).
+    fn hash_in_place(&self, _path: &Path) -> Option<Result<crate::blobs::Digest>> {
         None
     }
     /// Hints that these files are read next, so a source that can starts reading them all at once (small files on

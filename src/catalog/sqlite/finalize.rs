@@ -33,14 +33,15 @@ impl Finalize for SqliteFinalize<'_> {
             .ctx("find damaged file")
     }
 
-    fn replace_damaged(&mut self, file_id: i64, hash: &str, size: u64, session_id: i64) -> Result<()> {
-        let t = now();
-        self.tx
-            .execute(
-                "INSERT OR IGNORE INTO blobs (hash, size, stored_at, verified_at) VALUES (?1, ?2, ?3, ?3)",
-                params![hash, size as i64, t],
-            )
-            .ctx("insert blob")?;
+    fn replace_damaged(
+        &mut self,
+        file_id: i64,
+        hash: &str,
+        size: u64,
+        session_id: i64,
+        sums: Option<&Sums>,
+    ) -> Result<()> {
+        insert_blob_on(&self.tx, hash, size, sums)?;
         let old: String = self
             .tx
             .query_row("SELECT blob_hash FROM files WHERE id = ?1", [file_id], |r| r.get(0))
@@ -63,6 +64,10 @@ impl Finalize for SqliteFinalize<'_> {
 
     fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool> {
         has_blob_in_couple(&self.tx, couple_id, hash)
+    }
+
+    fn fill_sums(&self, hash: &str, sums: &Sums) -> Result<bool> {
+        fill_sums_on(&self.tx, hash, sums)
     }
 
     fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool> {
@@ -128,12 +133,7 @@ impl Finalize for SqliteFinalize<'_> {
 
     fn insert_file(&mut self, f: &NewFile) -> Result<i64> {
         let t = now();
-        self.tx
-            .execute(
-                "INSERT OR IGNORE INTO blobs (hash, size, stored_at, verified_at) VALUES (?1, ?2, ?3, ?3)",
-                params![f.blob_hash, f.blob_size as i64, t],
-            )
-            .ctx("insert blob")?;
+        insert_blob_on(&self.tx, f.blob_hash, f.blob_size, f.sums)?;
         self.tx
             .execute(
                 "INSERT INTO files (couple_id, footage_type, camera_id, blob_hash, display_name, name_key,

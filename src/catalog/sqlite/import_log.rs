@@ -271,6 +271,10 @@ impl ImportLog for SqliteConn {
         Ok(())
     }
 
+    fn fill_blob_sums(&self, hash: &str, sums: &Sums) -> Result<bool> {
+        fill_sums_on(&self.conn, hash, sums)
+    }
+
     fn end_item(&mut self, item: &Item, state: ItemState, error: Option<&str>) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin item end")?;
         tx.execute(

@@ -240,6 +240,7 @@ fn item_from_row(r: &Row) -> rusqlite::Result<Item> {
         bad_ranges: r.get(11)?,
         resume_offset: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
         healed: r.get(13)?,
+        sums: None,
     })
 }
 
@@ -370,6 +371,47 @@ fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<b
         |r| r.get(0),
     )
     .ctx("check duplicate")
+}
+
+/// The columns of a [`BlobRow`], in [`blob_from_row`]'s order.
+const BLOB_COLUMNS: &str = "hash, size, stored_at, verified_at, xxh64, xxh128";
+
+fn blob_from_row(r: &Row) -> rusqlite::Result<BlobRow> {
+    Ok(BlobRow {
+        hash: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        stored_at: r.get(2)?,
+        verified_at: r.get(3)?,
+        xxh64: r.get(4)?,
+        xxh128: r.get(5)?,
+    })
+}
+
+/// Records a blob just landed and verified (nothing when it is catalogued already), with its checksums; a
+/// blob already there that has none gets these (see [`fill_sums_on`]).
+fn insert_blob_on(conn: &Connection, hash: &str, size: u64, sums: Option<&Sums>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO blobs (hash, size, stored_at, verified_at, xxh64, xxh128)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+    )
+    .ctx("insert blob")?
+    .execute(params![hash, size as i64, now(), sums.map(|s| &s.xxh64), sums.map(|s| &s.xxh128)])
+    .ctx("insert blob")?;
+    match sums {
+        Some(s) => fill_sums_on(conn, hash, s).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// Gives a catalogued blob that has no checksums (stored before they were kept) these, read with its hash just
+/// now. True when it had none.
+fn fill_sums_on(conn: &Connection, hash: &str, sums: &Sums) -> Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE blobs SET xxh64 = ?2, xxh128 = ?3 WHERE hash = ?1 AND xxh64 IS NULL")
+        .ctx("record blob checksums")?
+        .execute(params![hash, sums.xxh64, sums.xxh128])
+        .ctx("record blob checksums")?;
+    Ok(n > 0)
 }
 
 fn blob_health_on(conn: &Connection, hash: &str) -> Result<Option<String>> {

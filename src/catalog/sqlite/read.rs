@@ -105,40 +105,20 @@ impl ReadCatalog for SqliteConn {
 
     fn blob(&self, hash: &str) -> Result<Option<BlobRow>> {
         self.conn
-            .query_row("SELECT hash, size, stored_at, verified_at FROM blobs WHERE hash = ?1", [hash], |r| {
-                Ok(BlobRow {
-                    hash: r.get(0)?,
-                    size: r.get::<_, i64>(1)? as u64,
-                    stored_at: r.get(2)?,
-                    verified_at: r.get(3)?,
-                })
-            })
+            .query_row(&format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE hash = ?1"), [hash], blob_from_row)
             .optional()
             .ctx("find blob")
     }
 
     fn blobs(&self, couple_id: Option<i64>) -> Result<Vec<BlobRow>> {
         let sql = match couple_id {
-            None => "SELECT hash, size, stored_at, verified_at FROM blobs WHERE ?1 IS NULL ORDER BY hash",
-            Some(_) => {
-                "SELECT hash, size, stored_at, verified_at FROM blobs WHERE id IN
+            None => format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE ?1 IS NULL ORDER BY hash"),
+            Some(_) => format!(
+                "SELECT {BLOB_COLUMNS} FROM blobs WHERE id IN
                    (SELECT blob_id FROM files WHERE couple_id = ?1) ORDER BY hash"
-            }
+            ),
         };
-        rows(
-            &self.conn,
-            sql,
-            [couple_id],
-            |r| {
-                Ok(BlobRow {
-                    hash: r.get(0)?,
-                    size: r.get::<_, i64>(1)? as u64,
-                    stored_at: r.get(2)?,
-                    verified_at: r.get(3)?,
-                })
-            },
-            "list blobs",
-        )
+        rows(&self.conn, &sql, [couple_id], blob_from_row, "list blobs")
     }
 
     fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>> {

@@ -70,6 +70,7 @@ fn what_the_mount_status_and_info_read_never_scans_the_files_or_blobs() {
             sidecar_of: None,
             captured_at: None,
             bad_ranges: None,
+            sums: None,
         })
         .expect("file");
     tx.commit_for(0).expect("commit");

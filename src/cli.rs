@@ -143,6 +143,15 @@ enum Command {
     },
     /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
     BackupCatalog { file: PathBuf },
+    /// ASC MHL: `mhl check DIR` verifies a folder against its history; `mhl SESSION DIR` writes the history of an
+    /// import session (the card as it was received) into DIR.
+    Mhl {
+        /// `check`, or an import session id.
+        what: String,
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -611,6 +620,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Mhl { what, dir, json } => mhl_cmd(&cli.archive, &what, &dir, json),
         Command::BackupCatalog { file } => {
             let a = open(&cli.archive)?;
             a.catalog()?.backup_to(&file)?;
@@ -618,6 +628,28 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn mhl_cmd(archive_flag: &Option<PathBuf>, what: &str, dir: &std::path::Path, json: bool) -> Result<i32> {
+    if what == "check" {
+        let r = crate::mhl::check::check(dir)?;
+        if json {
+            print_json(&r)?;
+        } else {
+            for p in &r.problems {
+                println!("{}", one_line(&p.to_string()));
+            }
+            let verdict = if r.problems.is_empty() { "OK" } else { "FAILED" };
+            println!("{verdict}: {} files verified, {} problem(s) in {}", r.files_ok, r.problems.len(), dir.display());
+        }
+        return Ok(if r.problems.is_empty() { 0 } else { 1 });
+    }
+    let session: i64 =
+        what.parse().map_err(|_| Error::Invalid(format!("{what:?} is neither `check` nor an import session id")))?;
+    let a = open(archive_flag)?;
+    let path = crate::mhl::session::write_session_history(&a, session, dir)?;
+    println!("wrote {}", path.display());
+    Ok(0)
 }
 
 #[derive(Serialize)]

@@ -18,6 +18,7 @@ pub mod generate;
 pub mod ingest;
 pub mod lockfile;
 pub mod media;
+pub mod mhl;
 pub mod organize;
 pub mod secrets;
 pub mod serve;

@@ -49,3 +49,15 @@ pub fn write_session_history(a: &Archive, session: i64, dir: &Path) -> Result<Pa
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     History::load(dir)?.append(&m)
 }
+
+/// Writes the session's history into the archive ([`archive_dir`]) when the session brought anything in; returns
+/// the manifest's path.
+pub fn write_archive_history(a: &Archive, session: i64) -> Result<Option<PathBuf>> {
+    let m = session_manifest(a, session)?;
+    if m.files.is_empty() {
+        return Ok(None);
+    }
+    let dir = archive_dir(a, session);
+    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+    History::load(&dir)?.append(&m).map(Some)
+}

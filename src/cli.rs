@@ -143,6 +143,17 @@ enum Command {
     },
     /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
     BackupCatalog { file: PathBuf },
+    /// Deliver a couple (or `COUPLE/source/TYPE[/CAMERA]`) to a plain folder or drive, each file read back from
+    /// DEST's disk and compared, with an ASC MHL history in DEST; run again to resume or to re-verify.
+    Export {
+        what: String,
+        dest: PathBuf,
+        /// tree: the mount's layout below the couple; original: the card's relative paths.
+        #[arg(long, default_value = "tree", value_parser = parse_layout)]
+        layout: crate::export::Layout,
+        #[arg(long)]
+        json: bool,
+    },
     /// ASC MHL: `mhl check DIR` verifies a folder against its history; `mhl SESSION DIR` writes the history of an
     /// import session (the card as it was received) into DIR.
     Mhl {
@@ -263,6 +274,10 @@ fn parse_type(s: &str) -> std::result::Result<FootageType, String> {
 
 fn parse_dup(s: &str) -> std::result::Result<DuplicateAction, String> {
     DuplicateAction::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_layout(s: &str) -> std::result::Result<crate::export::Layout, String> {
+    crate::export::Layout::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
@@ -619,6 +634,34 @@ fn run(cli: Cli) -> Result<i32> {
                 print!("{}", s.render());
             }
             Ok(0)
+        }
+        Command::Export { what, dest, layout, json } => {
+            let a = open(&cli.archive)?;
+            let obs = if json { Bars::new() } else { bars() };
+            let cancel = cancel_flag();
+            let s = crate::export::export(&a, &what, &dest, layout, &obs, &cancel)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                for f in &s.failed {
+                    eprintln!("failed: {}", one_line(f));
+                }
+                println!(
+                    "exported {} files ({}) to {}: {} copied, {} already there, {} failed{}",
+                    s.files,
+                    human(s.bytes as i64),
+                    s.dest.display(),
+                    s.copied,
+                    s.present,
+                    s.failed.len(),
+                    s.manifest
+                        .as_ref()
+                        .and_then(|m| m.file_name())
+                        .map(|m| format!("; ASC MHL {}", m.to_string_lossy()))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(if s.failed.is_empty() { 0 } else { 1 })
         }
         Command::Mhl { what, dir, json } => mhl_cmd(&cli.archive, &what, &dir, json),
         Command::BackupCatalog { file } => {

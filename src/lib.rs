@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod frontends;
 pub mod fs;
 pub mod generate;

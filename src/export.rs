@@ -62,6 +62,9 @@ pub struct ExportSummary {
     pub manifest: Option<PathBuf>,
 }
 
+/// A delivered file: whether it was copied (else it was already right), and its xxh64 and xxh128.
+type Delivered = (bool, Vec<(HashFormat, String)>);
+
 struct Job {
     rel: String,
     hash: String,
@@ -92,7 +95,7 @@ pub fn export(
         .num_threads(WORKERS)
         .build()
         .map_err(|e| Error::Invalid(format!("export workers: {e}")))?;
-    let results: Vec<(usize, Result<(bool, Vec<(HashFormat, String)>)>)> = pool.install(|| {
+    let results: Vec<(usize, Result<Delivered>)> = pool.install(|| {
         jobs.par_iter()
             .enumerate()
             .map(|(i, j)| {
@@ -198,7 +201,7 @@ fn plan(a: &Archive, what: &str, layout: Layout) -> Result<Vec<Job>> {
 
 /// Makes one file right in DEST: kept when it is already there with the blob's content, else copied and read
 /// back. Returns whether it was copied, and its xxh64 and xxh128.
-fn deliver(a: &Archive, j: &Job, dest: &Path, obs: &dyn Observer) -> Result<(bool, Vec<(HashFormat, String)>)> {
+fn deliver(a: &Archive, j: &Job, dest: &Path, obs: &dyn Observer) -> Result<Delivered> {
     let target = dest.join(&j.rel);
     if fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == j.size) {
         let (b3, sums) = hash_on_disk(&target)?;

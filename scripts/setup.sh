@@ -5,9 +5,10 @@ set -euo pipefail
 
 want=(fuse3 pkg-config attr util-linux libsmbclient-dev)
 nfs_server=0
+ascmhl=0
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev) ; nfs_server=1 ;;
+    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev) ; nfs_server=1 ; ascmhl=1 ;;
     network) want+=(samba smbclient libsmbclient-dev bc) ; nfs_server=1 ;;
     demo) want+=(ffmpeg) ;;
     bench) want+=(b3sum fio bindfs bc) ;;
@@ -35,6 +36,30 @@ fi
 if [ "$nfs_server" = 1 ] && ! command -v cargo-nfs3-server >/dev/null 2>&1; then
   echo "setup: installing cargo-nfs3-server" >&2
   cargo install --locked --quiet cargo-nfs3-server@0.2.3
+fi
+# The ASC MHL reference tool (PyPI ascmhl 1.2, Python >= 3.11) in a venv under target/, with the XSD from its
+# source distribution (ascmhl-debug xsd-schema-check needs it), for the interoperability tests (tests/mhl.rs).
+if [ "$ascmhl" = 1 ]; then
+  venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv-ascmhl"
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing python3-venv" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  fi
+  if [ ! -x "$venv/bin/ascmhl-debug" ]; then
+    echo "setup: installing ascmhl==1.2 into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q ascmhl==1.2
+  fi
+  if [ ! -f "$venv/xsd/ASCMHL.xsd" ]; then
+    tmp="$(mktemp -d)"
+    "$venv/bin/pip" download -q --no-deps --no-binary :all: -d "$tmp" ascmhl==1.2
+    tar xzf "$tmp"/ascmhl-1.2.tar.gz -C "$tmp"
+    cp -r "$tmp/ascmhl-1.2/xsd" "$venv/xsd"
+    rm -rf "$tmp"
+  fi
 fi
 if [ ! -e /dev/fuse ]; then
   echo "setup: /dev/fuse is missing: the mount tests need FUSE (modprobe fuse)" >&2

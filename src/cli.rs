@@ -143,6 +143,26 @@ enum Command {
     },
     /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
     BackupCatalog { file: PathBuf },
+    /// Deliver a couple (or `COUPLE/source/TYPE[/CAMERA]`) to a plain folder or drive, each file read back from
+    /// DEST's disk and compared, with an ASC MHL history in DEST; run again to resume or to re-verify.
+    Export {
+        what: String,
+        dest: PathBuf,
+        /// tree: the mount's layout below the couple; original: the card's relative paths.
+        #[arg(long, default_value = "tree", value_parser = parse_layout)]
+        layout: crate::export::Layout,
+        #[arg(long)]
+        json: bool,
+    },
+    /// ASC MHL: `mhl check DIR` verifies a folder against its history; `mhl SESSION DIR` writes the history of an
+    /// import session (the card as it was received) into DIR.
+    Mhl {
+        /// `check`, or an import session id.
+        what: String,
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +274,10 @@ fn parse_type(s: &str) -> std::result::Result<FootageType, String> {
 
 fn parse_dup(s: &str) -> std::result::Result<DuplicateAction, String> {
     DuplicateAction::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_layout(s: &str) -> std::result::Result<crate::export::Layout, String> {
+    crate::export::Layout::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
@@ -611,6 +635,35 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Export { what, dest, layout, json } => {
+            let a = open(&cli.archive)?;
+            let obs = if json { Bars::new() } else { bars() };
+            let cancel = cancel_flag();
+            let s = crate::export::export(&a, &what, &dest, layout, &obs, &cancel)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                for f in &s.failed {
+                    eprintln!("failed: {}", one_line(f));
+                }
+                println!(
+                    "exported {} files ({}) to {}: {} copied, {} already there, {} failed{}",
+                    s.files,
+                    human(s.bytes as i64),
+                    s.dest.display(),
+                    s.copied,
+                    s.present,
+                    s.failed.len(),
+                    s.manifest
+                        .as_ref()
+                        .and_then(|m| m.file_name())
+                        .map(|m| format!("; ASC MHL {}", m.to_string_lossy()))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(if s.failed.is_empty() { 0 } else { 1 })
+        }
+        Command::Mhl { what, dir, json } => mhl_cmd(&cli.archive, &what, &dir, json),
         Command::BackupCatalog { file } => {
             let a = open(&cli.archive)?;
             a.catalog()?.backup_to(&file)?;
@@ -618,6 +671,28 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn mhl_cmd(archive_flag: &Option<PathBuf>, what: &str, dir: &std::path::Path, json: bool) -> Result<i32> {
+    if what == "check" {
+        let r = crate::mhl::check::check(dir)?;
+        if json {
+            print_json(&r)?;
+        } else {
+            for p in &r.problems {
+                println!("{}", one_line(&p.to_string()));
+            }
+            let verdict = if r.problems.is_empty() { "OK" } else { "FAILED" };
+            println!("{verdict}: {} files verified, {} problem(s) in {}", r.files_ok, r.problems.len(), dir.display());
+        }
+        return Ok(if r.problems.is_empty() { 0 } else { 1 });
+    }
+    let session: i64 =
+        what.parse().map_err(|_| Error::Invalid(format!("{what:?} is neither `check` nor an import session id")))?;
+    let a = open(archive_flag)?;
+    let path = crate::mhl::session::write_session_history(&a, session, dir)?;
+    println!("wrote {}", path.display());
+    Ok(0)
 }
 
 #[derive(Serialize)]

@@ -144,6 +144,10 @@ pub trait ReadCatalog {
     /// The items of a session, in scan order.
     fn items(&self, session_id: i64) -> Result<Vec<Item>>;
 
+    /// What an ASC MHL history of a session lists: each item whose content is in the archive (imported or a
+    /// duplicate), by its original relative path, with its blob's xxh64/xxh128 where recorded.
+    fn session_sums(&self, session_id: i64) -> Result<Vec<SessionSum>>;
+
     /// The catalogued blob with this hash, if any.
     fn blob(&self, hash: &str) -> Result<Option<BlobRow>>;
 

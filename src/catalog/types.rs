@@ -351,6 +351,21 @@ pub struct Item {
     pub sums: Option<Sums>,
 }
 
+/// One item of a session with its blob's checksums, for the session's ASC MHL history
+/// ([`ReadCatalog::session_sums`](super::ReadCatalog::session_sums)).
+#[derive(Clone, Debug)]
+pub struct SessionSum {
+    pub rel_path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// The BLAKE3 blob hash.
+    pub hash: String,
+    /// The blob's xxh64 (hex), when computed at import.
+    pub xxh64: Option<String>,
+    /// The blob's XXH3-128 (hex), when computed at import.
+    pub xxh128: Option<String>,
+}
+
 /// A new item as the scanner records it. `sidecar_of` is an index into the same batch.
 #[derive(Clone, Debug)]
 pub struct NewItem {

@@ -672,6 +672,11 @@ impl<'a> Importer<'a> {
             (f, d) => Some(format!("{f} file(s) could not be imported, {d} salvaged with unreadable ranges")),
         };
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
+        // The ASC MHL history of what came in, kept in the archive; failing to write it does not undo the import.
+        if let Err(e) = crate::mhl::session::write_archive_history(self.archive, id) {
+            warn!(session = id, error = %e, "ASC MHL history not written");
+            self.event(run, "error", &format!("session {id}: ASC MHL history not written: {e}"));
+        }
         let s = cat.session(id)?;
         info!(session = id, files = s.files_total, "import session completed");
         self.event(run, "info", &format!("session {id} completed: {} files, {} failed", s.files_total, s.files_error));

@@ -457,3 +457,64 @@ pub fn getxattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
     buf.truncate(m as usize);
     Ok(buf)
 }
+
+/// The `bin/` of the ASC MHL reference tool's venv (`scripts/setup.sh test` installs `ascmhl==1.2` there), with its
+/// XSD in `xsd/` beside it. `None` (the caller skips, saying so) when it is missing on a developer machine; in CI
+/// (`CI=true`) a missing tool fails the test loudly instead.
+pub fn ascmhl_bin() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-ascmhl");
+    let bin = venv.join("bin");
+    if bin.join("ascmhl-debug").is_file() && venv.join("xsd/ASCMHL.xsd").is_file() {
+        return Some(bin);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("the ASC MHL reference tool is missing at {}: run scripts/setup.sh test", venv.display());
+    }
+    eprintln!("SKIP: the ASC MHL reference tool is missing at {} (run scripts/setup.sh test)", venv.display());
+    None
+}
+
+/// Runs a reference tool command (`ascmhl` or `ascmhl-debug`) in the venv's folder (where `xsd/` is) and returns
+/// its exit code, printing its output on failure.
+pub fn ascmhl(bin: &Path, tool: &str, args: &[&OsStr]) -> i32 {
+    let out = Command::new(bin.join(tool))
+        .args(args)
+        .current_dir(bin.parent().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the ASC MHL reference tool");
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 {
+        eprintln!(
+            "{tool} {:?} exited {code}:\n{}{}",
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    code
+}
+
+/// Copies a folder tree (files and folders only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Flips one byte of a file (XOR 0xff at `offset`).
+pub fn flip_byte(p: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0xff;
+    f.write_all_at(&b, offset).unwrap();
+}

@@ -103,6 +103,27 @@ impl ReadCatalog for SqliteConn {
         )
     }
 
+    fn session_sums(&self, session_id: i64) -> Result<Vec<SessionSum>> {
+        rows(
+            &self.conn,
+            "SELECT i.rel_path, i.size, i.mtime_ns, i.hash, b.xxh64, b.xxh128
+                 FROM import_items i JOIN blobs b ON b.hash = i.hash
+                 WHERE i.session_id = ?1 AND i.state IN ('done', 'duplicate') ORDER BY i.rel_path",
+            [session_id],
+            |r| {
+                Ok(SessionSum {
+                    rel_path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    hash: r.get(3)?,
+                    xxh64: r.get(4)?,
+                    xxh128: r.get(5)?,
+                })
+            },
+            "list a session's checksums",
+        )
+    }
+
     fn blob(&self, hash: &str) -> Result<Option<BlobRow>> {
         self.conn
             .query_row(&format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE hash = ?1"), [hash], blob_from_row)

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod lockfile;
 pub mod media;
 pub mod organize;
+pub mod orphans;
 pub mod secrets;
 pub mod serve;
 pub mod sources;

@@ -710,7 +710,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Serve { mountpoint, allow_other, poll_interval, scrub_every, scrub_limit, scrub_rate } => {
             let a = open(&cli.archive)?;
             let mount = crate::frontends::fuse::MountOptions { allow_other, ..Default::default() };
-            let scrub = crate::serve::ScrubSchedule::resolve(a.config.scrub.as_ref(), scrub_every, scrub_limit, scrub_rate)?;
+            let scrub =
+                crate::serve::ScrubSchedule::resolve(a.config.scrub.as_ref(), scrub_every, scrub_limit, scrub_rate)?;
             crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub })?;
             Ok(0)
         }

@@ -130,10 +130,7 @@ fn tmp_leftovers(dir: &Path) -> Result<Vec<Stray>> {
         .into_iter()
         .map(|(name, path, _)| {
             let mut s = stray(&path);
-            s.session = name
-                .strip_prefix('s')
-                .and_then(|r| r.split_once("-i"))
-                .and_then(|(n, _)| n.parse().ok());
+            s.session = name.strip_prefix('s').and_then(|r| r.split_once("-i")).and_then(|(n, _)| n.parse().ok());
             s
         })
         .collect())

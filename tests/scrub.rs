@@ -1,6 +1,6 @@
 //! Scrubs as a schedule, through the real binary: `verify --limit` checks that many bytes oldest-verified first
-//! and the next run continues with the rest; `--older-than` skips what was verified recently (aged without
-//! waiting through `$NIGHTFOX_NOW`, the test clock of verify); the orphan check finds a stray object file and a
+//! and the next run continues with the rest; `--older-than` skips what was verified recently (runs placed in time
+//! without waiting through `$NIGHTFOX_NOW`, the test clock of verify); the orphan check finds a stray object file and a
 //! `tmp/` leftover; `serve --scrub-every` runs a recorded, throttled scrub that `status` shows, and stops cleanly
 //! in the middle of one.
 
@@ -42,37 +42,50 @@ fn now() -> i64 {
     nightfox::catalog::now()
 }
 
+/// `verify ARGS` with the test clock at `at`; returns stdout (asserting success).
+fn verify_at(env: &Env, at: i64, args: &[&str]) -> String {
+    let out = env.cmd().arg("verify").args(args).env("NIGHTFOX_NOW", at.to_string()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "verify {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+// Each run below is a minute after the last on the test clock: `verified_at` has a resolution of a second, and
+// a run stamps what it checked with its own second.
+
 #[test]
 fn a_limit_checks_that_many_bytes_oldest_first_and_the_next_run_continues_with_the_rest() {
     let env = Env::new();
     let (_, hashes) = archive_with(&env, 6, 10_000);
-    let out = env.ok(&["verify", "--limit", "25kB"]);
+    let t = now();
+    let out = verify_at(&env, t + 60, &["--limit", "25kB"]);
     assert!(out.contains("verified 2 blobs") && out.contains("limit reached"), "{out}");
-    let first = verified(&env, None);
+    let first = verified(&env, Some(t + 60));
     assert_eq!(first.len(), 2, "two blobs fit in 25 kB");
-    let out = env.ok(&["verify", "--limit", "25kB"]);
+    assert_eq!(first, hashes[..2].iter().cloned().collect(), "all verified at import: by row id");
+    let out = verify_at(&env, t + 120, &["--limit", "25kB"]);
     assert!(out.contains("verified 2 blobs"), "{out}");
-    let second = verified(&env, None);
-    assert_eq!(second.len(), 4, "the second run took two never verified ones");
-    assert!(first.is_subset(&second));
-    env.ok(&["verify", "--limit", "25kB"]);
-    assert_eq!(verified(&env, None).len(), 6, "three runs went round");
-    // Round again: the first run's blobs are now the oldest verified (ties go by row id, so them too).
-    let later = now() + 100;
-    env.cmd().args(["verify", "--limit", "25kB"]).env("NIGHTFOX_NOW", later.to_string()).output().unwrap();
-    assert_eq!(verified(&env, Some(later)), first, "oldest verified first");
+    assert_eq!(verified(&env, Some(t + 120)), hashes[2..4].iter().cloned().collect(), "the next two");
+    verify_at(&env, t + 180, &["--limit", "25kB"]);
+    assert_eq!(verified(&env, Some(t + 180)), hashes[4..].iter().cloned().collect(), "and the rest");
+    // Round again: the first run's blobs are now the oldest verified.
+    verify_at(&env, t + 240, &["--limit", "25kB"]);
+    assert_eq!(verified(&env, Some(t + 240)), first, "oldest verified first");
     // A blob bigger than the limit is still checked when it is the first.
-    let out = env.ok(&["verify", "--limit", "1"]);
+    let out = verify_at(&env, t + 300, &["--limit", "1"]);
     assert!(out.contains("verified 1 blobs"), "{out}");
+    assert_eq!(verified(&env, Some(t + 300)), [hashes[2].clone()].into_iter().collect());
     // The runs are recorded.
     let runs = env.catalog().scrub_runs(10).unwrap();
     assert_eq!(runs.len(), 5);
     assert!(runs.iter().all(|r| r.trigger == "verify" && r.complete && r.finished_at.is_some()), "{runs:?}");
     assert_eq!(runs[0].blobs_checked, 1);
     assert_eq!(runs[1].bytes_checked, 20_000);
-    // The whole archive, without a limit.
-    let out = env.ok(&["verify"]);
-    assert!(out.contains(&format!("verified {} blobs", hashes.len())) && out.contains("0 problem"), "{out}");
+    // The whole archive, without a limit (twice in the same second: each time every blob).
+    for _ in 0..2 {
+        let out = env.ok(&["verify"]);
+        assert!(out.contains(&format!("verified {} blobs", hashes.len())) && out.contains("0 problem"), "{out}");
+    }
     // Bad input is one line and exit 2.
     for bad in [["verify", "--limit", "5 parsecs"], ["verify", "--older-than", "soon"]] {
         let out = env.run(&bad);
@@ -83,26 +96,23 @@ fn a_limit_checks_that_many_bytes_oldest_first_and_the_next_run_continues_with_t
 }
 
 #[test]
-fn older_than_skips_the_recently_verified_and_checks_the_never_verified() {
+fn older_than_skips_the_recently_verified() {
     let env = Env::new();
-    let (c, hashes) = archive_with(&env, 3, 5_000);
-    assert!(env.ok(&["verify"]).contains("verified 3 blobs"));
-    let out = env.ok(&["verify", "--older-than", "1d"]);
-    assert!(out.contains("verified 0 blobs"), "verified just now: {out}");
-    // A new clip was never verified: it is due.
-    let more = env.path("more");
-    write(&more.join("NEW.MP4"), &data(77, 4_000));
-    env.ok(&["import", "--couple", &c, more.to_str().unwrap()]);
-    let out = env.ok(&["verify", "--older-than", "1d", "--json"]);
+    let (_, hashes) = archive_with(&env, 3, 5_000);
+    let t = now();
+    assert!(verify_at(&env, t, &[]).contains("verified 3 blobs"));
+    let out = verify_at(&env, t + 60, &["--older-than", "1d"]);
+    assert!(out.contains("verified 0 blobs"), "verified a minute ago: {out}");
+    // Two days on, all of them are older than a day; one is checked then (the limit).
+    let later = t + 2 * 86_400;
+    let out = verify_at(&env, later, &["--older-than", "1d", "--limit", "5kB"]);
+    assert!(out.contains("verified 1 blobs"), "{out}");
+    // A minute later only the other two are older than a day.
+    let out = verify_at(&env, later + 60, &["--older-than", "1d", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["blobs_checked"], 1, "{out}");
-    assert_eq!(v["bytes_checked"], 4_000);
-    // Two days on, all of them are older than a day.
-    let later = now() + 2 * 86_400;
-    let out = env.cmd().args(["verify", "--older-than", "1d"]).env("NIGHTFOX_NOW", later.to_string()).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("verified 4 blobs"), "{text}");
-    assert_eq!(verified(&env, Some(later)).len(), hashes.len() + 1);
+    assert_eq!(v["blobs_checked"], 2, "{out}");
+    assert_eq!(v["bytes_checked"], 10_000);
+    assert_eq!(verified(&env, Some(later)).len() + verified(&env, Some(later + 60)).len(), hashes.len());
 }
 
 #[test]
@@ -133,7 +143,6 @@ fn the_orphan_check_finds_a_stray_object_file_and_lists_tmp_leftovers() {
     let out = env.ok(&["verify"]);
     assert!(out.contains(&format!("verified {} blobs", hashes.len())) && !out.contains("ORPHAN"), "{out}");
     assert!(out.contains("tmp/ holds 1 file(s)"), "{out}");
-    // `--couple` checks that couple's blobs only, without the orphan check.
 }
 
 fn status_json(env: &Env) -> serde_json::Value {
@@ -147,6 +156,7 @@ fn serve_runs_a_scheduled_scrub_that_status_shows_and_stops_cleanly_in_the_middl
     let env = Env::new();
     let (_, hashes) = archive_with(&env, 3, 20_000);
     assert!(env.ok(&["status"]).contains("last scrub: never"));
+    let before = now();
     let mp = env.path("mnt");
     {
         let mut m = Mount::serve_with(&env, &mp, &["--scrub-every", "7d", "--scrub-rate", "100MB/s"], &[]);
@@ -162,7 +172,7 @@ fn serve_runs_a_scheduled_scrub_that_status_shows_and_stops_cleanly_in_the_middl
         assert!(text.contains("next scrub: ") && text.contains("(every 7d)"), "{text}");
         assert!(m.stop().success());
     }
-    assert_eq!(verified(&env, None).len(), hashes.len());
+    assert!(env.catalog().blobs(None).unwrap().iter().all(|b| b.verified_at >= Some(before)));
     // Without a daemon or a [scrub] table, nothing is scheduled.
     assert!(env.ok(&["status"]).contains("next scrub: not scheduled"));
     // A slow scrub (1 kB/s over 60 kB, the blobs aged two days) stops at its next blob when serve stops.
@@ -185,7 +195,8 @@ fn serve_runs_a_scheduled_scrub_that_status_shows_and_stops_cleanly_in_the_middl
     assert!(runs[0].blobs_checked < hashes.len() as i64, "{runs:?}");
     // The schedule in archive.toml: `status` shows when the next one is due.
     let toml = fs::read_to_string(env.archive.join("archive.toml")).unwrap();
-    fs::write(env.archive.join("archive.toml"), format!("{toml}\n[scrub]\nevery = \"7d\"\nlimit = \"500GB\"\n")).unwrap();
+    fs::write(env.archive.join("archive.toml"), format!("{toml}\n[scrub]\nevery = \"7d\"\nlimit = \"500GB\"\n"))
+        .unwrap();
     let text = env.ok(&["status"]);
     assert!(text.contains("(every 7d)"), "{text}");
 }

@@ -108,7 +108,8 @@ mod tests {
         std::fs::write(d.path().join(FILE), "[blobs]\nurl = 3\n").unwrap();
         let e = Config::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("archive.toml") && !e.contains('\n'), "{e}");
-        let text = "[blobs]\nurl = \"local\"\n[catalog]\nurl = \"sqlite\"\n[scrub]\nevery = \"7d\"\nlimit = \"500GB\"\n";
+        let text =
+            "[blobs]\nurl = \"local\"\n[catalog]\nurl = \"sqlite\"\n[scrub]\nevery = \"7d\"\nlimit = \"500GB\"\n";
         std::fs::write(d.path().join(FILE), text).unwrap();
         let c = Config::load(d.path()).unwrap();
         assert_eq!(c.scrub, Some(Scrub { every: Some("7d".into()), limit: Some("500GB".into()), rate: None }));

@@ -442,7 +442,7 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     assert_eq!(c.unhealthy_blobs_first(0).expect("none listed"), (1, vec![]), "counted even when none is listed");
 }
 
-/// Blobs due for verification come a page at a time, never-verified first, then oldest-verified, each once;
+/// Blobs due for verification come a page at a time, oldest-verified first (then by row id), each once;
 /// `before` leaves out the recently verified; a couple's filter holds; scrub runs round-trip and the last finished
 /// one (of a trigger, complete or not) is found.
 pub fn scrub_suite(b: &dyn CatalogBackend) {
@@ -458,7 +458,7 @@ pub fn scrub_suite(b: &dyn CatalogBackend) {
     f[0].state = ItemState::Stored;
     f[0].hash = Some(hash(9));
     finalize_all(&mut *c, other, other_session, &f);
-    // Verified at 300 (C), 100 (A), 200 (E); B, D and F never.
+    // Verified at 300 (C), 100 (A), 200 (E); B, D and F at their import (now).
     c.mark_verified(&[hash(3)], 300).expect("verified");
     c.mark_verified(&[hash(1)], 100).expect("verified");
     c.mark_verified(&[hash(5)], 200).expect("verified");
@@ -474,15 +474,20 @@ pub fn scrub_suite(b: &dyn CatalogBackend) {
         seen.extend(page.into_iter().map(|b| b.hash));
         cursor = next;
     }
-    let never: std::collections::BTreeSet<String> = seen[..3].iter().cloned().collect();
-    assert_eq!(never, [hash(2), hash(4), hash(9)].into_iter().collect(), "never verified first: {seen:?}");
-    assert_eq!(&seen[3..], &[hash(1), hash(5), hash(3)], "then oldest verified first");
+    // Imported blobs were verified at import (now): those come after the three verified long ago.
+    assert_eq!(&seen[..3], &[hash(1), hash(5), hash(3)], "oldest verified first");
+    let rest: std::collections::BTreeSet<String> = seen[3..].iter().cloned().collect();
+    assert_eq!(rest, [hash(2), hash(4), hash(9)].into_iter().collect(), "each once: {seen:?}");
     assert_eq!(c.blobs_to_verify_total(None, i64::MAX).expect("total"), (6, 6000));
-    // Verified at 200 or later is not due before 200.
-    let (due, _) = c.blobs_to_verify(None, 200, VerifyCursor::default(), 100).expect("due");
-    assert_eq!(due.len(), 4);
-    assert!(due.iter().all(|b| b.hash != hash(3) && b.hash != hash(5)));
-    assert_eq!(c.blobs_to_verify_total(None, 200).expect("total"), (4, 4000));
+    // Verified at 250 or later is not due before 250.
+    let (due, _) = c.blobs_to_verify(None, 250, VerifyCursor::default(), 100).expect("due");
+    assert_eq!(due.into_iter().map(|b| b.hash).collect::<Vec<_>>(), vec![hash(1), hash(5)]);
+    assert_eq!(c.blobs_to_verify_total(None, 250).expect("total"), (2, 2000));
+    // A page that ends inside a run of equal times goes on by row id.
+    let (one, next) = c.blobs_to_verify(None, i64::MAX, VerifyCursor::default(), 4).expect("page");
+    let (two, _) = c.blobs_to_verify(None, i64::MAX, next, 4).expect("page");
+    assert_eq!(one.len() + two.len(), 6);
+    assert!(two.iter().all(|b| !one.iter().any(|o| o.hash == b.hash)));
     let (mine, _) = c.blobs_to_verify(Some(couple), i64::MAX, VerifyCursor::default(), 100).expect("couple");
     assert_eq!(mine.len(), 5);
     assert!(mine.iter().all(|b| b.hash != hash(9)));

@@ -151,7 +151,11 @@ impl ReadCatalog for SqliteConn {
         // In the order of the `blobs_verified` index, as two ranges of it that SQLite seeks (a row-value
         // comparison on an expression index it would scan from the start): the rest of the cursor's key, by id,
         // then the keys after it.
-        let couple = if couple_id.is_some() { "AND id IN (SELECT blob_id FROM files WHERE couple_id = ?1)" } else { "AND ?1 IS NULL" };
+        let couple = if couple_id.is_some() {
+            "AND id IN (SELECT blob_id FROM files WHERE couple_id = ?1)"
+        } else {
+            "AND ?1 IS NULL"
+        };
         let cols = "SELECT hash, size, stored_at, verified_at, id FROM blobs";
         let same = format!(
             "{cols} WHERE IFNULL(verified_at, 0) = ?3 AND id > ?4 AND IFNULL(verified_at, 0) < ?2 {couple}
@@ -200,7 +204,9 @@ impl ReadCatalog for SqliteConn {
             }
         };
         self.conn
-            .query_row(sql, params![couple_id, before], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            .query_row(sql, params![couple_id, before], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
             .ctx("count blobs to verify")
     }
 
@@ -432,7 +438,8 @@ impl ReadCatalog for SqliteConn {
     }
 }
 
-const SCRUB_SELECT: &str = "SELECT id, started_at, finished_at, trigger, blobs_checked, bytes_checked, damaged, missing,
+const SCRUB_SELECT: &str =
+    "SELECT id, started_at, finished_at, trigger, blobs_checked, bytes_checked, damaged, missing,
     orphans, complete, error FROM scrub_runs";
 
 fn scrub_from_row(r: &rusqlite::Row) -> rusqlite::Result<ScrubRun> {

@@ -83,10 +83,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-hash every stored blob from disk; exit 1 if any is missing or differs.
+    /// Re-hash the stored blobs from disk, oldest-verified first, then look for files in objects/ the catalog does
+    /// not know (and list tmp/ leftovers); exit 1 if any blob is missing or differs, or objects/ has an orphan.
     Verify {
         #[arg(long)]
         couple: Option<String>,
+        /// Only blobs never verified or last verified longer ago than this: 12h, 30d, 2w...
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Stop after this many bytes (500GB, 64MiB...), oldest-verified first; the next run continues with the
+        /// rest. The first blob is checked whatever its size.
+        #[arg(long, value_parser = parse_size)]
+        limit: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -135,6 +143,16 @@ enum Command {
         /// Time between two passes over each source: 500ms, 60s, 5m...
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         poll_interval: std::time::Duration,
+        /// Scrub on a schedule: this long after the last complete scheduled scrub ended (7d, 24h...); also
+        /// `every` in archive.toml [scrub]. Each run is recorded; `status` shows the last and the next.
+        #[arg(long, value_parser = parse_duration)]
+        scrub_every: Option<std::time::Duration>,
+        /// Bytes one scheduled scrub checks at most, oldest-verified first (500GB...; [scrub] limit).
+        #[arg(long, value_parser = parse_size)]
+        scrub_limit: Option<u64>,
+        /// Bytes per second a scheduled scrub reads at most (100MB/s...; [scrub] rate).
+        #[arg(long, value_parser = parse_rate)]
+        scrub_rate: Option<u64>,
     },
     /// The daemon, the sources, running and paused sessions, the last errors (works while `serve` runs).
     Status {
@@ -284,6 +302,14 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     crate::serve::parse_duration(s).map_err(|e| e.to_string())
 }
 
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    crate::serve::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    crate::serve::parse_rate(s).map_err(|e| e.to_string())
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -378,6 +404,71 @@ fn bars() -> Bars {
         b.bar = Some(pb);
     }
     b
+}
+
+/// Progress as a plain line on stderr every [`LINE_EVERY`] (bytes, speed, ETA): for logs and pipes, where a
+/// bar would be noise.
+struct Lines {
+    what: &'static str,
+    state: std::sync::Mutex<LineState>,
+}
+
+struct LineState {
+    start: std::time::Instant,
+    last: std::time::Instant,
+    done: u64,
+    total: u64,
+}
+
+const LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Lines {
+    fn new(what: &'static str) -> Self {
+        let now = std::time::Instant::now();
+        Lines { what, state: std::sync::Mutex::new(LineState { start: now, last: now, done: 0, total: 0 }) }
+    }
+}
+
+impl Observer for Lines {
+    fn start(&self, files: u64, bytes: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.total = bytes;
+            s.start = std::time::Instant::now();
+            s.last = s.start;
+        }
+        eprintln!("{}: {files} blob(s), {} to check", self.what, human(bytes as i64));
+    }
+    fn advance(&self, bytes: u64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.done += bytes;
+        if s.last.elapsed() < LINE_EVERY {
+            return;
+        }
+        s.last = std::time::Instant::now();
+        let secs = s.start.elapsed().as_secs_f64().max(0.001);
+        let rate = s.done as f64 / secs;
+        let eta = if rate > 0.0 { s.total.saturating_sub(s.done) as f64 / rate } else { 0.0 };
+        eprintln!(
+            "{}: {} of {} ({}/s, ETA {})",
+            self.what,
+            human(s.done as i64),
+            human(s.total as i64),
+            human(rate as i64),
+            crate::serve::format_duration(std::time::Duration::from_secs(eta.ceil() as u64))
+        );
+    }
+    fn finish(&self) {}
+}
+
+/// The progress of a long command: a bar on a terminal, plain periodic lines otherwise, nothing under `--json`.
+fn progress(json: bool, what: &'static str) -> Box<dyn Observer> {
+    if json {
+        Box::new(Bars::new())
+    } else if std::io::stderr().is_terminal() {
+        Box::new(bars())
+    } else {
+        Box::new(Lines::new(what))
+    }
 }
 
 fn human(bytes: i64) -> String {
@@ -578,10 +669,19 @@ fn run(cli: Cli) -> Result<i32> {
             println!("generated {made} files");
             Ok(0)
         }
-        Command::Verify { couple, json } => {
+        Command::Verify { couple, older_than, limit, json } => {
             let a = open(&cli.archive)?;
-            let bars = if json { Bars::new() } else { bars() };
-            let r = crate::verify::verify(&a, couple.as_deref(), &bars)?;
+            let obs = progress(json, "verify");
+            let stop = cancel_flag();
+            let opts = crate::verify::Options {
+                couple: couple.as_deref(),
+                older_than,
+                limit,
+                stop: Some(&stop),
+                ..Default::default()
+            };
+            let r = crate::verify::scrub(&a, &opts, &*obs)?;
+            let orphans = r.orphans.as_ref().map_or(0, |o| o.objects.len());
             if json {
                 print_json(&r)?;
             } else {
@@ -598,20 +698,32 @@ fn run(cli: Cli) -> Result<i32> {
                         if more > 0 { format!(" and {more} more (--json lists every one)") } else { String::new() }
                     );
                 }
+                if let Some(o) = &r.orphans {
+                    print_orphans(o);
+                }
+                let mut tail = String::new();
+                if orphans > 0 {
+                    tail.push_str(&format!(", {orphans} orphan(s) in objects/"));
+                }
+                if r.stopped {
+                    tail.push_str("; stopped: the next run continues with the rest");
+                } else if !r.complete {
+                    tail.push_str("; limit reached: the next run continues with the rest");
+                }
                 println!(
-                    "verified {} blobs ({}): {} problem(s)",
+                    "verified {} blobs ({}): {} problem(s){tail}",
                     r.blobs_checked,
                     human(r.bytes_checked as i64),
                     r.problems.len()
                 );
             }
-            Ok(if r.problems.is_empty() { 0 } else { 1 })
+            Ok(if r.problems.is_empty() && orphans == 0 { 0 } else { 1 })
         }
         Command::Info { path, json } => info(cli.archive, &path, json),
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
             let a = open(&cli.archive)?;
-            let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount")?;
+            let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount", None)?;
             let opts =
                 crate::frontends::fuse::MountOptions { allow_other, no_passthrough: no_passthrough || verify_reads };
             let mount = crate::frontends::fuse::FuseMount::new(&mountpoint, opts);
@@ -619,10 +731,12 @@ fn run(cli: Cli) -> Result<i32> {
             crate::frontends::serve_with(a, fs_opts, vec![Box::new(mount)], move || drop(lock))?;
             Ok(0)
         }
-        Command::Serve { mountpoint, allow_other, poll_interval } => {
+        Command::Serve { mountpoint, allow_other, poll_interval, scrub_every, scrub_limit, scrub_rate } => {
             let a = open(&cli.archive)?;
             let mount = crate::frontends::fuse::MountOptions { allow_other, ..Default::default() };
-            crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval })?;
+            let scrub =
+                crate::serve::ScrubSchedule::resolve(a.config.scrub.as_ref(), scrub_every, scrub_limit, scrub_rate)?;
+            crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub })?;
             Ok(0)
         }
         Command::Status { json } => {
@@ -693,6 +807,35 @@ fn mhl_cmd(archive_flag: &Option<PathBuf>, what: &str, dir: &std::path::Path, js
     let path = crate::mhl::session::write_session_history(&a, session, dir)?;
     println!("wrote {}", path.display());
     Ok(0)
+}
+
+/// How many strays of each kind the text report names.
+const FIRST_STRAYS: usize = 20;
+
+/// The orphan check in text: each orphan of `objects/` (up to [`FIRST_STRAYS`]), then one line for `tmp/`.
+fn print_orphans(o: &crate::orphans::Orphans) {
+    for s in o.objects.iter().take(FIRST_STRAYS) {
+        println!("ORPHAN {} ({}): not a catalogued blob", one_line(&s.path), human(s.size as i64));
+    }
+    if o.objects.len() > FIRST_STRAYS {
+        println!("ORPHAN and {} more (--json lists every one)", o.objects.len() - FIRST_STRAYS);
+    }
+    if !o.tmp.is_empty() {
+        let names: Vec<String> = o
+            .tmp
+            .iter()
+            .take(3)
+            .map(|s| one_line(&std::path::Path::new(&s.path).file_name().unwrap_or_default().to_string_lossy()))
+            .collect();
+        let bytes: u64 = o.tmp.iter().map(|s| s.size).sum();
+        println!(
+            "tmp/ holds {} file(s) ({}): {}{} (copies kept for resuming a session, or left by a crash; not an error)",
+            o.tmp.len(),
+            human(bytes as i64),
+            names.join(", "),
+            if o.tmp.len() > 3 { ", ..." } else { "" }
+        );
+    }
 }
 
 #[derive(Serialize)]

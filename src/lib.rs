@@ -21,6 +21,7 @@ pub mod lockfile;
 pub mod media;
 pub mod mhl;
 pub mod organize;
+pub mod orphans;
 pub mod secrets;
 pub mod serve;
 pub mod sources;

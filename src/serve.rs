@@ -50,13 +50,59 @@ pub struct ServeOptions {
     pub mount: MountOptions,
     /// Time between two passes over a source that answers.
     pub poll_interval: Duration,
+    /// The scheduled scrub, if any.
+    pub scrub: Option<ScrubSchedule>,
+}
+
+/// The daemon's scheduled scrub: one every `every` (from the end of the last complete one), of at most `limit`
+/// bytes (oldest-verified first), read at most at `rate` bytes per second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScrubSchedule {
+    pub every: Duration,
+    pub limit: Option<u64>,
+    pub rate: Option<u64>,
+}
+
+impl ScrubSchedule {
+    /// The `serve --scrub-*` flags over the archive's `[scrub]` keys; None when neither sets `every` (a limit or
+    /// rate without it is refused: it would do nothing).
+    pub fn resolve(
+        config: Option<&crate::archive::config::Scrub>,
+        every: Option<Duration>,
+        limit: Option<u64>,
+        rate: Option<u64>,
+    ) -> Result<Option<ScrubSchedule>> {
+        let key = |v: Option<&String>, name: &str, parse: fn(&str) -> Result<u64>| -> Result<Option<u64>> {
+            v.map(|t| parse(t).map_err(|e| Error::Invalid(format!("archive.toml [scrub] {name}: {e}")))).transpose()
+        };
+        let cfg_every = config
+            .and_then(|c| c.every.as_ref())
+            .map(|t| parse_duration(t).map_err(|e| Error::Invalid(format!("archive.toml [scrub] every: {e}"))))
+            .transpose()?;
+        let limit = match limit {
+            Some(l) => Some(l),
+            None => key(config.and_then(|c| c.limit.as_ref()), "limit", parse_size)?,
+        };
+        let rate = match rate {
+            Some(r) => Some(r),
+            None => key(config.and_then(|c| c.rate.as_ref()), "rate", parse_rate)?,
+        };
+        match every.or(cfg_every) {
+            Some(every) => Ok(Some(ScrubSchedule { every, limit, rate })),
+            None if limit.is_some() || rate.is_some() => Err(Error::Invalid(
+                "a scrub limit or rate needs a schedule: --scrub-every (or every in archive.toml [scrub])".into(),
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 // ---- durations -------------------------------------------------------------------------------------------------
 
-/// Parses `500ms`, `60s`, `5m`, `1h` (or a bare number of seconds; decimals allowed). Zero is refused.
+/// Parses `500ms`, `60s`, `5m`, `1h`, `30d`, `2w` (or a bare number of seconds; decimals allowed). Zero is
+/// refused.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let bad = || Error::Invalid(format!("{s:?} is not a duration (like 500ms, 60s, 5m or 1h)"));
+    let bad = || Error::Invalid(format!("{s:?} is not a duration (like 500ms, 60s, 5m, 1h or 30d)"));
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -66,6 +112,8 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         "" | "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        "w" => n * 7.0 * 86400.0,
         _ => return Err(bad()),
     };
     if !secs.is_finite() || secs > 1e9 {
@@ -77,12 +125,54 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a byte count: `500GB`, `1.5TB`, `64MiB`, `4096` (bytes); decimal (kB, MB, GB, TB) and binary (KiB,
+/// MiB, GiB, TiB) units, any case. Zero is refused.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || Error::Invalid(format!("{s:?} is not a size (like 500GB, 64MiB or 4096)"));
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    if bytes < 1.0 {
+        return Err(Error::Invalid(format!("{s:?}: a size must be at least 1 byte")));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses a rate in bytes per second: a size with an optional `/s` (`100MB/s`, `50MiB`).
+pub fn parse_rate(s: &str) -> Result<u64> {
+    let t = s.trim();
+    parse_size(t.strip_suffix("/s").unwrap_or(t))
+}
+
 /// `750ms`, `12s`, `4m30s`, `2h5m`.
 pub fn format_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
     }
     let s = d.as_secs();
+    if s >= 86400 {
+        return match ((s / 86400), (s % 86400) / 3600) {
+            (d, 0) => format!("{d}d"),
+            (d, h) => format!("{d}d{h}h"),
+        };
+    }
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, 0) => format!("{m}m"),
@@ -116,6 +206,9 @@ pub struct DaemonNote {
     pub command: String,
     pub mountpoint: String,
     pub started_at: i64,
+    /// Seconds between scheduled scrubs, when the daemon runs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_every: Option<u64>,
 }
 
 /// The held daemon lock; its note is cleared when dropped (the flock itself goes with the descriptor).
@@ -141,7 +234,12 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Takes the archive's daemon lock for `command` (serve or mount) at `mountpoint`; fails at once, naming the
 /// holder's pid, when another process serves or mounts the archive. A lock left by a dead process is free again.
-pub fn lock_daemon(archive: &Archive, mountpoint: &Path, command: &str) -> Result<DaemonLock> {
+pub fn lock_daemon(
+    archive: &Archive,
+    mountpoint: &Path,
+    command: &str,
+    scrub_every: Option<Duration>,
+) -> Result<DaemonLock> {
     match archive.try_lock(DAEMON_LOCK)? {
         Some(mut lock) => {
             let note = DaemonNote {
@@ -149,6 +247,7 @@ pub fn lock_daemon(archive: &Archive, mountpoint: &Path, command: &str) -> Resul
                 command: command.to_string(),
                 mountpoint: absolute(mountpoint).to_string_lossy().into_owned(),
                 started_at: crate::catalog::now(),
+                scrub_every: scrub_every.map(|d| d.as_secs()),
             };
             let json = serde_json::to_string(&note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
             lock.write_note(&json)?;
@@ -224,7 +323,7 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
             .map_err(|e| Error::Invalid(format!("cannot install the handler of signal {sig}: {e}")))?;
     }
     let mp = absolute(&opts.mountpoint);
-    let lock = lock_daemon(&archive, &mp, "serve")?;
+    let lock = lock_daemon(&archive, &mp, "serve", opts.scrub.map(|s| s.every))?;
     for f in &front_ends {
         f.check()?;
     }
@@ -246,6 +345,17 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
         .map_err(|e| Error::Invalid(format!("cannot start the source supervisor: {e}")))?;
     // The archive is let go as soon as the mount is gone (the pollers stop at their next safe point meanwhile,
     // under their couple locks), so a new daemon can start at once.
+    let scrubber = match opts.scrub {
+        Some(sched) => {
+            let c = Arc::clone(&ctx);
+            let h = std::thread::Builder::new()
+                .name("nightfox-scrub".into())
+                .spawn(move || scrub_schedule(&c, sched))
+                .map_err(|e| Error::Invalid(format!("cannot start the scheduled scrub: {e}")))?;
+            Some(h)
+        }
+        None => None,
+    };
     let result = crate::frontends::serve(archive, front_ends, move || drop(lock));
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
@@ -257,6 +367,9 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
     cancel.store(true, Ordering::SeqCst);
     if supervisor.join().is_err() {
         warn!("the source supervisor panicked");
+    }
+    if scrubber.is_some_and(|h| h.join().is_err()) {
+        warn!("the scheduled scrub panicked");
     }
     info!("stopped");
     result
@@ -303,6 +416,76 @@ fn supervise(ctx: &Arc<Ctx>) {
     if ctx.mounted.load(Ordering::SeqCst) {
         warn!("the mount is still up after the stop; unmounting {:?}", ctx.mountpoint);
         let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(&ctx.mountpoint).status();
+    }
+}
+
+// ---- the scheduled scrub ---------------------------------------------------------------------------------------
+
+/// When the next scheduled scrub is due (seconds since the epoch, by [`crate::verify::clock`]): `every` after the
+/// end of the last complete one; now when there is none (a first start, or the last one was stopped or failed).
+pub fn next_scrub(cat: &Catalog, every: Duration) -> Result<i64> {
+    Ok(match cat.last_scrub(Some("schedule"), true)? {
+        Some(r) => r.finished_at.unwrap_or(r.started_at).saturating_add(every.as_secs() as i64),
+        None => crate::verify::clock(),
+    })
+}
+
+/// The scrub thread of `serve`: waits (in steps of at most 100 ms, watching the stop) until a scrub is due, runs
+/// it throttled and recorded as `schedule`, and goes on until the daemon stops; a running scrub stops at its next
+/// blob. A failed one is tried again after `every`, at most an hour later.
+fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
+    let archive = match Archive::open(&ctx.root) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!("scheduled scrub: cannot open the archive: {e}");
+            return;
+        }
+    };
+    info!(every = %format_duration(sched.every), "scheduled scrubs");
+    let mut retry_at = i64::MIN;
+    while !ctx.cancel.load(Ordering::SeqCst) {
+        let due = archive.catalog().and_then(|c| next_scrub(&c, sched.every)).map(|t| t.max(retry_at));
+        let now = crate::verify::clock();
+        match due {
+            Ok(t) if t <= now => {
+                let opts = crate::verify::Options {
+                    limit: sched.limit,
+                    rate: sched.rate,
+                    trigger: "schedule",
+                    stop: Some(&ctx.cancel),
+                    ..Default::default()
+                };
+                match crate::verify::scrub(&archive, &opts, &Quiet) {
+                    Ok(r) => {
+                        let orphans = r.orphans.as_ref().map_or(0, |o| o.objects.len());
+                        let msg = format!(
+                            "scheduled scrub: {} blobs ({}) checked, {} problem(s), {orphans} orphan(s){}",
+                            r.blobs_checked,
+                            human(r.bytes_checked as i64),
+                            r.problems.len(),
+                            if r.stopped { ", stopped" } else { "" }
+                        );
+                        if r.problems.is_empty() && orphans == 0 {
+                            info!("{msg}");
+                        } else {
+                            warn!("{msg}");
+                        }
+                    }
+                    Err(e) => {
+                        warn!("scheduled scrub failed: {e}");
+                        retry_at = now.saturating_add(sched.every.min(Duration::from_secs(3600)).as_secs() as i64);
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => warn!("scheduled scrub: cannot read the last run: {e}"),
+        }
+        // Look again within a minute (a clock change, a run recorded by another process).
+        let until = Instant::now() + Duration::from_secs(60);
+        while !ctx.cancel.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -557,6 +740,12 @@ pub struct Status {
     pub unhealthy_blobs: Vec<UnhealthyBlob>,
     /// How many blobs are damaged or missing in all.
     pub unhealthy_total: i64,
+    /// The newest finished scrub (`verify` or scheduled).
+    pub last_scrub: Option<LastScrub>,
+    /// When the next scheduled scrub is due: by the running daemon's schedule, else by archive.toml's `[scrub]`.
+    pub next_scrub: Option<String>,
+    /// The schedule `next_scrub` follows, as `7d`.
+    pub scrub_every: Option<String>,
 }
 
 /// How many unhealthy blobs `status` names.
@@ -574,6 +763,22 @@ pub struct UnhealthyBlob {
     pub hash: String,
     pub health: String,
     pub files: Vec<String>,
+}
+
+/// A finished scrub run, as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LastScrub {
+    pub started_at: String,
+    pub finished_at: String,
+    /// `verify` or `schedule`.
+    pub trigger: String,
+    pub blobs_checked: i64,
+    pub bytes_checked: i64,
+    pub damaged: i64,
+    pub missing: i64,
+    pub orphans: i64,
+    pub complete: bool,
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -794,7 +999,33 @@ pub fn status(archive: &Archive) -> Result<Status> {
         let files = crate::fs::tree_paths_of_blob(&cat, &hash)?;
         unhealthy_blobs.push(UnhealthyBlob { hash, health, files });
     }
+    let last_scrub = cat.last_scrub(None, false)?.map(|r| LastScrub {
+        started_at: crate::fs::rfc3339(r.started_at),
+        finished_at: crate::fs::rfc3339(r.finished_at.unwrap_or(r.started_at)),
+        trigger: r.trigger,
+        blobs_checked: r.blobs_checked,
+        bytes_checked: r.bytes_checked,
+        damaged: r.damaged,
+        missing: r.missing,
+        orphans: r.orphans,
+        complete: r.complete,
+        error: r.error,
+    });
+    let every = match note.as_ref().filter(|_| daemon.running) {
+        Some(n) => n.scrub_every.map(Duration::from_secs),
+        None => match archive.config.scrub.as_ref().and_then(|c| c.every.as_deref()) {
+            Some(t) => parse_duration(t).ok(),
+            None => None,
+        },
+    };
+    let next_scrub = match every {
+        Some(e) => Some(crate::fs::rfc3339(next_scrub(&cat, e)?)),
+        None => None,
+    };
     Ok(Status {
+        last_scrub,
+        next_scrub,
+        scrub_every: every.map(format_duration),
         archive: archive.root.to_string_lossy().into_owned(),
         daemon,
         sources,
@@ -895,6 +1126,32 @@ impl Status {
                 one_line(&e.message)
             ));
         }
+        match &self.last_scrub {
+            Some(r) => {
+                let mut result = if r.damaged + r.missing + r.orphans == 0 {
+                    "clean".to_string()
+                } else {
+                    format!("{} damaged, {} missing, {} orphan(s)", r.damaged, r.missing, r.orphans)
+                };
+                if let Some(e) = &r.error {
+                    result.push_str(&format!(" ({})", one_line(e)));
+                } else if !r.complete {
+                    result.push_str(" (partial)");
+                }
+                o.push_str(&format!(
+                    "last scrub: {} ({}), {} blobs ({}) checked: {result}\n",
+                    r.finished_at,
+                    r.trigger,
+                    r.blobs_checked,
+                    human(r.bytes_checked)
+                ));
+            }
+            None => o.push_str("last scrub: never\n"),
+        }
+        match (&self.next_scrub, &self.scrub_every) {
+            (Some(t), Some(e)) => o.push_str(&format!("next scrub: {t} (every {e})\n")),
+            _ => o.push_str("next scrub: not scheduled (serve --scrub-every, or [scrub] every in archive.toml)\n"),
+        }
         if !self.damaged_files.is_empty() {
             o.push_str("damaged files (salvaged; unreadable ranges stored as zeros):\n");
             for d in &self.damaged_files {
@@ -934,6 +1191,23 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(3600 * 2 + 300)), "2h5m");
+    }
+
+    #[test]
+    fn sizes_rates_and_days() {
+        assert_eq!(parse_size("500GB").unwrap(), 500_000_000_000);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1.5 kb").unwrap(), 1500);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_rate("100MB/s").unwrap(), 100_000_000);
+        for bad in ["", "0", "GB", "5 parsecs", "-1GB", "1e30TB"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
+        }
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(format_duration(Duration::from_secs(7 * 86400)), "7d");
+        assert_eq!(format_duration(Duration::from_secs(86400 + 7200 + 5)), "1d2h");
     }
 
     #[test]

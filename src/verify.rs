@@ -1,17 +1,22 @@
 //! Verification of the stored archive: every catalogued blob re-hashed from the disk (page cache dropped first)
 //! and compared with its name; missing, resized or altered blobs are reported with the tree paths that use them
 //! and recorded in the catalog (`damaged` or `missing`), so the mount answers EIO for them instead of serving rot
-//! and the next verified copy of the same content heals them. `repair` is that copy on demand: it hashes given
+//! and the next verified copy of the same content heals them. A run can be a partial scrub: only the blobs last
+//! verified long enough ago (`--older-than`), oldest-verified first up to a byte limit (`--limit`), at a rate
+//! (the daemon's schedule); each run is recorded in the catalog's scrub runs for `status`, and one over the whole
+//! archive ends with the orphan check ([`crate::orphans`]). `repair` is that copy on demand: it hashes given
 //! files and puts each one that matches a damaged or missing blob in its place.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::archive::Archive;
 use crate::blobs;
-use crate::catalog::{BlobRow, Catalog};
+use crate::catalog::{BlobRow, Catalog, ScrubRun, VerifyCursor};
 use crate::error::Result;
 use crate::ingest::Observer;
 
@@ -33,6 +38,14 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// The problems counted per couple (what the one-line-per-couple report says), by folder name.
     pub couples: Vec<CoupleProblems>,
+    /// False when the byte limit (or a stop) left blobs due unchecked: the next run continues with them.
+    pub complete: bool,
+    /// True when the run was asked to stop before its end.
+    pub stopped: bool,
+    /// What the orphan check found (a run over the whole archive that was not stopped).
+    pub orphans: Option<crate::orphans::Orphans>,
+    /// The id of the run in the catalog's scrub runs.
+    pub scrub_run: i64,
 }
 
 /// How many of a couple's blobs are missing or damaged, and the first of its files they affect.
@@ -71,36 +84,237 @@ fn check(archive: &Archive, b: &BlobRow) -> Option<(String, String)> {
     }
 }
 
-/// Re-hashes every blob (of one couple, if given) and records the good ones as verified. `progress` is told the
-/// total first, then the bytes of each blob checked. The catalog is asked in bulk: the blobs once, the paths of
-/// the problem blobs in a few queries, their health in one transaction.
+/// What one verify run checks, and how fast.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// Only this couple's blobs (by folder name); the orphan check runs only without it.
+    pub couple: Option<&'a str>,
+    /// Only blobs never verified or last verified longer ago than this.
+    pub older_than: Option<Duration>,
+    /// Stop before the blob that would take the bytes checked past this (oldest-verified first); the first blob
+    /// is checked whatever its size. A blob already recorded missing costs nothing (there is nothing to read).
+    pub limit: Option<u64>,
+    /// Read at most this many bytes per second (the daemon's scheduled scrub).
+    pub rate: Option<u64>,
+    /// What the scrub run is recorded as: `verify` or `schedule`.
+    pub trigger: &'a str,
+    /// Set to stop at the next blob (the blobs checked so far are recorded).
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { couple: None, older_than: None, limit: None, rate: None, trigger: "verify", stop: None }
+    }
+}
+
+/// The clock of verification and scrub scheduling, in seconds since the epoch: `$NIGHTFOX_NOW` when set (for
+/// tests only: it lets a test age what it verified without waiting), else the system clock.
+pub fn clock() -> i64 {
+    std::env::var("NIGHTFOX_NOW").ok().and_then(|v| v.trim().parse().ok()).unwrap_or_else(crate::catalog::now)
+}
+
+/// How many blobs one catalog page of a run holds: checked in parallel, then recorded in one transaction each.
+const PAGE: u32 = 4096;
+
+/// Re-hashes every blob (of one couple, if given) and records the good ones as verified: [`scrub`] with the
+/// defaults. `progress` is told the total first, then the bytes of each blob checked.
 pub fn verify(archive: &Archive, couple: Option<&str>, progress: &dyn Observer) -> Result<Report> {
+    scrub(archive, &Options { couple, ..Default::default() }, progress)
+}
+
+/// Reads the blobs due back from disk, oldest-verified first, a page at a time, within the options' age, byte
+/// limit and rate. Each page is recorded as it ends: the good blobs' `verified_at` (healing those recorded
+/// damaged or missing), the problems; so a run that stops keeps what it did, and the next one continues with the
+/// rest. The run itself is recorded in the catalog's scrub runs (with its error, if it fails). Without a couple,
+/// the orphan check follows.
+pub fn scrub(archive: &Archive, opts: &Options, progress: &dyn Observer) -> Result<Report> {
     let cat = archive.catalog()?;
-    let couple_id = match couple {
+    let couple_id = match opts.couple {
         Some(f) => Some(cat.couple_by_folder(f)?.id),
         None => None,
     };
-    let blobs = cat.blobs(couple_id)?;
-    progress.start(blobs.len() as u64, blobs.iter().map(|b| b.size).sum());
-    let results: Vec<Option<(String, String)>> = blobs
-        .par_iter()
-        .map(|b| {
-            let r = check(archive, b);
-            progress.advance(b.size.max(1));
-            r
-        })
-        .collect();
-    progress.finish();
-    let mut good = Vec::new();
-    let mut found = Vec::new();
-    for (b, r) in blobs.iter().zip(results) {
-        match r {
-            None => good.push(b.hash.clone()),
-            Some((kind, detail)) => found.push((b.hash.clone(), kind, detail)),
+    let started = clock();
+    let run = cat.start_scrub(opts.trigger, started)?;
+    let result = scrub_blobs(archive, &cat, couple_id, started, opts, progress).and_then(|mut r| {
+        if couple_id.is_none() && !r.stopped {
+            r.orphans = Some(crate::orphans::check(archive, opts.stop)?);
+        }
+        Ok(r)
+    });
+    let mut rec = ScrubRun {
+        id: run,
+        started_at: started,
+        finished_at: Some(clock().max(started)),
+        trigger: opts.trigger.to_string(),
+        ..Default::default()
+    };
+    match &result {
+        Ok(r) => {
+            rec.blobs_checked = r.blobs_checked as i64;
+            rec.bytes_checked = r.bytes_checked as i64;
+            rec.missing = r.problems.iter().filter(|p| p.kind == "missing").count() as i64;
+            rec.damaged = r.problems.len() as i64 - rec.missing;
+            rec.orphans = r.orphans.as_ref().map_or(0, |o| o.objects.len() as i64);
+            rec.complete = !r.stopped;
+            rec.error = r.stopped.then(|| "stopped before the end".to_string());
+        }
+        Err(e) => rec.error = Some(e.to_string()),
+    }
+    cat.finish_scrub(&rec)?;
+    let mut r = result?;
+    r.scrub_run = run;
+    Ok(r)
+}
+
+/// Paces reads to a rate: before each blob, waits until the bytes read before it are due (in steps of at most
+/// 100 ms, watching `stop`).
+struct Throttle<'a> {
+    rate: Option<u64>,
+    start: Instant,
+    done: AtomicU64,
+    stop: Option<&'a AtomicBool>,
+}
+
+impl Throttle<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Waits for a blob of `bytes` to be read; false when the run was stopped meanwhile.
+    fn turn(&self, bytes: u64) -> bool {
+        if let Some(rate) = self.rate.filter(|r| *r > 0) {
+            let before = self.done.fetch_add(bytes, Ordering::SeqCst);
+            let due = Duration::from_secs_f64(before as f64 / rate as f64);
+            while !self.stopped() {
+                let Some(left) = due.checked_sub(self.start.elapsed()) else { break };
+                std::thread::sleep(left.min(Duration::from_millis(100)));
+            }
+        }
+        !self.stopped()
+    }
+}
+
+fn scrub_blobs(
+    archive: &Archive,
+    cat: &Catalog,
+    couple_id: Option<i64>,
+    started: i64,
+    opts: &Options,
+    progress: &dyn Observer,
+) -> Result<Report> {
+    // Due: verified before `before` (or never). Without an age, everything: the blobs verified before this second
+    // first, then those verified since it began (by a run in the same second), listed now, before this run stamps
+    // its own with the same second and so could meet them again.
+    let before = match opts.older_than {
+        Some(d) => started.saturating_sub(d.as_secs() as i64),
+        None => started,
+    };
+    let mut late = Vec::new();
+    if opts.older_than.is_none() {
+        let mut cursor = VerifyCursor { verified: started - 1, id: i64::MAX };
+        loop {
+            let (page, next) = cat.blobs_to_verify(couple_id, i64::MAX, cursor, PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            late.extend(page);
+            cursor = next;
         }
     }
+    let (count, bytes) = cat.blobs_to_verify_total(couple_id, before)?;
+    let all_bytes = bytes + late.iter().map(|b| b.size).sum::<u64>();
+    progress.start(count + late.len() as u64, opts.limit.map_or(all_bytes, |l| l.min(all_bytes)));
+    let unhealthy: HashMap<String, String> = cat.unhealthy_blobs()?.into_iter().collect();
+    let throttle = Throttle { rate: opts.rate, start: Instant::now(), done: AtomicU64::new(0), stop: opts.stop };
+    let mut report = Report {
+        blobs_checked: 0,
+        bytes_checked: 0,
+        problems: Vec::new(),
+        couples: Vec::new(),
+        complete: true,
+        stopped: false,
+        orphans: None,
+        scrub_run: 0,
+    };
+    let mut found = Vec::new();
+    let mut budget = opts.limit;
+    let mut cursor = VerifyCursor::default();
+    let mut late = Some(late);
+    loop {
+        let mut page = if cursor.verified < before {
+            let (page, next) = cat.blobs_to_verify(couple_id, before, cursor, PAGE)?;
+            cursor = if page.is_empty() { VerifyCursor { verified: before, id: i64::MIN } } else { next };
+            page
+        } else {
+            Vec::new()
+        };
+        if page.is_empty() {
+            match late.take() {
+                Some(l) if !l.is_empty() => page = l,
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        // Within the byte limit, in order.
+        if let Some(left) = budget.as_mut() {
+            let mut take = 0;
+            for b in &page {
+                let cost = if unhealthy.get(&b.hash).is_some_and(|h| h == "missing") { 0 } else { b.size };
+                if cost > *left && (report.blobs_checked > 0 || take > 0) {
+                    report.complete = false;
+                    break;
+                }
+                *left = left.saturating_sub(cost);
+                take += 1;
+            }
+            page.truncate(take);
+        }
+        let results: Vec<Option<Option<(String, String)>>> = page
+            .par_iter()
+            .map(|b| {
+                if !throttle.turn(b.size) {
+                    return None;
+                }
+                let r = check(archive, b);
+                progress.advance(b.size.max(1));
+                Some(r)
+            })
+            .collect();
+        let mut good = Vec::new();
+        let mut health = Vec::new();
+        for (b, r) in page.iter().zip(results) {
+            match r {
+                None => {
+                    report.stopped = true;
+                    continue;
+                }
+                Some(None) => good.push(b.hash.clone()),
+                Some(Some((kind, detail))) => {
+                    let h = if kind == "missing" { "missing" } else { "damaged" };
+                    health.push((b.hash.clone(), h.to_string(), detail.clone()));
+                    found.push((b.hash.clone(), kind, detail));
+                }
+            }
+            report.blobs_checked += 1;
+            report.bytes_checked += b.size;
+        }
+        cat.set_blobs_unhealthy(&health)?;
+        for h in good.iter().filter(|h| unhealthy.contains_key(*h)) {
+            cat.heal_blob(h, None, "verify found it whole again")?;
+        }
+        cat.mark_verified(&good, started)?;
+        if report.stopped {
+            report.complete = false;
+            break;
+        }
+        if !report.complete {
+            break;
+        }
+    }
+    progress.finish();
     let hashes: Vec<String> = found.iter().map(|(h, _, _)| h.clone()).collect();
-    let mut paths = paths_of(&cat, &hashes, couple_id)?;
+    let mut paths = paths_of(cat, &hashes, couple_id)?;
     let mut problems: Vec<Problem> = found
         .into_iter()
         .map(|(hash, kind, detail)| {
@@ -109,20 +323,9 @@ pub fn verify(archive: &Archive, couple: Option<&str>, progress: &dyn Observer) 
         })
         .collect();
     problems.sort_by(|a, b| a.files.cmp(&b.files));
-    let health: Vec<(String, String, String)> = problems
-        .iter()
-        .map(|p| {
-            (p.hash.clone(), if p.kind == "missing" { "missing" } else { "damaged" }.to_string(), p.detail.clone())
-        })
-        .collect();
-    cat.set_blobs_unhealthy(&health)?;
-    let unhealthy: HashSet<String> = cat.unhealthy_blobs()?.into_iter().map(|(h, _)| h).collect();
-    for h in good.iter().filter(|h| unhealthy.contains(*h)) {
-        cat.heal_blob(h, None, "verify found it whole again")?;
-    }
-    cat.mark_verified(&good)?;
-    let couples = by_couple(&problems);
-    Ok(Report { blobs_checked: blobs.len(), bytes_checked: blobs.iter().map(|b| b.size).sum(), problems, couples })
+    report.couples = by_couple(&problems);
+    report.problems = problems;
+    Ok(report)
 }
 
 /// The tree paths of the files using each of `hashes` (of one couple, if given), from a few bulk queries.

@@ -21,6 +21,21 @@ pub const DEFAULT_CATALOG: &str = "sqlite";
 pub struct Config {
     pub blobs: Section,
     pub catalog: Section,
+    /// The daemon's scheduled scrub (`[scrub]`); `serve --scrub-*` flags override each key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub: Option<Scrub>,
+}
+
+/// `[scrub]`: `every = "7d"`, `limit = "500GB"`, `rate = "100MB/s"` (as the `serve --scrub-*` flags take them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scrub {
+    /// Time from the end of one complete scheduled scrub to the start of the next.
+    pub every: Option<String>,
+    /// Bytes one scrub checks at most (oldest-verified first).
+    pub limit: Option<String>,
+    /// Bytes per second a scrub reads at most.
+    pub rate: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +48,11 @@ pub struct Section {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { blobs: Section { url: DEFAULT_BLOBS.into() }, catalog: Section { url: DEFAULT_CATALOG.into() } }
+        Config {
+            blobs: Section { url: DEFAULT_BLOBS.into() },
+            catalog: Section { url: DEFAULT_CATALOG.into() },
+            scrub: None,
+        }
     }
 }
 
@@ -79,12 +98,20 @@ mod tests {
     fn the_written_text_reads_back_and_a_missing_file_means_the_defaults() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(Config::load(d.path()).unwrap(), Config::default());
-        let c =
-            Config { blobs: Section { url: "file:///srv/blobs".into() }, catalog: Section { url: "sqlite".into() } };
+        let c = Config {
+            blobs: Section { url: "file:///srv/blobs".into() },
+            catalog: Section { url: "sqlite".into() },
+            scrub: None,
+        };
         c.write_new(d.path()).unwrap();
         assert_eq!(Config::load(d.path()).unwrap(), c);
         std::fs::write(d.path().join(FILE), "[blobs]\nurl = 3\n").unwrap();
         let e = Config::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("archive.toml") && !e.contains('\n'), "{e}");
+        let text =
+            "[blobs]\nurl = \"local\"\n[catalog]\nurl = \"sqlite\"\n[scrub]\nevery = \"7d\"\nlimit = \"500GB\"\n";
+        std::fs::write(d.path().join(FILE), text).unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.scrub, Some(Scrub { every: Some("7d".into()), limit: Some("500GB".into()), rate: None }));
     }
 }

@@ -63,6 +63,10 @@ impl BlobStore for LocalBlobs {
         format!("local:{}", self.objects.display())
     }
 
+    fn objects_dir(&self) -> Option<&Path> {
+        Some(&self.objects)
+    }
+
     fn contains(&self, hash: &str) -> Result<bool> {
         Ok(self.path(hash).is_file())
     }

@@ -89,6 +89,12 @@ pub trait BlobStore: Send + Sync {
     fn local_path(&self, _hash: &str) -> Option<PathBuf> {
         None
     }
+
+    /// The directory that holds the blobs as files `<2 hex>/<2 hex>/<64 hex>` (the local store's `objects/`),
+    /// for the orphan check to walk. `None` for stores that are not such a directory.
+    fn objects_dir(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// A [`BlobReader`] as a `Read + Seek` stream (the media parser over a blob that is not a local file).

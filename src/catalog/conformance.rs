@@ -478,7 +478,7 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("ok"));
     let kinds: Vec<String> = c.events_after(before, 10).expect("events").into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec!["blob_damaged", "blob_healed"]);
-    c.mark_verified(std::slice::from_ref(&h)).expect("verified");
+    c.mark_verified(std::slice::from_ref(&h), 1_000).expect("verified");
     assert!(c.blob(&h).expect("blob").expect("blob").verified_at.is_some());
     // Many at once, in one transaction: news once per blob, with one event each.
     let before = c.last_event_id().expect("last event");
@@ -490,6 +490,94 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     assert_eq!(kinds, vec!["blob_missing"]);
     assert_eq!(c.unhealthy_blobs_first(10).expect("first"), (1, vec![(h.clone(), "missing".to_string())]));
     assert_eq!(c.unhealthy_blobs_first(0).expect("none listed"), (1, vec![]), "counted even when none is listed");
+}
+
+/// Blobs due for verification come a page at a time, oldest-verified first (then by row id), each once;
+/// `before` leaves out the recently verified; a couple's filter holds; scrub runs round-trip and the last finished
+/// one (of a trigger, complete or not) is found.
+pub fn scrub_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let (couple, session) = couple_and_session(&mut *c, "scrub");
+    let items = stored_items(&mut *c, session, &["A.MOV", "B.MOV", "C.MOV", "D.MOV", "E.MOV"]);
+    finalize_all(&mut *c, couple, session, &items);
+    let (other, other_session) = couple_and_session(&mut *c, "scrub-other");
+    let more: Vec<NewItem> = vec![new_item("F.MOV", 1000, None)];
+    c.insert_items(other_session, &more).expect("insert items");
+    let mut f = c.items(other_session).expect("items");
+    c.set_item_state(f[0].id, ItemState::Stored, Some(&hash(9))).expect("stored");
+    f[0].state = ItemState::Stored;
+    f[0].hash = Some(hash(9));
+    finalize_all(&mut *c, other, other_session, &f);
+    // Verified at 300 (C), 100 (A), 200 (E); B, D and F at their import (now).
+    c.mark_verified(&[hash(3)], 300).expect("verified");
+    c.mark_verified(&[hash(1)], 100).expect("verified");
+    c.mark_verified(&[hash(5)], 200).expect("verified");
+    let mut seen = Vec::new();
+    let mut cursor = VerifyCursor::default();
+    loop {
+        let (page, next) = c.blobs_to_verify(None, i64::MAX, cursor, 2).expect("page");
+        if page.is_empty() {
+            assert_eq!(next, cursor, "an empty page keeps the cursor");
+            break;
+        }
+        assert!(page.len() <= 2);
+        seen.extend(page.into_iter().map(|b| b.hash));
+        cursor = next;
+    }
+    // Imported blobs were verified at import (now): those come after the three verified long ago.
+    assert_eq!(&seen[..3], &[hash(1), hash(5), hash(3)], "oldest verified first");
+    let rest: std::collections::BTreeSet<String> = seen[3..].iter().cloned().collect();
+    assert_eq!(rest, [hash(2), hash(4), hash(9)].into_iter().collect(), "each once: {seen:?}");
+    assert_eq!(c.blobs_to_verify_total(None, i64::MAX).expect("total"), (6, 6000));
+    // Verified at 250 or later is not due before 250.
+    let (due, _) = c.blobs_to_verify(None, 250, VerifyCursor::default(), 100).expect("due");
+    assert_eq!(due.into_iter().map(|b| b.hash).collect::<Vec<_>>(), vec![hash(1), hash(5)]);
+    assert_eq!(c.blobs_to_verify_total(None, 250).expect("total"), (2, 2000));
+    // A page that ends inside a run of equal times goes on by row id.
+    let (one, next) = c.blobs_to_verify(None, i64::MAX, VerifyCursor::default(), 4).expect("page");
+    let (two, _) = c.blobs_to_verify(None, i64::MAX, next, 4).expect("page");
+    assert_eq!(one.len() + two.len(), 6);
+    assert!(two.iter().all(|b| !one.iter().any(|o| o.hash == b.hash)));
+    let (mine, _) = c.blobs_to_verify(Some(couple), i64::MAX, VerifyCursor::default(), 100).expect("couple");
+    assert_eq!(mine.len(), 5);
+    assert!(mine.iter().all(|b| b.hash != hash(9)));
+    assert_eq!(c.blobs_to_verify_total(Some(other), i64::MAX).expect("total"), (1, 1000));
+    // Which hashes are known.
+    let asked = vec![hash(1), hash(77), hash(9)];
+    assert_eq!(c.known_blobs(&asked).expect("known"), [hash(1), hash(9)].into_iter().collect());
+    assert!(c.known_blobs(&[]).expect("none").is_empty());
+    // Scrub runs.
+    assert_eq!(c.last_scrub(None, false).expect("none yet"), None);
+    let a = c.start_scrub("schedule", 1_000).expect("start");
+    let run = ScrubRun {
+        id: a,
+        started_at: 1_000,
+        finished_at: Some(1_010),
+        trigger: "schedule".into(),
+        blobs_checked: 3,
+        bytes_checked: 3000,
+        damaged: 1,
+        missing: 1,
+        orphans: 2,
+        complete: true,
+        error: None,
+    };
+    c.finish_scrub(&run).expect("finish");
+    let bv = c.start_scrub("verify", 2_000).expect("start");
+    assert_eq!(c.last_scrub(None, false).expect("last").as_ref(), Some(&run), "a running one is not finished");
+    let stopped = ScrubRun {
+        id: bv,
+        started_at: 2_000,
+        finished_at: Some(2_005),
+        trigger: "verify".into(),
+        error: Some("stopped".into()),
+        ..Default::default()
+    };
+    c.finish_scrub(&stopped).expect("finish");
+    assert_eq!(c.last_scrub(None, false).expect("last"), Some(stopped.clone()));
+    assert_eq!(c.last_scrub(None, true).expect("last complete"), Some(run.clone()));
+    assert_eq!(c.last_scrub(Some("schedule"), false).expect("last scheduled"), Some(run.clone()));
+    assert_eq!(c.scrub_runs(10).expect("runs"), vec![stopped, run]);
 }
 
 /// Ingest entries round-trip; an item added to a session is counted; open ingest sessions are found by prefix.
@@ -607,6 +695,12 @@ fn sqlite_registry() {
 fn sqlite_health() {
     let d = tempdir();
     health_suite(&*sqlite_backend(d.path()));
+}
+
+#[test]
+fn sqlite_scrub() {
+    let d = tempdir();
+    scrub_suite(&*sqlite_backend(d.path()));
 }
 
 #[test]

@@ -154,6 +154,30 @@ pub trait ReadCatalog {
     /// Every blob, or those referenced by one couple.
     fn blobs(&self, couple_id: Option<i64>) -> Result<Vec<BlobRow>>;
 
+    /// One page of the blobs due for verification, oldest-verified first (never verified first, then by
+    /// `verified_at`, then by row id): those (of one couple, if given) whose `verified_at` is NULL or before
+    /// `before`, after `after`, at most `limit`. Returns the page and the cursor of its last row (keyset paging:
+    /// a million blobs are read a page at a time, each page from the index).
+    fn blobs_to_verify(
+        &self,
+        couple_id: Option<i64>,
+        before: i64,
+        after: VerifyCursor,
+        limit: u32,
+    ) -> Result<(Vec<BlobRow>, VerifyCursor)>;
+
+    /// How many blobs [`ReadCatalog::blobs_to_verify`] would give with the same filter, and their bytes.
+    fn blobs_to_verify_total(&self, couple_id: Option<i64>, before: i64) -> Result<(u64, u64)>;
+
+    /// Which of `hashes` are catalogued blobs (the orphan check asks in batches).
+    fn known_blobs(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>>;
+
+    /// The newest scrub runs, newest first, at most `limit`.
+    fn scrub_runs(&self, limit: u32) -> Result<Vec<ScrubRun>>;
+
+    /// The newest finished scrub run (of this trigger, if given; only complete ones when `complete`).
+    fn last_scrub(&self, trigger: Option<&str>, complete: bool) -> Result<Option<ScrubRun>>;
+
     /// Blobs that `verify` found damaged or missing and that no verified copy has healed yet: `(hash, health)`.
     fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>>;
 
@@ -412,8 +436,14 @@ pub trait Registry {
 ///
 /// Contract: each method is atomic and committed on return; a health change and its event land together.
 pub trait Health {
-    /// Records that these blobs were read back whole now, in one transaction.
-    fn mark_verified(&self, hashes: &[String]) -> Result<()>;
+    /// Records that these blobs were read back whole at `at` (seconds since the epoch), in one transaction.
+    fn mark_verified(&self, hashes: &[String], at: i64) -> Result<()>;
+
+    /// Records the start of a scrub run (`verify` or `schedule`) at `at`; returns its id.
+    fn start_scrub(&self, trigger: &str, at: i64) -> Result<i64>;
+
+    /// Records how a scrub run ended: its counters, `finished_at`, `complete` and `error` (by `run.id`).
+    fn finish_scrub(&self, run: &ScrubRun) -> Result<()>;
 
     /// Records what `verify` found wrong with a blob (`damaged` or `missing`), with an event when that is news.
     fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool>;

@@ -537,6 +537,39 @@ pub struct BlobRow {
     pub xxh128: Option<String>,
 }
 
+/// Where a page of [`ReadCatalog::blobs_to_verify`](crate::catalog::ReadCatalog::blobs_to_verify) starts: after
+/// the blob with this key (its `verified_at`, 0 for never) and row id. The default starts before every blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyCursor {
+    pub verified: i64,
+    pub id: i64,
+}
+
+impl Default for VerifyCursor {
+    fn default() -> Self {
+        VerifyCursor { verified: i64::MIN, id: i64::MIN }
+    }
+}
+
+/// One scrub: a `verify` run (`trigger` `verify`) or one of the daemon's scheduled ones (`schedule`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ScrubRun {
+    pub id: i64,
+    pub started_at: i64,
+    /// None while it runs (or when its process died during it).
+    pub finished_at: Option<i64>,
+    pub trigger: String,
+    pub blobs_checked: i64,
+    pub bytes_checked: i64,
+    pub damaged: i64,
+    pub missing: i64,
+    /// Files in `objects/` the catalog does not know.
+    pub orphans: i64,
+    /// True when it went through everything it was asked to check (its limit, or every blob due), not stopped.
+    pub complete: bool,
+    pub error: Option<String>,
+}
+
 /// An entry of the archive's event log.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArchiveEvent {

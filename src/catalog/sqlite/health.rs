@@ -6,8 +6,7 @@ use super::*;
 use crate::catalog::Health;
 
 impl Health for SqliteConn {
-    fn mark_verified(&self, hashes: &[String]) -> Result<()> {
-        let t = now();
+    fn mark_verified(&self, hashes: &[String], t: i64) -> Result<()> {
         let tx = self.conn.unchecked_transaction().ctx("begin verify")?;
         {
             let mut st = tx.prepare("UPDATE blobs SET verified_at = ?2 WHERE hash = ?1").ctx("mark verified")?;
@@ -16,6 +15,34 @@ impl Health for SqliteConn {
             }
         }
         tx.commit().ctx("commit verify")
+    }
+
+    fn start_scrub(&self, trigger: &str, at: i64) -> Result<i64> {
+        self.conn
+            .execute("INSERT INTO scrub_runs (started_at, trigger) VALUES (?1, ?2)", params![at, trigger])
+            .ctx("record scrub start")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn finish_scrub(&self, r: &ScrubRun) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE scrub_runs SET finished_at = ?2, blobs_checked = ?3, bytes_checked = ?4, damaged = ?5,
+                    missing = ?6, orphans = ?7, complete = ?8, error = ?9 WHERE id = ?1",
+                params![
+                    r.id,
+                    r.finished_at,
+                    r.blobs_checked,
+                    r.bytes_checked,
+                    r.damaged,
+                    r.missing,
+                    r.orphans,
+                    r.complete,
+                    r.error
+                ],
+            )
+            .ctx("record scrub end")?;
+        Ok(())
     }
 
     fn set_blob_unhealthy(&self, hash: &str, health: &str, problem: &str) -> Result<bool> {

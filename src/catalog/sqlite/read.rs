@@ -142,6 +142,95 @@ impl ReadCatalog for SqliteConn {
         rows(&self.conn, &sql, [couple_id], blob_from_row, "list blobs")
     }
 
+    fn blobs_to_verify(
+        &self,
+        couple_id: Option<i64>,
+        before: i64,
+        after: VerifyCursor,
+        limit: u32,
+    ) -> Result<(Vec<BlobRow>, VerifyCursor)> {
+        // In the order of the `blobs_verified` index, as two ranges of it that SQLite seeks (a row-value
+        // comparison on an expression index it would scan from the start): the rest of the cursor's key, by id,
+        // then the keys after it.
+        let couple = if couple_id.is_some() {
+            "AND id IN (SELECT blob_id FROM files WHERE couple_id = ?1)"
+        } else {
+            "AND ?1 IS NULL"
+        };
+        let cols = format!("SELECT {BLOB_COLUMNS}, id FROM blobs");
+        let same = format!(
+            "{cols} WHERE IFNULL(verified_at, 0) = ?3 AND id > ?4 AND IFNULL(verified_at, 0) < ?2 {couple}
+              ORDER BY id LIMIT ?5"
+        );
+        let later = format!(
+            "{cols} WHERE IFNULL(verified_at, 0) > ?3 AND IFNULL(verified_at, 0) < ?2 AND ?4 IS NOT NULL {couple}
+              ORDER BY IFNULL(verified_at, 0), id LIMIT ?5"
+        );
+        let row = |r: &rusqlite::Row| Ok((blob_from_row(r)?, r.get::<_, i64>(6)?));
+        let mut page = rows(
+            &self.conn,
+            &same,
+            params![couple_id, before, after.verified, after.id, limit],
+            row,
+            "list blobs to verify",
+        )?;
+        let left = limit.saturating_sub(page.len() as u32);
+        if left > 0 {
+            page.extend(rows(
+                &self.conn,
+                &later,
+                params![couple_id, before, after.verified, after.id, left],
+                row,
+                "list blobs to verify",
+            )?);
+        }
+        let next = page.last().map(|(b, id)| VerifyCursor { verified: b.verified_at.unwrap_or(0), id: *id });
+        Ok((page.into_iter().map(|(b, _)| b).collect(), next.unwrap_or(after)))
+    }
+
+    fn blobs_to_verify_total(&self, couple_id: Option<i64>, before: i64) -> Result<(u64, u64)> {
+        let sql = match couple_id {
+            None => "SELECT COUNT(*), IFNULL(SUM(size), 0) FROM blobs WHERE IFNULL(verified_at, 0) < ?2 AND ?1 IS NULL",
+            Some(_) => {
+                "SELECT COUNT(*), IFNULL(SUM(size), 0) FROM blobs WHERE IFNULL(verified_at, 0) < ?2
+                   AND id IN (SELECT blob_id FROM files WHERE couple_id = ?1)"
+            }
+        };
+        self.conn
+            .query_row(sql, params![couple_id, before], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .ctx("count blobs to verify")
+    }
+
+    fn known_blobs(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in hashes.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT hash FROM blobs WHERE hash IN ({marks})");
+            out.extend(rows(&self.conn, &sql, rusqlite::params_from_iter(chunk), |r| r.get(0), "find blobs")?);
+        }
+        Ok(out)
+    }
+
+    fn scrub_runs(&self, limit: u32) -> Result<Vec<ScrubRun>> {
+        rows(&self.conn, &format!("{SCRUB_SELECT} ORDER BY id DESC LIMIT ?1"), [limit], scrub_from_row, "list scrubs")
+    }
+
+    fn last_scrub(&self, trigger: Option<&str>, complete: bool) -> Result<Option<ScrubRun>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "{SCRUB_SELECT} WHERE finished_at IS NOT NULL AND (?1 IS NULL OR trigger = ?1)
+                       AND (complete = 1 OR NOT ?2) ORDER BY finished_at DESC, id DESC LIMIT 1"
+                ),
+                params![trigger, complete],
+                scrub_from_row,
+            )
+            .optional()
+            .ctx("find last scrub")
+    }
+
     fn unhealthy_blobs(&self) -> Result<Vec<(String, String)>> {
         rows(
             &self.conn,
@@ -340,4 +429,24 @@ impl ReadCatalog for SqliteConn {
         );
         rows(&self.conn, sql, params![after, limit], tree_file_from_row, "list .by-hash")
     }
+}
+
+const SCRUB_SELECT: &str =
+    "SELECT id, started_at, finished_at, trigger, blobs_checked, bytes_checked, damaged, missing,
+    orphans, complete, error FROM scrub_runs";
+
+fn scrub_from_row(r: &rusqlite::Row) -> rusqlite::Result<ScrubRun> {
+    Ok(ScrubRun {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        trigger: r.get(3)?,
+        blobs_checked: r.get(4)?,
+        bytes_checked: r.get(5)?,
+        damaged: r.get(6)?,
+        missing: r.get(7)?,
+        orphans: r.get(8)?,
+        complete: r.get(9)?,
+        error: r.get(10)?,
+    })
 }

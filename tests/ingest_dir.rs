@@ -44,7 +44,8 @@ fn assert_in_tree(env: &Env, mp: &Path, couple: &str, src: &Path) {
     let tree_hashes: Vec<String> = tree.iter().map(|p| b3_file(p)).collect();
     for f in &files {
         let h = b3_file(f);
-        assert_eq!(tree_hashes.iter().filter(|t| **t == h).count(), 1, "{f:?} not exactly once in the tree");
+        let at: Vec<&PathBuf> = tree.iter().zip(&tree_hashes).filter(|(_, t)| **t == h).map(|(p, _)| p).collect();
+        assert_eq!(at.len(), 1, "{f:?} not exactly once in the tree: at {at:?}; the tree: {tree:?}");
     }
     env.assert_consistent();
 }

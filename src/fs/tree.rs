@@ -331,6 +331,20 @@ impl Vfs {
         Ok(c)
     }
 
+    /// Makes sure every camera of `cams` has its slug in the top: a camera created by an import the change feed
+    /// has not followed yet would otherwise be named like the folder of files without a camera.
+    fn know_cameras(&self, cams: &[TreeCamera]) -> Result<()> {
+        let known = {
+            let top = self.top.read();
+            cams.iter().filter_map(|t| t.camera_id).all(|id| top.cameras.contains_key(&id))
+        };
+        if !known {
+            let cameras = self.reader().cameras()?.into_iter().map(|c| (c.id, c.slug)).collect();
+            self.top.write().cameras = cameras;
+        }
+        Ok(())
+    }
+
     fn couple_node(&self, couple: i64) -> Option<Node> {
         let top = self.top.read();
         let name = top.names.get(&couple)?;
@@ -436,9 +450,10 @@ impl Vfs {
                 if self.node(ino)?.is_none() {
                     return Ok(None);
                 }
+                let cams = self.cameras_of(c)?;
+                self.know_cameras(&cams)?;
                 let top = self.top.read();
-                self.cameras_of(c)?
-                    .iter()
+                cams.iter()
                     .filter(|t| t.footage_type == ft)
                     .map(|t| Entry {
                         name: top.camera_name(t.camera_id),

@@ -74,6 +74,8 @@ pub struct Summary {
     /// `path: ranges` of each salvaged file.
     pub damaged: Vec<String>,
     pub error: Option<String>,
+    /// The check of the card's own ASC MHL history, if it had one (see [`crate::mhl::onset`]).
+    pub onset_manifest: Option<String>,
 }
 
 /// What committing a file from the ingest directory did.
@@ -659,10 +661,12 @@ impl<'a> Importer<'a> {
             (f, d) => Some(format!("{f} file(s) could not be imported, {d} salvaged with unreadable ranges")),
         };
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
-        // The ASC MHL history of what came in, kept in the archive; failing to write it does not undo the import.
-        if let Err(e) = crate::mhl::session::write_archive_history(self.archive, id) {
-            warn!(session = id, error = %e, "ASC MHL history not written");
-            self.event(run, "error", &format!("session {id}: ASC MHL history not written: {e}"));
+        // ASC MHL: the history of what came in, kept in the archive, and the check of a card's own (on-set)
+        // history; failing either does not undo the import.
+        let card = if run.local && run.roots.len() == 1 { run.roots.first() } else { None };
+        if let Err(e) = crate::mhl::session::after_session(self.archive, id, card.map(PathBuf::as_path)) {
+            warn!(session = id, error = %e, "ASC MHL after the session");
+            self.event(run, "error", &format!("session {id}: ASC MHL: {e}"));
         }
         let s = cat.session(id)?;
         info!(session = id, files = s.files_total, "import session completed");
@@ -686,6 +690,7 @@ impl<'a> Importer<'a> {
             failures,
             damaged,
             error,
+            onset_manifest: s.onset_manifest.clone(),
         })
     }
 

@@ -1671,7 +1671,25 @@ pub fn scan(source: &dyn Source, roots: &[PathBuf], exclude: Option<&Path>) -> R
             items[s].sidecar_of = Some(c);
         }
     }
+    card_history_as_sidecars(&mut items);
     Ok(items)
+}
+
+/// A card's ASC MHL history (`ascmhl/` at the top of the card) is kept as sidecars of the card's first clip, not
+/// as footage of its own (see [`crate::mhl::onset`] for its check).
+fn card_history_as_sidecars(items: &mut [NewItem]) {
+    let prefix = format!("{}/", crate::mhl::FOLDER);
+    let is_history = |it: &NewItem| it.rel_path.starts_with(prefix.as_bytes());
+    let Some(clip) =
+        items.iter().position(|it| it.state == ItemState::Pending && it.sidecar_of.is_none() && !is_history(it))
+    else {
+        return;
+    };
+    for it in items.iter_mut() {
+        if it.state == ItemState::Pending && is_history(it) {
+            it.sidecar_of = Some(clip);
+        }
+    }
 }
 
 /// Groups items so that each clip is processed with its sidecars (clip first); order follows the scan.

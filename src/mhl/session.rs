@@ -22,7 +22,10 @@ pub fn archive_dir(a: &Archive, session: i64) -> PathBuf {
 pub fn session_manifest(a: &Archive, session: i64) -> Result<Manifest> {
     let cat = a.catalog()?;
     cat.session(session)?;
-    let sums = cat.session_sums(session)?;
+    // A card's own history (kept as sidecars) is not part of what the session's history lists.
+    let prefix = format!("{}/", super::FOLDER);
+    let sums: Vec<_> =
+        cat.session_sums(session)?.into_iter().filter(|s| !s.rel_path.starts_with(prefix.as_bytes())).collect();
     drop(cat);
     let files: Vec<Result<FileEntry>> = sums
         .par_iter()

@@ -150,13 +150,10 @@ fn onset_history_checked_at_import() {
     let out = env.ok(&[os("import"), os("--couple"), os(&couple), src.as_os_str()]);
     assert!(out.contains("on-set ASC MHL: verified against the on-set manifest (9 files, generation 0002)"), "{out}");
     // The card's ascmhl/ is kept as sidecars of a clip, not as footage.
-    {
-        use nightfox::catalog::prelude::*;
-        let files = env.catalog().files(None).unwrap();
-        let history: Vec<_> = files.iter().filter(|f| f.original_path.starts_with(b"ascmhl/")).collect();
-        assert_eq!(history.len(), 3, "two manifests and the chain");
-        assert!(history.iter().all(|f| f.sidecar_of.is_some()));
-    }
+    let files = env.catalog().files(None).unwrap();
+    let history: Vec<_> = files.iter().filter(|f| f.original_path.starts_with(b"ascmhl/")).collect();
+    assert_eq!(history.len(), 3, "two manifests and the chain");
+    assert!(history.iter().all(|f| f.sidecar_of.is_some()));
     let sessions = env.ok(&["sessions"]);
     assert!(sessions.contains("verified against the on-set manifest"), "{sessions}");
 

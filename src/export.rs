@@ -25,7 +25,7 @@ use crate::mhl::{Action, FileEntry, History, Manifest, Process};
 
 /// The suffix of a file being copied into DEST (removed by the next export if it was interrupted).
 const PART: &str = ".nightfox-part";
-/// Files copied at once (more than the cores: the copies wait on the disk, and one read-back overlaps others' writes). more than the cores, as the copies wait on the disk and one file's read-back overlaps
+/// Files copied at once: more than the cores, as the copies wait on the disk and one file's read-back overlaps
 /// the others' writes.
 const WORKERS: usize = 8;
 

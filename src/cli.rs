@@ -497,6 +497,9 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
             s.files_skipped,
             s.files_failed
         );
+        if let Some(m) = &s.onset_manifest {
+            println!("on-set ASC MHL: {}", one_line(m));
+        }
         for f in &s.failures {
             eprintln!("failed: {}", one_line(f));
         }
@@ -646,7 +649,7 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 for s in sessions {
                     println!(
-                        "{}\t{}\t{}\t{}/{} files\t{}/{}\t{} duplicate\t{} failed{}",
+                        "{}\t{}\t{}\t{}/{} files\t{}/{}\t{} duplicate\t{} failed{}{}",
                         s.id,
                         s.couple,
                         s.status.as_str(),
@@ -656,7 +659,8 @@ fn run(cli: Cli) -> Result<i32> {
                         human(s.bytes_total),
                         s.files_duplicate,
                         s.files_error,
-                        s.error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default()
+                        s.error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default(),
+                        s.onset_manifest.map(|m| format!("\ton-set ASC MHL: {}", one_line(&m))).unwrap_or_default()
                     );
                 }
             }

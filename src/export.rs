@@ -25,8 +25,9 @@ use crate::mhl::{Action, FileEntry, History, Manifest, Process};
 
 /// The suffix of a file being copied into DEST (removed by the next export if it was interrupted).
 const PART: &str = ".nightfox-part";
-/// Files copied at once.
-const WORKERS: usize = 4;
+/// Files copied at once: more than the cores, as the copies wait on the disk and one file's read-back overlaps
+/// the others' writes.
+const WORKERS: usize = 8;
 
 /// How files are laid out in DEST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -137,3 +137,47 @@ fn check_without_history_is_one_clear_line() {
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no import session 99"));
 }
+
+#[test]
+fn onset_history_checked_at_import() {
+    let Some(bin) = ascmhl_bin() else { return };
+    let env = Env::new();
+    let couple = env.couple("On Set", "2025-02-02");
+    let src = env.path("card");
+    card(&src);
+    assert_eq!(ascmhl(&bin, "ascmhl", &[os("create"), os("-h"), os("xxh64"), src.as_os_str()]), 0);
+    assert_eq!(ascmhl(&bin, "ascmhl", &[os("create"), os("-h"), os("md5"), src.as_os_str()]), 0);
+    let out = env.ok(&[os("import"), os("--couple"), os(&couple), src.as_os_str()]);
+    assert!(out.contains("on-set ASC MHL: verified against the on-set manifest (9 files, generation 0002)"), "{out}");
+    // The card's ascmhl/ is kept as sidecars of a clip, not as footage.
+    let files = env.catalog().files(None).unwrap();
+    let history: Vec<_> = files.iter().filter(|f| f.original_path.starts_with(b"ascmhl/")).collect();
+    assert_eq!(history.len(), 3, "two manifests and the chain");
+    assert!(history.iter().all(|f| f.sidecar_of.is_some()));
+    let sessions = env.ok(&["sessions"]);
+    assert!(sessions.contains("verified against the on-set manifest"), "{sessions}");
+
+    // A file altered after the history was made, one removed, one added: reported, the import itself fine.
+    let card2 = env.path("card2");
+    copy_tree(&src, &card2);
+    flip_byte(&card2.join("PRIVATE/M4ROOT/CLIP/C0002.MP4"), 7);
+    fs::remove_file(card2.join("notes <1>.txt")).unwrap();
+    write(&card2.join("late.bin"), b"late");
+    let out = env.ok(&[os("import"), os("--couple"), os(&couple), os("--duplicates"), os("import"), card2.as_os_str()]);
+    assert!(
+        out.contains("3 problem(s) against the on-set manifest (generation 0002): 1 file(s) with a hash mismatch, 1 missing, 1 not listed"),
+        "{out}"
+    );
+    let json = env.ok(&["sessions", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let problems: serde_json::Value = serde_json::from_str(v[1]["onset_problems"].as_str().unwrap()).unwrap();
+    let kinds: Vec<(&str, &str)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["problem"].as_str().unwrap(), p["path"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("mismatch", "PRIVATE/M4ROOT/CLIP/C0002.MP4")), "{kinds:?}");
+    assert!(kinds.contains(&("missing", "notes <1>.txt")), "{kinds:?}");
+    assert!(kinds.contains(&("new", "late.bin")), "{kinds:?}");
+}

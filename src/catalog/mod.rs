@@ -292,6 +292,9 @@ pub trait ImportLog {
     /// goes on (a commit in the ingest directory that failed).
     fn set_session_error(&self, id: i64, error: Option<&str>) -> Result<()>;
 
+    /// Records the check of the card's on-set ASC MHL history: a one-line summary and the problems as JSON.
+    fn set_onset_manifest(&self, id: i64, summary: &str, problems_json: &str) -> Result<()>;
+
     /// Starts a run of a session (a first run or a resume): speed and ETA are measured from here. What is not this
     /// run's work is counted in `run_bytes_start`: the bytes processed so far (duplicates aside) and the copies
     /// earlier runs kept in `tmp/` (whole, or up to their checkpoint), which `status` sees as in flight.

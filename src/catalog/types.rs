@@ -270,6 +270,10 @@ pub struct Session {
     /// and ETA are measured over the run, not since the session was created.
     pub run_started_at: Option<i64>,
     pub run_bytes_start: i64,
+    /// The check of the card's own ASC MHL history (written on set), if it had one: a one-line summary.
+    pub onset_manifest: Option<String>,
+    /// What that check found wrong, as JSON (a list of problems).
+    pub onset_problems: Option<String>,
 }
 
 impl Session {

@@ -74,6 +74,8 @@ pub struct Summary {
     /// `path: ranges` of each salvaged file.
     pub damaged: Vec<String>,
     pub error: Option<String>,
+    /// The check of the card's own ASC MHL history, if it had one (see [`crate::mhl::onset`]).
+    pub onset_manifest: Option<String>,
 }
 
 /// What committing a file from the ingest directory did.
@@ -672,10 +674,12 @@ impl<'a> Importer<'a> {
             (f, d) => Some(format!("{f} file(s) could not be imported, {d} salvaged with unreadable ranges")),
         };
         cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
-        // The ASC MHL history of what came in, kept in the archive; failing to write it does not undo the import.
-        if let Err(e) = crate::mhl::session::write_archive_history(self.archive, id) {
-            warn!(session = id, error = %e, "ASC MHL history not written");
-            self.event(run, "error", &format!("session {id}: ASC MHL history not written: {e}"));
+        // ASC MHL: the history of what came in, kept in the archive, and the check of a card's own (on-set)
+        // history; failing either does not undo the import.
+        let card = if run.local && run.roots.len() == 1 { run.roots.first() } else { None };
+        if let Err(e) = crate::mhl::session::after_session(self.archive, id, card.map(PathBuf::as_path)) {
+            warn!(session = id, error = %e, "ASC MHL after the session");
+            self.event(run, "error", &format!("session {id}: ASC MHL: {e}"));
         }
         let s = cat.session(id)?;
         info!(session = id, files = s.files_total, "import session completed");
@@ -699,6 +703,7 @@ impl<'a> Importer<'a> {
             failures,
             damaged,
             error,
+            onset_manifest: s.onset_manifest.clone(),
         })
     }
 
@@ -1687,7 +1692,25 @@ pub fn scan(source: &dyn Source, roots: &[PathBuf], exclude: Option<&Path>) -> R
             items[s].sidecar_of = Some(c);
         }
     }
+    card_history_as_sidecars(&mut items);
     Ok(items)
+}
+
+/// A card's ASC MHL history (`ascmhl/` at the top of the card) is kept as sidecars of the card's first clip, not
+/// as footage of its own (see [`crate::mhl::onset`] for its check).
+fn card_history_as_sidecars(items: &mut [NewItem]) {
+    let prefix = format!("{}/", crate::mhl::FOLDER);
+    let is_history = |it: &NewItem| it.rel_path.starts_with(prefix.as_bytes());
+    let Some(clip) =
+        items.iter().position(|it| it.state == ItemState::Pending && it.sidecar_of.is_none() && !is_history(it))
+    else {
+        return;
+    };
+    for it in items.iter_mut() {
+        if it.state == ItemState::Pending && is_history(it) {
+            it.sidecar_of = Some(clip);
+        }
+    }
 }
 
 /// Groups items so that each clip is processed with its sidecars (clip first); order follows the scan.

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod hashes;
+pub mod onset;
 pub mod session;
 mod xml;
 

@@ -22,7 +22,10 @@ pub fn archive_dir(a: &Archive, session: i64) -> PathBuf {
 pub fn session_manifest(a: &Archive, session: i64) -> Result<Manifest> {
     let cat = a.catalog()?;
     cat.session(session)?;
-    let sums = cat.session_sums(session)?;
+    // A card's own history (kept as sidecars) is not part of what the session's history lists.
+    let prefix = format!("{}/", super::FOLDER);
+    let sums: Vec<_> =
+        cat.session_sums(session)?.into_iter().filter(|s| !s.rel_path.starts_with(prefix.as_bytes())).collect();
     drop(cat);
     let files: Vec<Result<FileEntry>> = sums
         .par_iter()
@@ -60,4 +63,18 @@ pub fn write_archive_history(a: &Archive, session: i64) -> Result<Option<PathBuf
     let dir = archive_dir(a, session);
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
     History::load(&dir)?.append(&m).map(Some)
+}
+
+/// What follows a completed session: its history written into the archive, and when the session read one card
+/// folder (`card`) that holds an `ascmhl/` history, the check against that history recorded on the session.
+pub fn after_session(a: &Archive, session: i64, card: Option<&Path>) -> Result<()> {
+    write_archive_history(a, session)?;
+    if let Some(root) = card.filter(|r| History::exists(r)) {
+        if let Some((summary, problems)) = super::onset::check_session(a, session, root)? {
+            let json = serde_json::to_string(&problems)
+                .map_err(|e| crate::Error::Invalid(format!("on-set manifest problems as JSON: {e}")))?;
+            a.catalog()?.set_onset_manifest(session, &summary, &json)?;
+        }
+    }
+    Ok(())
 }

@@ -78,6 +78,16 @@ impl ImportLog for SqliteConn {
         Ok(())
     }
 
+    fn set_onset_manifest(&self, id: i64, summary: &str, problems_json: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE import_sessions SET onset_manifest = ?2, onset_problems = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, summary, problems_json, now()],
+            )
+            .ctx("record the on-set manifest check")?;
+        Ok(())
+    }
+
     fn start_run(&self, id: i64) -> Result<()> {
         self.conn
             .execute(

@@ -183,7 +183,7 @@ const SESSION_SELECT: &str = "SELECT s.id, s.couple_id, c.folder_name, s.status,
         s.footage_type, s.camera_id, s.duplicates, s.source, s.source_paths, s.files_total, s.files_processed,
         s.files_duplicate, s.files_error, s.bytes_total, s.bytes_processed, s.bytes_duplicate, s.bytes_error,
         s.error, s.created_at, s.updated_at, s.finished_at, s.type_explicit, s.source_id, s.salvage,
-        s.run_started_at, s.run_bytes_start
+        s.run_started_at, s.run_bytes_start, s.onset_manifest, s.onset_problems
      FROM import_sessions s JOIN couples c ON c.id = s.couple_id";
 
 fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
@@ -220,6 +220,8 @@ fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
         salvage: r.get(25)?,
         run_started_at: r.get(26)?,
         run_bytes_start: r.get(27)?,
+        onset_manifest: r.get(28)?,
+        onset_problems: r.get(29)?,
     })
 }
 

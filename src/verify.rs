@@ -413,8 +413,11 @@ pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Rep
             None => ("unknown", None),
             Some("ok") => ("ok", None),
             Some(_) => match copy_in(archive, path, &hash, i) {
-                Ok(()) => {
+                Ok(sums) => {
                     cat.heal_blob(&hash, None, &format!("replaced by a verified copy of {shown} (repair)"))?;
+                    if let Some(s) = &sums {
+                        cat.fill_blob_sums(&hash, s)?;
+                    }
                     ("healed", None)
                 }
                 Err(e) => ("failed", Some(e.to_string())),
@@ -426,7 +429,8 @@ pub fn repair(archive: &Archive, paths: &[std::path::PathBuf]) -> Result<Vec<Rep
 }
 
 /// Copies a file into `tmp/` hashed inline, fsynced and re-hashed from disk, and lands it in place of its blob.
-fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> Result<()> {
+/// Returns the checksums of the copy's read (for a blob stored before they were kept).
+fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> Result<Option<blobs::Sums>> {
     let name = format!("repair-{}-{n}.part", std::process::id());
     let (mut out, tmp) = archive.staging.create(&name)?;
     let src = std::fs::File::open(path).map_err(|e| crate::error::Error::io(path, e))?;
@@ -451,7 +455,7 @@ fn copy_in(archive: &Archive, path: &std::path::Path, hash: &str, n: usize) -> R
                 actual: on_disk,
             });
         }
-        archive.blobs.replace(&tmp, hash)
+        archive.blobs.replace(&tmp, hash).map(|()| c.sums)
     });
     if checked.is_err() {
         let _ = blobs::remove_if_exists(&tmp);

@@ -1211,6 +1211,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scrub_schedule_takes_the_flags_over_the_config() {
+        use crate::archive::config::Scrub;
+        let cfg = Scrub { every: Some("7d".into()), limit: Some("500GB".into()), rate: Some("100MB/s".into()) };
+        let s = ScrubSchedule::resolve(Some(&cfg), None, None, None).unwrap().unwrap();
+        assert_eq!(
+            s,
+            ScrubSchedule {
+                every: Duration::from_secs(7 * 86400),
+                limit: Some(500_000_000_000),
+                rate: Some(100_000_000)
+            }
+        );
+        let s = ScrubSchedule::resolve(Some(&cfg), Some(Duration::from_secs(60)), Some(5), None).unwrap().unwrap();
+        assert_eq!((s.every, s.limit, s.rate), (Duration::from_secs(60), Some(5), Some(100_000_000)));
+        assert_eq!(ScrubSchedule::resolve(None, None, None, None).unwrap(), None);
+        assert!(matches!(ScrubSchedule::resolve(None, None, Some(5), None), Err(Error::Invalid(_))));
+        let bad = Scrub { every: Some("weekly".into()), ..Default::default() };
+        let e = ScrubSchedule::resolve(Some(&bad), None, None, None).unwrap_err().to_string();
+        assert!(e.contains("[scrub] every"), "{e}");
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         let i = Duration::from_secs(60);
         let cap = backoff_cap(i);

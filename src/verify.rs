@@ -138,7 +138,9 @@ pub fn scrub(archive: &Archive, opts: &Options, progress: &dyn Observer) -> Resu
     let run = cat.start_scrub(opts.trigger, started)?;
     let result = scrub_blobs(archive, &cat, couple_id, started, opts, progress).and_then(|mut r| {
         if couple_id.is_none() && !r.stopped {
-            r.orphans = Some(crate::orphans::check(archive, opts.stop)?);
+            let o = crate::orphans::check(archive, opts.stop)?;
+            r.stopped = !o.walked && opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            r.orphans = Some(o);
         }
         Ok(r)
     });

@@ -434,15 +434,23 @@ fn verified_reads_refuse_the_rotten_block_only_and_record_the_damage() {
     let a = card.join("A.MP4");
     let bytes = data(60, 40 * MIB as usize + 12_345);
     write(&a, &bytes);
+    let small = data(61, 100_000);
+    write(&card.join("B.MP4"), &small);
     env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
     let ha = b3_file(&a);
+    let outboard = |h: &str| env.archive.join("outboards").join(&h[..2]).join(&h[2..4]).join(h);
+    assert!(outboard(&ha).is_file(), "the clip's outboard is built by the import's validate pass");
+    let hb = b3_file(&card.join("B.MP4"));
+    assert!(!outboard(&hb).exists(), "a small file's is left to its first verified open");
     let mp = env.path("mnt");
     fs::create_dir_all(&mp).unwrap();
     let clip = mp.join(&c).join("source/modern/unknown/A.MP4");
 
-    // Clean first: the whole clip reads back through the checks (the outboard is built at the first open).
+    // Clean first: the whole clip reads back through the checks, and the small one (its outboard built now).
     let mut m = Mount::start(&env, &mp, &["--verify-reads"]);
     assert_eq!(fs::read(&clip).unwrap(), bytes);
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/B.MP4")).unwrap(), small);
+    assert!(outboard(&hb).is_file());
     m.stop();
 
     // Rot at 1000 (the `rot` helper): the first 32 KiB block is damaged.

@@ -116,6 +116,12 @@ impl Archive {
         self.catalog.connect()
     }
 
+    /// Where the blobs' outboards (the BLAKE3 trees of verified reads, `blobs::outboard`) are kept: `outboards/`.
+    /// Derived data: one that is missing or unfit is built again from its blob.
+    pub fn outboards_dir(&self) -> PathBuf {
+        self.root.join("outboards")
+    }
+
     /// The file of the lock named `name`: `locks/<name>.lock`.
     pub fn lock_path(&self, name: &str) -> PathBuf {
         self.root.join("locks").join(format!("{name}.lock"))

@@ -21,8 +21,8 @@ pub mod staging;
 pub use hash::{digest_file, hash_file, hash_in_memory, is_hash, Digest, HashHex, Hashers, Sums};
 pub use staging::{
     copy_hashing, digest_from_disk, drop_cache, free_bytes, fsync_dir, hash_from_disk, hash_prefix, hash_read_ahead,
-    read_ahead, read_back, read_full, remove_if_exists, sync_fs, Checkpoints, Copied, CopyStart, Reopen, Staging,
-    COPY_CHUNK,
+    read_ahead, read_back, read_full, remove_if_exists, sync_fs, validate_from_disk, Checkpoints, Copied, CopyStart,
+    Reopen, Staging, COPY_CHUNK, OUTBOARD_AT_IMPORT,
 };
 
 /// When a landing must be durable.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::direct;
 use super::hash::{hash_reader, hasher_of, Digest, HashHex, Hashers, Sums};
+use super::outboard::Outboard;
 use crate::error::{Error, IoContext, Result};
 
 /// Size of the copy buffer: large enough for sequential throughput, small enough to interrupt quickly.
@@ -99,6 +100,27 @@ pub fn hash_from_disk(path: &Path) -> Result<HashHex> {
 /// crash left behind, or one written out of order).
 pub fn digest_from_disk(path: &Path) -> Result<Digest> {
     hash_on_disk(path, true, Hashers::new())
+}
+
+/// The smallest blob whose outboard (the tree of verified reads, [`Outboard`]) is built by the validate pass, from
+/// the same read; a smaller one gets its own at its first verified open (one short read).
+pub const OUTBOARD_AT_IMPORT: u64 = 4 << 20;
+
+/// The validate pass: [`hash_from_disk`] (`drop_first`) or [`hash_read_ahead`], with the [`Outboard`] of the same
+/// read for a file of [`OUTBOARD_AT_IMPORT`] bytes or more (its hash is then the tree's root).
+pub fn validate_from_disk(path: &Path, drop_first: bool) -> Result<(HashHex, Option<Outboard>)> {
+    let mut r = direct::open_read(path).at(path)?;
+    if r.file().metadata().at(path)?.len() < OUTBOARD_AT_IMPORT {
+        drop(r);
+        return Ok((hash_on_disk(path, drop_first, Hashers::blake3_only())?.hash, None));
+    }
+    if drop_first {
+        drop_cache(r.file());
+    }
+    let tree = Outboard::of_reader(&mut r, path)?;
+    drop_cache(r.file());
+    let root = tree.root().ok_or_else(|| Error::Invalid(format!("{}: shorter than it was", path.display())))?;
+    Ok((root.to_hex().to_string(), Some(tree)))
 }
 
 /// Drops a file's cached pages (its data must already be durable) and starts reading it back from the disk in

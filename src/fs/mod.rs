@@ -155,9 +155,7 @@ impl ArchiveFs {
     /// [`new`](Self::new) with options (verified reads).
     pub fn with_options(archive: &Archive, options: FsOptions) -> Result<ArchiveFs> {
         let verify = match options.verify_reads {
-            true => {
-                Some(Verify { dir: archive.root.join("outboards"), catalog: Arc::new(Mutex::new(archive.catalog()?)) })
-            }
+            true => Some(Verify { dir: archive.outboards_dir(), catalog: Arc::new(Mutex::new(archive.catalog()?)) }),
             false => None,
         };
         let tree = Vfs::new(archive)?;

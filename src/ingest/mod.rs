@@ -409,11 +409,14 @@ impl<'a> Importer<'a> {
         std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e))?;
         let size = std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len();
         // The checksums come with the inline hash when the writes were hashed as they came; else from this read.
-        let (hash, sums) = match inline.and_then(|d| d.sums.clone()) {
-            Some(s) => (blobs::hash_from_disk(tmp)?, Some(s)),
+        let (hash, sums, tree) = match inline.and_then(|d| d.sums.clone()) {
+            Some(s) => {
+                let (hash, tree) = blobs::validate_from_disk(tmp, true)?;
+                (hash, Some(s), tree)
+            }
             None => {
                 let d = blobs::digest_from_disk(tmp)?;
-                (d.hash, d.sums)
+                (d.hash, d.sums, None)
             }
         };
         if let Some(d) = inline {
@@ -455,6 +458,9 @@ impl<'a> Importer<'a> {
             self.archive.blobs.replace(tmp, &hash)?;
         } else {
             self.archive.blobs.land(tmp, &hash, Durability::Now)?;
+        }
+        if let Some(tree) = tree {
+            self.keep_outboard(&hash, &tree);
         }
         cat.set_item_state(item_id, ItemState::Stored, Some(&hash))?;
         let mut item = cat.item(item_id)?.ok_or(Error::NoSuchSession(session_id))?;
@@ -992,6 +998,15 @@ impl<'a> Importer<'a> {
 
     /// Lands a validated copy as its blob; where `verify` found that blob damaged or missing, the copy replaces it
     /// (the item then heals it when it is catalogued).
+    /// Keeps the outboard the validate pass built (verified reads then need no read of their own). It is derived
+    /// data: one that cannot be written is built at the first verified open instead, so that is only a warning.
+    fn keep_outboard(&self, hash: &str, tree: &blobs::outboard::Outboard) {
+        let path = blobs::outboard::path_in(&self.archive.outboards_dir(), hash);
+        if let Err(e) = tree.write(&path) {
+            warn!(hash, "outboard not kept (built again at the first verified read): {e}");
+        }
+    }
+
     fn land(&self, run: &Run, it: &mut Item, tmp: &Path, hash: &str, durable: bool) -> Result<()> {
         if run.unhealthy.contains(hash) {
             self.archive.blobs.replace(tmp, hash)?;
@@ -1328,13 +1343,15 @@ impl<'a> Importer<'a> {
         batched: bool,
     ) -> std::result::Result<Option<HashHex>, ItemError> {
         let tmp = self.archive.staging.path(&temp_name(run.session.id, it.id));
-        let on_disk = if batched { blobs::hash_read_ahead(&tmp) } else { blobs::hash_from_disk(&tmp) }
-            .map_err(ItemError::archive)?;
+        let (on_disk, tree) = blobs::validate_from_disk(&tmp, !batched).map_err(ItemError::archive)?;
         if on_disk != hash {
             remove_if_exists(&tmp).map_err(ItemError::archive)?;
             return Ok(Some(on_disk));
         }
         self.land(run, it, &tmp, hash, !batched).map_err(ItemError::archive)?;
+        if let Some(tree) = tree {
+            self.keep_outboard(hash, &tree);
+        }
         self.mark_stored(it, hash).map(|()| None)
     }
 

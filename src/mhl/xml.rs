@@ -18,13 +18,20 @@ fn io_err(e: std::io::Error) -> Error {
     Error::Invalid(format!("writing ASC MHL XML: {e}"))
 }
 
-/// The bytes of one manifest.
-pub fn manifest_xml(m: &Manifest) -> Result<Vec<u8>> {
+/// An indented UTF-8 XML document: the declaration, what `root` writes, and a final newline.
+fn document(root: impl FnOnce(&mut Writer<Vec<u8>>) -> std::io::Result<()>) -> Result<Vec<u8>> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(io_err)?;
-    w.create_element("hashlist")
-        .with_attributes([("version", "2.0"), ("xmlns", NS)])
-        .write_inner_content(|w| {
+    root(&mut w).map_err(io_err)?;
+    let mut out = w.into_inner();
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The bytes of one manifest.
+pub fn manifest_xml(m: &Manifest) -> Result<Vec<u8>> {
+    document(|w| {
+        w.create_element("hashlist").with_attributes([("version", "2.0"), ("xmlns", NS)]).write_inner_content(|w| {
             w.create_element("creatorinfo").write_inner_content(|w| {
                 w.create_element("creationdate").write_text_content(BytesText::new(&m.creation_date))?;
                 w.create_element("hostname").write_text_content(BytesText::new(&m.hostname))?;
@@ -55,11 +62,9 @@ pub fn manifest_xml(m: &Manifest) -> Result<Vec<u8>> {
                 })?;
             }
             Ok(())
-        })
-        .map_err(io_err)?;
-    let mut out = w.into_inner();
-    out.push(b'\n');
-    Ok(out)
+        })?;
+        Ok(())
+    })
 }
 
 fn write_hash<W: Write>(w: &mut Writer<W>, f: &FileEntry) -> std::io::Result<()> {
@@ -95,11 +100,8 @@ fn write_hash<W: Write>(w: &mut Writer<W>, f: &FileEntry) -> std::io::Result<()>
 
 /// The bytes of `ascmhl_chain.xml`.
 pub fn chain_xml(entries: &[ChainEntry]) -> Result<Vec<u8>> {
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(io_err)?;
-    w.create_element("ascmhldirectory")
-        .with_attribute(("xmlns", NS_DIRECTORY))
-        .write_inner_content(|w| {
+    document(|w| {
+        w.create_element("ascmhldirectory").with_attribute(("xmlns", NS_DIRECTORY)).write_inner_content(|w| {
             for e in entries {
                 let n = e.number.to_string();
                 w.create_element("hashlist").with_attribute(("sequencenr", n.as_str())).write_inner_content(|w| {
@@ -109,11 +111,9 @@ pub fn chain_xml(entries: &[ChainEntry]) -> Result<Vec<u8>> {
                 })?;
             }
             Ok(())
-        })
-        .map_err(io_err)?;
-    let mut out = w.into_inner();
-    out.push(b'\n');
-    Ok(out)
+        })?;
+        Ok(())
+    })
 }
 
 /// One parsed element: its local name, attributes (local names), text and children.

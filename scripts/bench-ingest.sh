@@ -15,18 +15,7 @@ nf="$(pwd)/target/release/nightfox"
 bench=$(realpath -m "${BENCH_DIR:-target/bench}")
 big=${BIG_FILES:-3}; big_mib=${BIG_MIB:-512}; small=${SMALL_FILES:-500}; runs=${RUNS:-3}
 card="$bench/ingest-card-${big}x${big_mib}-${small}"
-if [ ! -f "$card/.complete" ]; then
-  rm -rf "$card"; mkdir -p "$card/PRIVATE/M4ROOT/CLIP" "$card/DCIM"
-  for i in $(seq 1 "$big"); do head -c $((big_mib << 20)) /dev/urandom >"$card/PRIVATE/M4ROOT/CLIP/C000$i.MP4"; done
-  python3 - "$card/DCIM" "$small" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2]); random.seed(3)
-for i in range(n):
-    sub = os.path.join(d, "%03dMEDIA" % (100 + i // 100)); os.makedirs(sub, exist_ok=True)
-    with open(os.path.join(sub, "IMG_%04d.JPG" % i), "wb") as f: f.write(os.urandom(random.randint(256 << 10, 1792 << 10)))
-PY
-  touch "$card/.complete"
-fi
+make_card "$card" "$big" "$big_mib" "$small"
 files=$(find "$card" -type f ! -name .complete | wc -l)
 mib=$(( $(du -sb --exclude=.complete "$card" | cut -f1) / 1048576 ))
 work="$bench/ingest-work"

@@ -36,3 +36,20 @@ release() {
   if [ -n "${HOLDER[1]:-}" ]; then exec {HOLDER[1]}>&-; fi
   wait "${HOLDER_PID:-}" 2>/dev/null || true
 }
+
+# make_card DIR BIG BIG_MIB SMALL: a generated card (BIG random clips of BIG_MIB MiB under PRIVATE/M4ROOT/CLIP,
+# SMALL stills of 256 KiB..1.75 MiB under DCIM), kept between runs (DIR/.complete marks a finished one).
+make_card() {
+  local card=$1 big=$2 big_mib=$3 small=$4
+  [ -f "$card/.complete" ] && return 0
+  rm -rf "$card"; mkdir -p "$card/PRIVATE/M4ROOT/CLIP" "$card/DCIM"
+  for i in $(seq 1 "$big"); do head -c $((big_mib << 20)) /dev/urandom >"$card/PRIVATE/M4ROOT/CLIP/C000$i.MP4"; done
+  python3 - "$card/DCIM" "$small" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2]); random.seed(3)
+for i in range(n):
+    sub = os.path.join(d, "%03dMEDIA" % (100 + i // 100)); os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "IMG_%04d.JPG" % i), "wb") as f: f.write(os.urandom(random.randint(256 << 10, 1792 << 10)))
+PY
+  touch "$card/.complete"
+}

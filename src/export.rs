@@ -16,11 +16,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::archive::Archive;
-use crate::blobs::{direct, staging, ReadAtCursor};
+use crate::blobs::{direct, staging, Hashers, ReadAtCursor, Sums};
 use crate::catalog::FileRow;
 use crate::error::{Error, IoContext, Result};
 use crate::ingest::Observer;
-use crate::mhl::hashes::{HashFormat, MultiHasher};
+use crate::mhl::hashes::HashFormat;
 use crate::mhl::{Action, FileEntry, History, Manifest, Process};
 
 /// The suffix of a file being copied into DEST (removed by the next export if it was interrupted).
@@ -229,11 +229,9 @@ fn deliver(a: &Archive, j: &Job, dest: &Path, obs: &dyn Observer) -> Result<Deli
 /// blob's name), xxh64 and xxh128.
 fn copy_blob(a: &Archive, j: &Job, tmp: &Path, obs: &dyn Observer) -> Result<Vec<(HashFormat, String)>> {
     let mut out = File::create(tmp).at(tmp)?;
-    let mut b3 = blake3::Hasher::new();
-    let mut mh = MultiHasher::new(&[HashFormat::Xxh64, HashFormat::Xxh128]);
+    let mut h = Hashers::new();
     let mut drain = |chunk: &[u8]| -> Result<()> {
-        b3.update(chunk);
-        mh.update(chunk);
+        h.update(chunk);
         out.write_all(chunk).at(tmp)?;
         obs.advance(chunk.len() as u64);
         Ok(())
@@ -250,34 +248,27 @@ fn copy_blob(a: &Archive, j: &Job, tmp: &Path, obs: &dyn Observer) -> Result<Vec
             direct::pipeline(|b| staging::read_full(&mut r, b).at(what), &mut drain)?;
         }
     }
-    let read = b3.finalize().to_hex().to_string();
-    if read != j.hash {
-        return Err(Error::Mismatch { path: tmp.to_path_buf(), expected: j.hash.clone(), actual: read });
+    let read = h.finalize();
+    if read.hash != j.hash {
+        return Err(Error::Mismatch { path: tmp.to_path_buf(), expected: j.hash.clone(), actual: read.hash });
     }
     if let Some(t) = u64::try_from(j.mtime_ns).ok().map(|ns| UNIX_EPOCH + Duration::from_nanos(ns)) {
         let _ = out.set_modified(t);
     }
     out.sync_all().at(tmp)?;
-    Ok(mh.finish())
+    Ok(mhl_sums(read.sums))
+}
+
+/// The same-pass checksums as the history lists them.
+fn mhl_sums(sums: Option<Sums>) -> Vec<(HashFormat, String)> {
+    sums.map(|s| vec![(HashFormat::Xxh64, s.xxh64), (HashFormat::Xxh128, s.xxh128)]).unwrap_or_default()
 }
 
 /// BLAKE3, xxh64 and xxh128 of a file as DEST's disk holds it (cached pages dropped first, `O_DIRECT` where
 /// allowed), in one read.
 fn hash_on_disk(p: &Path) -> Result<(String, Vec<(HashFormat, String)>)> {
-    let mut r = direct::open_read(p).at(p)?;
-    staging::drop_cache(r.file());
-    let mut b3 = blake3::Hasher::new();
-    let mut mh = MultiHasher::new(&[HashFormat::Xxh64, HashFormat::Xxh128]);
-    direct::pipeline(
-        |b| staging::read_full(&mut r, b).at(p),
-        |chunk| {
-            b3.update(chunk);
-            mh.update(chunk);
-            Ok(())
-        },
-    )?;
-    staging::drop_cache(r.file());
-    Ok((b3.finalize().to_hex().to_string(), mh.finish()))
+    let d = staging::digest_from_disk(p)?;
+    Ok((d.hash, mhl_sums(d.sums)))
 }
 
 /// Removes what an interrupted export left: `*.nightfox-part` files anywhere under DEST.

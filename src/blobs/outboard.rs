@@ -11,7 +11,7 @@
 //! is built again from the blob.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 use parking_lot::Mutex;
 
-use super::staging::read_full;
+use super::staging::{read_full, write_atomic};
 use super::BlobReader;
 use crate::error::{Error, IoContext, Result};
 
@@ -159,11 +159,7 @@ impl Outboard {
         for cv in segments.iter().chain(self.leaves.iter()) {
             out.extend_from_slice(cv);
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(&out).at(&tmp)?;
-        f.sync_data().at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)
+        write_atomic(path, &out)
     }
 }
 

@@ -159,6 +159,16 @@ fn hash_on_disk(path: &Path, drop_first: bool, h: Hashers) -> Result<Digest> {
     Ok(digest)
 }
 
+/// Writes a whole small file by a temp name in the same folder (`*.nightfox-tmp`), fsyncs it and renames it into
+/// place: never seen half written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("nightfox-tmp");
+    let mut f = File::create(&tmp).at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    fs::rename(&tmp, path).at(path)
+}
+
 /// Bytes free on the filesystem holding `path`, for root (`privileged`, the blocks reserved for root included)
 /// or for anyone else; `None` when it cannot be asked.
 pub fn free_bytes(path: &Path, privileged: bool) -> Option<u64> {

@@ -9,8 +9,8 @@ pub mod onset;
 pub mod session;
 mod xml;
 
+use crate::blobs::staging::write_atomic;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -278,7 +278,7 @@ impl History {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "root".into());
-        let stamp = file_stamp(now_secs());
+        let stamp = file_stamp(crate::catalog::now());
         let file = format!("{number:04}_{folder}_{stamp}.mhl");
         let path = dir.join(&file);
         if path.exists() {
@@ -298,21 +298,8 @@ impl History {
     }
 }
 
-/// Writes a file by a temp name in the same folder, fsyncs it and renames it into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("nightfox-tmp");
-    let mut f = fs::File::create(&tmp).at(&tmp)?;
-    f.write_all(bytes).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
-    fs::rename(&tmp, path).at(path)
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 fn now_rfc3339() -> String {
-    crate::fs::rfc3339(now_secs())
+    crate::fs::rfc3339(crate::catalog::now())
 }
 
 /// `2025-12-31_140300Z` (the manifest file name's date and time, UTC).

@@ -37,6 +37,7 @@ mod health;
 mod import_log;
 mod ingest_entries;
 mod lease;
+mod lifecycle;
 mod read;
 mod registry;
 mod schema;

@@ -275,6 +275,7 @@ impl ReadCatalog for SqliteConn {
                     file_id: r.get(4)?,
                     session_id: r.get(5)?,
                     message: r.get(6)?,
+                    detail: None,
                 })
             },
             "list events",
@@ -428,6 +429,50 @@ impl ReadCatalog for SqliteConn {
              ORDER BY b.id LIMIT ?2"
         );
         rows(&self.conn, sql, params![after, limit], tree_file_from_row, "list .by-hash")
+    }
+
+    fn couple_alias(&self, folder_name: &str) -> Result<Option<(i64, i64)>> {
+        self.couple_alias_impl(folder_name)
+    }
+
+    fn couple_of_alias(&self, _alias_id: i64) -> Result<Option<i64>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn camera_alias(&self, _slug: &str) -> Result<Option<i64>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn file_at_alias(&self, _at: &Placement) -> Result<Option<FileRow>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn resolves_under(&self, _couple_id: i64, _ft: FootageType, _camera: Option<Option<i64>>) -> Result<bool> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn aliases_of(&self, _file_id: i64) -> Result<Vec<FileAlias>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn trash(&self) -> Result<Vec<TrashEntry>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn trash_entry(&self, _id: i64) -> Result<TrashEntry> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn audit_log(&self, _couple_id: Option<i64>, _limit: u32) -> Result<Vec<AuditEvent>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn garbage(&self, _after: i64, _limit: u32) -> Result<Vec<Garbage>> {
+        Err(Error::Invalid("not built yet".into()))
+    }
+
+    fn needed_hashes(&self, _hashes: &[String]) -> Result<std::collections::HashSet<String>> {
+        Err(Error::Invalid("not built yet".into()))
     }
 }
 

@@ -154,6 +154,17 @@ enum Command {
         #[arg(long, value_parser = parse_rate)]
         scrub_rate: Option<u64>,
     },
+    /// The archive-wide audit log: who (uid) changed what, when; oldest first.
+    Log {
+        /// Only the events of this couple (its folder name).
+        #[arg(long)]
+        couple: Option<String>,
+        /// The newest N events.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon, the sources, running and paused sessions, the last errors (works while `serve` runs).
     Status {
         #[arg(long)]
@@ -259,6 +270,16 @@ enum CoupleCmd {
         #[arg(long)]
         allow_same_name: bool,
     },
+    /// Correct a couple's display name and/or event date (its folder, and so every path, stays).
+    Rename {
+        /// The couple's folder name.
+        folder: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The event date, YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<String>,
+    },
     List {
         #[arg(long)]
         json: bool,
@@ -279,6 +300,12 @@ enum CameraCmd {
         model: Option<String>,
         #[arg(long)]
         serial: Option<String>,
+    },
+    /// Correct a camera's display name (its slug, and so every path, stays).
+    Rename {
+        slug: String,
+        #[arg(long)]
+        name: String,
     },
     List {
         #[arg(long)]
@@ -343,6 +370,11 @@ pub fn main() -> i32 {
 /// Makes sure a message stays on one line whatever names it quotes.
 fn one_line(s: &str) -> String {
     s.replace('\n', "\\n").replace('\r', "\\r")
+}
+
+/// Who runs this command, and when (the archive's clock: `$NIGHTFOX_NOW` in tests), for the audit log.
+fn actor() -> crate::catalog::Actor {
+    crate::catalog::Actor::this_process(crate::verify::clock())
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
@@ -537,8 +569,29 @@ fn run(cli: Cli) -> Result<i32> {
             }
             let base = organize::couple_folder_base(&date, &name);
             let folder = organize::first_free(&base, |c| cat.folder_name_taken(c))?;
-            cat.add_couple(name.trim(), &date, &folder)?;
+            let id = cat.add_couple(name.trim(), &date, &folder)?;
+            cat.audit(&actor(), "couple.add", Some(id), &format!("{folder}: {:?} ({date})", name.trim()))?;
             println!("{folder}");
+            Ok(0)
+        }
+        Command::Couple(CoupleCmd::Rename { folder, name, date }) => {
+            if name.is_none() && date.is_none() {
+                return Err(Error::Invalid("couple rename needs --name or --date".into()));
+            }
+            if let Some(d) = &date {
+                organize::validate_date(d)?;
+            }
+            let name = name.map(|n| n.trim().to_string());
+            if name.as_deref() == Some("") {
+                return Err(Error::Invalid("a couple needs a name".into()));
+            }
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let c = cat.couple_by_folder(&folder)?;
+            let name = name.unwrap_or(c.display_name);
+            let date = date.unwrap_or(c.event_date);
+            cat.rename_couple(c.id, &name, &date, &actor())?;
+            println!("{folder}\t{date}\t{name}");
             Ok(0)
         }
         Command::Couple(CoupleCmd::List { json }) => {
@@ -577,7 +630,41 @@ fn run(cli: Cli) -> Result<i32> {
                 serial: serial.as_deref().map(str::trim).filter(|s| !s.is_empty()),
                 auto: false,
             })?;
+            cat.audit(&actor(), "camera.add", None, &format!("{slug}: {:?} ({footage_type})", name.trim()))?;
             println!("{slug}");
+            Ok(0)
+        }
+        Command::Camera(CameraCmd::Rename { slug, name }) => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(Error::Invalid("a camera needs a name".into()));
+            }
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let c = cat.camera_by_slug(&slug)?;
+            cat.rename_camera(c.id, name, &actor())?;
+            println!("{slug}\t{name}");
+            Ok(0)
+        }
+        Command::Log { couple, limit, json } => {
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let couple_id = couple.map(|f| cat.couple_by_folder(&f)).transpose()?.map(|c| c.id);
+            let events = cat.audit_log(couple_id, limit)?;
+            if json {
+                print_json(&events)?;
+            } else {
+                for e in events {
+                    println!(
+                        "{}\tuid {}\t{}\t{}\t{}",
+                        crate::fs::rfc3339(e.at),
+                        e.uid,
+                        e.action,
+                        e.couple.as_deref().unwrap_or("-"),
+                        e.summary
+                    );
+                }
+            }
             Ok(0)
         }
         Command::Camera(CameraCmd::List { json }) => {

@@ -459,6 +459,23 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
     c.remove_source(src).expect("remove");
     assert!(matches!(c.source(src), Err(Error::NotFound(_))));
     assert!(c.remove_source(src).is_err());
+
+    // Corrections keep folder and slug, and each records who and when, oldest first.
+    let by = Actor { uid: 1000, at: 1_750_000_000 };
+    c.audit(&by, "couple.add", Some(couple), "added").expect("audit");
+    c.rename_couple(couple, "Ann & Bob", "2025-06-15", &by).expect("rename couple");
+    let renamed = c.couple_by_folder("2025-06-14 Ann & Bo").expect("the folder stays");
+    assert_eq!((renamed.display_name.as_str(), renamed.event_date.as_str()), ("Ann & Bob", "2025-06-15"));
+    c.rename_camera(cam_id, "A-cam", &by).expect("rename camera");
+    assert_eq!(c.camera_by_slug("gh5").expect("the slug stays").name, "A-cam");
+    assert!(matches!(c.rename_couple(9999, "X", "2025-01-01", &by), Err(Error::NotFound(_))));
+    assert!(matches!(c.rename_camera(9999, "X", &by), Err(Error::NotFound(_))));
+    let all = c.audit_log(None, 100).expect("audit log");
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["couple.add", "couple.rename", "camera.rename"], "failed renames record nothing");
+    assert_eq!((all[1].uid, all[1].at, all[1].couple.as_deref()), (1000, 1_750_000_000, Some("2025-06-14 Ann & Bo")));
+    assert_eq!(c.audit_log(Some(couple), 100).expect("of the couple").len(), 2);
+    assert_eq!(c.audit_log(None, 1).expect("newest").last().map(|e| e.action.as_str()), Some("camera.rename"));
 }
 
 /// Damage is news once, and healing logs an event; events come back in order.
@@ -760,7 +777,8 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
     {
         let raw = rusqlite::Connection::open(d.path().join("catalog.db")).expect("raw open");
         raw.execute_batch(
-            "DROP TABLE scrub_runs; DROP INDEX blobs_verified; ALTER TABLE blobs DROP COLUMN xxh64;
+            "DROP TABLE audit_log;
+             DROP TABLE scrub_runs; DROP INDEX blobs_verified; ALTER TABLE blobs DROP COLUMN xxh64;
              ALTER TABLE blobs DROP COLUMN xxh128; ALTER TABLE import_sessions DROP COLUMN onset_manifest;
              ALTER TABLE import_sessions DROP COLUMN onset_problems;
              DROP TRIGGER couple_totals_new_couple; DROP TRIGGER couple_totals_file_added;

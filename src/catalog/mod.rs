@@ -26,7 +26,7 @@ pub use types::*;
 /// The traits of the catalog, for one `use crate::catalog::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Catalog, CatalogBackend, CatalogConn, CoupleLease, Finalize, Health, ImportLog, IngestEntries, Lease, Lifecycle,
+        Catalog, CatalogBackend, CatalogConn, CoupleLease, Finalize, Health, ImportLog, IngestEntries, Lease,
     };
     pub use super::{ReadCatalog, Registry};
 }
@@ -44,9 +44,9 @@ pub trait CatalogBackend: Send + Sync {
 }
 
 /// Everything one connection can do. Implemented for every type that implements all the traits.
-pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Send {}
+pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send {}
 
-impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Send + ?Sized> CatalogConn for T {}
+impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send + ?Sized> CatalogConn for T {}
 
 /// A held couple lease, as consumers keep it.
 pub type CoupleLease = Box<dyn Lease>;
@@ -257,111 +257,8 @@ pub trait ReadCatalog {
     /// from the last id it handed out.
     fn hash_entries(&self, after: i64, limit: u32) -> Result<Vec<TreeFile>>;
 
-    /// The couple an old folder name (before a `couple rename`) names: `(alias id, couple id)`. A couple in the
-    /// trash has no aliases that resolve.
-    fn couple_alias(&self, folder_name: &str) -> Result<Option<(i64, i64)>>;
-
-    /// The couple an alias id (from [`ReadCatalog::couple_alias`]) names, if it still resolves.
-    fn couple_of_alias(&self, alias_id: i64) -> Result<Option<i64>>;
-
-    /// The camera an old slug (before a `camera rename --slug` or a `camera merge`) names: the camera's id (for
-    /// a merged camera, its own old id, which its moved files' aliases are recorded under).
-    fn camera_alias(&self, slug: &str) -> Result<Option<i64>>;
-
-    /// The live file an old path of a directory of the tree names (see [`FileAlias`]), if any.
-    fn file_at_alias(&self, at: &Placement) -> Result<Option<FileRow>>;
-
-    /// Whether anything resolves below a directory of the tree: a live file, or an old path of one. `camera`
-    /// `None` asks about the whole footage type, `Some(None)` about the `unknown` folder.
-    fn resolves_under(&self, couple_id: i64, ft: FootageType, camera: Option<Option<i64>>) -> Result<bool>;
-
-    /// A file's old paths (what `info` lists), oldest first.
-    fn aliases_of(&self, file_id: i64) -> Result<Vec<FileAlias>>;
-
-    /// The trash, oldest first.
-    fn trash(&self) -> Result<Vec<TrashEntry>>;
-
-    /// The trash entry with this id (`Error::NotFound` when none).
-    fn trash_entry(&self, id: i64) -> Result<TrashEntry>;
-
-    /// The audit log (of one couple, if given), oldest first, the newest `limit` events.
+    /// The audit log (of one couple, if given): its newest `limit` events, oldest first.
     fn audit_log(&self, couple_id: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
-
-    /// One page of garbage: blobs with an id above `after` that no file row references (live or in the trash)
-    /// and that no unfinished session's item nor any staged ingest entry names, by id, at most `limit`.
-    fn garbage(&self, after: i64, limit: u32) -> Result<Vec<Garbage>>;
-
-    /// Which of `hashes` something may still need: a blob row, an item of a session that is not completed,
-    /// cancelled or failed, or an ingest entry. What `gc` must not delete from the store.
-    fn needed_hashes(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>>;
-}
-
-/// Changes to what is already catalogued (`cli`, `gc`): renames, moves, merges, the trash, purges, the
-/// forgetting of garbage blobs, and the audit log.
-///
-/// Contract: each method is one transaction, all or nothing, committed on return (a crash at any point leaves
-/// the catalog as before or as after). Each change records its [`AuditEvent`] and, when it changes the tree, a
-/// `lifecycle` archive event whose detail lists what it took away ([`Gone`]), both in the same transaction. A
-/// path once shown keeps resolving: a rename or move records the old name as an alias (couple folder, camera
-/// slug or file placement), and no new couple, camera or file may take a name an alias holds. Removal moves
-/// rows to the trash: gone from the tree at once (and from duplicate checks), names kept, restorable exactly
-/// until purged.
-pub trait Lifecycle {
-    /// Appends to the audit log (changes made elsewhere: couples added, imports finished, gc runs).
-    fn audit(&self, by: &Actor, action: &str, couple_id: Option<i64>, summary: &str) -> Result<()>;
-
-    /// Renames a couple (display name, event date, folder name); the old folder name becomes an alias.
-    /// `Error::Invalid` when another couple (or another couple's alias) has the folder name.
-    fn rename_couple(
-        &self,
-        couple_id: i64,
-        display_name: &str,
-        event_date: &str,
-        folder: &str,
-        by: &Actor,
-    ) -> Result<()>;
-
-    /// Renames a camera (its display name and slug); an old slug becomes an alias. `Error::Invalid` when
-    /// another camera (or another camera's alias) has the slug.
-    fn rename_camera(&self, camera_id: i64, name: &str, slug: &str, by: &Actor) -> Result<()>;
-
-    /// Moves every file of camera `from` to camera `into` (names that collide get a suffix, as an import names
-    /// them), points sessions and sources at `into`, and retires `from`: its slug becomes an alias of its old
-    /// id, under which every moved file's old place is recorded. Returns the files moved.
-    fn merge_cameras(&self, from: i64, into: i64, by: &Actor) -> Result<Vec<Moved>>;
-
-    /// Moves a clip (with its sidecars) to another camera folder and/or footage type of its couple; its old
-    /// places become aliases. Returns the files moved (none when it is already there).
-    fn move_file(&self, file_id: i64, camera_id: Option<i64>, ft: FootageType, by: &Actor) -> Result<Vec<Moved>>;
-
-    /// Moves a file (a clip with its sidecars) to the trash, restorable until `purge_after`.
-    fn trash_file(&self, file_id: i64, label: &str, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
-
-    /// Moves a couple (all its files; the couple leaves `couples` and the tree) to the trash. `Error::Invalid`
-    /// while a network source imports into it.
-    fn trash_couple(&self, couple_id: i64, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
-
-    /// Moves what one finished session added (its live files and their sidecars) to the trash. `Error::Invalid`
-    /// for a session that has not ended, or added nothing that is still live.
-    fn trash_session(&self, session_id: i64, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
-
-    /// Puts a trash entry back exactly where it was (same paths, same inodes). `Error::NotFound` when none.
-    fn restore(&self, trash_id: i64, by: &Actor) -> Result<TrashEntry>;
-
-    /// Deletes a trash entry's rows for good (files, their aliases; a couple with its sessions). Blobs stay
-    /// until `gc` finds them unreferenced.
-    fn purge(&self, trash_id: i64, by: &Actor) -> Result<Purged>;
-
-    /// Deletes the rows of these blobs that are still garbage (see [`ReadCatalog::garbage`]) in one
-    /// transaction; returns the hashes it deleted. The store's copies are removed after, through
-    /// [`Lifecycle::remove_unneeded`].
-    fn forget_blobs(&self, hashes: &[String]) -> Result<Vec<String>>;
-
-    /// Holds the catalog's write lock while `remove` is called for each of `hashes` that nothing needs (see
-    /// [`ReadCatalog::needed_hashes`], checked under the lock): an import records an item's hash before it
-    /// lands or relies on a blob, and that record waits for the lock, so no blob an import is landing is
-    /// removed. Returns the hashes removed. Nothing is written.
-    fn remove_unneeded(&self, hashes: &[String], remove: &mut dyn FnMut(&str) -> Result<()>) -> Result<Vec<String>>;
 }
 
 /// What an import writes as it goes (`ingest`): sessions and their status, the scanned items, copies and their
@@ -501,6 +398,17 @@ pub trait Registry {
 
     /// True when a camera already has this slug.
     fn camera_slug_taken(&self, slug: &str) -> Result<bool>;
+
+    /// Corrects a couple's display name and event date (its folder, and so every path, stays), with its
+    /// [`AuditEvent`], in one transaction. `Error::NotFound` when no couple has this id.
+    fn rename_couple(&self, couple_id: i64, display_name: &str, event_date: &str, by: &Actor) -> Result<()>;
+
+    /// Corrects a camera's display name (its slug, and so every path, stays), with its [`AuditEvent`], in one
+    /// transaction. `Error::NotFound` when no camera has this id.
+    fn rename_camera(&self, camera_id: i64, name: &str, by: &Actor) -> Result<()>;
+
+    /// Appends to the archive-wide audit log (changes made outside this trait: couples and cameras added).
+    fn audit(&self, by: &Actor, action: &str, couple_id: Option<i64>, summary: &str) -> Result<()>;
 
     /// Adds a network source; returns its id.
     fn add_source(&self, n: &NewNetworkSource) -> Result<i64>;

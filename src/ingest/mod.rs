@@ -688,6 +688,15 @@ impl<'a> Importer<'a> {
             self.event(run, "error", &format!("session {id}: ASC MHL: {e}"));
         }
         let s = cat.session(id)?;
+        let by = crate::catalog::Actor::this_process(crate::verify::clock());
+        let what = format!(
+            "session {id} from {}: {} files ({} bytes), {} duplicate, {} failed",
+            s.source, s.files_total, s.bytes_total, s.files_duplicate, s.files_error
+        );
+        // The import stands whether or not its line in the audit log could be written.
+        if let Err(e) = cat.audit(&by, "session.import", Some(s.couple_id), &what) {
+            warn!(session = id, error = %e, "audit log");
+        }
         info!(session = id, files = s.files_total, "import session completed");
         self.event(run, "info", &format!("session {id} completed: {} files, {} failed", s.files_total, s.files_error));
         Ok(Summary {

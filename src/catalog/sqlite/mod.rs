@@ -37,7 +37,6 @@ mod health;
 mod import_log;
 mod ingest_entries;
 mod lease;
-mod lifecycle;
 mod read;
 mod registry;
 mod schema;

@@ -275,7 +275,6 @@ impl ReadCatalog for SqliteConn {
                     file_id: r.get(4)?,
                     session_id: r.get(5)?,
                     message: r.get(6)?,
-                    detail: None,
                 })
             },
             "list events",
@@ -431,48 +430,28 @@ impl ReadCatalog for SqliteConn {
         rows(&self.conn, sql, params![after, limit], tree_file_from_row, "list .by-hash")
     }
 
-    fn couple_alias(&self, folder_name: &str) -> Result<Option<(i64, i64)>> {
-        self.couple_alias_impl(folder_name)
-    }
-
-    fn couple_of_alias(&self, _alias_id: i64) -> Result<Option<i64>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn camera_alias(&self, _slug: &str) -> Result<Option<i64>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn file_at_alias(&self, _at: &Placement) -> Result<Option<FileRow>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn resolves_under(&self, _couple_id: i64, _ft: FootageType, _camera: Option<Option<i64>>) -> Result<bool> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn aliases_of(&self, _file_id: i64) -> Result<Vec<FileAlias>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn trash(&self) -> Result<Vec<TrashEntry>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn trash_entry(&self, _id: i64) -> Result<TrashEntry> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn audit_log(&self, _couple_id: Option<i64>, _limit: u32) -> Result<Vec<AuditEvent>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn garbage(&self, _after: i64, _limit: u32) -> Result<Vec<Garbage>> {
-        Err(Error::Invalid("not built yet".into()))
-    }
-
-    fn needed_hashes(&self, _hashes: &[String]) -> Result<std::collections::HashSet<String>> {
-        Err(Error::Invalid("not built yet".into()))
+    fn audit_log(&self, couple_id: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let mut events = rows(
+            &self.conn,
+            "SELECT a.id, a.at, a.uid, a.action, a.couple_id, c.folder_name, a.summary
+               FROM audit_log a LEFT JOIN couples c ON c.id = a.couple_id
+              WHERE ?1 IS NULL OR a.couple_id = ?1 ORDER BY a.id DESC LIMIT ?2",
+            params![couple_id, limit],
+            |r| {
+                Ok(AuditEvent {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    uid: r.get(2)?,
+                    action: r.get(3)?,
+                    couple_id: r.get(4)?,
+                    couple: r.get(5)?,
+                    summary: r.get(6)?,
+                })
+            },
+            "read audit log",
+        )?;
+        events.reverse();
+        Ok(events)
     }
 }
 

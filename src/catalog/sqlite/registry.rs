@@ -30,6 +30,41 @@ impl Registry for SqliteConn {
         slug_taken(&self.conn, slug)
     }
 
+    fn rename_couple(&self, couple_id: i64, display_name: &str, event_date: &str, by: &Actor) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().ctx("begin couple rename")?;
+        let (old_name, old_date): (String, String) = tx
+            .query_row("SELECT display_name, event_date FROM couples WHERE id = ?1", [couple_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .ctx("read couple")?
+            .ok_or_else(|| Error::NotFound(format!("couple {couple_id}")))?;
+        tx.execute(
+            "UPDATE couples SET display_name = ?2, event_date = ?3 WHERE id = ?1",
+            params![couple_id, display_name, event_date],
+        )
+        .ctx("rename couple")?;
+        let summary = format!("{old_name:?} ({old_date}) -> {display_name:?} ({event_date})");
+        audit_on(&tx, by, "couple.rename", Some(couple_id), &summary)?;
+        tx.commit().ctx("commit couple rename")
+    }
+
+    fn rename_camera(&self, camera_id: i64, name: &str, by: &Actor) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().ctx("begin camera rename")?;
+        let (slug, old): (String, String) = tx
+            .query_row("SELECT slug, name FROM cameras WHERE id = ?1", [camera_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("read camera")?
+            .ok_or_else(|| Error::NotFound(format!("camera {camera_id}")))?;
+        tx.execute("UPDATE cameras SET name = ?2 WHERE id = ?1", params![camera_id, name]).ctx("rename camera")?;
+        audit_on(&tx, by, "camera.rename", None, &format!("{slug}: {old:?} -> {name:?}"))?;
+        tx.commit().ctx("commit camera rename")
+    }
+
+    fn audit(&self, by: &Actor, action: &str, couple_id: Option<i64>, summary: &str) -> Result<()> {
+        audit_on(&self.conn, by, action, couple_id, summary)
+    }
+
     fn add_source(&self, n: &NewNetworkSource) -> Result<i64> {
         let t = now();
         self.conn
@@ -206,4 +241,20 @@ impl Registry for SqliteConn {
         }
         result
     }
+}
+
+/// Appends one audit event on `conn` (inside the caller's transaction, when it has one).
+pub(super) fn audit_on(
+    conn: &Connection,
+    by: &Actor,
+    action: &str,
+    couple_id: Option<i64>,
+    summary: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_log (at, uid, action, couple_id, summary) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![by.at, by.uid, action, couple_id, summary],
+    )
+    .ctx("record audit event")?;
+    Ok(())
 }

@@ -287,6 +287,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         error            TEXT
     );
     "#,
+    // 9: the archive-wide audit log: who (uid) changed what, when.
+    r#"
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        uid        INTEGER NOT NULL,
+        action     TEXT NOT NULL,
+        couple_id  INTEGER,
+        summary    TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_couple ON audit_log(couple_id, id);
+    "#,
 ];
 
 /// Current schema version this build writes.

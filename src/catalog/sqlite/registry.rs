@@ -31,7 +31,7 @@ impl Registry for SqliteConn {
     }
 
     fn rename_couple(&self, couple_id: i64, display_name: &str, event_date: &str, by: &Actor) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().ctx("begin couple rename")?;
+        let tx = immediate(&self.conn).ctx("begin couple rename")?;
         let (old_name, old_date): (String, String) = tx
             .query_row("SELECT display_name, event_date FROM couples WHERE id = ?1", [couple_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -50,7 +50,7 @@ impl Registry for SqliteConn {
     }
 
     fn rename_camera(&self, camera_id: i64, name: &str, by: &Actor) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().ctx("begin camera rename")?;
+        let tx = immediate(&self.conn).ctx("begin camera rename")?;
         let (slug, old): (String, String) = tx
             .query_row("SELECT slug, name FROM cameras WHERE id = ?1", [camera_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
@@ -241,6 +241,12 @@ impl Registry for SqliteConn {
         }
         result
     }
+}
+
+/// An IMMEDIATE transaction on a shared connection: a rename reads the row it changes first, and a deferred
+/// transaction would fail at once (busy snapshot) instead of waiting when another writer commits in between.
+fn immediate(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
 }
 
 /// Appends one audit event on `conn` (inside the caller's transaction, when it has one).

@@ -777,7 +777,9 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
     {
         let raw = rusqlite::Connection::open(d.path().join("catalog.db")).expect("raw open");
         raw.execute_batch(
-            "DROP TABLE audit_log;
+            "DROP TRIGGER files_trashed; DROP TRIGGER files_restored; DROP TABLE file_aliases;
+             DROP TABLE couple_aliases; DROP TABLE camera_aliases; DROP INDEX files_trash;
+             DROP TABLE audit_log;
              DROP TABLE scrub_runs; DROP INDEX blobs_verified; ALTER TABLE blobs DROP COLUMN xxh64;
              ALTER TABLE blobs DROP COLUMN xxh128; ALTER TABLE import_sessions DROP COLUMN onset_manifest;
              ALTER TABLE import_sessions DROP COLUMN onset_problems;
@@ -788,7 +790,10 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
              DROP TRIGGER camera_totals_file_added; DROP TRIGGER camera_totals_file_removed;
              DROP TRIGGER camera_totals_file_moved; DROP TABLE camera_totals; DROP INDEX files_blob_id;
              CREATE INDEX files_blob ON files(blob_hash, couple_id); ALTER TABLE files DROP COLUMN blob_id;
-             DROP INDEX files_sidecar; DROP TABLE couple_totals; PRAGMA user_version = 5;",
+             DROP INDEX files_sidecar; DROP TABLE couple_totals;
+             ALTER TABLE files DROP COLUMN trash_id; ALTER TABLE couples DROP COLUMN trash_id; DROP TABLE trash;
+             ALTER TABLE cameras DROP COLUMN merged_into; ALTER TABLE events DROP COLUMN detail;
+             PRAGMA user_version = 5;",
         )
         .expect("back to schema 5");
     }

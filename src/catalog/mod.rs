@@ -27,6 +27,7 @@ pub use types::*;
 pub mod prelude {
     pub use super::{
         Catalog, CatalogBackend, CatalogConn, CoupleLease, Finalize, Health, ImportLog, IngestEntries, Lease,
+        Lifecycle, Trash,
     };
     pub use super::{ReadCatalog, Registry};
 }
@@ -44,9 +45,12 @@ pub trait CatalogBackend: Send + Sync {
 }
 
 /// Everything one connection can do. Implemented for every type that implements all the traits.
-pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send {}
+pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + Send {}
 
-impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Send + ?Sized> CatalogConn for T {}
+impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + Send + ?Sized> CatalogConn
+    for T
+{
+}
 
 /// A held couple lease, as consumers keep it.
 pub type CoupleLease = Box<dyn Lease>;
@@ -259,6 +263,106 @@ pub trait ReadCatalog {
 
     /// The audit log (of one couple, if given): its newest `limit` events, oldest first.
     fn audit_log(&self, couple_id: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
+}
+
+/// Changing where catalogued files are shown (`cli`): folder and slug renames, moves and camera merges, and
+/// the old names that keep resolving after them.
+///
+/// Contract: each change is one transaction, all or nothing, committed on return (a crash at any point leaves
+/// the catalog as before or as after). Each records its [`AuditEvent`] and a `lifecycle` archive event whose
+/// detail lists what it took from the tree ([`Gone`]), in the same transaction. A path once shown keeps
+/// resolving: a rename or move records the old name as an alias (couple folder, camera slug, file placement),
+/// no alias is listed, and no new couple, camera or file takes a name an alias holds. Ids never change (the
+/// mount's inodes are made from them).
+pub trait Lifecycle {
+    /// Renames a couple's folder; the old folder name becomes an alias. `Error::Invalid` when another couple
+    /// (or another couple's alias) has the folder name.
+    fn rename_couple_folder(&self, couple_id: i64, folder: &str, by: &Actor) -> Result<()>;
+
+    /// Renames a camera's slug (its folder in every couple); the old slug becomes an alias. `Error::Invalid`
+    /// when another camera (or an alias) has the slug.
+    fn rename_camera_slug(&self, camera_id: i64, slug: &str, by: &Actor) -> Result<()>;
+
+    /// Moves every file of camera `from` to camera `into` (names that collide get a ` (n)` suffix, as an import
+    /// names them), points sessions and sources at `into`, and retires `from` (`merged_into`: not listed, its
+    /// slug kept as an old name; an import that would route to it routes to `into`). Every moved file's old place
+    /// is recorded. Returns the files moved.
+    fn merge_cameras(&self, from: i64, into: i64, by: &Actor) -> Result<Vec<Moved>>;
+
+    /// Moves a clip (with its sidecars) to another camera folder and/or footage type of its couple, keeping
+    /// names (a collision gets a ` (n)` suffix); its old places become aliases. Returns the files moved (none
+    /// when it is already there). `Error::Invalid` for a sidecar (move its clip).
+    fn move_file(&self, file_id: i64, camera_id: Option<i64>, ft: FootageType, by: &Actor) -> Result<Vec<Moved>>;
+
+    /// The live couple an old folder name (before a folder rename) names.
+    fn couple_alias(&self, folder_name: &str) -> Result<Option<i64>>;
+
+    /// A couple's old folder names, oldest first.
+    fn couple_aliases_of(&self, couple_id: i64) -> Result<Vec<String>>;
+
+    /// The camera a slug that is not listed names: an old slug (renamed) or a merged camera's slug.
+    fn camera_alias(&self, slug: &str) -> Result<Option<i64>>;
+
+    /// The live file an old place names, if any (exact display name).
+    fn file_at_alias(&self, at: &Placement) -> Result<Option<FileRow>>;
+
+    /// Whether any old place of a live file is below a directory of the tree: `ft` None asks about the whole
+    /// couple, `camera` None about the whole footage type, `Some(None)` about its `unknown` folder.
+    fn aliases_under(&self, couple_id: i64, ft: Option<FootageType>, camera: Option<Option<i64>>) -> Result<bool>;
+
+    /// A file's old places (what `info` lists), oldest first.
+    fn aliases_of(&self, file_id: i64) -> Result<Vec<FileAlias>>;
+
+    /// How many aliases of any kind exist (none: the mount never looks for old names).
+    fn alias_count(&self) -> Result<i64>;
+}
+
+/// Letting go (`cli`, `gc`): the trash (removed couples, files and imports, restorable until purged), purges,
+/// and the forgetting and removal of garbage blobs.
+///
+/// Contract: each change is one transaction, committed on return, with its [`AuditEvent`] and (when it changes
+/// the tree) a `lifecycle` archive event listing what left the tree ([`Gone`]). Removal marks rows with the
+/// trash entry: gone from the tree, the totals and duplicate checks at once, names and ids kept, so a restore
+/// puts everything back exactly (same paths, same inodes). Blobs stay until `gc` finds them unreferenced.
+pub trait Trash {
+    /// Moves a file (a clip with its sidecars) to the trash, restorable until `purge_after`.
+    fn trash_file(&self, file_id: i64, label: &str, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
+
+    /// Moves a couple (all its files; the couple leaves the tree) to the trash. `Error::Invalid` while an
+    /// import or a network source uses it.
+    fn trash_couple(&self, couple_id: i64, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
+
+    /// Moves what one finished session added (its live files and their sidecars) to the trash. `Error::Invalid`
+    /// for a session that has not ended, or added nothing that is still live.
+    fn trash_session(&self, session_id: i64, purge_after: i64, by: &Actor) -> Result<TrashEntry>;
+
+    /// The trash, oldest first.
+    fn trash(&self) -> Result<Vec<TrashEntry>>;
+
+    /// The trash entry with this id (`Error::NotFound` when none).
+    fn trash_entry(&self, id: i64) -> Result<TrashEntry>;
+
+    /// Puts a trash entry back exactly where it was. `Error::NotFound` when none.
+    fn restore(&self, trash_id: i64, by: &Actor) -> Result<TrashEntry>;
+
+    /// Deletes a trash entry's rows for good (files, their aliases; a couple with its sessions).
+    fn purge(&self, trash_id: i64, by: &Actor) -> Result<Purged>;
+
+    /// One page of garbage: blobs with an id above `after` that no file row references (live or in the trash)
+    /// and that no unfinished session's item nor any ingest entry names, by id, at most `limit`.
+    fn garbage(&self, after: i64, limit: u32) -> Result<Vec<Garbage>>;
+
+    /// Which of `hashes` something may still need: a blob row, an item of a session that is not completed,
+    /// cancelled or failed, or an ingest entry. What `gc` must not delete from the store.
+    fn needed_hashes(&self, hashes: &[String]) -> Result<std::collections::HashSet<String>>;
+
+    /// Deletes the rows of these blobs that are still garbage in one transaction; returns the hashes deleted.
+    fn forget_blobs(&self, hashes: &[String]) -> Result<Vec<String>>;
+
+    /// Holds the catalog's write lock while `remove` is called for each of `hashes` that nothing needs (checked
+    /// under the lock): an import records an item's hash before it lands or relies on a blob, and that record
+    /// waits for the lock, so no blob an import is landing is removed. Returns the hashes removed.
+    fn remove_unneeded(&self, hashes: &[String], remove: &mut dyn FnMut(&str) -> Result<()>) -> Result<Vec<String>>;
 }
 
 /// What an import writes as it goes (`ingest`): sessions and their status, the scanned items, copies and their

@@ -31,7 +31,7 @@ pub fn ns_to_system_time(ns: i64) -> SystemTime {
 }
 
 /// The three kinds of footage a wedding film is cut from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum FootageType {
     Modern,
@@ -579,12 +579,15 @@ pub struct ScrubRun {
 pub struct ArchiveEvent {
     pub id: i64,
     pub at: i64,
-    /// `blob_damaged`, `blob_missing`, `blob_healed` or `file_replaced`.
+    /// `blob_damaged`, `blob_missing`, `blob_healed`, `file_replaced` or `lifecycle` (a rename, move, merge,
+    /// removal, restore or purge: the tree reloads what it cached).
     pub kind: String,
     pub blob_hash: Option<String>,
     pub file_id: Option<i64>,
     pub session_id: Option<i64>,
     pub message: String,
+    /// What a `lifecycle` event took from where it was shown ([`Gone`] list as JSON).
+    pub detail: Option<String>,
 }
 
 /// Counters added to a session in one step.
@@ -666,4 +669,119 @@ pub struct AuditEvent {
     pub couple: Option<String>,
     /// One line: what changed.
     pub summary: String,
+}
+
+/// Where a file is shown in the tree: couple, footage type, camera (None: `unknown`) and display name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct Placement {
+    pub couple_id: i64,
+    pub footage_type: FootageType,
+    pub camera_id: Option<i64>,
+    /// Raw bytes (display names need not be UTF-8).
+    pub name: Vec<u8>,
+}
+
+/// A file moved (by `file move` or a camera merge): where it was shown and where it is now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub file_id: i64,
+    pub from: Placement,
+    pub to: Placement,
+}
+
+/// An old place of a file that still resolves to it (not listed): recorded when it moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileAlias {
+    pub file_id: i64,
+    pub at: Placement,
+    pub created_at: i64,
+}
+
+/// What a lifecycle change took away from where a front end may have seen it (old names, removed entries), as
+/// an archive event carries it (JSON in `ArchiveEvent::detail`), so the mount forgets exactly those entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "gone", rename_all = "snake_case")]
+pub enum Gone {
+    /// A couple folder's old name (renamed) or the folder itself (removed).
+    Couple { couple_id: i64, folder: String },
+    /// A camera folder's old name (renamed, or merged into another camera), in every couple.
+    Camera { camera_id: i64, slug: String },
+    /// A file's old place (moved) or the file itself (removed).
+    File { file_id: i64, at: Placement },
+}
+
+impl Gone {
+    /// The JSON an archive event carries.
+    pub fn to_json(list: &[Gone]) -> String {
+        serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The entries of an event's detail; nothing for a detail that is not such a list.
+    pub fn from_json(detail: &str) -> Vec<Gone> {
+        serde_json::from_str(detail).unwrap_or_default()
+    }
+}
+
+/// What a trash entry holds: a whole couple, one file (a clip with its sidecars), or what one import added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrashKind {
+    Couple,
+    File,
+    Session,
+}
+
+impl TrashKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrashKind::Couple => "couple",
+            TrashKind::File => "file",
+            TrashKind::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrashKind> {
+        match s {
+            "couple" => Some(TrashKind::Couple),
+            "file" => Some(TrashKind::File),
+            "session" => Some(TrashKind::Session),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the trash: gone from the tree, restorable until `purge_after`, then purged by `gc`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrashEntry {
+    pub id: i64,
+    pub kind: TrashKind,
+    pub couple_id: i64,
+    /// The couple's folder name.
+    pub couple: String,
+    /// The session `session undo` removed.
+    pub session_id: Option<i64>,
+    /// What was removed, as the user named it (a tree path, a couple folder, `session N`).
+    pub label: String,
+    pub files: i64,
+    pub bytes: i64,
+    pub trashed_at: i64,
+    /// When `gc` may purge it (seconds since the epoch).
+    pub purge_after: i64,
+    pub uid: u32,
+}
+
+/// What purging a trash entry deleted from the catalog.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub entries: i64,
+    pub files: i64,
+    pub couples: i64,
+}
+
+/// A blob no file references (live or in the trash): garbage for `gc`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Garbage {
+    pub id: i64,
+    pub hash: String,
+    pub size: u64,
 }

@@ -37,9 +37,11 @@ mod health;
 mod import_log;
 mod ingest_entries;
 mod lease;
+mod lifecycle;
 mod read;
 mod registry;
 mod schema;
+mod trash;
 
 #[cfg(test)]
 mod tests;
@@ -450,6 +452,23 @@ fn add_archive_event(
         params![now(), kind, hash, file_id, session_id, message],
     )
     .ctx("record event")?;
+    Ok(())
+}
+
+/// An IMMEDIATE transaction on a shared connection: a change that reads the rows it changes first, where a
+/// deferred transaction would fail at once (busy snapshot) instead of waiting when another writer commits.
+pub(super) fn immediate(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+}
+
+/// Records a `lifecycle` archive event (the mount reloads what it cached and forgets `gone`), inside the
+/// caller's transaction.
+pub(super) fn lifecycle_event(conn: &Connection, message: &str, gone: &[Gone]) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, kind, message, detail) VALUES (?1, 'lifecycle', ?2, ?3)",
+        params![now(), message, Gone::to_json(gone)],
+    )
+    .ctx("record lifecycle event")?;
     Ok(())
 }
 

@@ -263,7 +263,7 @@ impl ReadCatalog for SqliteConn {
     fn events_after(&self, after: i64, limit: u32) -> Result<Vec<ArchiveEvent>> {
         rows(
             &self.conn,
-            "SELECT id, at, kind, blob_hash, file_id, session_id, message FROM events WHERE id > ?1
+            "SELECT id, at, kind, blob_hash, file_id, session_id, message, detail FROM events WHERE id > ?1
                ORDER BY id LIMIT ?2",
             params![after, limit],
             |r| {
@@ -275,6 +275,7 @@ impl ReadCatalog for SqliteConn {
                     file_id: r.get(4)?,
                     session_id: r.get(5)?,
                     message: r.get(6)?,
+                    detail: r.get(7)?,
                 })
             },
             "list events",

@@ -243,12 +243,6 @@ impl Registry for SqliteConn {
     }
 }
 
-/// An IMMEDIATE transaction on a shared connection: a rename reads the row it changes first, and a deferred
-/// transaction would fail at once (busy snapshot) instead of waiting when another writer commits in between.
-fn immediate(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-    rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-}
-
 /// Appends one audit event on `conn` (inside the caller's transaction, when it has one).
 pub(super) fn audit_on(
     conn: &Connection,

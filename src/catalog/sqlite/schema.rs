@@ -299,6 +299,99 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_log_couple ON audit_log(couple_id, id);
     "#,
+    // 10: fixing mistakes and letting go. Old names that keep resolving after a rename, move or merge (a couple's
+    // folder, a camera's slug, a file's place; none listed, none taken by anything new); cameras merged into
+    // another; the trash (a removed couple, file or import: its rows stay, marked with the entry, out of the tree
+    // and the totals, until restored or purged); what a lifecycle event took from the tree (`events.detail`).
+    r#"
+    CREATE TABLE couple_aliases (
+        id           INTEGER PRIMARY KEY,
+        folder_name  TEXT NOT NULL UNIQUE,
+        couple_id    INTEGER NOT NULL REFERENCES couples(id) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL
+    );
+    CREATE INDEX couple_aliases_couple ON couple_aliases(couple_id);
+    CREATE TABLE camera_aliases (
+        slug        TEXT PRIMARY KEY,
+        camera_id   INTEGER NOT NULL REFERENCES cameras(id),
+        created_at  INTEGER NOT NULL
+    );
+    ALTER TABLE cameras ADD COLUMN merged_into INTEGER;
+    CREATE TABLE file_aliases (
+        id            INTEGER PRIMARY KEY,
+        file_id       INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        couple_id     INTEGER NOT NULL,
+        footage_type  TEXT NOT NULL CHECK (footage_type IN ('modern','dadcam','super8')),
+        camera_id     INTEGER,
+        display_name  BLOB NOT NULL,
+        name_key      TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX file_aliases_dir_key ON file_aliases(couple_id, footage_type, IFNULL(camera_id, 0), name_key);
+    CREATE INDEX file_aliases_dir_name ON file_aliases(couple_id, footage_type, IFNULL(camera_id, 0), display_name);
+    CREATE INDEX file_aliases_file ON file_aliases(file_id);
+    CREATE TABLE trash (
+        id           INTEGER PRIMARY KEY,
+        kind         TEXT NOT NULL CHECK (kind IN ('couple','file','session')),
+        couple_id    INTEGER NOT NULL REFERENCES couples(id),
+        session_id   INTEGER REFERENCES import_sessions(id),
+        label        TEXT NOT NULL,
+        files        INTEGER NOT NULL DEFAULT 0,
+        bytes        INTEGER NOT NULL DEFAULT 0,
+        trashed_at   INTEGER NOT NULL,
+        purge_after  INTEGER NOT NULL,
+        uid          INTEGER NOT NULL
+    );
+    ALTER TABLE files ADD COLUMN trash_id INTEGER;
+    CREATE INDEX files_trash ON files(trash_id) WHERE trash_id IS NOT NULL;
+    ALTER TABLE couples ADD COLUMN trash_id INTEGER;
+    ALTER TABLE events ADD COLUMN detail TEXT;
+    DROP TRIGGER couple_totals_file_removed;
+    CREATE TRIGGER couple_totals_file_removed AFTER DELETE ON files WHEN OLD.trash_id IS NULL BEGIN
+        UPDATE couple_totals SET files = files - 1,
+            bytes = bytes - IFNULL((SELECT size FROM blobs WHERE hash = OLD.blob_hash), 0)
+        WHERE couple_id = OLD.couple_id;
+    END;
+    DROP TRIGGER couple_totals_file_changed;
+    CREATE TRIGGER couple_totals_file_changed AFTER UPDATE OF blob_hash, couple_id ON files
+    WHEN OLD.trash_id IS NULL AND NEW.trash_id IS NULL BEGIN
+        UPDATE couple_totals SET files = files - 1,
+            bytes = bytes - IFNULL((SELECT size FROM blobs WHERE hash = OLD.blob_hash), 0)
+        WHERE couple_id = OLD.couple_id;
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.couple_id);
+        UPDATE couple_totals SET files = files + 1,
+            bytes = bytes + IFNULL((SELECT size FROM blobs WHERE hash = NEW.blob_hash), 0)
+        WHERE couple_id = NEW.couple_id;
+    END;
+    DROP TRIGGER camera_totals_file_removed;
+    CREATE TRIGGER camera_totals_file_removed AFTER DELETE ON files
+    WHEN OLD.camera_id IS NOT NULL AND OLD.trash_id IS NULL BEGIN
+        UPDATE camera_totals SET files = files - 1 WHERE camera_id = OLD.camera_id;
+    END;
+    DROP TRIGGER camera_totals_file_moved;
+    CREATE TRIGGER camera_totals_file_moved AFTER UPDATE OF camera_id ON files
+    WHEN OLD.trash_id IS NULL AND NEW.trash_id IS NULL BEGIN
+        UPDATE camera_totals SET files = files - 1 WHERE camera_id = OLD.camera_id;
+        INSERT OR IGNORE INTO camera_totals (camera_id) SELECT NEW.camera_id WHERE NEW.camera_id IS NOT NULL;
+        UPDATE camera_totals SET files = files + 1 WHERE camera_id = NEW.camera_id;
+    END;
+    CREATE TRIGGER files_trashed AFTER UPDATE OF trash_id ON files
+    WHEN OLD.trash_id IS NULL AND NEW.trash_id IS NOT NULL BEGIN
+        UPDATE couple_totals SET files = files - 1,
+            bytes = bytes - IFNULL((SELECT size FROM blobs WHERE hash = OLD.blob_hash), 0)
+        WHERE couple_id = OLD.couple_id;
+        UPDATE camera_totals SET files = files - 1 WHERE camera_id = OLD.camera_id;
+    END;
+    CREATE TRIGGER files_restored AFTER UPDATE OF trash_id ON files
+    WHEN OLD.trash_id IS NOT NULL AND NEW.trash_id IS NULL BEGIN
+        INSERT OR IGNORE INTO couple_totals (couple_id) VALUES (NEW.couple_id);
+        UPDATE couple_totals SET files = files + 1,
+            bytes = bytes + IFNULL((SELECT size FROM blobs WHERE hash = NEW.blob_hash), 0)
+        WHERE couple_id = NEW.couple_id;
+        INSERT OR IGNORE INTO camera_totals (camera_id) SELECT NEW.camera_id WHERE NEW.camera_id IS NOT NULL;
+        UPDATE camera_totals SET files = files + 1 WHERE camera_id = NEW.camera_id;
+    END;
+    "#,
 ];
 
 /// Current schema version this build writes.

@@ -37,6 +37,9 @@ enum Command {
     /// Cameras footage is sorted by.
     #[command(subcommand)]
     Camera(CameraCmd),
+    /// Catalogued files: move.
+    #[command(subcommand)]
+    File(FileCmd),
     /// Import files and folders (cards) into a couple, verified.
     Import {
         /// The couple's folder name, e.g. 2025-12-31-julia-sven.
@@ -195,6 +198,20 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum FileCmd {
+    /// Move a clip (with its sidecars) to another camera folder and/or footage type of its couple; the old path
+    /// keeps resolving (not listed). PATH: a tree path or a path in a mount.
+    Move {
+        path: PathBuf,
+        /// The camera's slug, or `unknown`.
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long = "type", value_parser = parse_type)]
+        footage_type: Option<FootageType>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum SessionCmd {
     /// End a session for good: it is never resumed; the files it finished stay in the archive.
     Cancel { id: i64 },
@@ -270,7 +287,8 @@ enum CoupleCmd {
         #[arg(long)]
         allow_same_name: bool,
     },
-    /// Correct a couple's display name and/or event date (its folder, and so every path, stays).
+    /// Correct a couple's name and/or event date; its folder follows (the old folder name keeps resolving, not
+    /// listed), unless --keep-folder. --folder names the folder outright.
     Rename {
         /// The couple's folder name.
         folder: String,
@@ -279,6 +297,12 @@ enum CoupleCmd {
         /// The event date, YYYY-MM-DD.
         #[arg(long)]
         date: Option<String>,
+        /// The new folder name (default: made from the name and date, as `couple add` makes it).
+        #[arg(long, conflicts_with = "keep_folder")]
+        to_folder: Option<String>,
+        /// Change the display name and date only; every path stays.
+        #[arg(long)]
+        keep_folder: bool,
     },
     List {
         #[arg(long)]
@@ -301,12 +325,19 @@ enum CameraCmd {
         #[arg(long)]
         serial: Option<String>,
     },
-    /// Correct a camera's display name (its slug, and so every path, stays).
+    /// Correct a camera's display name and/or its slug (its folder in every couple; the old slug keeps
+    /// resolving, not listed).
     Rename {
         slug: String,
         #[arg(long)]
-        name: String,
+        name: Option<String>,
+        /// The new slug (lowercase letters, digits and dashes).
+        #[arg(long = "slug")]
+        new_slug: Option<String>,
     },
+    /// Move every file of camera FROM into camera INTO (names that collide get a suffix) and retire FROM: its
+    /// folders' old paths keep resolving, and what would route to FROM routes to INTO.
+    Merge { from: String, into: String },
     List {
         #[arg(long)]
         json: bool,
@@ -574,9 +605,9 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{folder}");
             Ok(0)
         }
-        Command::Couple(CoupleCmd::Rename { folder, name, date }) => {
-            if name.is_none() && date.is_none() {
-                return Err(Error::Invalid("couple rename needs --name or --date".into()));
+        Command::Couple(CoupleCmd::Rename { folder, name, date, to_folder, keep_folder }) => {
+            if name.is_none() && date.is_none() && to_folder.is_none() {
+                return Err(Error::Invalid("couple rename needs --name, --date or --to-folder".into()));
             }
             if let Some(d) = &date {
                 organize::validate_date(d)?;
@@ -590,8 +621,26 @@ fn run(cli: Cli) -> Result<i32> {
             let c = cat.couple_by_folder(&folder)?;
             let name = name.unwrap_or(c.display_name);
             let date = date.unwrap_or(c.event_date);
-            cat.rename_couple(c.id, &name, &date, &actor())?;
-            println!("{folder}\t{date}\t{name}");
+            let own = cat.couple_aliases_of(c.id)?;
+            let new_folder = match to_folder {
+                _ if keep_folder => c.folder_name.clone(),
+                Some(f) => {
+                    validate_folder_name(&f)?;
+                    f
+                }
+                None => {
+                    let base = organize::couple_folder_base(&date, &name);
+                    organize::first_free(&base, |f| {
+                        Ok(f != c.folder_name && !own.iter().any(|o| o == f) && cat.folder_name_taken(f)?)
+                    })?
+                }
+            };
+            if new_folder == c.folder_name {
+                cat.rename_couple(c.id, &name, &date, &actor())?;
+            } else {
+                cat.rename_couple_folder(c.id, &name, &date, &new_folder, &actor())?;
+            }
+            println!("{new_folder}\t{date}\t{name}");
             Ok(0)
         }
         Command::Couple(CoupleCmd::List { json }) => {
@@ -634,17 +683,51 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{slug}");
             Ok(0)
         }
-        Command::Camera(CameraCmd::Rename { slug, name }) => {
-            let name = name.trim();
-            if name.is_empty() {
+        Command::Camera(CameraCmd::Rename { slug, name, new_slug }) => {
+            if name.is_none() && new_slug.is_none() {
+                return Err(Error::Invalid("camera rename needs --name or --slug".into()));
+            }
+            let name = name.map(|n| n.trim().to_string());
+            if name.as_deref() == Some("") {
                 return Err(Error::Invalid("a camera needs a name".into()));
+            }
+            if let Some(s) = &new_slug {
+                if s.is_empty() || organize::slugify(s) != *s || s == "unknown" {
+                    return Err(Error::Invalid(format!(
+                        "{s:?} is not a camera slug (lowercase letters, digits and dashes; not `unknown`)"
+                    )));
+                }
             }
             let a = open(&cli.archive)?;
             let cat = a.catalog()?;
             let c = cat.camera_by_slug(&slug)?;
-            cat.rename_camera(c.id, name, &actor())?;
-            println!("{slug}\t{name}");
+            if c.merged_into.is_some() {
+                return Err(Error::Invalid(format!("camera {slug} was merged into another camera")));
+            }
+            let name = name.unwrap_or(c.name);
+            match new_slug.filter(|s| *s != slug) {
+                Some(s) => {
+                    cat.rename_camera_slug(c.id, &name, &s, &actor())?;
+                    println!("{s}\t{name}");
+                }
+                None => {
+                    cat.rename_camera(c.id, &name, &actor())?;
+                    println!("{slug}\t{name}");
+                }
+            }
             Ok(0)
+        }
+        Command::Camera(CameraCmd::Merge { from, into }) => {
+            let a = open(&cli.archive)?;
+            let cat = a.catalog()?;
+            let (f, i) = (cat.camera_by_slug(&from)?, cat.camera_by_slug(&into)?);
+            let moved = cat.merge_cameras(f.id, i.id, &actor())?;
+            let renamed = moved.iter().filter(|m| m.from.name != m.to.name).count();
+            println!("merged {from} into {into}: {} files moved, {renamed} renamed to avoid a clash", moved.len());
+            Ok(0)
+        }
+        Command::File(FileCmd::Move { path, camera, footage_type }) => {
+            file_move(cli.archive, &path, camera, footage_type)
         }
         Command::Log { couple, limit, json } => {
             let a = open(&cli.archive)?;
@@ -957,16 +1040,78 @@ struct FileInfo {
     damaged: Option<serde_json::Value>,
     /// `ok`, or `damaged`/`missing` when `verify` found the stored blob so (the mount answers EIO until healed).
     blob_health: String,
+    /// Where the file was before a move or merge (still resolving there, not listed), oldest first.
+    old_paths: Vec<String>,
+    /// The couple's old folder names (still resolving, not listed).
+    old_couple_folders: Vec<String>,
 }
 
-fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
+/// A folder name given outright (`couple rename --to-folder`): one path component a filesystem takes.
+fn validate_folder_name(f: &str) -> Result<()> {
+    if f.is_empty() || f == "." || f == ".." || f.starts_with('.') || f.contains('/') || f.contains('\0') {
+        return Err(Error::Invalid(format!("{f:?} is not a folder name (one path component, not hidden)")));
+    }
+    if f.len() > 255 || f == "ingest" {
+        return Err(Error::Invalid(format!("{f:?} cannot be a couple folder")));
+    }
+    Ok(())
+}
+
+/// The archive and the path inside its tree that a command's PATH names (a path in a mount, or a tree path).
+fn archive_and_tree_path(archive_flag: Option<PathBuf>, path: &std::path::Path) -> Result<(Archive, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
     let (archive_dir, tree) = match crate::fs::locate_in_mount(path) {
         Some((a, t)) if archive_flag.is_none() => (a, t),
         Some((_, t)) => (archive::resolve_dir(archive_flag)?, t),
         None => (archive::resolve_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
     };
-    let a = Archive::open(&archive_dir)?;
+    Ok((Archive::open(&archive_dir)?, tree))
+}
+
+fn file_move(
+    archive_flag: Option<PathBuf>,
+    path: &std::path::Path,
+    camera: Option<String>,
+    footage_type: Option<FootageType>,
+) -> Result<i32> {
+    if camera.is_none() && footage_type.is_none() {
+        return Err(Error::Invalid("file move needs --camera or --type".into()));
+    }
+    let (a, tree) = archive_and_tree_path(archive_flag, path)?;
+    let cat = a.catalog()?;
+    let f = crate::fs::file_at_tree_path(&cat, &tree)?;
+    let camera_id = match camera.as_deref() {
+        None => f.camera_id,
+        Some("unknown") => None,
+        Some(slug) => {
+            let c = cat.camera_by_slug(slug)?;
+            if let Some(into) = c.merged_into {
+                let into = cat.camera_by_id(into)?.map(|c| c.slug).unwrap_or_default();
+                return Err(Error::Invalid(format!("camera {slug} was merged into {into}: move to {into}")));
+            }
+            Some(c.id)
+        }
+    };
+    let ft = footage_type.unwrap_or(f.footage_type);
+    let moved = cat.move_file(f.id, camera_id, ft, &actor())?;
+    if moved.is_empty() {
+        println!("already there");
+        return Ok(0);
+    }
+    let couple = cat.couple_by_id(f.couple_id)?.folder_name;
+    let slug = match camera_id {
+        Some(id) => cat.camera_by_id(id)?.map(|c| c.slug),
+        None => None,
+    };
+    for m in &moved {
+        let moved_row = cat.file(m.file_id)?.ok_or_else(|| Error::NotFound(format!("file {}", m.file_id)))?;
+        println!("{}", crate::fs::tree_path(&couple, slug.as_deref(), &moved_row));
+    }
+    Ok(0)
+}
+
+fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
+    let (a, tree) = archive_and_tree_path(archive_flag, path)?;
     let cat = a.catalog()?;
     let f = crate::fs::file_at_tree_path(&cat, &tree)?;
     let couple = cat.couple_by_id(f.couple_id)?.folder_name;
@@ -1003,6 +1148,8 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
         },
         damaged: f.bad_ranges.as_deref().and_then(|r| serde_json::from_str(r).ok()),
         blob_health: cat.blob_health(&f.blob_hash)?.unwrap_or_else(|| "ok".into()),
+        old_paths: crate::fs::tree::old_paths_of(&cat, f.id)?,
+        old_couple_folders: cat.couple_aliases_of(f.couple_id)?,
     };
     if json {
         print_json(&fi)?;
@@ -1034,6 +1181,12 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     row("sidecars", &fi.sidecars.join(", "));
     if let Some(c) = &fi.sidecar_of {
         row("sidecar of", c);
+    }
+    for p in &fi.old_paths {
+        row("old path", p);
+    }
+    if !fi.old_couple_folders.is_empty() {
+        row("old folders", &fi.old_couple_folders.join(", "));
     }
     if let Some(d) = &fi.damaged {
         row("damaged", &format!("salvaged; unreadable ranges [start, len] stored as zeros: {d}"));

@@ -380,6 +380,7 @@ mod tests {
             model: model.map(String::from),
             serial: serial.map(String::from),
             auto,
+            merged_into: None,
         }
     }
 

@@ -275,13 +275,20 @@ pub trait ReadCatalog {
 /// no alias is listed, and no new couple, camera or file takes a name an alias holds. Ids never change (the
 /// mount's inodes are made from them).
 pub trait Lifecycle {
-    /// Renames a couple's folder; the old folder name becomes an alias. `Error::Invalid` when another couple
-    /// (or another couple's alias) has the folder name.
-    fn rename_couple_folder(&self, couple_id: i64, folder: &str, by: &Actor) -> Result<()>;
+    /// Renames a couple (display name, event date and folder); an old folder name becomes an alias.
+    /// `Error::Invalid` when another couple (or another couple's alias) has the folder name.
+    fn rename_couple_folder(
+        &self,
+        couple_id: i64,
+        display_name: &str,
+        event_date: &str,
+        folder: &str,
+        by: &Actor,
+    ) -> Result<()>;
 
-    /// Renames a camera's slug (its folder in every couple); the old slug becomes an alias. `Error::Invalid`
-    /// when another camera (or an alias) has the slug.
-    fn rename_camera_slug(&self, camera_id: i64, slug: &str, by: &Actor) -> Result<()>;
+    /// Renames a camera (display name and slug, its folder in every couple); an old slug becomes an alias.
+    /// `Error::Invalid` when another camera (or another camera's alias) has the slug.
+    fn rename_camera_slug(&self, camera_id: i64, name: &str, slug: &str, by: &Actor) -> Result<()>;
 
     /// Moves every file of camera `from` to camera `into` (names that collide get a ` (n)` suffix, as an import
     /// names them), points sessions and sources at `into`, and retires `from` (`merged_into`: not listed, its

@@ -112,6 +112,8 @@ pub struct Camera {
     pub serial: Option<String>,
     /// Created by routing from a file's metadata rather than by `camera add`.
     pub auto: bool,
+    /// The camera this one was merged into (`camera merge`): not listed; what would route here routes there.
+    pub merged_into: Option<i64>,
 }
 
 /// A camera with the number of files catalogued under it (`camera list`). Routing and the tree use [`Camera`]

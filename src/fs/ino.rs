@@ -35,6 +35,9 @@ pub const K_CAMERA: u64 = 4 << KIND_SHIFT;
 pub const K_FILE: u64 = 5 << KIND_SHIFT;
 /// `/.by-hash/<blake3><ext>`: tag 6 | blob id.
 pub const K_HASH: u64 = 6 << KIND_SHIFT;
+/// A folder of an old path (renamed, moved from or merged away: listed empty, its entries resolve to where things
+/// are now): tag 9 | 56 bits of a hash of its parent inode and name (the same on every mount).
+pub const K_GHOST: u64 = 9 << KIND_SHIFT;
 
 // The writable `/ingest` (`ingest_dir.rs`).
 /// `/ingest/<couple>`: tag 7 | couple id.
@@ -109,6 +112,8 @@ pub enum TreeIno {
     File(i64),
     /// A `.by-hash` entry: the blob id.
     Hash(i64),
+    /// A folder of an old path (what it stands for is kept by the tree while the inode is known).
+    Ghost(u64),
     /// Not an inode of the tree.
     Unknown,
 }
@@ -135,6 +140,7 @@ pub fn decode(ino: u64) -> TreeIno {
         },
         (_, K_FILE) => TreeIno::File(low as i64),
         (_, K_HASH) => TreeIno::Hash(low as i64),
+        (_, K_GHOST) => TreeIno::Ghost(ino),
         _ => TreeIno::Unknown,
     }
 }
@@ -156,6 +162,11 @@ pub fn file_ino(file_id: i64) -> u64 {
 }
 pub fn hash_ino(blob_id: i64) -> u64 {
     K_HASH | blob_id as u64
+}
+pub fn ghost_ino(parent: u64, name: &[u8]) -> u64 {
+    let mut key = parent.to_le_bytes().to_vec();
+    key.extend_from_slice(name);
+    K_GHOST | (xxhash_rust::xxh3::xxh3_64(&key) & !KIND_MASK)
 }
 pub fn ingest_couple_ino(couple: i64) -> u64 {
     K_INGEST_COUPLE | couple as u64
@@ -210,5 +221,10 @@ mod tests {
         assert_eq!(decode(ROOT_INO), TreeIno::Root);
         assert_eq!(decode(K_TYPE | 3), TreeIno::Unknown, "no fourth footage type");
         assert_eq!(decode(ingest_couple_ino(1)), TreeIno::Unknown);
+        let g = ghost_ino(ROOT_INO, b"old-folder");
+        assert_eq!(decode(g), TreeIno::Ghost(g));
+        assert_eq!(g, ghost_ino(ROOT_INO, b"old-folder"), "the same on every mount");
+        assert_ne!(g, ghost_ino(ROOT_INO, b"old-folder2"));
+        assert_eq!(owner(g), Owner::Tree);
     }
 }

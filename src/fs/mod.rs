@@ -54,6 +54,9 @@ pub enum Change {
     /// A new entry in a directory the front end may have seen (cached as absent, say). Entries inside directories
     /// that are themselves new are not reported.
     NewEntry { parent: u64, name: Vec<u8> },
+    /// An entry that went away or now leads elsewhere (a renamed, moved or removed name): a cached lookup of it
+    /// is stale.
+    EntryGone { parent: u64, name: Vec<u8> },
     /// A directory's listing (and attributes) changed.
     DirChanged(u64),
     /// A file's content changed (healed, replaced, found damaged): cached pages and attributes are stale.
@@ -228,6 +231,9 @@ impl ArchiveFs {
             Ok(_) => {}
             Err(e) => warn!("catalog refresh failed: {e}"),
         }
+        let (gone, dirs) = self.tree.take_gone();
+        out.extend(gone.into_iter().map(|(parent, name)| Change::EntryGone { parent, name }));
+        out.extend(dirs.into_iter().map(Change::DirChanged));
         for ino in self.tree.take_changed() {
             self.readers.lock().retain(|(i, _)| *i != ino);
             out.push(Change::ContentChanged(ino));

@@ -9,6 +9,12 @@
 //! recently used dropped), so memory does not grow with the archive. `.by-hash` is looked up by hash and listed
 //! in pages by blob id. The change feed reads only the files catalogued since the last look and reports each new
 //! entry in the deepest directory a front end was shown.
+//!
+//! Old paths keep resolving (after a couple or camera rename, a file move, a camera merge): a name a directory
+//! does not list is looked up among the catalog's aliases, and a folder that only an old path has is a ghost
+//! (`K_GHOST`: listed empty, its entries resolving to the files where they are now, the same inodes). An archive
+//! with no aliases never looks. A `lifecycle` archive event (a rename, move, removal, restore) drops the caches
+//! and reports the entries it took away, so front ends forget them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,12 +24,12 @@ use hashlink::LruCache;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::archive::Archive;
-use crate::catalog::{Catalog, FileRow, FootageType, TreeCamera, TreeCouple, TreeFile};
+use crate::catalog::{Catalog, FileRow, FootageType, Gone, Placement, TreeCamera, TreeCouple, TreeFile};
 use crate::error::{Error, Result};
 
 use super::ino::{
-    camera_ino, couple_ino, decode, file_ino, hash_ino, source_ino, type_ino, TreeIno, BY_HASH_INO, BY_HASH_NAME,
-    INGEST_NAME, INGEST_ROOT_INO, NEVER_INDEX_INO, NEVER_INDEX_NAME, ROOT_INO,
+    camera_ino, couple_ino, decode, file_ino, ghost_ino, hash_ino, source_ino, type_ino, TreeIno, BY_HASH_INO,
+    BY_HASH_NAME, INGEST_NAME, INGEST_ROOT_INO, NEVER_INDEX_INO, NEVER_INDEX_NAME, ROOT_INO,
 };
 use super::node::{Attr, DirEntry, FsStats, Kind};
 
@@ -60,6 +66,11 @@ const NODES: usize = 65_536;
 const COUPLES_KEPT: usize = 1024;
 /// Blob health answers kept while some blob is unhealthy.
 const HEALTH_KEPT: usize = 16_384;
+/// Directory entries as `(parent inode, name)`.
+pub type Entries = Vec<(u64, Vec<u8>)>;
+
+/// Ghost folders remembered (each one an old path someone looked up).
+const GHOSTS_KEPT: usize = 4096;
 /// Catalog connections answering requests (as many as the FUSE worker threads).
 const READERS: usize = 4;
 /// `.by-hash` entries read per catalog query.
@@ -134,6 +145,8 @@ struct Top {
     files: u64,
     /// The newest import (ns), or the catalog's change time for an empty archive: the root's mtime.
     newest_ns: i64,
+    /// Old names in the catalog (none: a name not listed is not looked for among them).
+    aliases: i64,
 }
 
 impl Top {
@@ -144,7 +157,17 @@ impl Top {
         let newest_ns = list.iter().map(|c| c.newest_import * NS).max().unwrap_or(empty_ns);
         let names = list.iter().map(|c| (c.id, c.folder_name.as_bytes().to_vec())).collect();
         let couples = list.into_iter().map(|c| (c.folder_name.as_bytes().to_vec(), c)).collect();
-        Ok(Top { couples, names, cameras, files, newest_ns })
+        let aliases = cat.alias_count()?;
+        Ok(Top { couples, names, cameras, files, newest_ns, aliases })
+    }
+
+    /// The camera a folder name under a footage type names, if it is a camera's slug now (`Some(None)`: the
+    /// `unknown` folder).
+    fn camera_of_name(&self, name: &[u8]) -> Option<Option<i64>> {
+        if name == b"unknown" {
+            return Some(None);
+        }
+        self.cameras.iter().find(|(_, slug)| slug.as_bytes() == name).map(|(id, _)| Some(*id))
     }
 
     fn camera_name(&self, camera: Option<i64>) -> Vec<u8> {
@@ -192,6 +215,23 @@ impl Caches {
     }
 }
 
+/// Where below a couple a ghost folder (a folder of an old path) leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GhostAt {
+    Couple,
+    Source,
+    Type(FootageType),
+    Camera(FootageType, Option<i64>),
+}
+
+/// A ghost folder handed out: its parent, and what it stands for.
+#[derive(Clone, Copy, Debug)]
+struct Ghost {
+    parent: u64,
+    couple: i64,
+    at: GhostAt,
+}
+
 /// Which blobs `verify` found damaged or missing: how many (none: nothing to look up), and the answers looked up
 /// per blob since the last health change.
 struct Health {
@@ -225,6 +265,10 @@ pub struct Vfs {
     last_event: Mutex<i64>,
     /// Inodes whose content changed (healed, replaced, found damaged): the front end drops what it cached.
     changed: Mutex<Vec<u64>>,
+    /// Ghost folders handed out (bounded: the least recently used are forgotten, and answer ENOENT).
+    ghosts: Mutex<LruCache<u64, Ghost>>,
+    /// Entries a lifecycle change took away, and the directories it changed: the front end forgets them.
+    gone: Mutex<(Entries, Vec<u64>)>,
 }
 
 const NS: i64 = 1_000_000_000;
@@ -287,6 +331,8 @@ impl Vfs {
             logged: Mutex::new(HashSet::new()),
             last_event: Mutex::new(cat.last_event_id()?),
             changed: Mutex::new(Vec::new()),
+            ghosts: Mutex::new(LruCache::new(GHOSTS_KEPT)),
+            gone: Mutex::new((Vec::new(), Vec::new())),
             catalog: Mutex::new(cat),
             root: archive.root.clone(),
             empty_ns,
@@ -406,6 +452,10 @@ impl Vfs {
                     Ok(first.into_iter().find(|f| f.blob_id == blob).map(|f| Node::of_blob(f).1))
                 });
             }
+            TreeIno::Ghost(_) => {
+                let g = self.ghosts.lock().get(&ino).copied();
+                g.map(|g| Node::dir(g.parent, newest, 0))
+            }
             TreeIno::Unknown => None,
         })
     }
@@ -503,6 +553,12 @@ impl Vfs {
                 }
                 v
             }
+            TreeIno::Ghost(_) => {
+                if self.ghosts.lock().get(&ino).is_none() {
+                    return Ok(None);
+                }
+                Vec::new()
+            }
             _ => return Ok(None),
         };
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -582,8 +638,12 @@ impl Vfs {
         *last = newest;
         let mut hashes = HashSet::new();
         let mut replaced = Vec::new();
+        let mut lifecycle: Option<Vec<Gone>> = None;
         for e in &events {
             match (e.kind.as_str(), &e.blob_hash, e.file_id) {
+                ("lifecycle", _, _) => lifecycle
+                    .get_or_insert_with(Vec::new)
+                    .extend(e.detail.as_deref().map(Gone::from_json).unwrap_or_default()),
                 ("file_replaced", _, Some(fid)) => replaced.extend(cat.file(fid)?),
                 (_, Some(h), _) => {
                     hashes.insert(h.clone());
@@ -602,7 +662,14 @@ impl Vfs {
             self.logged.lock().retain(|h| !hashes.contains(h));
             touched = cat.files_of_blobs(&hashes.into_iter().collect::<Vec<_>>())?;
         }
+        let top = match lifecycle {
+            Some(_) => Some(Top::load(&cat, self.empty_ns)?),
+            None => None,
+        };
         drop(cat);
+        if let (Some(gone), Some(top)) = (lifecycle, top) {
+            self.forget(&gone, top);
+        }
         let mut changed = self.changed.lock();
         let mut caches = self.caches.lock();
         caches.generation += 1;
@@ -619,6 +686,60 @@ impl Vfs {
         changed.sort_unstable();
         changed.dedup();
         Ok(())
+    }
+
+    /// Applies a lifecycle change (rename, move, merge, removal, restore, purge): drops every cache, takes the
+    /// new top, and reports what the change took away (each path component of an old place, a renamed or
+    /// removed couple folder, an old camera folder in every footage type shown) and every directory shown.
+    fn forget(&self, gone: &[Gone], top: Top) {
+        let old = std::mem::replace(&mut *self.top.write(), top);
+        let shown: Vec<u64> = self.shown.lock().iter().copied().collect();
+        let mut entries = Vec::new();
+        let mut files = Vec::new();
+        for g in gone {
+            match g {
+                Gone::Couple { folder, .. } => entries.push((ROOT_INO, folder.as_bytes().to_vec())),
+                Gone::Camera { slug, .. } => {
+                    for &dir in &shown {
+                        if let TreeIno::Type(..) = decode(dir) {
+                            entries.push((dir, slug.as_bytes().to_vec()));
+                        }
+                    }
+                }
+                Gone::File { file_id, at } => {
+                    let (c, ft) = (at.couple_id, at.footage_type);
+                    entries.push((camera_ino(c, ft, at.camera_id), at.name.clone()));
+                    entries.push((type_ino(c, ft), old.camera_name(at.camera_id)));
+                    entries.push((source_ino(c), ft.as_str().as_bytes().to_vec()));
+                    if let Some(folder) = old.names.get(&c) {
+                        if !self.top.read().names.contains_key(&c) {
+                            entries.push((ROOT_INO, folder.clone()));
+                        }
+                    }
+                    files.push(file_ino(*file_id));
+                }
+            }
+        }
+        entries.sort();
+        entries.dedup();
+        {
+            let mut caches = self.caches.lock();
+            caches.listings.clear();
+            caches.listed = 0;
+            caches.nodes.clear();
+            caches.couples.clear();
+            caches.generation += 1;
+        }
+        self.changed.lock().extend(files);
+        let mut g = self.gone.lock();
+        g.0.extend(entries);
+        g.1.extend(shown);
+    }
+
+    /// What lifecycle changes took away since the last call: entries `(parent, name)` and directories whose
+    /// listing changed (see `forget`).
+    pub fn take_gone(&self) -> (Entries, Vec<u64>) {
+        std::mem::take(&mut *self.gone.lock())
     }
 
     /// Inodes whose content changed since the last call (see `follow_events`).
@@ -715,10 +836,15 @@ impl Vfs {
             TreeIno::Camera(c, ft, cam) => {
                 let cached = self.caches.lock().listings.get(&parent).map(Arc::clone);
                 if let Some(l) = cached {
-                    return Ok(find(&l, name).map(|e| self.attr_of(e.ino, &e.node)));
+                    return match find(&l, name) {
+                        Some(e) => Ok(Some(self.attr_of(e.ino, &e.node))),
+                        None => self.lookup_old(parent, name),
+                    };
                 }
                 let generation = self.caches.lock().generation;
-                let Some(f) = self.reader().file_in_dir(c, ft, cam, name)? else { return Ok(None) };
+                let Some(f) = self.reader().file_in_dir(c, ft, cam, name)? else {
+                    return self.lookup_old(parent, name);
+                };
                 let (_, n) = Node::of_file(TreeFile::from(&f));
                 self.caches.lock().keep(generation, |k| k.nodes.insert(file_ino(f.id), n.clone()));
                 (file_ino(f.id), n)
@@ -739,11 +865,90 @@ impl Vfs {
             }
             _ => {
                 let Some(l) = self.listing(parent)? else { return Ok(None) };
-                let Some(e) = find(&l, name) else { return Ok(None) };
+                let Some(e) = find(&l, name) else { return self.lookup_old(parent, name) };
                 (e.ino, e.node.clone())
             }
         };
         Ok(Some(self.attr_of(ino, &node)))
+    }
+
+    /// A name a directory does not list, looked up among the old names (see the module doc): a ghost folder, or
+    /// the file an old place names. Costs nothing while the archive has no aliases.
+    fn lookup_old(&self, parent: u64, name: &[u8]) -> Result<Option<Attr>> {
+        if self.top.read().aliases == 0 || is_probe_name(name) {
+            return Ok(None);
+        }
+        let below = match decode(parent) {
+            TreeIno::Root => None,
+            TreeIno::Couple(c) => Some((c, GhostAt::Couple)),
+            TreeIno::Source(c) => Some((c, GhostAt::Source)),
+            TreeIno::Type(c, ft) => Some((c, GhostAt::Type(ft))),
+            TreeIno::Camera(c, ft, cam) => Some((c, GhostAt::Camera(ft, cam))),
+            TreeIno::Ghost(_) => match self.ghosts.lock().get(&parent) {
+                Some(g) => Some((g.couple, g.at)),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let ghost = |couple: i64, at: GhostAt| {
+            let ino = ghost_ino(parent, name);
+            self.ghosts.lock().insert(ino, Ghost { parent, couple, at });
+            Some(self.attr_of(ino, &Node::dir(parent, self.top.read().newest_ns, 0)))
+        };
+        let Some((couple, at)) = below else {
+            let Ok(folder) = std::str::from_utf8(name) else { return Ok(None) };
+            let Some(c) = self.reader().couple_alias(folder)? else { return Ok(None) };
+            return Ok(if self.couple_node(c).is_some() { ghost(c, GhostAt::Couple) } else { None });
+        };
+        Ok(match at {
+            GhostAt::Couple if name == b"source" => ghost(couple, GhostAt::Source),
+            GhostAt::Couple => None,
+            GhostAt::Source => {
+                let Some(ft) = std::str::from_utf8(name).ok().and_then(|s| FootageType::parse(s).ok()) else {
+                    return Ok(None);
+                };
+                let shown = self.cameras_of(couple)?.iter().any(|t| t.footage_type == ft);
+                if shown || self.reader().aliases_under(couple, Some(ft), None)? {
+                    ghost(couple, GhostAt::Type(ft))
+                } else {
+                    None
+                }
+            }
+            GhostAt::Type(ft) => {
+                let known = self.top.read().camera_of_name(name);
+                let cam = match known {
+                    Some(cam) => cam,
+                    None => {
+                        let Ok(slug) = std::str::from_utf8(name) else { return Ok(None) };
+                        match self.reader().camera_alias(slug)? {
+                            Some(id) => Some(id),
+                            None => return Ok(None),
+                        }
+                    }
+                };
+                let shown = self.cameras_of(couple)?.iter().any(|t| t.footage_type == ft && t.camera_id == cam);
+                if shown || self.reader().aliases_under(couple, Some(ft), Some(cam))? {
+                    ghost(couple, GhostAt::Camera(ft, cam))
+                } else {
+                    None
+                }
+            }
+            GhostAt::Camera(ft, cam) => {
+                let here = Placement { couple_id: couple, footage_type: ft, camera_id: cam, name: name.to_vec() };
+                let found = {
+                    let r = self.reader();
+                    match r.file_in_dir(couple, ft, cam, name)? {
+                        Some(f) => Some(f),
+                        None => r.file_at_alias(&here)?,
+                    }
+                };
+                found.map(|f| {
+                    let ino = file_ino(f.id);
+                    let (_, n) = Node::of_file(TreeFile::from(&f));
+                    self.attr_of(ino, &n)
+                })
+            }
+        })
     }
 
     /// The parent of a directory or file (the root is its own parent). The inode handed out counts as shown.
@@ -757,6 +962,7 @@ impl Vfs {
             TreeIno::Camera(c, ft, _) => Some(type_ino(c, ft)),
             TreeIno::Hash(_) => Some(BY_HASH_INO),
             TreeIno::File(_) => self.node(ino).ok().flatten().map(|n| n.parent),
+            TreeIno::Ghost(_) => self.ghosts.lock().get(&ino).map(|g| g.parent),
             TreeIno::Unknown => None,
         };
         if let Some(p) = p {
@@ -907,13 +1113,48 @@ pub fn file_at_tree_path(cat: &Catalog, tree: &[u8]) -> Result<FileRow> {
         return cat.files_of_blob(&hash)?.into_iter().next().ok_or_else(not_found);
     }
     let [couple, b"source", ft, camera, name] = parts.as_slice() else { return Err(not_found()) };
-    let couple = cat.couple_by_folder(&String::from_utf8_lossy(couple))?;
+    // An old path (before a rename, move or merge) names the file where it is now.
+    let folder = String::from_utf8_lossy(couple);
+    let couple_id = match cat.couple_by_folder(&folder) {
+        Ok(c) => c.id,
+        Err(e @ Error::NoSuchCouple(_)) => cat.couple_alias(&folder)?.ok_or(e)?,
+        Err(e) => return Err(e),
+    };
     let ft = FootageType::parse(&String::from_utf8_lossy(ft))?;
     let camera_id = match *camera {
         b"unknown" => None,
-        slug => Some(cat.camera_by_slug(&String::from_utf8_lossy(slug))?.id),
+        slug => {
+            let slug = String::from_utf8_lossy(slug);
+            match cat.camera_by_slug(&slug) {
+                Ok(c) => Some(c.id),
+                Err(e @ Error::NoSuchCamera(_)) => Some(cat.camera_alias(&slug)?.ok_or(e)?),
+                Err(e) => return Err(e),
+            }
+        }
     };
-    cat.file_in_dir(couple.id, ft, camera_id, name)?.ok_or_else(not_found)
+    if let Some(f) = cat.file_in_dir(couple_id, ft, camera_id, name)? {
+        return Ok(f);
+    }
+    let at = Placement { couple_id, footage_type: ft, camera_id, name: name.to_vec() };
+    cat.file_at_alias(&at)?.ok_or_else(not_found)
+}
+
+/// A file's old paths (what `info` lists): each old place, under the names its couple and camera have now.
+pub fn old_paths_of(cat: &Catalog, file_id: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for a in cat.aliases_of(file_id)? {
+        let couple = cat.couple_by_id(a.at.couple_id)?.folder_name;
+        let camera = match a.at.camera_id {
+            Some(id) => cat.camera_by_id(id)?.map(|c| c.slug).unwrap_or_else(|| "unknown".into()),
+            None => "unknown".into(),
+        };
+        out.push(format!(
+            "{couple}/source/{}/{camera}/{}",
+            a.at.footage_type.as_str(),
+            String::from_utf8_lossy(&a.at.name)
+        ));
+    }
+    Ok(out)
 }
 
 /// If `path` lies inside a mounted Nightfox tree: the archive it serves and the path inside the tree.

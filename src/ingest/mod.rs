@@ -1545,12 +1545,16 @@ impl<'a> Importer<'a> {
 fn route(tx: &dyn Finalize, session: &Session, info: &MediaInfo) -> Result<(Option<i64>, FootageType)> {
     let typed = |cam_type: FootageType| if session.type_explicit { session.footage_type } else { cam_type };
     let cams = tx.cameras()?;
-    if let Some(id) = session.camera_id {
+    // A camera merged into another (`camera merge`) stands for that one.
+    let live = |id: i64| cams.iter().find(|c| c.id == id).and_then(|c| c.merged_into).unwrap_or(id);
+    if let Some(id) = session.camera_id.map(live) {
         let t = cams.iter().find(|c| c.id == id).map(|c| c.footage_type).unwrap_or(session.footage_type);
         return Ok((Some(id), typed(t)));
     }
     if let Some(c) = organize::match_camera(&cams, info) {
-        return Ok((Some(c.id), typed(c.footage_type)));
+        let id = live(c.id);
+        let t = cams.iter().find(|k| k.id == id).map(|k| k.footage_type).unwrap_or(c.footage_type);
+        return Ok((Some(id), typed(t)));
     }
     if let Some((name, base)) = organize::camera_name(info) {
         let slug = organize::first_free(&base, |s| tx.camera_slug_taken(s))?;

@@ -74,6 +74,8 @@ impl Finalize for SqliteFinalize<'_> {
         self.tx
             .prepare_cached(
                 "SELECT EXISTS(SELECT 1 FROM files WHERE couple_id = ?1 AND footage_type = ?2
+                   AND IFNULL(camera_id, 0) = ?3 AND name_key = ?4)
+                 OR EXISTS(SELECT 1 FROM file_aliases WHERE couple_id = ?1 AND footage_type = ?2
                    AND IFNULL(camera_id, 0) = ?3 AND name_key = ?4)",
             )
             .ctx("check name")?

@@ -20,7 +20,7 @@ use crate::error::{Error, IoContext, Result};
 /// The columns `camera_from_row` reads, in its order (a macro, so `concat!` can build queries from it).
 macro_rules! camera_columns {
     () => {
-        "c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto"
+        "c.id, c.slug, c.name, c.footage_type, c.make, c.model, c.serial, c.auto, c.merged_into"
     };
 }
 
@@ -178,6 +178,7 @@ fn camera_from_row(r: &Row) -> rusqlite::Result<Camera> {
         model: r.get(5)?,
         serial: r.get(6)?,
         auto: r.get(7)?,
+        merged_into: r.get(8)?,
     })
 }
 
@@ -363,8 +364,12 @@ fn insert_camera(conn: &Connection, c: &NewCamera) -> Result<i64> {
 }
 
 fn slug_taken(conn: &Connection, slug: &str) -> Result<bool> {
-    conn.query_row("SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1)", [slug], |r| r.get(0))
-        .ctx("check camera slug")
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1) OR EXISTS(SELECT 1 FROM camera_aliases WHERE slug = ?1)",
+        [slug],
+        |r| r.get(0),
+    )
+    .ctx("check camera slug")
 }
 
 fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {

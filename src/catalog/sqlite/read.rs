@@ -56,10 +56,11 @@ impl ReadCatalog for SqliteConn {
             concat!(
                 "SELECT ",
                 camera_columns!(),
-                ", IFNULL(k.files, 0) FROM cameras c LEFT JOIN camera_totals k ON k.camera_id = c.id ORDER BY c.slug"
+                ", IFNULL(k.files, 0) FROM cameras c LEFT JOIN camera_totals k ON k.camera_id = c.id
+                   WHERE c.merged_into IS NULL ORDER BY c.slug"
             ),
             [],
-            |r| Ok(CameraListing { camera: camera_from_row(r)?, file_count: r.get(8)? }),
+            |r| Ok(CameraListing { camera: camera_from_row(r)?, file_count: r.get(9)? }),
             "list cameras",
         )
     }

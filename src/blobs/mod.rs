@@ -16,6 +16,8 @@ pub mod hash;
 pub mod local;
 pub mod memory;
 pub mod outboard;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod staging;
 
 pub use hash::{digest_file, hash_file, hash_in_memory, is_hash, Digest, HashHex, Hashers, Sums};
@@ -153,8 +155,13 @@ pub fn open_store(url: &str, archive_root: &Path) -> Result<Arc<dyn BlobStore>> 
         local::same_filesystem(dir, archive_root)?;
         return Ok(Arc::new(local::LocalBlobs::open(dir)?));
     }
+    #[cfg(feature = "s3")]
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3Blobs::open(url, archive_root)?));
+    }
     let scheme = url.split_once("://").map_or(url, |(s, _)| s);
     Err(Error::Invalid(format!(
-        "blob store URL {url:?}: the scheme {scheme:?} is not built into this nightfox (known: local, file://)"
+        "blob store URL {url:?}: the scheme {scheme:?} is not built into this nightfox (known: local, file://{})",
+        if cfg!(feature = "s3") { ", s3://" } else { "; s3:// needs the s3 feature" }
     )))
 }

@@ -454,11 +454,7 @@ impl<'a> Importer<'a> {
         let item_id = cat.add_item(session_id, &new, sidecar_of)?;
         cat.items_copied(&[(item_id, &hash, size, mtime_ns)])?;
         let heals = cat.blob_health(&hash)?.is_some_and(|h| h != "ok");
-        if heals {
-            self.archive.blobs.replace(tmp, &hash)?;
-        } else {
-            self.archive.blobs.land(tmp, &hash, Durability::Now)?;
-        }
+        land_retrying(&*self.archive.blobs, tmp, &hash, Durability::Now, heals)?;
         if let Some(tree) = tree {
             self.keep_outboard(&hash, &tree);
         }
@@ -1017,12 +1013,12 @@ impl<'a> Importer<'a> {
     }
 
     fn land(&self, run: &Run, it: &mut Item, tmp: &Path, hash: &str, durable: bool) -> Result<()> {
-        if run.unhealthy.contains(hash) {
-            self.archive.blobs.replace(tmp, hash)?;
+        let heals = run.unhealthy.contains(hash);
+        let durability = if durable { Durability::Now } else { Durability::Deferred };
+        land_retrying(&*self.archive.blobs, tmp, hash, durability, heals)?;
+        if heals {
             it.healed = true;
             info!(hash, "a verified copy replaces the damaged or missing blob");
-        } else {
-            self.archive.blobs.land(tmp, hash, if durable { Durability::Now } else { Durability::Deferred })?;
         }
         Ok(())
     }
@@ -1600,6 +1596,32 @@ enum ItemError {
     Failed(Error),
     /// The session must stop.
     Stop(Stop),
+}
+
+/// Lands (or, `heals`, replaces) a verified staged copy, retrying a store's transient failures (a remote store's
+/// timeouts, 5xx, a restart) with the retry policy's delays (`$NIGHTFOX_RETRY_DELAYS`) up to its failure count;
+/// then the error stops the session, which pauses and can be resumed. The staged copy stays until it lands.
+fn land_retrying(
+    store: &dyn blobs::BlobStore,
+    tmp: &Path,
+    hash: &str,
+    durability: Durability,
+    heals: bool,
+) -> Result<()> {
+    let policy = retry::RetryPolicy::from_env();
+    let mut failures = 0u32;
+    loop {
+        let r = if heals { store.replace(tmp, hash) } else { store.land(tmp, hash, durability) };
+        match r {
+            Err(e) if e.is_transient() && failures + 1 < policy.max_failures && tmp.exists() => {
+                let delay = policy.delays.get(failures as usize).or(policy.delays.last()).copied().unwrap_or_default();
+                warn!(hash, "the blob store failed ({e}); trying again in {delay:?}");
+                std::thread::sleep(delay);
+                failures += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Why a session stops when the archive side fails (a full disk pauses it).

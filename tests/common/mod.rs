@@ -4,6 +4,7 @@
 
 pub mod faultfs;
 pub mod nfsd;
+pub mod s3d;
 pub mod smbd;
 
 use std::ffi::OsStr;

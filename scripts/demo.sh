@@ -2,11 +2,18 @@
 # The demo: installs what is missing, builds, makes a demo archive from generated footage (a Sony card with XML
 # sidecars, a GoPro card with proxies, a DV tape capture, a Super 8 reel scan, phone clips), imports it verified,
 # and mounts it. On a terminal it stays mounted until Enter or Ctrl-C; otherwise it shows the tree and unmounts.
-# Usage: scripts/demo.sh [DIR]   (default: ./demo)
+# With --s3 the blobs live in a bucket of a SeaweedFS started on 127.0.0.1 for the demo (stopped at the end).
+# Usage: scripts/demo.sh [--s3] [DIR]   (default: ./demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+s3=0
+if [ "${1:-}" = "--s3" ]; then
+  s3=1
+  shift
+fi
 scripts/setup.sh demo
+[ "$s3" = 1 ] && scripts/setup.sh s3
 cargo build --release
 nf="$root/target/release/nightfox"
 
@@ -59,7 +66,41 @@ clip "$footage/phone/IMG_0001.MOV" 2 testsrc2 880 -metadata make=Apple -metadata
 clip "$footage/late card/DCIM/100MEDIA/IMG_0002.MOV" 2 testsrc2 990 -metadata make=Apple -metadata model="iPhone 15 Pro"
 
 echo "== archive in $NIGHTFOX_ARCHIVE"
-"$nf" init
+weed_pid=""
+stop_weed() {
+  [ -n "$weed_pid" ] || return 0
+  kill -TERM "$weed_pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$weed_pid" 2>/dev/null || true
+}
+if [ "$s3" = 1 ]; then
+  weed="$root/target/venv-s3/bin/weed"
+  sw="$demo/seaweedfs"
+  rm -rf "$sw"
+  mkdir -p "$sw/data"
+  export AWS_ACCESS_KEY_ID=nightfox-demo AWS_SECRET_ACCESS_KEY="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  printf '{"identities":[{"name":"demo","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$sw/s3.json"
+  chmod 600 "$sw/s3.json"
+  "$weed" mini -dir="$sw/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.config="$sw/s3.json" -admin.ui=false \
+    -webdav=false -master.telemetry=false -s3.port.iceberg=0 -s3.port.lance=0 -master.port=19433 -volume.port=19440 \
+    -filer.port=18988 -s3.port=18433 -admin.port=23746 >"$sw/weed.log" 2>&1 &
+  weed_pid=$!
+  trap stop_weed EXIT
+  made=0
+  for _ in $(seq 1 60); do
+    if echo "s3.bucket.create -name demo" | timeout 20 "$weed" shell -master=127.0.0.1:19433 2>&1 | grep -q "created bucket"; then
+      made=1
+      break
+    fi
+    sleep 1
+  done
+  [ "$made" = 1 ] || { echo "demo: SeaweedFS did not come up (see $sw/weed.log)" >&2; exit 1; }
+  echo "== blobs in s3://demo/archive on SeaweedFS at 127.0.0.1:18433"
+  "$nf" init --blobs "s3://demo/archive?endpoint=http://127.0.0.1:18433"
+else
+  "$nf" init
+fi
 couple=$("$nf" couple add --name "Julia & Sven" --date 2025-12-31)
 sony_cam=$("$nf" camera add --name "Sony A7S III" --type modern --make Sony --model ILCE-7SM3 --serial 5012345)
 gopro_cam=$("$nf" camera add --name "GoPro Hero 12" --type modern)
@@ -82,6 +123,7 @@ cleanup() {
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt" || true
+  stop_weed
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do mountpoint -q "$mnt" && break; sleep 0.1; done

@@ -187,6 +187,14 @@ enum Command {
     },
     /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
     BackupCatalog { file: PathBuf },
+    /// Move every blob to another store (`local`, `file:///DIR`, `s3://...`), each verified there, and switch the
+    /// archive to it; run again to resume. No mount, serve or import may run meanwhile. The old copies stay.
+    MigrateBlobs {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Deliver a couple (or `COUPLE/source/TYPE[/CAMERA]`) to a plain folder or drive, each file read back from
     /// DEST's disk and compared, with an ASC MHL history in DEST; run again to resume or to re-verify.
     Export {
@@ -982,6 +990,26 @@ fn run(cli: Cli) -> Result<i32> {
             let a = open(&cli.archive)?;
             a.catalog()?.backup_to(&file)?;
             println!("catalog backed up to {}", file.display());
+            Ok(0)
+        }
+        Command::MigrateBlobs { to, json } => {
+            let a = open(&cli.archive)?;
+            let bar = progress(json, "migrating blobs");
+            let r = crate::migrate::migrate_blobs(&a, &to, &*bar)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{} blobs now in {}: {} copied ({}), {} there already; the copies in {} stay until you remove \
+                     them",
+                    r.blobs,
+                    r.to,
+                    r.copied,
+                    human(r.bytes_copied as i64),
+                    r.already,
+                    r.from
+                );
+            }
             Ok(0)
         }
     }

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod lockfile;
 pub mod media;
 pub mod mhl;
+pub mod migrate;
 pub mod organize;
 pub mod orphans;
 pub mod secrets;

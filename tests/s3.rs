@@ -336,3 +336,55 @@ fn bad_s3_urls_and_missing_credentials_fail_with_one_line() {
         assert!(!archive.join("archive.toml").exists(), "nothing made: {url}");
     }
 }
+
+#[test]
+fn migrate_blobs_moves_a_local_archive_to_s3_verified_and_resumable_and_back() {
+    let d = tempfile::tempdir_in(test_root()).unwrap();
+    let sw = Seaweed::start(&d.path().join("sw"));
+    let env = Env::new();
+    let couple = env.couple("Gus & Hal", "2026-09-01");
+    let card = env.path("card");
+    let clips = sony_card(&card, 3, 8);
+    env.ok(&["import", "--couple", &couple, card.to_str().unwrap()]);
+    let local_objects = env.object_files().len();
+    assert_eq!(local_objects, clips.len());
+
+    // Refused while a mount holds the archive.
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    let url = sw.url("moved");
+    let out = cmd(&env).args(["migrate-blobs", "--to", &url]).output().unwrap();
+    assert!(!out.status.success(), "refused while mounted");
+    m.stop();
+
+    let (o, _) = ok(&env, &["migrate-blobs", "--to", &url]);
+    assert!(o.contains(&format!("{} copied", clips.len())), "{o}");
+    let config = fs::read_to_string(env.archive.join("archive.toml")).unwrap();
+    assert!(config.contains("s3://footage/moved") && !config.contains(SECRET_KEY), "{config}");
+    // Again: everything is there already.
+    let (o, _) = ok(&env, &["migrate-blobs", "--to", &url]);
+    assert!(o.contains("in s3://") || o.contains("already"), "{o}");
+    // The archive reads from the bucket now: verify re-hashes there, the mount serves the same bytes.
+    ok(&env, &["--cache-size", "0", "verify"]);
+    let (s, rt) = raw(&sw);
+    for c in &clips {
+        rt.block_on(s.head(&key("moved", &b3_file(c)))).expect("in the bucket");
+    }
+    let mut m = Mount::start_with(&env, &mp, &["--cache-size", "0"], &Seaweed::envs());
+    let mut files = Vec::new();
+    walk_files(&mp.join(&couple), &mut files);
+    assert_eq!(files.len(), clips.len());
+    for f in &files {
+        let src = clips.iter().find(|c| c.file_name() == f.file_name()).unwrap();
+        assert_eq!(b3_file(f), b3_file(src));
+    }
+    m.stop();
+
+    // And back to local disk.
+    fs::remove_dir_all(env.archive.join("objects")).unwrap();
+    fs::create_dir(env.archive.join("objects")).unwrap();
+    ok(&env, &["migrate-blobs", "--to", "local"]);
+    assert_eq!(env.object_files().len(), clips.len());
+    env.ok(&["verify"]);
+    env.assert_consistent();
+}

@@ -145,7 +145,7 @@ pub fn run(archive: &Archive, opts: &GcOptions) -> Result<GcReport> {
     drop(export_lock);
 
     // (c) tmp/ leftovers.
-    clear_tmp(archive, &cat, opts, now, &mut report)?;
+    clear_tmp(archive, &cat, opts, &mut report)?;
 
     if !opts.dry_run {
         cat.audit(&by, "gc", None, &report.summary())?;
@@ -205,9 +205,10 @@ fn free_orphans(archive: &Archive, cat: &Catalog, dry_run: bool, report: &mut Gc
     Ok(())
 }
 
-/// Files in `tmp/` untouched for longer than `opts.tmp_age` (by the archive's clock), except the partial copies
+/// Files in `tmp/` untouched for longer than `opts.tmp_age` (by the system's clock, as their mtimes), except the partial copies
 /// of a session that has not ended (a resume continues from them) and the staging of a live `/ingest` entry.
-fn clear_tmp(archive: &Archive, cat: &Catalog, opts: &GcOptions, now: i64, report: &mut GcReport) -> Result<()> {
+fn clear_tmp(archive: &Archive, cat: &Catalog, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
+    let now = crate::catalog::now();
     let dir = archive.staging.dir();
     let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
     let sessions: std::collections::HashMap<i64, bool> =

@@ -721,6 +721,7 @@ pub fn trash_suite(b: &dyn CatalogBackend) {
     c.set_session_status(pending, SessionStatus::Cancelled, None).expect("cancel");
     let ce = c.trash_couple(a, by.at, &by).expect("remove the couple");
     assert_eq!((ce.kind, ce.files, ce.bytes), (TrashKind::Couple, 3, 3000));
+    assert!(ce.id > e.id, "entry ids are not reused after a restore");
     assert!(c.couples().expect("couples").iter().all(|k| k.id != a), "not listed");
     assert!(matches!(c.couple_by_folder("2026-a"), Err(Error::NoSuchCouple(_))));
     assert!(c.couple_folders().expect("folders").iter().all(|(id, _)| *id != a));

@@ -92,13 +92,22 @@ fn new_entry(
     by: &Actor,
 ) -> Result<i64> {
     let bytes: i64 = files.iter().map(|f| f.size).sum();
+    // Entry ids are never reused (the table has no AUTOINCREMENT, and a restored or purged entry's row is gone):
+    // each removal logs one audit event in its transaction, so their count is how many ids were ever handed out.
+    let id: i64 = conn
+        .query_row(
+            "SELECT MAX(IFNULL((SELECT MAX(id) FROM trash), 0),
+                        (SELECT COUNT(*) FROM audit_log WHERE action IN ('file.remove', 'couple.remove', 'session.undo'))) + 1",
+            [],
+            |r| r.get(0),
+        )
+        .ctx("number a trash entry")?;
     conn.execute(
-        "INSERT INTO trash (kind, couple_id, session_id, label, files, bytes, trashed_at, purge_after, uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![kind.as_str(), couple_id, session_id, label, files.len() as i64, bytes, by.at, purge_after, by.uid],
+        "INSERT INTO trash (id, kind, couple_id, session_id, label, files, bytes, trashed_at, purge_after, uid)
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![kind.as_str(), couple_id, session_id, label, files.len() as i64, bytes, by.at, purge_after, by.uid, id],
     )
     .ctx("add trash entry")?;
-    let id = conn.last_insert_rowid();
     let mut st = conn
         .prepare_cached("UPDATE files SET trash_id = ?1 WHERE id = ?2 AND trash_id IS NULL")
         .ctx("move files to the trash")?;

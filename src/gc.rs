@@ -168,7 +168,7 @@ fn free_garbage(archive: &Archive, cat: &Catalog, dry_run: bool, report: &mut Gc
         let forgotten = cat.forget_blobs(&hashes)?;
         let removed = cat.remove_unneeded(&forgotten, &mut |h| archive.blobs.remove(h))?;
         report.blobs_freed += removed.len() as u64;
-        report.bytes_freed += page.iter().filter(|g| removed.iter().any(|r| *r == g.hash)).map(|g| g.size).sum::<u64>();
+        report.bytes_freed += page.iter().filter(|g| removed.contains(&g.hash)).map(|g| g.size).sum::<u64>();
     }
 }
 

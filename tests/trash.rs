@@ -139,6 +139,9 @@ fn remove_hides_at_once_and_restore_puts_back_exactly() {
     assert!(!env.run(&["export", &folder, env.path("out3").to_str().unwrap()]).status.success());
     let out = env.run(&["import", "--couple", &folder, card.to_str().unwrap()]);
     assert!(!out.status.success(), "no import into a removed couple");
+    let out = env.run(&["resume", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no couple"), "no resume into a removed couple: {err}");
     env.ok(&["trash", "restore", "2"]);
     assert_eq!(tree_paths(&env, &folder), before);
     assert_eq!(exported(&env, &folder, "out4"), all_exported);

@@ -49,7 +49,7 @@ enum Command {
     /// Cameras footage is sorted by.
     #[command(subcommand)]
     Camera(CameraCmd),
-    /// Catalogued files: move.
+    /// Catalogued files: move one (with its sidecars), or remove it to the trash.
     #[command(subcommand)]
     File(FileCmd),
     /// Import files and folders (cards) into a couple, verified.
@@ -195,6 +195,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Removed couples, files and imports, restorable until gc purges them: `trash list`, `trash restore ID`.
+    #[command(subcommand)]
+    Trash(TrashCmd),
+    /// Purge the trash entries whose retention ended, delete the blobs nothing references and tmp/ leftovers older
+    /// than a day; prints what it frees. Asks on a terminal; needs --yes otherwise (or --dry-run).
+    Gc {
+        /// Delete nothing; show what would be purged and freed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Deliver a couple (or `COUPLE/source/TYPE[/CAMERA]`) to a plain folder or drive, each file read back from
     /// DEST's disk and compared, with an ASC MHL history in DEST; run again to resume or to re-verify.
     Export {
@@ -229,12 +244,37 @@ enum FileCmd {
         #[arg(long = "type", value_parser = parse_type)]
         footage_type: Option<FootageType>,
     },
+    /// Move a file (a clip with its sidecars) to the trash: a path inside a mount, or `couple/source/type/camera/name`.
+    Remove {
+        path: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum SessionCmd {
     /// End a session for good: it is never resumed; the files it finished stay in the archive.
     Cancel { id: i64 },
+    /// Move what a finished session added (its files still in the archive) to the trash.
+    Undo {
+        id: i64,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TrashCmd {
+    /// The trash, oldest first: entry id, what, files, bytes, when it is purged.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a trash entry back exactly where it was (same paths, same inodes).
+    Restore { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -327,6 +367,14 @@ enum CoupleCmd {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Move a couple (all its files) to the trash; gone from the tree at once, restorable until gc purges it.
+    Remove {
+        /// The couple's folder name.
+        folder: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -928,6 +976,11 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(if r.problems.is_empty() && orphans == 0 { 0 } else { 1 })
         }
         Command::Info { path, json } => info(cli.archive, &path, json),
+        Command::Couple(CoupleCmd::Remove { folder, yes }) => couple_remove(&cli.archive, &folder, yes),
+        Command::File(FileCmd::Remove { path, yes }) => file_remove(cli.archive, &path, yes),
+        Command::Session(SessionCmd::Undo { id, yes }) => session_undo(&cli.archive, id, yes),
+        Command::Trash(cmd) => trash_cmd(&cli.archive, cmd),
+        Command::Gc { dry_run, json, yes } => gc_cmd(&cli.archive, dry_run, json, yes),
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
             let a = open(&cli.archive)?;
@@ -1388,4 +1441,152 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+// ---- letting go: removal, the trash, gc ------------------------------------------------------------------------
+
+/// Goes ahead with a destructive command: at once with `--yes`; after a yes typed on a terminal; otherwise (no
+/// terminal on stdin) refused with one line (exit 2).
+fn confirm(what: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Invalid(format!("{what}: not confirmed (no terminal to ask on); add --yes")));
+    }
+    eprint!("{what}? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| Error::io("stdin", e))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Error::Invalid(format!("{what}: not confirmed; nothing changed"))),
+    }
+}
+
+/// When a removal made now may be purged: now + `[trash] retention`.
+fn purge_after(a: &Archive) -> Result<i64> {
+    Ok(crate::verify::clock().saturating_add(a.config.trash_retention()?.as_secs() as i64))
+}
+
+fn print_removed(e: &crate::catalog::TrashEntry) {
+    println!(
+        "removed {} ({} files, {}) to trash entry {}: restorable with `nightfox trash restore {}` until {}, then gc purges it",
+        one_line(&e.label),
+        e.files,
+        human(e.bytes),
+        e.id,
+        e.id,
+        crate::fs::rfc3339(e.purge_after)
+    );
+}
+
+fn couple_remove(archive_flag: &Option<PathBuf>, folder: &str, yes: bool) -> Result<i32> {
+    let a = open(archive_flag)?;
+    let cat = a.catalog()?;
+    let c = cat.couple_by_folder(folder)?;
+    let until = purge_after(&a)?;
+    confirm(&format!("remove couple {folder} ({} files, {}) to the trash", c.file_count, human(c.total_bytes)), yes)?;
+    print_removed(&cat.trash_couple(c.id, until, &actor())?);
+    Ok(0)
+}
+
+fn file_remove(archive_flag: Option<PathBuf>, path: &std::path::Path, yes: bool) -> Result<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    // As `info` takes PATH: inside a mount (that mount's archive), or a tree path of the archive given.
+    let (dir, tree) = match (crate::fs::locate_in_mount(path), archive_flag) {
+        (Some((mounted, t)), None) => (mounted, t),
+        (Some((_, t)), flag) => (archive::resolve_dir(flag)?, t),
+        (None, flag) => (archive::resolve_dir(flag)?, path.as_os_str().as_bytes().to_vec()),
+    };
+    let a = Archive::open(&dir)?;
+    let cat = a.catalog()?;
+    let f = crate::fs::file_at_tree_path(&cat, &tree)?;
+    let couple = cat.couple_by_id(f.couple_id)?.folder_name;
+    let slug = match f.camera_id {
+        Some(id) => cat.camera_by_id(id)?.map(|c| c.slug),
+        None => None,
+    };
+    let label = crate::fs::tree_path(&couple, slug.as_deref(), &f);
+    let sidecars = cat.sidecars_of(f.id)?.len();
+    let until = purge_after(&a)?;
+    let with = if sidecars > 0 { format!(" with its {sidecars} sidecar(s)") } else { String::new() };
+    confirm(&format!("remove {}{with} to the trash", one_line(&label)), yes)?;
+    print_removed(&cat.trash_file(f.id, &label, until, &actor())?);
+    Ok(0)
+}
+
+fn session_undo(archive_flag: &Option<PathBuf>, id: i64, yes: bool) -> Result<i32> {
+    let a = open(archive_flag)?;
+    let cat = a.catalog()?;
+    let s = cat.session(id)?;
+    let until = purge_after(&a)?;
+    confirm(&format!("undo session {id} of {} (move the files it added to the trash)", s.couple), yes)?;
+    print_removed(&cat.trash_session(id, until, &actor())?);
+    Ok(0)
+}
+
+fn trash_cmd(archive_flag: &Option<PathBuf>, cmd: TrashCmd) -> Result<i32> {
+    let a = open(archive_flag)?;
+    let cat = a.catalog()?;
+    match cmd {
+        TrashCmd::List { json } => {
+            let entries = cat.trash()?;
+            if json {
+                print_json(&entries)?;
+            } else {
+                for e in entries {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} files\t{}\tremoved {}\tpurged after {}",
+                        e.id,
+                        e.kind.as_str(),
+                        e.couple,
+                        one_line(&e.label),
+                        e.files,
+                        human(e.bytes),
+                        crate::fs::rfc3339(e.trashed_at),
+                        crate::fs::rfc3339(e.purge_after)
+                    );
+                }
+            }
+        }
+        TrashCmd::Restore { id } => {
+            let e = cat.restore(id, &actor())?;
+            println!(
+                "restored trash entry {id}: {} ({} files, {}) in {}",
+                one_line(&e.label),
+                e.files,
+                human(e.bytes),
+                e.couple
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn gc_cmd(archive_flag: &Option<PathBuf>, dry_run: bool, json: bool, yes: bool) -> Result<i32> {
+    let a = open(archive_flag)?;
+    if !dry_run {
+        confirm("gc: purge the expired trash and delete unreferenced blobs for good", yes)?;
+    }
+    let r = crate::gc::run(&a, &crate::gc::GcOptions { dry_run, ..Default::default() })?;
+    if json {
+        print_json(&r)?;
+    } else {
+        for p in &r.purged {
+            println!(
+                "{} trash entry {}: {} in {} ({} files, {})",
+                if dry_run { "would purge" } else { "purged" },
+                p.id,
+                one_line(&p.label),
+                p.couple,
+                p.files,
+                human(p.bytes)
+            );
+        }
+        for k in &r.kept {
+            println!("kept {}", one_line(k));
+        }
+        println!("gc: {}", r.summary());
+    }
+    Ok(0)
 }

@@ -82,6 +82,8 @@ pub fn export(
     obs: &dyn Observer,
     cancel: &AtomicBool,
 ) -> Result<ExportSummary> {
+    // Held shared until the export ends: `gc` deletes no blob meanwhile (it tries the lock exclusively).
+    let _reading = crate::lockfile::LockFile::take_shared(&a.lock_path("export"))?;
     let jobs = plan(a, what, layout)?;
     fs::create_dir_all(dest).at(dest)?;
     remove_parts(dest)?;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod frontends;
 pub mod fs;
+pub mod gc;
 pub mod generate;
 pub mod ingest;
 pub mod lockfile;

@@ -20,18 +20,37 @@ impl LockFile {
     /// Takes the lock on `path` (created 0600) without waiting; `None` when another process (or another
     /// descriptor of this one) holds it.
     pub fn try_take(path: &Path) -> Result<Option<LockFile>> {
+        Self::flock(path, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// Takes a shared lock on `path` (created 0600), waiting while someone holds it exclusively: many holders
+    /// of the shared lock at once (exports) keep out the one that wants it exclusively (`gc`'s deletions).
+    pub fn take_shared(path: &Path) -> Result<LockFile> {
+        loop {
+            match Self::flock(path, libc::LOCK_SH) {
+                Ok(Some(l)) => return Ok(l),
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn flock(path: &Path, how: libc::c_int) -> Result<Option<LockFile>> {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at(path)?;
-        // SAFETY: flock on a valid, owned descriptor.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
+        loop {
+            // SAFETY: flock on a valid, owned descriptor.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
+            if rc == 0 {
+                return Ok(Some(LockFile { file, path: path.to_path_buf() }));
             }
-            return Err(Error::io(path, e));
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => return Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => return Err(Error::io(path, e)),
+            }
         }
-        Ok(Some(LockFile { file, path: path.to_path_buf() }))
     }
 
     /// Writes a note (such as the session id or pid) into the lock file for others to read.
@@ -76,6 +95,19 @@ fn flock_holder(locks: &str, ino: u64) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_holders_keep_the_exclusive_one_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("export.lock");
+        let one = LockFile::take_shared(&p).unwrap();
+        let two = LockFile::take_shared(&p).unwrap();
+        assert!(LockFile::try_take(&p).unwrap().is_none(), "busy while a shared holder is there");
+        drop(one);
+        assert!(LockFile::try_take(&p).unwrap().is_none(), "busy while any shared holder is there");
+        drop(two);
+        assert!(LockFile::try_take(&p).unwrap().is_some(), "free once the last one let go");
+    }
 
     #[test]
     fn proc_locks_lines() {

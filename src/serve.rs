@@ -356,6 +356,11 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
         }
         None => None,
     };
+    let gc_ctx = Arc::clone(&ctx);
+    let collector = std::thread::Builder::new()
+        .name("nightfox-gc".into())
+        .spawn(move || gc_daily(&gc_ctx))
+        .map_err(|e| Error::Invalid(format!("cannot start the daily gc: {e}")))?;
     let result = crate::frontends::serve(archive, front_ends, move || drop(lock));
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
@@ -370,6 +375,9 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
     }
     if scrubber.is_some_and(|h| h.join().is_err()) {
         warn!("the scheduled scrub panicked");
+    }
+    if collector.join().is_err() {
+        warn!("the daily gc panicked");
     }
     info!("stopped");
     result
@@ -485,6 +493,29 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
         let until = Instant::now() + Duration::from_secs(60);
         while !ctx.cancel.load(Ordering::SeqCst) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+// ---- the daily gc ----------------------------------------------------------------------------------------------
+
+/// Time between two garbage collections of `serve`.
+const GC_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// The gc thread of `serve`: a day after the start, and every day after, purges the trash entries whose retention
+/// ended and frees what nothing references ([`crate::gc::run`]); it waits in steps of 100 ms, so the daemon stops at
+/// once. A gc that fails is logged and tried again the next day.
+fn gc_daily(ctx: &Ctx) {
+    let mut next = Instant::now() + GC_EVERY;
+    while !ctx.cancel.load(Ordering::SeqCst) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        next = Instant::now() + GC_EVERY;
+        match Archive::open(&ctx.root).and_then(|a| crate::gc::run(&a, &crate::gc::GcOptions::default())) {
+            Ok(r) => info!("daily gc: {}", r.summary()),
+            Err(e) => warn!("daily gc failed: {e}"),
         }
     }
 }

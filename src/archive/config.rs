@@ -24,7 +24,21 @@ pub struct Config {
     /// The daemon's scheduled scrub (`[scrub]`); `serve --scrub-*` flags override each key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrub: Option<Scrub>,
+    /// The trash (`[trash]`): how long a removed couple, file or import stays restorable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trash: Option<TrashSettings>,
 }
+
+/// `[trash]`: `retention = "30d"` (a duration as the other settings take them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrashSettings {
+    /// Time from a removal until `gc` may purge it.
+    pub retention: Option<String>,
+}
+
+/// How long a removal stays in the trash when `[trash] retention` does not say.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// `[scrub]`: `every = "7d"`, `limit = "500GB"`, `rate = "100MB/s"` (as the `serve --scrub-*` flags take them).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,11 +66,21 @@ impl Default for Config {
             blobs: Section { url: DEFAULT_BLOBS.into() },
             catalog: Section { url: DEFAULT_CATALOG.into() },
             scrub: None,
+            trash: None,
         }
     }
 }
 
 impl Config {
+    /// How long a removal stays restorable: `[trash] retention`, else 30 days.
+    pub fn trash_retention(&self) -> Result<std::time::Duration> {
+        match self.trash.as_ref().and_then(|t| t.retention.as_deref()) {
+            None => Ok(DEFAULT_RETENTION),
+            Some(t) => crate::serve::parse_duration(t)
+                .map_err(|e| Error::Invalid(format!("archive.toml [trash] retention: {e}"))),
+        }
+    }
+
     /// Reads `archive.toml` from `root`; the defaults when there is none (an archive older than the file).
     pub fn load(root: &Path) -> Result<Config> {
         let path = root.join(FILE);
@@ -102,6 +126,7 @@ mod tests {
             blobs: Section { url: "file:///srv/blobs".into() },
             catalog: Section { url: "sqlite".into() },
             scrub: None,
+            trash: Some(TrashSettings { retention: Some("7d".into()) }),
         };
         c.write_new(d.path()).unwrap();
         assert_eq!(Config::load(d.path()).unwrap(), c);
@@ -113,5 +138,20 @@ mod tests {
         std::fs::write(d.path().join(FILE), text).unwrap();
         let c = Config::load(d.path()).unwrap();
         assert_eq!(c.scrub, Some(Scrub { every: Some("7d".into()), limit: Some("500GB".into()), rate: None }));
+        assert_eq!(c.trash_retention().unwrap(), DEFAULT_RETENTION, "30 days unless [trash] says");
+        std::fs::write(
+            d.path().join(FILE),
+            "[blobs]\nurl = \"local\"\n[catalog]\nurl = \"sqlite\"\n[trash]\nretention = \"2w\"\n",
+        )
+        .unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.trash_retention().unwrap(), std::time::Duration::from_secs(14 * 24 * 3600));
+        std::fs::write(
+            d.path().join(FILE),
+            "[blobs]\nurl = \"local\"\n[catalog]\nurl = \"sqlite\"\n[trash]\nretention = \"soon\"\n",
+        )
+        .unwrap();
+        let e = Config::load(d.path()).unwrap().trash_retention().unwrap_err().to_string();
+        assert!(e.contains("[trash] retention"), "{e}");
     }
 }

@@ -14,6 +14,7 @@ pub fn run(store: &dyn BlobStore, staging: &Staging, corrupt: &dyn Fn(&str)) {
     deferred_landings_are_visible_after_sync(store, staging);
     rehash_finds_a_flipped_byte_and_replace_heals(store, staging, corrupt);
     missing_blobs(store);
+    remove_is_for_good_and_idempotent(store, staging);
 }
 
 fn stage(staging: &Staging, name: &str, bytes: &[u8]) -> (std::path::PathBuf, String) {
@@ -108,6 +109,25 @@ pub fn missing_blobs(store: &dyn BlobStore) {
     assert!(store.rehash(&h).is_err(), "{}: re-hashing a missing blob fails", store.describe());
 }
 
+/// `remove` deletes one blob (gone whole: not contained, no size, open fails), leaves the others, and removing
+/// a blob that is not stored is `Ok`; the same content can land again after.
+pub fn remove_is_for_good_and_idempotent(store: &dyn BlobStore, staging: &Staging) {
+    let (a, ha) = stage(staging, "remove-a", b"removed for good");
+    let (b, hb) = stage(staging, "remove-b", b"kept");
+    store.land(&a, &ha, Durability::Now).expect("land");
+    store.land(&b, &hb, Durability::Now).expect("land");
+    store.remove(&ha).expect("remove");
+    assert!(!store.contains(&ha).expect("contains"), "{}: a removed blob is gone", store.describe());
+    assert_eq!(store.size(&ha).expect("size"), None);
+    assert!(store.open(&ha).is_err(), "{}: opening a removed blob fails", store.describe());
+    assert_eq!(content(store, &hb), b"kept", "{}: the other blob stays", store.describe());
+    store.remove(&ha).expect("removing again is Ok");
+    store.remove(&"0".repeat(64)).expect("removing a blob never stored is Ok");
+    let (a, _) = stage(staging, "remove-a2", b"removed for good");
+    store.land(&a, &ha, Durability::Now).expect("land again");
+    assert_eq!(content(store, &ha), b"removed for good");
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -136,6 +156,23 @@ mod tests {
         let p = root.path().join("objects").join(&h[0..2]).join(&h[2..4]).join(&h);
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o444);
         assert_eq!(store.local_path(&h), Some(p));
+    }
+
+    #[test]
+    fn local_remove_takes_the_outboard_with_the_blob() {
+        let root = tempfile::tempdir().unwrap();
+        let staging = Staging::open(root.path()).unwrap();
+        let outboards = root.path().join("outboards");
+        let store = LocalBlobs::open(&root.path().join("objects")).unwrap().with_outboards(&outboards);
+        let (staged, h) = stage(&staging, "with-outboard", b"a blob with an outboard");
+        store.land(&staged, &h, Durability::Now).unwrap();
+        let ob = super::super::outboard::path_in(&outboards, &h);
+        fs::create_dir_all(ob.parent().unwrap()).unwrap();
+        fs::write(&ob, b"tree").unwrap();
+        store.remove(&h).unwrap();
+        assert!(!ob.exists(), "the outboard goes with its blob");
+        assert!(!store.path(&h).exists());
+        assert!(store.remove("not-a-hash").is_err(), "only blob names are removed");
     }
 
     #[test]

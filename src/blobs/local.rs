@@ -15,6 +15,8 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Clone, Debug)]
 pub struct LocalBlobs {
     objects: PathBuf,
+    /// Where the archive keeps the blobs' outboards (`Archive::outboards_dir`): a removed blob's goes with it.
+    outboards: Option<PathBuf>,
 }
 
 impl LocalBlobs {
@@ -23,7 +25,13 @@ impl LocalBlobs {
         if !objects.is_dir() {
             fs::DirBuilder::new().mode(0o700).create(objects).at(objects)?;
         }
-        Ok(LocalBlobs { objects: objects.to_path_buf() })
+        Ok(LocalBlobs { objects: objects.to_path_buf(), outboards: None })
+    }
+
+    /// The same store, removing a blob's outboard (`blobs::outboard`, under `dir`) with the blob.
+    pub fn with_outboards(mut self, dir: &Path) -> LocalBlobs {
+        self.outboards = Some(dir.to_path_buf());
+        self
     }
 
     /// Where the blob with this hash lives (whether or not it is there).
@@ -93,6 +101,21 @@ impl BlobStore for LocalBlobs {
         fs::set_permissions(staged, fs::Permissions::from_mode(0o444)).at(staged)?;
         fs::rename(staged, &dest).at(&dest)?;
         fsync_dir(&dir)
+    }
+
+    fn remove(&self, hash: &str) -> Result<()> {
+        if !super::is_hash(hash) {
+            return Err(Error::Invalid(format!("{hash:?} is not a blob hash")));
+        }
+        if let Some(dir) = &self.outboards {
+            remove_if_exists(&super::outboard::path_in(dir, hash))?;
+        }
+        let p = self.path(hash);
+        match fs::remove_file(&p) {
+            Ok(()) => fsync_dir(p.parent().unwrap_or(&self.objects)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(p, e)),
+        }
     }
 
     fn sync(&self) -> Result<()> {

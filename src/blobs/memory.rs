@@ -181,6 +181,13 @@ impl BlobStore for MemoryBlobs {
         self.take(staged, hash, Durability::Now, true)
     }
 
+    fn remove(&self, hash: &str) -> Result<()> {
+        self.delay();
+        self.blobs.lock().remove(hash);
+        self.unsynced.lock().remove(hash);
+        Ok(())
+    }
+
     fn sync(&self) -> Result<()> {
         self.delay();
         self.unsynced.lock().clear();

@@ -75,6 +75,11 @@ pub trait BlobStore: Send + Sync {
     /// sees the old bytes or the new, never a mix; durable on return. Idempotent.
     fn replace(&self, staged: &Path, hash: &str) -> Result<()>;
 
+    /// Deletes a stored blob (and whatever the store derived from it) for good: `gc`, for content no file
+    /// references, under the catalog's write lock. Idempotent: a blob that is not stored is `Ok`. A reader that
+    /// has the blob open may go on reading it (local files: until closed).
+    fn remove(&self, hash: &str) -> Result<()>;
+
     /// Makes every `Deferred` landing before it durable. A no-op for a store whose landings are always durable.
     fn sync(&self) -> Result<()>;
 
@@ -145,7 +150,8 @@ pub fn read_whole(store: &dyn BlobStore, hash: &str) -> Result<Vec<u8>> {
 /// is a rename out of `tmp/`).
 pub fn open_store(url: &str, archive_root: &Path) -> Result<Arc<dyn BlobStore>> {
     if url == "local" {
-        return Ok(Arc::new(local::LocalBlobs::open(&archive_root.join("objects"))?));
+        let store = local::LocalBlobs::open(&archive_root.join("objects"))?;
+        return Ok(Arc::new(store.with_outboards(&archive_root.join("outboards"))));
     }
     if let Some(path) = url.strip_prefix("file://") {
         let dir = Path::new(path);
@@ -153,7 +159,7 @@ pub fn open_store(url: &str, archive_root: &Path) -> Result<Arc<dyn BlobStore>> 
             return Err(Error::Invalid(format!("blob store URL {url:?}: a file:// store needs an absolute path")));
         }
         local::same_filesystem(dir, archive_root)?;
-        return Ok(Arc::new(local::LocalBlobs::open(dir)?));
+        return Ok(Arc::new(local::LocalBlobs::open(dir)?.with_outboards(&archive_root.join("outboards"))));
     }
     #[cfg(feature = "s3")]
     if url.starts_with("s3://") {

@@ -547,6 +547,18 @@ impl BlobStore for S3Blobs {
     fn local_path(&self, hash: &str) -> Option<PathBuf> {
         self.inner.cache.as_ref().and_then(|c| c.get(hash))
     }
+
+    fn remove(&self, hash: &str) -> Result<()> {
+        let i = &self.inner;
+        if let Some(c) = &i.cache {
+            c.forget(hash);
+        }
+        match i.rt.block_on(i.store.delete(&i.key(hash))) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(store_err(&format!("delete blob {hash}"), e)),
+        }
+    }
 }
 
 /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of the file).

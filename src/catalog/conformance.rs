@@ -641,6 +641,158 @@ pub fn assert_transient(e: &Error) {
     }
 }
 
+// ---- Trash -----------------------------------------------------------------------------------------------
+
+/// The totals of a couple (files, bytes) and the file count of a camera, as the listings show them.
+fn totals(c: &dyn CatalogConn, couple: i64, cam: i64) -> (i64, i64, i64) {
+    let k = c.couple_by_id(couple).expect("couple");
+    let cams = c.camera_listing().expect("cameras");
+    (k.file_count, k.total_bytes, cams.iter().find(|l| l.camera.id == cam).map_or(0, |l| l.file_count))
+}
+
+/// Removal takes a clip with its sidecars (or a couple, or an import) out of the tree, the totals and the
+/// duplicate checks at once; a restore puts back exactly the same rows; a purge deletes them; garbage is exactly
+/// the blobs nothing references, and a blob an unfinished session names is never removed.
+pub fn trash_suite(b: &dyn CatalogBackend) {
+    let mut c = b.connect().expect("connect");
+    let by = Actor { uid: 1000, at: 1_800_000_000 };
+    let cam = a7s(&*c);
+    let (a, a_session) = couple_and_session(&mut *c, "2026-a");
+    let (other, o_session) = couple_and_session(&mut *c, "2026-b");
+    let (h1, h2, h3, h4) = (hash(1), hash(2), hash(3), hash(4));
+    let mut tx = c.begin_finalize().expect("begin");
+    let clip = tx.insert_file(&new_file(a, a_session, &h1, "C0001.MP4", Some(cam))).expect("clip");
+    let mut side = new_file(a, a_session, &h2, "C0001M01.XML", Some(cam));
+    side.sidecar_of = Some(clip);
+    let sidecar = tx.insert_file(&side).expect("sidecar");
+    let shared = tx.insert_file(&new_file(a, a_session, &h3, "C0002.MP4", Some(cam))).expect("file");
+    tx.commit_for(a_session).expect("commit");
+    let mut tx = c.begin_finalize().expect("begin");
+    let o1 = tx.insert_file(&new_file(other, o_session, &h3, "copy.mp4", None)).expect("file");
+    let o2 = tx.insert_file(&new_file(other, o_session, &h4, "own.mp4", Some(cam))).expect("file");
+    tx.commit_for(o_session).expect("commit");
+    for s in [a_session, o_session] {
+        c.set_session_status(s, SessionStatus::Completed, None).expect("complete");
+    }
+    assert_eq!(totals(&*c, a, cam), (3, 3000, 4));
+    let before = c.file(clip).expect("file").expect("live");
+
+    // A sidecar on its own is refused; nothing changes.
+    assert!(matches!(c.trash_file(sidecar, "x", 0, &by), Err(Error::Invalid(_))), "a sidecar goes with its clip");
+    assert!(c.trash().expect("trash").is_empty());
+
+    let e = c.trash_file(clip, "2026-a/source/modern/a7s/C0001.MP4", by.at + 100, &by).expect("remove the clip");
+    assert_eq!(
+        (e.kind, e.files, e.bytes, e.couple.as_str(), e.purge_after),
+        (TrashKind::File, 2, 2000, "2026-a", by.at + 100)
+    );
+    assert_eq!(totals(&*c, a, cam), (1, 1000, 2), "out of the couple's and the camera's totals");
+    assert!(c.file(clip).expect("file").is_none() && c.file(sidecar).expect("file").is_none(), "no inode");
+    let dir = c.files_in_dir(a, FootageType::Modern, Some(cam)).expect("folder");
+    assert_eq!(dir.iter().map(|f| f.id).collect::<Vec<_>>(), vec![shared], "out of the folder");
+    assert!(c.file_in_dir(a, FootageType::Modern, Some(cam), b"C0001.MP4").expect("lookup").is_none());
+    assert!(c.files_of_blob(&h1).expect("by hash").is_empty());
+    assert!(!c.hash_entries(0, 100).expect("by-hash").iter().any(|f| f.blob_hash == h1), "out of .by-hash");
+    assert!(!c.couple_has_blob(a, &h1).expect("duplicate check"), "no longer a duplicate");
+    assert!(!c.couple_sizes(a).expect("sizes").is_empty(), "the live file stays a candidate");
+    assert_eq!(c.files(Some(a)).expect("files").len(), 1);
+    assert!(c.garbage(0, 100).expect("garbage").is_empty(), "trashed files keep their blobs");
+    let ev = c.events_after(0, 100).expect("events").into_iter().rev().find(|e| e.kind == "lifecycle").expect("event");
+    let gone = Gone::from_json(ev.detail.as_deref().unwrap_or(""));
+    assert_eq!(gone.len(), 2, "the clip and its sidecar leave the tree: {gone:?}");
+    assert_eq!(c.trash().expect("trash"), vec![e.clone()]);
+    assert_eq!(c.trash_entry(e.id).expect("entry"), e);
+    assert!(c.trash_file(clip, "again", 0, &by).is_err(), "a file is removed once");
+
+    // Restore: the same rows, ids, names and sidecars, totals back.
+    let back = c.restore(e.id, &by).expect("restore");
+    assert_eq!(back.id, e.id);
+    assert_eq!(format!("{:?}", c.file(clip).expect("file")), format!("{:?}", Some(before)), "exactly as it was");
+    assert_eq!(c.sidecars_of(clip).expect("sidecars").iter().map(|f| f.id).collect::<Vec<_>>(), vec![sidecar]);
+    assert_eq!(totals(&*c, a, cam), (3, 3000, 4));
+    assert!(c.trash().expect("trash").is_empty());
+    assert!(matches!(c.restore(e.id, &by), Err(Error::NotFound(_))));
+
+    // A couple: refused while an import of it is unfinished.
+    let pending = c
+        .create_session(a, None, None, DuplicateAction::Skip, "/card2", &[b"/card2".to_vec()], None, false)
+        .expect("session");
+    assert!(matches!(c.trash_couple(a, 0, &by), Err(Error::Invalid(_))), "an import is open");
+    c.set_session_status(pending, SessionStatus::Cancelled, None).expect("cancel");
+    let ce = c.trash_couple(a, by.at, &by).expect("remove the couple");
+    assert_eq!((ce.kind, ce.files, ce.bytes), (TrashKind::Couple, 3, 3000));
+    assert!(ce.id > e.id, "entry ids are not reused after a restore");
+    assert!(c.couples().expect("couples").iter().all(|k| k.id != a), "not listed");
+    assert!(matches!(c.couple_by_folder("2026-a"), Err(Error::NoSuchCouple(_))));
+    assert!(c.couple_folders().expect("folders").iter().all(|(id, _)| *id != a));
+    assert_eq!(c.tree_couples().expect("tree").iter().map(|t| t.id).collect::<Vec<_>>(), vec![other]);
+    assert!(c.tree_cameras(a).expect("cameras").is_empty());
+    assert_eq!(totals(&*c, a, cam), (0, 0, 1));
+    assert_eq!(totals(&*c, other, cam), (2, 2000, 1), "the other couple is untouched");
+    assert_eq!(c.files_of_blob(&h3).expect("by hash").iter().map(|f| f.id).collect::<Vec<_>>(), vec![o1]);
+    assert!(c.folder_name_taken("2026-a").expect("taken"), "the folder stays taken: a restore always fits");
+    c.restore(ce.id, &by).expect("restore the couple");
+    assert_eq!(totals(&*c, a, cam), (3, 3000, 4));
+    assert_eq!(c.couple_by_folder("2026-a").expect("back").id, a);
+
+    // Undo an import: what it added (live), then purge it.
+    assert!(matches!(c.trash_session(pending, 0, &by), Err(Error::Invalid(_))), "added nothing");
+    let se = c.trash_session(o_session, by.at, &by).expect("undo");
+    assert_eq!((se.kind, se.session_id, se.files), (TrashKind::Session, Some(o_session), 2));
+    assert!(c.file(o1).expect("file").is_none() && c.file(o2).expect("file").is_none());
+    assert_eq!(totals(&*c, other, cam), (0, 0, 3));
+    let p = c.purge(se.id, &by).expect("purge");
+    assert_eq!((p.entries, p.files, p.couples), (1, 2, 0));
+    assert_eq!(totals(&*c, other, cam), (0, 0, 3), "a purge does not subtract twice");
+    assert!(c.sidecars_of(clip).expect("sidecars").len() == 1);
+    let garbage: Vec<String> = c.garbage(0, 100).expect("garbage").into_iter().map(|g| g.hash).collect();
+    assert_eq!(garbage, vec![h4.clone()], "only the blob nothing else uses (h3 stays with the clip of 2026-a)");
+
+    // Purge the couple (with a file entry inside it): everything of it goes.
+    let fe = c.trash_file(shared, "2026-a/source/modern/a7s/C0002.MP4", by.at, &by).expect("remove");
+    let ce = c.trash_couple(a, by.at, &by).expect("remove the couple");
+    assert_eq!(ce.files, 2, "what the file entry took is its own");
+    let p = c.purge(ce.id, &by).expect("purge the couple");
+    assert_eq!((p.entries, p.files, p.couples), (2, 3, 1));
+    assert!(c.trash_entry(fe.id).is_err(), "the couple's other entries went with it");
+    assert!(c.couple_by_id(a).is_err());
+    assert!(c.sessions().expect("sessions").iter().all(|s| s.couple_id != a), "its sessions went too");
+    let mut garbage: Vec<String> = c.garbage(0, 100).expect("garbage").into_iter().map(|g| g.hash).collect();
+    garbage.sort();
+    assert_eq!(garbage, vec![h1.clone(), h2.clone(), h3.clone(), h4.clone()]);
+    let page = c.garbage(0, 2).expect("page");
+    assert_eq!(page.len(), 2);
+    assert_eq!(c.garbage(page[1].id, 10).expect("next page").len(), 2);
+    let audit: Vec<String> = c.audit_log(None, 100).expect("audit").into_iter().map(|e| e.action).collect();
+    for action in ["file.remove", "couple.remove", "session.undo", "trash.restore", "trash.purge"] {
+        assert!(audit.iter().any(|a| a == action), "{action} is logged: {audit:?}");
+    }
+
+    // Forgetting and removing: an unfinished session's item keeps its hash needed, and removal runs under the lock.
+    let (k, s) = couple_and_session(&mut *c, "2026-c");
+    let items = stored_items(&mut *c, s, &["x.mov", "y.mov"]);
+    assert_eq!(items[1].hash.as_deref(), Some(h2.as_str()));
+    let forgotten = c.forget_blobs(&[h1.clone(), h2.clone(), h3.clone(), h4.clone()]).expect("forget");
+    assert_eq!(forgotten.len(), 2, "h1 and h2 are named by the open session: {forgotten:?}");
+    assert!(c.blob(&h3).expect("blob").is_none() && c.blob(&h1).expect("blob").is_some());
+    let nine = hash(9);
+    let needed = c.needed_hashes(&[h1.clone(), h3.clone(), nine.clone()]).expect("needed");
+    assert_eq!(needed, [h1.clone()].into_iter().collect());
+    let mut seen = Vec::new();
+    let removed = c
+        .remove_unneeded(&[h1.clone(), h3.clone(), h4.clone()], &mut |h| {
+            seen.push(h.to_string());
+            Ok(())
+        })
+        .expect("remove");
+    assert_eq!(removed, vec![h3.clone(), h4.clone()]);
+    assert_eq!(seen, removed);
+    let _ = k;
+    // The write lock is released after: another connection writes at once.
+    let other_conn = b.connect().expect("connect");
+    other_conn.audit(&by, "test", None, "after").expect("write after remove_unneeded");
+}
+
 // ---- SQLite -----------------------------------------------------------------------------------------------
 
 fn sqlite_backend(dir: &Path) -> Arc<dyn CatalogBackend> {
@@ -804,4 +956,10 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
     assert_eq!(tree.len(), 1);
     assert!(tree[0].newest_import > 0, "the newest import filled at migration: {tree:?}");
     assert_eq!(c.files_in_dir(old.id, FootageType::Modern, None).expect("folder").len(), 2, "blob ids filled");
+}
+
+#[test]
+fn sqlite_trash() {
+    let d = tempdir();
+    trash_suite(&*sqlite_backend(d.path()));
 }

@@ -308,6 +308,8 @@ impl<'a> Importer<'a> {
                 "source {source_id} is disabled: `nightfox source test {source_id}` enables it once it connects"
             )));
         }
+        // A couple in the trash takes no import (`NoSuchCouple`), from a source enabled again after its removal too.
+        cat.couple_by_folder(&row.couple)?;
         let source = self.open_source(&row)?;
         let mut lock = self.lock_couple(&cat, row.couple_id, &row.couple)?;
         let root = PathBuf::from(&row.path);
@@ -337,6 +339,8 @@ impl<'a> Importer<'a> {
     pub fn resume(&self, id: i64) -> Result<Summary> {
         let cat = self.archive.catalog()?;
         let s = cat.session(id)?;
+        // A couple in the trash takes no import, not even a retry of failed files (`NoSuchCouple`).
+        cat.couple_by_folder(&s.couple)?;
         let mut lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
         // Read again under the lock: another process may have finished it meanwhile. A completed session with
         // failed files is resumable: they are tried again.

@@ -25,6 +25,7 @@ impl Finalize for SqliteFinalize<'_> {
             .query_row(
                 "SELECT f.id FROM files f JOIN blobs b ON b.id = f.blob_id
                    WHERE f.couple_id = ?1 AND f.original_path = ?2 AND f.bad_ranges IS NOT NULL AND b.size = ?3
+                     AND f.trash_id IS NULL
                    ORDER BY f.id LIMIT 1",
                 params![couple_id, original_path, size as i64],
                 |r| r.get(0),

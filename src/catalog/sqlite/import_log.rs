@@ -299,7 +299,10 @@ impl ImportLog for SqliteConn {
     fn couple_sizes(&self, couple_id: i64) -> Result<std::collections::HashSet<u64>> {
         let mut st = self
             .conn
-            .prepare("SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.id = f.blob_id WHERE f.couple_id = ?1")
+            .prepare(
+                "SELECT DISTINCT b.size FROM files f JOIN blobs b ON b.id = f.blob_id
+                   WHERE f.couple_id = ?1 AND f.trash_id IS NULL",
+            )
             .ctx("couple sizes")?;
         let rows = st.query_map([couple_id], |r| r.get::<_, i64>(0)).ctx("couple sizes")?;
         let mut out = std::collections::HashSet::new();
@@ -318,7 +321,7 @@ impl ImportLog for SqliteConn {
             .prepare_cached(
                 "SELECT EXISTS(SELECT 1 FROM files f JOIN blobs b ON b.id = f.blob_id
                    WHERE f.couple_id = ?1 AND f.original_path = ?3 AND f.source = ?2 AND f.source_mtime_ns = ?5
-                     AND b.size = ?4)",
+                     AND b.size = ?4 AND f.trash_id IS NULL)",
             )
             .ctx("quick check")?
             .query_row(params![couple_id, source, rel, size as i64, mtime_ns], |r| r.get(0))

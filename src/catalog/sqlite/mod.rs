@@ -375,7 +375,7 @@ fn slug_taken(conn: &Connection, slug: &str) -> Result<bool> {
 fn has_blob_in_couple(conn: &Connection, couple_id: i64, hash: &str) -> Result<bool> {
     conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM blobs b JOIN files f ON f.blob_id = b.id
-           WHERE b.hash = ?2 AND f.couple_id = ?1 AND b.health = 'ok')",
+           WHERE b.hash = ?2 AND f.couple_id = ?1 AND b.health = 'ok' AND f.trash_id IS NULL)",
         params![couple_id, hash],
         |r| r.get(0),
     )

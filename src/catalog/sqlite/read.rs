@@ -13,16 +13,32 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn couples(&self) -> Result<Vec<Couple>> {
-        rows(&self.conn, &format!("{} ORDER BY c.folder_name", COUPLE_SELECT), [], couple_from_row, "list couples")
+        rows(
+            &self.conn,
+            &format!("{} WHERE c.trash_id IS NULL ORDER BY c.folder_name", COUPLE_SELECT),
+            [],
+            couple_from_row,
+            "list couples",
+        )
     }
 
     fn couple_folders(&self) -> Result<Vec<(i64, String)>> {
-        rows(&self.conn, "SELECT id, folder_name FROM couples", [], |r| Ok((r.get(0)?, r.get(1)?)), "list couples")
+        rows(
+            &self.conn,
+            "SELECT id, folder_name FROM couples WHERE trash_id IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+            "list couples",
+        )
     }
 
     fn couple_by_folder(&self, folder_name: &str) -> Result<Couple> {
         self.conn
-            .query_row(&format!("{} WHERE c.folder_name = ?1", COUPLE_SELECT), [folder_name], couple_from_row)
+            .query_row(
+                &format!("{} WHERE c.folder_name = ?1 AND c.trash_id IS NULL", COUPLE_SELECT),
+                [folder_name],
+                couple_from_row,
+            )
             .optional()
             .ctx("find couple")?
             .ok_or_else(|| Error::NoSuchCouple(folder_name.to_string()))
@@ -31,7 +47,7 @@ impl ReadCatalog for SqliteConn {
     fn couples_on(&self, event_date: &str) -> Result<Vec<Couple>> {
         rows(
             &self.conn,
-            &format!("{} WHERE c.event_date = ?1 ORDER BY c.folder_name", COUPLE_SELECT),
+            &format!("{} WHERE c.event_date = ?1 AND c.trash_id IS NULL ORDER BY c.folder_name", COUPLE_SELECT),
             [event_date],
             couple_from_row,
             "list couples of a date",
@@ -137,7 +153,7 @@ impl ReadCatalog for SqliteConn {
             None => format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE ?1 IS NULL ORDER BY hash"),
             Some(_) => format!(
                 "SELECT {BLOB_COLUMNS} FROM blobs WHERE id IN
-                   (SELECT blob_id FROM files WHERE couple_id = ?1) ORDER BY hash"
+                   (SELECT blob_id FROM files WHERE couple_id = ?1 AND trash_id IS NULL) ORDER BY hash"
             ),
         };
         rows(&self.conn, &sql, [couple_id], blob_from_row, "list blobs")
@@ -290,7 +306,7 @@ impl ReadCatalog for SqliteConn {
     fn damaged_files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
         // Through the partial index of salvaged files (a handful), never a scan of every file.
         let sql = format!(
-            "{} WHERE f.bad_ranges IS NOT NULL AND f.couple_id {} ORDER BY f.id",
+            "{} WHERE f.bad_ranges IS NOT NULL AND f.trash_id IS NULL AND f.couple_id {} ORDER BY f.id",
             FILE_SELECT.replace("FROM files f", "FROM files f INDEXED BY files_damaged"),
             if couple_id.is_some() { "= ?1" } else { "IS NOT ?1" }
         );
@@ -299,7 +315,7 @@ impl ReadCatalog for SqliteConn {
 
     fn files(&self, couple_id: Option<i64>) -> Result<Vec<FileRow>> {
         let sql = format!(
-            "{} WHERE (?1 IS NULL OR f.couple_id = ?1)
+            "{} WHERE (?1 IS NULL OR f.couple_id = ?1) AND f.trash_id IS NULL
              ORDER BY f.couple_id, f.footage_type, IFNULL(f.camera_id, 0), f.display_name",
             FILE_SELECT
         );
@@ -307,14 +323,20 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn files_of_blob(&self, hash: &str) -> Result<Vec<FileRow>> {
-        rows(&self.conn, &format!("{} WHERE b.hash = ?1", FILE_SELECT), [hash], file_from_row, "files of blob")
+        rows(
+            &self.conn,
+            &format!("{} WHERE b.hash = ?1 AND f.trash_id IS NULL", FILE_SELECT),
+            [hash],
+            file_from_row,
+            "files of blob",
+        )
     }
 
     fn files_of_blobs(&self, hashes: &[String]) -> Result<Vec<FileRow>> {
         let mut out = Vec::new();
         for chunk in hashes.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!("{} WHERE b.hash IN ({marks})", FILE_SELECT);
+            let sql = format!("{} WHERE b.hash IN ({marks}) AND f.trash_id IS NULL", FILE_SELECT);
             out.extend(rows(&self.conn, &sql, rusqlite::params_from_iter(chunk), file_from_row, "files of blobs")?);
         }
         Ok(out)
@@ -322,7 +344,7 @@ impl ReadCatalog for SqliteConn {
 
     fn file(&self, id: i64) -> Result<Option<FileRow>> {
         self.conn
-            .query_row(&format!("{} WHERE f.id = ?1", FILE_SELECT), [id], file_from_row)
+            .query_row(&format!("{} WHERE f.id = ?1 AND f.trash_id IS NULL", FILE_SELECT), [id], file_from_row)
             .optional()
             .ctx("find file")
     }
@@ -335,7 +357,8 @@ impl ReadCatalog for SqliteConn {
         name: &[u8],
     ) -> Result<Option<FileRow>> {
         let sql = format!(
-            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 AND f.display_name = ?4",
+            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 AND f.display_name = ?4
+               AND f.trash_id IS NULL",
             FILE_SELECT
         );
         self.conn
@@ -347,7 +370,7 @@ impl ReadCatalog for SqliteConn {
     fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>> {
         rows(
             &self.conn,
-            &format!("{} WHERE f.sidecar_of = ?1 ORDER BY f.display_name", FILE_SELECT),
+            &format!("{} WHERE f.sidecar_of = ?1 AND f.trash_id IS NULL ORDER BY f.display_name", FILE_SELECT),
             [file_id],
             file_from_row,
             "list sidecars",
@@ -355,7 +378,13 @@ impl ReadCatalog for SqliteConn {
     }
 
     fn files_after(&self, after: i64) -> Result<Vec<FileRow>> {
-        rows(&self.conn, &format!("{} WHERE f.id > ?1 ORDER BY f.id", FILE_SELECT), [after], file_from_row, "new files")
+        rows(
+            &self.conn,
+            &format!("{} WHERE f.id > ?1 AND f.trash_id IS NULL ORDER BY f.id", FILE_SELECT),
+            [after],
+            file_from_row,
+            "new files",
+        )
     }
 
     fn change_token(&self) -> Result<i64> {
@@ -384,7 +413,8 @@ impl ReadCatalog for SqliteConn {
         rows(
             &self.conn,
             "SELECT c.id, c.folder_name, t.files, t.newest_import FROM couples c
-               JOIN couple_totals t ON t.couple_id = c.id WHERE t.files > 0 ORDER BY c.folder_name",
+               JOIN couple_totals t ON t.couple_id = c.id WHERE t.files > 0 AND c.trash_id IS NULL
+              ORDER BY c.folder_name",
             [],
             |r| Ok(TreeCouple { id: r.get(0)?, folder_name: r.get(1)?, files: r.get(2)?, newest_import: r.get(3)? }),
             "list the couple folders",
@@ -394,7 +424,7 @@ impl ReadCatalog for SqliteConn {
     fn tree_cameras(&self, couple_id: i64) -> Result<Vec<TreeCamera>> {
         rows(
             &self.conn,
-            "SELECT footage_type, camera_id, COUNT(*), MAX(imported_at) FROM files WHERE couple_id = ?1
+            "SELECT footage_type, camera_id, COUNT(*), MAX(imported_at) FROM files WHERE couple_id = ?1 AND trash_id IS NULL
                GROUP BY footage_type, IFNULL(camera_id, 0) ORDER BY footage_type, IFNULL(camera_id, 0)",
             [couple_id],
             |r| {
@@ -412,7 +442,8 @@ impl ReadCatalog for SqliteConn {
 
     fn files_in_dir(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>) -> Result<Vec<TreeFile>> {
         let sql = format!(
-            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 ORDER BY f.display_name",
+            "{} WHERE f.couple_id = ?1 AND f.footage_type = ?2 AND IFNULL(f.camera_id, 0) = ?3 AND f.trash_id IS NULL
+             ORDER BY f.display_name",
             TREE_FILE_SELECT
         );
         let p = params![couple_id, ft.as_str(), camera_id.unwrap_or(0)];
@@ -426,7 +457,7 @@ impl ReadCatalog for SqliteConn {
             "SELECT ",
             tree_file_columns!(),
             " FROM blobs b CROSS JOIN files f
-             WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_id = b.id)
+             WHERE b.id > ?1 AND f.id = (SELECT MIN(f2.id) FROM files f2 WHERE f2.blob_id = b.id AND f2.trash_id IS NULL)
              ORDER BY b.id LIMIT ?2"
         );
         rows(&self.conn, sql, params![after, limit], tree_file_from_row, "list .by-hash")

@@ -393,3 +393,50 @@ fn kill_9_during_remove_restore_and_gc_leaves_a_consistent_catalog() {
     }
     assert_catalog_consistent(&env);
 }
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(d) => d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+#[test]
+fn removed_while_mounted_leaves_the_mount_at_once_and_restored_comes_back_with_its_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let folder = env.couple("Ivy & Jo", "2026-10-01");
+    let other = env.couple("Kim & Lu", "2026-10-02");
+    let cam = env.ok(&["camera", "add", "--name", "A cam", "--type", "modern"]).trim().to_string();
+    let card = env.path("card");
+    sony_card(&card, 2, 3);
+    env.ok(&["import", "--couple", &folder, "--camera", &cam, card.to_str().unwrap()]);
+    let card2 = env.path("card2");
+    sony_card(&card2, 1, 4);
+    env.ok(&["import", "--couple", &other, "--camera", &cam, card2.to_str().unwrap()]);
+    let mp = env.path("mnt");
+    let mut m = Mount::start(&env, &mp, &[]);
+    let dir = mp.join(&folder).join("source/modern").join(&cam);
+    let clip = dir.join("C0001.MP4");
+    let (ino, bytes) = (std::fs::metadata(&clip).unwrap().ino(), std::fs::read(&clip).unwrap());
+    assert_eq!(names(&dir).len(), 4);
+
+    env.ok(&["file", "remove", &format!("{folder}/source/modern/{cam}/C0001.MP4"), "--yes"]);
+    wait_until("the clip to leave the mount", Duration::from_secs(10), || names(&dir).len() == 2);
+    assert_eq!(names(&dir), ["C0002.MP4", "C0002M01.XML"], "the clip went with its sidecar");
+    assert!(std::fs::metadata(&clip).is_err(), "its path no longer resolves");
+    let entry = json(&env.ok(&["trash", "list", "--json"]))[0]["id"].to_string();
+    env.ok(&["trash", "restore", &entry]);
+    wait_until("the clip to come back", Duration::from_secs(10), || names(&dir).len() == 4);
+    assert_eq!(std::fs::metadata(&clip).unwrap().ino(), ino, "the same inode");
+    assert_eq!(std::fs::read(&clip).unwrap(), bytes);
+
+    // A whole couple.
+    env.ok(&["couple", "remove", &other, "--yes"]);
+    wait_until("the couple to leave the mount", Duration::from_secs(10), || !names(&mp).contains(&other));
+    assert!(std::fs::metadata(mp.join(&other).join("source")).is_err());
+    assert!(names(&mp).contains(&folder));
+    m.stop();
+}

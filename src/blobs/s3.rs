@@ -9,16 +9,19 @@
 //! it holds exactly the bytes sent. A store whose ETags are not MD5s (server-side encryption) gets the object read
 //! back and re-hashed instead. Nothing relies on `If-None-Match`: keys are content addresses, a re-PUT is harmless.
 //!
-//! Reading goes through a local, content-addressed cache ([`Cache`]: never stale, LRU under a size limit): a blob
-//! opened is hydrated into it in the background (then the mount hands the kernel the cached file, passthrough or
-//! `O_DIRECT`); until then ranged GETs with a read-ahead that doubles while reads are sequential serve it, into a
-//! per-open range cache that survives seeks. `rehash` (verify) always reads the store, never the cache.
+//! Reading goes through a local, content-addressed cache ([`Cache`]: never stale, LRU under a size limit). A blob
+//! not cached is served by ranged GETs of 256 KiB pieces, with a read-ahead that doubles while reads are sequential
+//! (up to 32 MiB), into a per-open range cache that survives seeks, so playback starts at once and a scrubbing
+//! editor fetches little. A reader that has gone 16 MiB sequentially (playback, a copy) starts the blob's hydration
+//! into the cache in the background; reads the hydration has passed are served from its file, and once it is
+//! complete (and checked against the hash) the mount hands the kernel the cached file (passthrough or
+//! `O_DIRECT`). `rehash` (verify) always reads the store, never the cache.
 //!
 //! Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or
 //! from `s3.env` in the archive (those lines, mode 0600); never from a URL or an argument, never logged. Every
 //! async call runs on a private runtime; the rest of Nightfox stays sync.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -45,11 +48,15 @@ const MIN_PART: u64 = 64 << 20;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 /// What a ranged read fetches and keeps per piece.
-const CHUNK: u64 = 1 << 20;
-/// The largest read-ahead of a sequential reader.
-const MAX_WINDOW: u64 = 32;
-/// Pieces an open blob keeps (its range cache).
-const CHUNKS_KEPT: usize = 96;
+const CHUNK: u64 = 256 << 10;
+/// The largest read-ahead of a sequential reader, in pieces (32 MiB).
+const MAX_WINDOW: u64 = 128;
+/// Pieces an open blob keeps (its range cache: 96 MiB).
+const CHUNKS_KEPT: usize = 384;
+/// Sequential bytes after which a reader has the blob hydrated into the cache.
+const HYDRATE_AFTER: u64 = 16 << 20;
+/// What one GET of a hydration asks for (its progress moves by these).
+const HYDRATE_PIECE: u64 = 8 << 20;
 /// What one GET of a whole-blob read (verify, hydration) asks for: bounded, so no request outlives its timeout.
 const READ_PIECE: u64 = 64 << 20;
 /// The default cache size (bytes).
@@ -294,10 +301,10 @@ impl Inner {
     }
 
     /// Reads the whole object from the store in bounded pieces, each handed to `f`.
-    fn read_all(&self, hash: &str, size: u64, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn read_all(&self, hash: &str, size: u64, piece: u64, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut at = 0;
         while at < size {
-            let to = (at + READ_PIECE).min(size);
+            let to = (at + piece).min(size);
             let piece = self.get_range(hash, at, to)?;
             if piece.len() as u64 != to - at {
                 return Err(Error::Store {
@@ -315,7 +322,7 @@ impl Inner {
     fn rehash_store(&self, hash: &str) -> Result<HashHex> {
         let meta = self.head(hash)?.ok_or_else(|| self.missing(hash))?;
         let mut h = blake3::Hasher::new();
-        self.read_all(hash, meta.size, |b| {
+        self.read_all(hash, meta.size, READ_PIECE, |b| {
             h.update(b);
             Ok(())
         })?;
@@ -528,15 +535,19 @@ impl BlobStore for S3Blobs {
             }
         }
         let meta = i.head(hash)?.ok_or_else(|| i.missing(hash))?;
-        if let Some(c) = &i.cache {
-            c.hydrate(Arc::clone(&self.inner), hash, meta.size);
-        }
         Ok(Box::new(S3Reader {
             inner: Arc::clone(&self.inner),
             hash: hash.to_string(),
             len: meta.size,
-            st: Mutex::new(Ranges { chunks: LruCache::new(CHUNKS_KEPT), fetched_until: u64::MAX, window: 1 }),
+            st: Mutex::new(Ranges {
+                chunks: LruCache::new(CHUNKS_KEPT),
+                fetched_until: u64::MAX,
+                window: 1,
+                read_until: 0,
+                sequential: 0,
+            }),
             local: OnceLock::new(),
+            partial: OnceLock::new(),
         }))
     }
 
@@ -598,6 +609,9 @@ struct Ranges {
     fetched_until: u64,
     /// Pieces the next fetch asks for.
     window: u64,
+    /// Where the last read ended, and how far reads have gone on from each other without a seek.
+    read_until: u64,
+    sequential: u64,
 }
 
 /// A blob read from the store by ranges until its cached copy is there.
@@ -607,9 +621,37 @@ struct S3Reader {
     len: u64,
     st: Mutex<Ranges>,
     local: OnceLock<File>,
+    /// The file a hydration under way writes (its first `done` bytes are there).
+    partial: OnceLock<(File, Arc<Hydration>)>,
 }
 
 impl S3Reader {
+    /// The hydration's file, when it holds `[.., end)` already.
+    fn hydrated_to(&self, end: u64) -> Option<&File> {
+        if self.partial.get().is_none() {
+            let h = self.inner.cache.as_ref()?.hydration(&self.hash)?;
+            let f = File::open(&h.part).ok()?;
+            let _ = self.partial.set((f, h));
+        }
+        let (f, h) = self.partial.get()?;
+        (h.done.load(Ordering::Acquire) >= end).then_some(f)
+    }
+
+    /// Counts a read; a reader gone far enough sequentially starts the hydration.
+    fn note_read(&self, offset: u64, end: u64) {
+        let go = {
+            let mut st = self.st.lock();
+            st.sequential = if offset == st.read_until { st.sequential + (end - offset) } else { 0 };
+            st.read_until = end;
+            st.sequential >= HYDRATE_AFTER
+        };
+        if go {
+            if let Some(c) = &self.inner.cache {
+                c.hydrate(Arc::clone(&self.inner), &self.hash, self.len);
+            }
+        }
+    }
+
     fn local(&self) -> Option<&File> {
         if let Some(f) = self.local.get() {
             return Some(f);
@@ -665,6 +707,13 @@ impl BlobReader for S3Reader {
             return pread_full(f, buf, offset);
         }
         let end = (offset.saturating_add(buf.len() as u64)).min(self.len);
+        if offset >= end {
+            return Ok(0);
+        }
+        self.note_read(offset, end);
+        if let Some(f) = self.hydrated_to(end) {
+            return pread_full(f, &mut buf[..(end - offset) as usize], offset);
+        }
         let mut pos = offset;
         while pos < end {
             let idx = pos / CHUNK;
@@ -690,12 +739,18 @@ pub struct Cache {
     limit: u64,
     /// The bytes held (counted at first use).
     used: Mutex<Option<u64>>,
-    hydrating: Mutex<HashSet<String>>,
+    hydrating: Mutex<HashMap<String, Arc<Hydration>>>,
+}
+
+/// A blob being fetched into the cache: its temp file, and how many bytes from the start are written there.
+struct Hydration {
+    part: PathBuf,
+    done: AtomicU64,
 }
 
 impl Cache {
     fn new(dir: PathBuf, limit: u64) -> Cache {
-        Cache { dir, limit, used: Mutex::new(None), hydrating: Mutex::new(HashSet::new()) }
+        Cache { dir, limit, used: Mutex::new(None), hydrating: Mutex::new(HashMap::new()) }
     }
 
     fn path(&self, hash: &str) -> PathBuf {
@@ -794,15 +849,35 @@ impl Cache {
         *self.used.lock() = Some(total);
     }
 
+    /// The hydration of a blob under way, if any.
+    fn hydration(&self, hash: &str) -> Option<Arc<Hydration>> {
+        self.hydrating.lock().get(hash).cloned()
+    }
+
     /// Fetches a blob into the cache in the background (once at a time per blob), checked against its hash.
     fn hydrate(&self, inner: Arc<Inner>, hash: &str, size: u64) {
-        if size > self.limit / 2 || !self.hydrating.lock().insert(hash.to_string()) {
+        let p = self.path(hash);
+        if size > self.limit / 2 || p.exists() {
             return;
+        }
+        let dir = p.parent().unwrap_or(&self.dir).to_path_buf();
+        if fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let part = dir.join(format!(".{hash}.part"));
+        let Ok(file) = File::create(&part) else { return };
+        let job = Arc::new(Hydration { part, done: AtomicU64::new(0) });
+        {
+            let mut h = self.hydrating.lock();
+            if h.contains_key(hash) {
+                return;
+            }
+            h.insert(hash.to_string(), Arc::clone(&job));
         }
         let h = hash.to_string();
         let spawned = std::thread::Builder::new().name("nightfox-hydrate".into()).spawn(move || {
             let Some(cache) = inner.cache.as_ref() else { return };
-            if let Err(e) = cache.fetch(&inner, &h, size) {
+            if let Err(e) = cache.fetch(&inner, &h, size, file, &job) {
                 tracing::warn!("caching blob {h} failed (reads go to the store): {e}");
             }
             cache.hydrating.lock().remove(&h);
@@ -812,20 +887,16 @@ impl Cache {
         }
     }
 
-    fn fetch(&self, inner: &Inner, hash: &str, size: u64) -> Result<()> {
+    fn fetch(&self, inner: &Inner, hash: &str, size: u64, mut f: File, job: &Hydration) -> Result<()> {
         let p = self.path(hash);
-        if p.exists() {
-            return Ok(());
-        }
-        let dir = p.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&dir).at(&dir)?;
-        let tmp = dir.join(format!(".{hash}.part"));
-        let mut f = File::create(&tmp).at(&tmp)?;
+        let tmp = job.part.clone();
         let mut h = blake3::Hasher::new();
-        let r = inner.read_all(hash, size, |b| {
+        let r = inner.read_all(hash, size, HYDRATE_PIECE, |b| {
             h.update(b);
             inner.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
-            f.write_all(b).at(&tmp)
+            f.write_all(b).at(&tmp)?;
+            job.done.fetch_add(b.len() as u64, Ordering::Release);
+            Ok(())
         });
         if let Err(e) = r {
             let _ = fs::remove_file(&tmp);

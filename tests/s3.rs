@@ -102,6 +102,36 @@ fn s3_store_passes_the_blob_store_conformance_suite_and_lands_multipart_blobs() 
     }
     let fetched = cold.fetched_bytes() - before;
     assert!(fetched <= (32 << 20) + (64 << 20), "read-ahead stays bounded: {fetched}");
+
+    // Two sequential readers of a blob not cached: one hydration (the other reader never truncates it), both
+    // read the right bytes, from the store, then from the hydration's file, and the blob ends up cached.
+    let cached = root.join("cache").join(&hash[..2]).join(&hash[2..4]).join(&hash);
+    fs::remove_file(&cached).expect("the landing put the staged copy in the cache");
+    let warm = S3Blobs::open(&sw.url("conf"), &root).unwrap();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let r = warm.open(&hash).unwrap();
+            std::thread::spawn(move || {
+                let mut h = blake3::Hasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut off = 0;
+                loop {
+                    let n = r.read_at(&mut buf, off).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                h.finalize().to_hex().to_string()
+            })
+        })
+        .collect();
+    for r in readers {
+        assert_eq!(r.join().unwrap(), hash);
+    }
+    wait_until("the blob cached", Duration::from_secs(60), || cached.exists());
+    assert_eq!(b3_file(&cached), hash);
     // The keys are the local layout: a plain S3 listing finds the blob where `objects/` would hold it.
     let (s, rt) = raw(&sw);
     let meta = rt.block_on(s.head(&key("conf", &hash))).expect("the object at its layout key");

@@ -48,17 +48,21 @@ const MIN_PART: u64 = 64 << 20;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 /// What a ranged read fetches and keeps per piece.
-const CHUNK: u64 = 256 << 10;
+const CHUNK: u64 = 64 << 10;
 /// The largest read-ahead of a sequential reader, in pieces (32 MiB).
-const MAX_WINDOW: u64 = 128;
+const MAX_WINDOW: u64 = 512;
 /// Pieces an open blob keeps (its range cache: 96 MiB).
-const CHUNKS_KEPT: usize = 384;
+const CHUNKS_KEPT: usize = 1536;
 /// Sequential bytes after which a reader has the blob hydrated into the cache.
-const HYDRATE_AFTER: u64 = 16 << 20;
+const HYDRATE_AFTER: u64 = 8 << 20;
 /// What one GET of a hydration asks for (its progress moves by these).
 const HYDRATE_PIECE: u64 = 8 << 20;
-/// What one GET of a whole-blob read (verify, hydration) asks for: bounded, so no request outlives its timeout.
-const READ_PIECE: u64 = 64 << 20;
+/// What one GET of a whole-blob read (verify) asks for: bounded, so no request outlives its timeout.
+const READ_PIECE: u64 = 16 << 20;
+/// GETs of a whole-blob read (verify, hydration) in flight at once.
+const PIECES_IN_FLIGHT: usize = 4;
+/// How far ahead of a hydration a reader waits for it rather than fetching the range itself.
+const WAIT_AHEAD: u64 = 64 << 20;
 /// The default cache size (bytes).
 pub const DEFAULT_CACHE_SIZE: u64 = 20 << 30;
 
@@ -300,23 +304,33 @@ impl Inner {
         r.map_err(|e| store_err(&format!("read blob {hash}"), e))
     }
 
-    /// Reads the whole object from the store in bounded pieces, each handed to `f`.
+    /// Reads the whole object from the store in bounded pieces, a few in flight, each handed to `f` in order.
     fn read_all(&self, hash: &str, size: u64, piece: u64, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let mut at = 0;
-        while at < size {
-            let to = (at + piece).min(size);
-            let piece = self.get_range(hash, at, to)?;
-            if piece.len() as u64 != to - at {
-                return Err(Error::Store {
-                    context: format!("read blob {hash}"),
-                    transient: true,
-                    message: format!("short read: {} bytes of {}", piece.len(), to - at),
-                });
+        use futures::StreamExt;
+        let key = self.key(hash);
+        let ranges: Vec<(u64, u64)> =
+            (0..size.div_ceil(piece)).map(|i| (i * piece, ((i + 1) * piece).min(size))).collect();
+        self.rt.block_on(async {
+            let key = &key;
+            let mut pieces = futures::stream::iter(ranges.into_iter().map(|(a, b)| async move {
+                let opts = GetOptions { range: Some(GetRange::Bounded(a..b)), ..Default::default() };
+                let got = self.store.get_opts(key, opts).await?.bytes().await?;
+                Ok::<_, object_store::Error>((b - a, got))
+            }))
+            .buffered(PIECES_IN_FLIGHT);
+            while let Some(r) = pieces.next().await {
+                let (want, got) = r.map_err(|e| store_err(&format!("read blob {hash}"), e))?;
+                if got.len() as u64 != want {
+                    return Err(Error::Store {
+                        context: format!("read blob {hash}"),
+                        transient: true,
+                        message: format!("short read: {} bytes of {want}", got.len()),
+                    });
+                }
+                f(&got)?;
             }
-            f(&piece)?;
-            at = to;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn rehash_store(&self, hash: &str) -> Result<HashHex> {
@@ -626,7 +640,8 @@ struct S3Reader {
 }
 
 impl S3Reader {
-    /// The hydration's file, when it holds `[.., end)` already.
+    /// The hydration's file, once it holds `[.., end)`: waited for (bounded) when the hydration is close behind,
+    /// so a sequential reader and the hydration do not fetch the same bytes.
     fn hydrated_to(&self, end: u64) -> Option<&File> {
         if self.partial.get().is_none() {
             let h = self.inner.cache.as_ref()?.hydration(&self.hash)?;
@@ -634,7 +649,18 @@ impl S3Reader {
             let _ = self.partial.set((f, h));
         }
         let (f, h) = self.partial.get()?;
-        (h.done.load(Ordering::Acquire) >= end).then_some(f)
+        let started = std::time::Instant::now();
+        loop {
+            let done = h.done.load(Ordering::Acquire);
+            if done >= end {
+                return Some(f);
+            }
+            let failed = h.failed.load(Ordering::Acquire);
+            if failed || done + WAIT_AHEAD < end || started.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Counts a read; a reader gone far enough sequentially starts the hydration.
@@ -746,6 +772,7 @@ pub struct Cache {
 struct Hydration {
     part: PathBuf,
     done: AtomicU64,
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Cache {
@@ -861,23 +888,23 @@ impl Cache {
             return;
         }
         let dir = p.parent().unwrap_or(&self.dir).to_path_buf();
-        if fs::create_dir_all(&dir).is_err() {
-            return;
-        }
         let part = dir.join(format!(".{hash}.part"));
-        let Ok(file) = File::create(&part) else { return };
-        let job = Arc::new(Hydration { part, done: AtomicU64::new(0) });
-        {
+        // Under the lock: a second reader must not truncate the file of a hydration under way.
+        let (job, file) = {
             let mut h = self.hydrating.lock();
-            if h.contains_key(hash) {
+            if h.contains_key(hash) || p.exists() || fs::create_dir_all(&dir).is_err() {
                 return;
             }
+            let Ok(file) = File::create(&part) else { return };
+            let job = Arc::new(Hydration { part, done: AtomicU64::new(0), failed: Default::default() });
             h.insert(hash.to_string(), Arc::clone(&job));
-        }
+            (job, file)
+        };
         let h = hash.to_string();
         let spawned = std::thread::Builder::new().name("nightfox-hydrate".into()).spawn(move || {
             let Some(cache) = inner.cache.as_ref() else { return };
             if let Err(e) = cache.fetch(&inner, &h, size, file, &job) {
+                job.failed.store(true, Ordering::Release);
                 tracing::warn!("caching blob {h} failed (reads go to the store): {e}");
             }
             cache.hydrating.lock().remove(&h);

@@ -418,3 +418,30 @@ fn migrate_blobs_moves_a_local_archive_to_s3_verified_and_resumable_and_back() {
     env.ok(&["verify"]);
     env.assert_consistent();
 }
+
+#[test]
+fn gc_deletes_purged_blobs_from_the_bucket() {
+    let d = tempfile::tempdir_in(test_root()).unwrap();
+    let sw = Seaweed::start(&d.path().join("sw"));
+    let (env, _) = s3_env(&sw, "gc");
+    let couple = ok(&env, &["couple", "add", "--name", "Max & Ned", "--date", "2026-11-01"]).0.trim().to_string();
+    let card = env.path("card");
+    let clips = sony_card(&card, 2, 21);
+    ok(&env, &["import", "--couple", &couple, card.to_str().unwrap()]);
+    let gone = b3_file(&clips[0]);
+    let kept = b3_file(&clips[2]);
+    let cat = env.catalog();
+    let f = cat.files(None).unwrap().into_iter().find(|f| f.display_name == b"C0001.MP4").unwrap();
+    let slug = f.camera_id.map(|id| cat.camera_by_id(id).unwrap().unwrap().slug);
+    let path = nightfox::fs::tree_path(&couple, slug.as_deref(), &f);
+    ok(&env, &["file", "remove", &path, "--yes"]);
+    let later = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 31 * 86_400)
+        .to_string();
+    let out = cmd(&env).env("NIGHTFOX_NOW", &later).args(["gc", "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (s, rt) = raw(&sw);
+    let head = |h: &str| rt.block_on(s.head(&key("gc", h)));
+    assert!(head(&gone).is_err(), "the purged clip's blob left the bucket");
+    assert!(head(&kept).is_ok(), "the live clip's blob stays");
+    ok(&env, &["verify"]);
+}

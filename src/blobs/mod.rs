@@ -97,6 +97,12 @@ pub trait BlobStore: Send + Sync {
         None
     }
 
+    /// True for a store across a network (S3): landing is bound by its round trips, so an import keeps more files
+    /// in flight.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// The directory that holds the blobs as files `<2 hex>/<2 hex>/<64 hex>` (the local store's `objects/`),
     /// for the orphan check to walk. `None` for stores that are not such a directory.
     fn objects_dir(&self) -> Option<&Path> {

@@ -573,6 +573,10 @@ impl BlobStore for S3Blobs {
         self.inner.cache.as_ref().and_then(|c| c.get(hash))
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn remove(&self, hash: &str) -> Result<()> {
         let i = &self.inner;
         if let Some(c) = &i.cache {

@@ -750,8 +750,13 @@ impl<'a> Importer<'a> {
         let cat = Mutex::new(cat);
         let stop: Mutex<Option<Stop>> = Mutex::new(None);
         let halt = AtomicBool::new(false);
-        // A network source is read sequentially (one file at a time); local disks take two.
-        let workers = if run.local { self.tuning.workers.max(1) } else { 1 };
+        // A network source is read sequentially (one file at a time); local disks take two, three when the blobs
+        // go to a remote store (one file copying while others upload).
+        let workers = match (run.local, self.archive.blobs.is_remote()) {
+            (false, _) => 1,
+            (true, false) => self.tuning.workers.max(1),
+            (true, true) => self.tuning.workers.max(3),
+        };
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
@@ -1602,8 +1607,8 @@ enum ItemError {
     Stop(Stop),
 }
 
-/// Lands (or, `heals`, replaces) a verified staged copy, retrying a store's transient failures (a remote store's
-/// timeouts, 5xx, a restart) with the retry policy's delays (`$NIGHTFOX_RETRY_DELAYS`) up to its failure count;
+/// Lands (or, `heals`, replaces) a verified staged copy, retrying a remote store's transient failures (timeouts,
+/// 5xx, a restart: `Error::Store`; a local medium's errors stop at once) with the retry policy's delays (`$NIGHTFOX_RETRY_DELAYS`) up to its failure count;
 /// then the error stops the session, which pauses and can be resumed. The staged copy stays until it lands.
 fn land_retrying(
     store: &dyn blobs::BlobStore,
@@ -1617,7 +1622,7 @@ fn land_retrying(
     loop {
         let r = if heals { store.replace(tmp, hash) } else { store.land(tmp, hash, durability) };
         match r {
-            Err(e) if e.is_transient() && failures + 1 < policy.max_failures && tmp.exists() => {
+            Err(e @ Error::Store { transient: true, .. }) if failures + 1 < policy.max_failures && tmp.exists() => {
                 let delay = policy.delays.get(failures as usize).or(policy.delays.last()).copied().unwrap_or_default();
                 warn!(hash, "the blob store failed ({e}); trying again in {delay:?}");
                 std::thread::sleep(delay);

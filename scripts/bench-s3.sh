@@ -176,9 +176,8 @@ run_sys() { # run_sys NAME
       "$nf" --archive "$ra" --cache-dir "$work/cache-$name" --cache-size 20GB mount "$mnt" 2>/dev/null &
       pid=$!; wait_mount "$mnt" nightfox
       local root="$mnt/$rcouple/source/modern/unknown"
-      mkdir -p "$work/nflink"; rm -f "$work/nflink/PRIVATE"
       # the clips sit in the couple's unknown camera folder: give them the card's layout for the reader
-      mkdir -p "$work/nflink/PRIVATE/M4ROOT"; ln -sfn "$root" "$work/nflink/PRIVATE/M4ROOT/CLIP"
+      rm -rf "$work/nflink"; mkdir -p "$work/nflink/PRIVATE/M4ROOT"; ln -sfn "$root" "$work/nflink/PRIVATE/M4ROOT/CLIP"
       res[$name]+="$(measure "$work/nflink")|" ;;
     rclone)
       "$rclone" mount "s3p:bench/read-rc" "$mnt" --vfs-cache-mode full --cache-dir "$work/cache-$name" \

@@ -388,50 +388,73 @@ impl Inner {
             }
         };
         let todo: Vec<usize> = (0..nparts).filter(|i| !st.parts.contains_key(i)).collect();
-        for batch in todo.chunks(PARTS_IN_FLIGHT) {
-            let mut payloads = Vec::new();
-            for &i in batch {
-                let from = i as u64 * part;
-                let len = (size - from).min(part) as usize;
-                let mut buf = vec![0u8; len];
-                file.read_exact_at(&mut buf, from).at(staged)?;
-                let md5 = md5_hex(&buf);
-                payloads.push((i, md5, bytes::Bytes::from(buf)));
-            }
-            let id = st.upload_id.clone();
-            let results = self.rt.block_on(futures::future::join_all(
-                payloads.iter().map(|(i, _, b)| self.store.put_part(&key, &id, *i, b.clone().into())),
-            ));
+        // A stream of parts, a few in flight: each read (and its MD5 taken) on a blocking thread, then sent; the
+        // state is written as each one is acknowledged, so a kill loses at most the parts in flight.
+        let file = Arc::new(file);
+        let id = st.upload_id.clone();
+        let failed = self.rt.block_on(async {
+            use futures::StreamExt;
+            let (key, id) = (&key, &id);
+            let mut sent = futures::stream::iter(todo.into_iter().map(|i| {
+                let file = Arc::clone(&file);
+                async move {
+                    let from = i as u64 * part;
+                    let len = (size - from).min(part) as usize;
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; len];
+                        file.read_exact_at(&mut buf, from).map(|_| {
+                            let md5 = md5_hex(&buf);
+                            (buf, md5)
+                        })
+                    })
+                    .await;
+                    let (buf, md5) = match read {
+                        Ok(Ok(x)) => x,
+                        Ok(Err(e)) => return (i, String::new(), Err(Error::io(staged, e))),
+                        Err(e) => return (i, String::new(), Err(Error::io(staged, std::io::Error::other(e)))),
+                    };
+                    let r = self.store.put_part(key, id, i, bytes::Bytes::from(buf).into()).await;
+                    (
+                        i,
+                        md5,
+                        r.map_err(|e| {
+                            if e.to_string().contains("NoSuchUpload") || is_not_found(&e) {
+                                // The store forgot the upload: start over on the next try.
+                                let _ = remove_if_exists(&self.state_path(hash));
+                            }
+                            store_err(&format!("upload part {i} of blob {hash}"), e)
+                        }),
+                    )
+                }
+            }))
+            .buffer_unordered(PARTS_IN_FLIGHT);
             let mut failed = None;
-            for ((i, md5, _), r) in payloads.iter().zip(results) {
+            while let Some((i, md5, r)) = sent.next().await {
                 match r {
+                    Ok(PartId { content_id }) if is_md5_etag(&content_id) && etag(&content_id) != md5 => {
+                        failed.get_or_insert(Error::Store {
+                            context: format!("upload blob {hash}"),
+                            transient: true,
+                            message: format!("part {i}: the store received other bytes (ETag mismatch)"),
+                        });
+                    }
                     Ok(PartId { content_id }) => {
-                        if is_md5_etag(&content_id) && etag(&content_id) != *md5 {
-                            failed = Some(Error::Store {
-                                context: format!("upload blob {hash}"),
-                                transient: true,
-                                message: format!("part {i}: the store received other bytes (ETag mismatch)"),
-                            });
-                            continue;
+                        st.parts.insert(i, (content_id, md5));
+                        if self.state_path(hash).exists() {
+                            if let Err(e) = self.save_state(hash, &st) {
+                                failed.get_or_insert(e);
+                            }
                         }
-                        st.parts.insert(*i, (content_id, md5.clone()));
                     }
                     Err(e) => {
-                        let lost = e.to_string().contains("NoSuchUpload") || is_not_found(&e);
-                        if lost {
-                            // The store forgot the upload: start over on the next try.
-                            let _ = remove_if_exists(&self.state_path(hash));
-                        }
-                        failed.get_or_insert(store_err(&format!("upload part {i} of blob {hash}"), e));
+                        failed.get_or_insert(e);
                     }
                 }
             }
-            if self.state_path(hash).exists() {
-                self.save_state(hash, &st)?;
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
+            failed
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
         let parts: Vec<PartId> = st.parts.values().map(|(e, _)| PartId { content_id: e.clone() }).collect();
         let done = self.rt.block_on(self.store.complete_multipart(&key, &st.upload_id, parts));

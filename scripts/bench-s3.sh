@@ -26,6 +26,8 @@ big=${BIG_FILES:-3}; big_mib=${BIG_MIB:-512}; small=${SMALL_FILES:-100}; runs=${
 card="$bench/s3-card-${big}x${big_mib}-${small}"
 make_card "$card" "$big" "$big_mib" "$small"
 work="$bench/s3-work"
+# A mount left by an interrupted run goes first (never rm -rf into a mount).
+for m in "$work/mnt" "$work/jfs-load"; do mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m"; done
 rm -rf "$work"; mkdir -p "$work"
 
 S3=18633; PROXY=18634
@@ -71,9 +73,10 @@ asyncio.run(main())
 PY
 python3 "$work/proxy.py" $PROXY $S3 "$work/fetched" &
 proxy_pid=$!
-mounts=()
+mount_pid=""
 cleanup() {
-  for m in "${mounts[@]}"; do fusermount3 -u -z "$m" 2>/dev/null || true; done
+  [ -n "$mount_pid" ] && kill -TERM "$mount_pid" 2>/dev/null || true
+  for m in "$work/mnt" "$work/jfs-load"; do mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m"; done
   for p in $proxy_pid $weed_pid; do kill -TERM "$p" 2>/dev/null || true; done
   for _ in $(seq 1 150); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$weed_pid" "$proxy_pid" 2>/dev/null || true
@@ -174,7 +177,7 @@ run_sys() { # run_sys NAME
   case $name in
     nightfox)
       "$nf" --archive "$ra" --cache-dir "$work/cache-$name" --cache-size 20GB mount "$mnt" 2>/dev/null &
-      pid=$!; wait_mount "$mnt" nightfox
+      pid=$!; mount_pid=$pid; wait_mount "$mnt" nightfox
       local root="$mnt/$rcouple/source/modern/unknown"
       # the clips sit in the couple's unknown camera folder: give them the card's layout for the reader
       rm -rf "$work/nflink"; mkdir -p "$work/nflink/PRIVATE/M4ROOT"; ln -sfn "$root" "$work/nflink/PRIVATE/M4ROOT/CLIP"
@@ -182,7 +185,7 @@ run_sys() { # run_sys NAME
     rclone)
       "$rclone" mount "s3p:bench/read-rc" "$mnt" --vfs-cache-mode full --cache-dir "$work/cache-$name" \
         --read-only -q &
-      pid=$!; wait_mount "$mnt" rclone
+      pid=$!; mount_pid=$pid; wait_mount "$mnt" rclone
       res[$name]+="$(measure "$mnt")|" ;;
     juicefs)
       "$juicefs" mount -d --no-usage-report --cache-dir "$work/cache-$name" "sqlite3://$work/jfs.db" "$mnt" \

@@ -90,8 +90,15 @@ fn store_err(what: &str, e: object_store::Error) -> Error {
     use object_store::Error as E;
     let msg = e.to_string();
     let denied = ["403", "Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"];
+    // A 4xx answer is final (bad bucket, refused credentials), except a timeout (408) or throttling (429); 5xx,
+    // SlowDown and network failures are worth a retry.
+    let client_error = msg
+        .split("status code: ")
+        .nth(1)
+        .and_then(|r| r.get(..3))
+        .is_some_and(|code| code.starts_with('4') && code != "408" && code != "429");
     let transient = match &e {
-        E::Generic { .. } => !denied.iter().any(|d| msg.contains(d)),
+        E::Generic { .. } => !client_error && !denied.iter().any(|d| msg.contains(d)),
         E::JoinError { .. } => true,
         _ => false,
     };
@@ -990,6 +997,17 @@ mod tests {
         assert!(parse_url("s3://key:secret@footage/x").is_err());
         assert!(parse_url("s3://footage/x?colour=blue").is_err());
         assert!(parse_url("s3:///x").is_err());
+    }
+
+    #[test]
+    fn a_4xx_answer_is_final_and_a_5xx_or_throttling_is_worth_a_retry() {
+        let generic = |m: &str| object_store::Error::Generic { store: "S3", source: m.to_string().into() };
+        let transient = |m: &str| store_err("x", generic(m)).is_transient();
+        assert!(!transient("Server returned non-2xx status code: 400 Bad Request: InvalidBucketName"));
+        assert!(!transient("Server returned non-2xx status code: 403 Forbidden"));
+        assert!(transient("Server returned non-2xx status code: 503 Service Unavailable: SlowDown"));
+        assert!(transient("Server returned non-2xx status code: 429 Too Many Requests"));
+        assert!(transient("error sending request: connection refused"));
     }
 
     #[test]

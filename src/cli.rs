@@ -1205,16 +1205,21 @@ fn file_move(
         println!("already there");
         return Ok(0);
     }
+    for m in &moved {
+        let moved_row = cat.file(m.file_id)?.ok_or_else(|| Error::NotFound(format!("file {}", m.file_id)))?;
+        println!("{}", tree_path_of(&cat, &moved_row)?);
+    }
+    Ok(0)
+}
+
+/// A catalogued file's path in the tree, under its couple's folder and camera's slug now.
+fn tree_path_of(cat: &crate::catalog::Catalog, f: &crate::catalog::FileRow) -> Result<String> {
     let couple = cat.couple_by_id(f.couple_id)?.folder_name;
-    let slug = match camera_id {
+    let slug = match f.camera_id {
         Some(id) => cat.camera_by_id(id)?.map(|c| c.slug),
         None => None,
     };
-    for m in &moved {
-        let moved_row = cat.file(m.file_id)?.ok_or_else(|| Error::NotFound(format!("file {}", m.file_id)))?;
-        println!("{}", crate::fs::tree_path(&couple, slug.as_deref(), &moved_row));
-    }
-    Ok(0)
+    Ok(crate::fs::tree_path(&couple, slug.as_deref(), f))
 }
 
 fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Result<i32> {
@@ -1491,22 +1496,10 @@ fn couple_remove(archive_flag: &Option<PathBuf>, folder: &str, yes: bool) -> Res
 }
 
 fn file_remove(archive_flag: Option<PathBuf>, path: &std::path::Path, yes: bool) -> Result<i32> {
-    use std::os::unix::ffi::OsStrExt;
-    // As `info` takes PATH: inside a mount (that mount's archive), or a tree path of the archive given.
-    let (dir, tree) = match (crate::fs::locate_in_mount(path), archive_flag) {
-        (Some((mounted, t)), None) => (mounted, t),
-        (Some((_, t)), flag) => (archive::resolve_dir(flag)?, t),
-        (None, flag) => (archive::resolve_dir(flag)?, path.as_os_str().as_bytes().to_vec()),
-    };
-    let a = Archive::open(&dir)?;
+    let (a, tree) = archive_and_tree_path(archive_flag, path)?;
     let cat = a.catalog()?;
     let f = crate::fs::file_at_tree_path(&cat, &tree)?;
-    let couple = cat.couple_by_id(f.couple_id)?.folder_name;
-    let slug = match f.camera_id {
-        Some(id) => cat.camera_by_id(id)?.map(|c| c.slug),
-        None => None,
-    };
-    let label = crate::fs::tree_path(&couple, slug.as_deref(), &f);
+    let label = tree_path_of(&cat, &f)?;
     let sidecars = cat.sidecars_of(f.id)?.len();
     let until = purge_after(&a)?;
     let with = if sidecars > 0 { format!(" with its {sidecars} sidecar(s)") } else { String::new() };

@@ -181,6 +181,64 @@ fn path_of(tx: &Transaction, p: &Placement) -> Result<String> {
     ))
 }
 
+/// A name that renames change (a couple's folder, a camera's slug) and the table of its old names.
+struct Names {
+    table: &'static str,
+    column: &'static str,
+    aliases: &'static str,
+    owner: &'static str,
+    what: &'static str,
+    by: &'static str,
+}
+
+const FOLDERS: Names = Names {
+    table: "couples",
+    column: "folder_name",
+    aliases: "couple_aliases",
+    owner: "couple_id",
+    what: "folder name",
+    by: "couple",
+};
+
+const SLUGS: Names = Names {
+    table: "cameras",
+    column: "slug",
+    aliases: "camera_aliases",
+    owner: "camera_id",
+    what: "camera slug",
+    by: "camera",
+};
+
+/// The name check and bookkeeping of a rename of `id` from `old` to `new`: `Error::Invalid` when another owner
+/// has `new` as its name or an old one; otherwise, when the name changes, `old` becomes an old name of `id`
+/// (and `new`, if it was one of `id`'s old names, a rename back, is one no more). Returns whether it changed.
+fn retire_name(tx: &Transaction, n: &Names, id: i64, old: &str, new: &str, at: i64) -> Result<bool> {
+    let (table, column, aliases, owner) = (n.table, n.column, n.aliases, n.owner);
+    let taken: bool = tx
+        .query_row(
+            &format!(
+                "SELECT EXISTS(SELECT 1 FROM {table} WHERE {column} = ?1 AND id <> ?2)
+                     OR EXISTS(SELECT 1 FROM {aliases} WHERE {column} = ?1 AND {owner} <> ?2)"
+            ),
+            params![new, id],
+            |r| r.get(0),
+        )
+        .ctx("check a new name")?;
+    if taken {
+        return Err(Error::Invalid(format!("the {} {new} is taken (by a {}, or a {}'s old name)", n.what, n.by, n.by)));
+    }
+    if new == old {
+        return Ok(false);
+    }
+    tx.execute(&format!("DELETE FROM {aliases} WHERE {column} = ?1"), [new]).ctx("drop an old name")?;
+    tx.execute(
+        &format!("INSERT INTO {aliases} ({column}, {owner}, created_at) VALUES (?1, ?2, ?3)"),
+        params![old, id, at],
+    )
+    .ctx("record an old name")?;
+    Ok(true)
+}
+
 fn gone_of(moved: &[Moved]) -> Vec<Gone> {
     moved.iter().map(|m| Gone::File { file_id: m.file_id, at: m.from.clone() }).collect()
 }
@@ -204,27 +262,8 @@ impl Lifecycle for SqliteConn {
             .optional()
             .ctx("read couple")?
             .ok_or_else(|| Error::NotFound(format!("couple {couple_id}")))?;
-        let taken: bool = tx
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = ?1 AND id <> ?2)
-                     OR EXISTS(SELECT 1 FROM couple_aliases WHERE folder_name = ?1 AND couple_id <> ?2)",
-                params![folder, couple_id],
-                |r| r.get(0),
-            )
-            .ctx("check folder name")?;
-        if taken {
-            return Err(Error::Invalid(format!(
-                "the folder name {folder} is taken (by a couple, or a couple's old name)"
-            )));
-        }
         let mut gone = Vec::new();
-        if folder != old {
-            tx.execute("DELETE FROM couple_aliases WHERE folder_name = ?1", [folder]).ctx("drop alias")?;
-            tx.execute(
-                "INSERT INTO couple_aliases (folder_name, couple_id, created_at) VALUES (?1, ?2, ?3)",
-                params![old, couple_id, by.at],
-            )
-            .ctx("record old folder name")?;
+        if retire_name(&tx, &FOLDERS, couple_id, &old, folder, by.at)? {
             gone.push(Gone::Couple { couple_id, folder: old.clone() });
         }
         tx.execute(
@@ -252,27 +291,8 @@ impl Lifecycle for SqliteConn {
         }
         let old_name: String =
             tx.query_row("SELECT name FROM cameras WHERE id = ?1", [camera_id], |r| r.get(0)).ctx("read camera")?;
-        let taken: bool = tx
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM cameras WHERE slug = ?1 AND id <> ?2)
-                     OR EXISTS(SELECT 1 FROM camera_aliases WHERE slug = ?1 AND camera_id <> ?2)",
-                params![slug, camera_id],
-                |r| r.get(0),
-            )
-            .ctx("check camera slug")?;
-        if taken {
-            return Err(Error::Invalid(format!(
-                "the camera slug {slug} is taken (by a camera, or a camera's old name)"
-            )));
-        }
         let mut gone = Vec::new();
-        if slug != old {
-            tx.execute("DELETE FROM camera_aliases WHERE slug = ?1", [slug]).ctx("drop alias")?;
-            tx.execute(
-                "INSERT INTO camera_aliases (slug, camera_id, created_at) VALUES (?1, ?2, ?3)",
-                params![old, camera_id, by.at],
-            )
-            .ctx("record old slug")?;
+        if retire_name(&tx, &SLUGS, camera_id, &old, slug, by.at)? {
             gone.push(Gone::Camera { camera_id, slug: old.clone() });
         }
         tx.execute("UPDATE cameras SET name = ?2, slug = ?3 WHERE id = ?1", params![camera_id, name, slug])

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::staging::{fsync_dir, hash_from_disk, remove_if_exists, sync_fs};
@@ -165,16 +165,7 @@ impl BlobReader for FileBlob {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.file.read_at(&mut buf[n..], offset + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(&self.path, e)),
-            }
-        }
-        Ok(n)
+        super::staging::pread_full(&self.file, buf, offset).at(&self.path)
     }
 }
 

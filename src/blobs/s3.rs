@@ -39,6 +39,7 @@ use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectSto
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use super::local::FileBlob;
 use super::staging::remove_if_exists;
 use super::{BlobReader, BlobStore, Durability, HashHex};
 use crate::error::{Error, IoContext, Result};
@@ -574,8 +575,7 @@ impl BlobStore for S3Blobs {
         let i = &self.inner;
         if let Some(p) = i.cache.as_ref().and_then(|c| c.get(hash)) {
             if let Ok(f) = File::open(&p) {
-                let len = f.metadata().at(&p)?.len();
-                return Ok(Box::new(FileReader { file: f, len }));
+                return Ok(Box::new(FileBlob::new(p, f)?));
             }
         }
         let meta = i.head(hash)?.ok_or_else(|| i.missing(hash))?;
@@ -620,36 +620,6 @@ impl BlobStore for S3Blobs {
     }
 }
 
-/// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of the file).
-fn pread_full(f: &File, buf: &mut [u8], offset: u64) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("cached blob", e)),
-        }
-    }
-    Ok(n)
-}
-
-/// A cached blob, read from its local file.
-struct FileReader {
-    file: File,
-    len: u64,
-}
-
-impl BlobReader for FileReader {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        pread_full(&self.file, buf, offset)
-    }
-}
-
 /// What an open blob keeps of the store's bytes: pieces by index, and the read-ahead of a sequential reader.
 struct Ranges {
     chunks: LruCache<u64, bytes::Bytes>,
@@ -668,18 +638,18 @@ struct S3Reader {
     hash: String,
     len: u64,
     st: Mutex<Ranges>,
-    local: OnceLock<File>,
+    local: OnceLock<FileBlob>,
     /// The file a hydration under way writes (its first `done` bytes are there).
-    partial: OnceLock<(File, Arc<Hydration>)>,
+    partial: OnceLock<(FileBlob, Arc<Hydration>)>,
 }
 
 impl S3Reader {
     /// The hydration's file, once it holds `[.., end)`: waited for (bounded) when the hydration is close behind,
     /// so a sequential reader and the hydration do not fetch the same bytes.
-    fn hydrated_to(&self, end: u64) -> Option<&File> {
+    fn hydrated_to(&self, end: u64) -> Option<&FileBlob> {
         if self.partial.get().is_none() {
             let h = self.inner.cache.as_ref()?.hydration(&self.hash)?;
-            let f = File::open(&h.part).ok()?;
+            let f = FileBlob::new(h.part.clone(), File::open(&h.part).ok()?).ok()?;
             let _ = self.partial.set((f, h));
         }
         let (f, h) = self.partial.get()?;
@@ -712,12 +682,12 @@ impl S3Reader {
         }
     }
 
-    fn local(&self) -> Option<&File> {
+    fn local(&self) -> Option<&FileBlob> {
         if let Some(f) = self.local.get() {
             return Some(f);
         }
         let p = self.inner.cache.as_ref()?.cached(&self.hash)?;
-        let f = File::open(p).ok()?;
+        let f = FileBlob::new(p.clone(), File::open(p).ok()?).ok()?;
         Some(self.local.get_or_init(|| f))
     }
 
@@ -764,7 +734,7 @@ impl BlobReader for S3Reader {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         if let Some(f) = self.local() {
-            return pread_full(f, buf, offset);
+            return f.read_at(buf, offset);
         }
         let end = (offset.saturating_add(buf.len() as u64)).min(self.len);
         if offset >= end {
@@ -772,7 +742,7 @@ impl BlobReader for S3Reader {
         }
         self.note_read(offset, end);
         if let Some(f) = self.hydrated_to(end) {
-            return pread_full(f, &mut buf[..(end - offset) as usize], offset);
+            return f.read_at(&mut buf[..(end - offset) as usize], offset);
         }
         let mut pos = offset;
         while pos < end {

@@ -16,7 +16,6 @@ pub mod tree;
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -136,18 +135,7 @@ fn record_damage(catalog: &Mutex<crate::catalog::Catalog>, hash: &str, problem: 
 }
 
 /// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
-pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0usize;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
+pub use crate::blobs::staging::pread_full as read_full;
 
 impl ArchiveFs {
     /// Builds the tree of an archive and loads the writers' view of `/ingest`; both belong to the calling user.

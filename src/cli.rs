@@ -581,7 +581,7 @@ impl Observer for Lines {
             s.start = std::time::Instant::now();
             s.last = s.start;
         }
-        eprintln!("{}: {files} blob(s), {} to check", self.what, human(bytes as i64));
+        eprintln!("{}: {files} blob(s), {} to check", self.what, crate::human_bytes(bytes as i64));
     }
     fn advance(&self, bytes: u64) {
         let Ok(mut s) = self.state.lock() else { return };
@@ -596,9 +596,9 @@ impl Observer for Lines {
         eprintln!(
             "{}: {} of {} ({}/s, ETA {})",
             self.what,
-            human(s.done as i64),
-            human(s.total as i64),
-            human(rate as i64),
+            crate::human_bytes(s.done as i64),
+            crate::human_bytes(s.total as i64),
+            crate::human_bytes(rate as i64),
             crate::serve::format_duration(std::time::Duration::from_secs(eta.ceil() as u64))
         );
     }
@@ -616,10 +616,6 @@ fn progress(json: bool, what: &'static str) -> Box<dyn Observer> {
     }
 }
 
-fn human(bytes: i64) -> String {
-    indicatif::HumanBytes(bytes.max(0) as u64).to_string()
-}
-
 fn print_summary(s: &Summary, json: bool) -> Result<i32> {
     if json {
         print_json(s)?;
@@ -635,7 +631,7 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
             "session {}: {} files ({}) in {}: {} imported, {} duplicate, {} skipped, {} failed{extra}",
             s.session,
             s.files_total,
-            human(s.bytes_total),
+            crate::human_bytes(s.bytes_total),
             s.couple,
             s.files_imported,
             s.files_duplicate,
@@ -738,7 +734,7 @@ fn run(cli: Cli) -> Result<i32> {
                         c.event_date,
                         c.display_name,
                         c.file_count,
-                        human(c.total_bytes)
+                        crate::human_bytes(c.total_bytes)
                     );
                 }
             }
@@ -907,8 +903,8 @@ fn run(cli: Cli) -> Result<i32> {
                         s.status.as_str(),
                         s.files_processed,
                         s.files_total,
-                        human(s.bytes_processed),
-                        human(s.bytes_total),
+                        crate::human_bytes(s.bytes_processed),
+                        crate::human_bytes(s.bytes_total),
                         s.files_duplicate,
                         s.files_error,
                         s.error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default(),
@@ -969,7 +965,7 @@ fn run(cli: Cli) -> Result<i32> {
                 println!(
                     "verified {} blobs ({}): {} problem(s){tail}",
                     r.blobs_checked,
-                    human(r.bytes_checked as i64),
+                    crate::human_bytes(r.bytes_checked as i64),
                     r.problems.len()
                 );
             }
@@ -1024,7 +1020,7 @@ fn run(cli: Cli) -> Result<i32> {
                 println!(
                     "exported {} files ({}) to {}: {} copied, {} already there, {} failed{}",
                     s.files,
-                    human(s.bytes as i64),
+                    crate::human_bytes(s.bytes as i64),
                     s.dest.display(),
                     s.copied,
                     s.present,
@@ -1058,7 +1054,7 @@ fn run(cli: Cli) -> Result<i32> {
                     r.blobs,
                     r.to,
                     r.copied,
-                    human(r.bytes_copied as i64),
+                    crate::human_bytes(r.bytes_copied as i64),
                     r.already,
                     r.from
                 );
@@ -1096,7 +1092,7 @@ const FIRST_STRAYS: usize = 20;
 /// The orphan check in text: each orphan of `objects/` (up to [`FIRST_STRAYS`]), then one line for `tmp/`.
 fn print_orphans(o: &crate::orphans::Orphans) {
     for s in o.objects.iter().take(FIRST_STRAYS) {
-        println!("ORPHAN {} ({}): not a catalogued blob", one_line(&s.path), human(s.size as i64));
+        println!("ORPHAN {} ({}): not a catalogued blob", one_line(&s.path), crate::human_bytes(s.size as i64));
     }
     if o.objects.len() > FIRST_STRAYS {
         println!("ORPHAN and {} more (--json lists every one)", o.objects.len() - FIRST_STRAYS);
@@ -1112,7 +1108,7 @@ fn print_orphans(o: &crate::orphans::Orphans) {
         println!(
             "tmp/ holds {} file(s) ({}): {}{} (copies kept for resuming a session, or left by a crash; not an error)",
             o.tmp.len(),
-            human(bytes as i64),
+            crate::human_bytes(bytes as i64),
             names.join(", "),
             if o.tmp.len() > 3 { ", ..." } else { "" }
         );
@@ -1273,7 +1269,7 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     let not_kept = "not recorded (stored before checksums were kept)";
     row("xxh64", fi.xxh64.as_deref().unwrap_or(not_kept));
     row("xxh128", fi.xxh128.as_deref().unwrap_or(not_kept));
-    row("size", &format!("{} ({})", fi.size, human(fi.size as i64)));
+    row("size", &format!("{} ({})", fi.size, crate::human_bytes(fi.size as i64)));
     row("original path", &fi.original_path);
     row("source", &fi.source);
     row("session", &fi.session.map(|s| s.to_string()).unwrap_or_default());
@@ -1478,7 +1474,7 @@ fn print_removed(e: &crate::catalog::TrashEntry) {
         "removed {} ({} files, {}) to trash entry {}: restorable with `nightfox trash restore {}` until {}, then gc purges it",
         one_line(&e.label),
         e.files,
-        human(e.bytes),
+        crate::human_bytes(e.bytes),
         e.id,
         e.id,
         crate::fs::rfc3339(e.purge_after)
@@ -1490,7 +1486,10 @@ fn couple_remove(archive_flag: &Option<PathBuf>, folder: &str, yes: bool) -> Res
     let cat = a.catalog()?;
     let c = cat.couple_by_folder(folder)?;
     let until = purge_after(&a)?;
-    confirm(&format!("remove couple {folder} ({} files, {}) to the trash", c.file_count, human(c.total_bytes)), yes)?;
+    confirm(
+        &format!("remove couple {folder} ({} files, {}) to the trash", c.file_count, crate::human_bytes(c.total_bytes)),
+        yes,
+    )?;
     print_removed(&cat.trash_couple(c.id, until, &actor())?);
     Ok(0)
 }
@@ -1535,7 +1534,7 @@ fn trash_cmd(archive_flag: &Option<PathBuf>, cmd: TrashCmd) -> Result<i32> {
                         e.couple,
                         one_line(&e.label),
                         e.files,
-                        human(e.bytes),
+                        crate::human_bytes(e.bytes),
                         crate::fs::rfc3339(e.trashed_at),
                         crate::fs::rfc3339(e.purge_after)
                     );
@@ -1548,7 +1547,7 @@ fn trash_cmd(archive_flag: &Option<PathBuf>, cmd: TrashCmd) -> Result<i32> {
                 "restored trash entry {id}: {} ({} files, {}) in {}",
                 one_line(&e.label),
                 e.files,
-                human(e.bytes),
+                crate::human_bytes(e.bytes),
                 e.couple
             );
         }
@@ -1573,7 +1572,7 @@ fn gc_cmd(archive_flag: &Option<PathBuf>, dry_run: bool, json: bool, yes: bool) 
                 one_line(&p.label),
                 p.couple,
                 p.files,
-                human(p.bytes)
+                crate::human_bytes(p.bytes)
             );
         }
         for k in &r.kept {

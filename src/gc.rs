@@ -79,9 +79,9 @@ impl GcReport {
             self.purged.len(),
             if self.purged.len() == 1 { "y" } else { "ies" },
             self.blobs_freed,
-            human(self.bytes_freed),
+            crate::human_bytes(self.bytes_freed),
             self.tmp_removed,
-            human(self.tmp_bytes)
+            crate::human_bytes(self.tmp_bytes)
         );
         if self.orphans_freed > 0 {
             s.push_str(&format!("; {} orphan object(s) among the blobs", self.orphans_freed));
@@ -101,10 +101,6 @@ impl GcReport {
         }
         s
     }
-}
-
-fn human(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// Runs one garbage collection of `archive` (see the module's doc).

@@ -30,3 +30,8 @@ pub mod sources;
 pub mod verify;
 
 pub use error::{Error, Result};
+
+/// A byte count as people read it (`1.50 GiB`), for messages and summaries; negative counts read as 0.
+pub fn human_bytes(bytes: impl Into<i128>) -> String {
+    indicatif::HumanBytes(bytes.into().clamp(0, u64::MAX as i128) as u64).to_string()
+}

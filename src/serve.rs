@@ -469,7 +469,7 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
                         let msg = format!(
                             "scheduled scrub: {} blobs ({}) checked, {} problem(s), {orphans} orphan(s){}",
                             r.blobs_checked,
-                            human(r.bytes_checked as i64),
+                            crate::human_bytes(r.bytes_checked as i64),
                             r.problems.len(),
                             if r.stopped { ", stopped" } else { "" }
                         );
@@ -1072,10 +1072,6 @@ fn one_line(s: &str) -> String {
     s.replace('\n', "\\n").replace('\r', "\\r")
 }
 
-fn human(bytes: i64) -> String {
-    indicatif::HumanBytes(bytes.max(0) as u64).to_string()
-}
-
 impl Status {
     /// The text form of `nightfox status`.
     pub fn render(&self) -> String {
@@ -1127,11 +1123,11 @@ impl Status {
                 s.couple,
                 s.files_processed,
                 s.files_total,
-                human(done),
-                human(s.bytes_total)
+                crate::human_bytes(done),
+                crate::human_bytes(s.bytes_total)
             );
             if let Some(v) = s.bytes_per_sec {
-                line.push_str(&format!("\t{}/s", human(v as i64)));
+                line.push_str(&format!("\t{}/s", crate::human_bytes(v as i64)));
             }
             if let Some(eta) = s.eta_seconds {
                 line.push_str(&format!("\tETA {}", format_duration(Duration::from_secs(eta))));
@@ -1174,7 +1170,7 @@ impl Status {
                     r.finished_at,
                     r.trigger,
                     r.blobs_checked,
-                    human(r.bytes_checked)
+                    crate::human_bytes(r.bytes_checked)
                 ));
             }
             None => o.push_str("last scrub: never\n"),

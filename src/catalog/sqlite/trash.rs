@@ -121,10 +121,6 @@ fn gone_files(files: &[Taken]) -> Vec<Gone> {
     files.iter().map(|f| Gone::File { file_id: f.id, at: f.at.clone() }).collect()
 }
 
-fn human(bytes: i64) -> String {
-    indicatif::HumanBytes(bytes.max(0) as u64).to_string()
-}
-
 fn folder_of(conn: &Connection, couple_id: i64) -> Result<(String, Option<i64>)> {
     conn.query_row("SELECT folder_name, trash_id FROM couples WHERE id = ?1", [couple_id], |r| {
         Ok((r.get(0)?, r.get(1)?))
@@ -213,7 +209,7 @@ impl Trash for SqliteConn {
         let files = live_files(&tx, "f.id = ?1 OR f.sidecar_of = ?1", file_id)?;
         let id = new_entry(&tx, TrashKind::File, couple_id, None, label, &files, purge_after, by)?;
         let bytes: i64 = files.iter().map(|f| f.size).sum();
-        let summary = format!("trash entry {id}: {label} ({} files, {})", files.len(), human(bytes));
+        let summary = format!("trash entry {id}: {label} ({} files, {})", files.len(), crate::human_bytes(bytes));
         audit_on(&tx, by, "file.remove", Some(couple_id), &summary)?;
         lifecycle_event(&tx, &format!("removed {label} from {folder}"), &gone_files(&files))?;
         tx.commit().ctx("commit removal")?;
@@ -262,7 +258,7 @@ impl Trash for SqliteConn {
         let id = new_entry(&tx, TrashKind::Couple, couple_id, None, &folder, &files, purge_after, by)?;
         tx.execute("UPDATE couples SET trash_id = ?1 WHERE id = ?2", params![id, couple_id]).ctx("remove couple")?;
         let bytes: i64 = files.iter().map(|f| f.size).sum();
-        let summary = format!("trash entry {id}: {folder} ({} files, {})", files.len(), human(bytes));
+        let summary = format!("trash entry {id}: {folder} ({} files, {})", files.len(), crate::human_bytes(bytes));
         audit_on(&tx, by, "couple.remove", Some(couple_id), &summary)?;
         lifecycle_event(&tx, &format!("removed {folder}"), &[Gone::Couple { couple_id, folder: folder.clone() }])?;
         tx.commit().ctx("commit removal")?;
@@ -295,7 +291,7 @@ impl Trash for SqliteConn {
         let label = format!("session {session_id}");
         let id = new_entry(&tx, TrashKind::Session, couple_id, Some(session_id), &label, &files, purge_after, by)?;
         let bytes: i64 = files.iter().map(|f| f.size).sum();
-        let summary = format!("trash entry {id}: {label} ({} files, {})", files.len(), human(bytes));
+        let summary = format!("trash entry {id}: {label} ({} files, {})", files.len(), crate::human_bytes(bytes));
         audit_on(&tx, by, "session.undo", Some(couple_id), &summary)?;
         lifecycle_event(&tx, &format!("undid {label} in {folder}"), &gone_files(&files))?;
         tx.commit().ctx("commit removal")?;
@@ -328,7 +324,8 @@ impl Trash for SqliteConn {
                 .ctx("restore couple")?;
         }
         tx.execute("DELETE FROM trash WHERE id = ?1", [trash_id]).ctx("restore")?;
-        let summary = format!("trash entry {trash_id}: {} ({} files, {})", e.label, e.files, human(e.bytes));
+        let summary =
+            format!("trash entry {trash_id}: {} ({} files, {})", e.label, e.files, crate::human_bytes(e.bytes));
         audit_on(&tx, by, "trash.restore", Some(e.couple_id), &summary)?;
         lifecycle_event(&tx, &format!("restored {} in {}", e.label, e.couple), &[])?;
         tx.commit().ctx("commit restore")?;
@@ -369,7 +366,7 @@ impl Trash for SqliteConn {
             e.label,
             e.couple,
             purged.files,
-            human(e.bytes)
+            crate::human_bytes(e.bytes)
         );
         audit_on(&tx, by, "trash.purge", Some(e.couple_id), &summary)?;
         lifecycle_event(&tx, &format!("purged {} in {}", e.label, e.couple), &[])?;

@@ -320,8 +320,9 @@ pub trait Lifecycle {
     /// A file's old places (what `info` lists), oldest first.
     fn aliases_of(&self, file_id: i64) -> Result<Vec<FileAlias>>;
 
-    /// How many aliases of any kind exist (none: the mount never looks for old names).
-    fn alias_count(&self) -> Result<i64>;
+    /// Whether any old name exists (none: the mount never looks for old names). Cheap: the tree asks at every
+    /// reload.
+    fn has_aliases(&self) -> Result<bool>;
 }
 
 /// Letting go (`cli`, `gc`): the trash (removed couples, files and imports, restorable until purged), purges,

@@ -145,8 +145,8 @@ struct Top {
     files: u64,
     /// The newest import (ns), or the catalog's change time for an empty archive: the root's mtime.
     newest_ns: i64,
-    /// Old names in the catalog (none: a name not listed is not looked for among them).
-    aliases: i64,
+    /// Whether the catalog has old names (if not, a name not listed is not looked for among them).
+    aliases: bool,
 }
 
 impl Top {
@@ -157,7 +157,7 @@ impl Top {
         let newest_ns = list.iter().map(|c| c.newest_import * NS).max().unwrap_or(empty_ns);
         let names = list.iter().map(|c| (c.id, c.folder_name.as_bytes().to_vec())).collect();
         let couples = list.into_iter().map(|c| (c.folder_name.as_bytes().to_vec(), c)).collect();
-        let aliases = cat.alias_count()?;
+        let aliases = cat.has_aliases()?;
         Ok(Top { couples, names, cameras, files, newest_ns, aliases })
     }
 
@@ -875,7 +875,7 @@ impl Vfs {
     /// A name a directory does not list, looked up among the old names (see the module doc): a ghost folder, or
     /// the file an old place names. Costs nothing while the archive has no aliases.
     fn lookup_old(&self, parent: u64, name: &[u8]) -> Result<Option<Attr>> {
-        if self.top.read().aliases == 0 || is_probe_name(name) {
+        if !self.top.read().aliases || is_probe_name(name) {
             return Ok(None);
         }
         let below = match decode(parent) {

@@ -474,15 +474,15 @@ impl Lifecycle for SqliteConn {
         )
     }
 
-    fn alias_count(&self) -> Result<i64> {
+    fn has_aliases(&self) -> Result<bool> {
         self.conn
             .query_row(
-                "SELECT (SELECT COUNT(*) FROM couple_aliases) + (SELECT COUNT(*) FROM camera_aliases)
-                      + (SELECT COUNT(*) FROM file_aliases)
-                      + (SELECT COUNT(*) FROM cameras WHERE merged_into IS NOT NULL)",
+                "SELECT EXISTS(SELECT 1 FROM couple_aliases) OR EXISTS(SELECT 1 FROM camera_aliases)
+                     OR EXISTS(SELECT 1 FROM file_aliases)
+                     OR EXISTS(SELECT 1 FROM cameras WHERE merged_into IS NOT NULL)",
                 [],
                 |r| r.get(0),
             )
-            .ctx("count old names")
+            .ctx("look for old names")
     }
 }

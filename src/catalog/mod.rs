@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod sqlite;
 mod types;
 
@@ -64,6 +66,10 @@ pub trait Lease: Send {
 /// The backend a catalog URL names: `sqlite` (the archive's own `catalog.db`) or `sqlite:///absolute/path.db`.
 /// Nothing is opened yet.
 pub fn open_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogBackend>> {
+    #[cfg(feature = "postgres")]
+    if is_postgres(url) {
+        return Ok(Arc::new(postgres::PgBackend::new(&runtime_dsn(url)?)?));
+    }
     let path = sqlite_path(url, archive_root)?;
     Ok(Arc::new(sqlite::SqliteBackend::new(path, archive_root.join("locks"))))
 }
@@ -71,6 +77,14 @@ pub fn open_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogBac
 /// Creates the catalog a URL names (for `init`): a new, empty catalog with the current schema. Fails when it
 /// exists already.
 pub fn create_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogBackend>> {
+    #[cfg(feature = "postgres")]
+    if is_postgres(url) {
+        // A shared catalog is joined, never created here: its schema is the migration role's (`nightfox
+        // migrate`). Connecting checks that it is there and current.
+        let backend = open_backend(url, archive_root)?;
+        backend.connect()?;
+        return Ok(backend);
+    }
     let path = sqlite_path(url, archive_root)?;
     let backend = sqlite::SqliteBackend::new(path, archive_root.join("locks"));
     backend.create()?;
@@ -82,6 +96,37 @@ pub fn create_backend(url: &str, archive_root: &Path) -> Result<Arc<dyn CatalogB
 pub fn open_sqlite(path: &Path) -> Result<Catalog> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     sqlite::SqliteBackend::new(path.to_path_buf(), dir.join("locks")).connect()
+}
+
+/// True for a `postgres://` (or `postgresql://`) catalog URL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The environment variable with the runtime DSN, password included (from the env file, see `archive::env`).
+pub const DATABASE_URL_VAR: &str = "NIGHTFOX_DATABASE_URL";
+
+/// The DSN to connect with for a catalog URL of `archive.toml` (which never holds a password): the one in
+/// `NIGHTFOX_DATABASE_URL` when it names the same server, database and role (with the password), else the URL
+/// as it is (a server that trusts the role, or a password in `~/.pgpass`... is the operator's choice).
+#[cfg(feature = "postgres")]
+fn runtime_dsn(url: &str) -> Result<String> {
+    let Ok(env) = std::env::var(DATABASE_URL_VAR) else { return Ok(url.to_string()) };
+    let same = |a: &url::Url, b: &url::Url| {
+        a.host_str() == b.host_str()
+            && a.port_or_known_default() == b.port_or_known_default()
+            && a.path() == b.path()
+            && (a.username().is_empty() || a.username() == b.username())
+    };
+    match (url::Url::parse(url), url::Url::parse(&env)) {
+        (Ok(a), Ok(b)) if same(&a, &b) => Ok(env),
+        (Ok(_), Ok(_)) => Err(Error::Invalid(format!(
+            "{DATABASE_URL_VAR} ({}) names another catalog than archive.toml ({})",
+            postgres::redact(&env),
+            postgres::redact(url)
+        ))),
+        _ => Err(Error::Invalid(format!("catalog URL {} is not a valid URL", postgres::redact(url)))),
+    }
 }
 
 fn sqlite_path(url: &str, archive_root: &Path) -> Result<PathBuf> {

@@ -1,0 +1,3 @@
+//! [`Finalize`] on Postgres (a port of `sqlite/finalize.rs`).
+
+use super::*;

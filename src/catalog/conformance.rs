@@ -799,6 +799,240 @@ pub fn trash_suite(b: &dyn CatalogBackend) {
     other_conn.audit(&by, "test", None, "after").expect("write after remove_unneeded");
 }
 
+// ---- Lifecycle -------------------------------------------------------------------------------------------
+
+/// The `lifecycle` events recorded after event `after`, each with what it took from where it was shown.
+fn lifecycle_events(c: &dyn CatalogConn, after: i64) -> Vec<Vec<Gone>> {
+    let events = c.events_after(after, 100).expect("events");
+    events
+        .into_iter()
+        .filter(|e| e.kind == "lifecycle")
+        .map(|e| Gone::from_json(e.detail.as_deref().unwrap_or("")))
+        .collect()
+}
+
+fn at(couple: i64, ft: FootageType, camera: Option<i64>, name: &str) -> Placement {
+    Placement { couple_id: couple, footage_type: ft, camera_id: camera, name: name.as_bytes().to_vec() }
+}
+
+/// Renames keep the old folder and slug resolving (and held: nobody else may take them); a rename back makes
+/// the name current again. A merge moves every file of a camera (a clash gets a ` (n)` suffix, its sidecar the
+/// same one), re-points its sessions and retires it. A move takes a clip with its sidecars and keeps the old
+/// places resolving. Totals follow every change; each records its audit and `lifecycle` events. (Files here get
+/// real name keys, lowercase, as an import gives them: moves compare keys.)
+pub fn lifecycle_suite(b: &dyn CatalogBackend) {
+    use FootageType::{Dadcam, Modern, Super8};
+    let mut c = b.connect().expect("connect");
+    let by = Actor { uid: 1000, at: 1_800_000_000 };
+    assert!(!c.has_aliases().expect("aliases"), "no old names at first");
+    let a_cam = a7s(&*c);
+    let b_new = NewCamera {
+        slug: "b-cam",
+        name: "B",
+        footage_type: Modern,
+        make: None,
+        model: None,
+        serial: None,
+        auto: false,
+    };
+    let b_cam = c.add_camera(&b_new).expect("camera");
+    let (couple, session) = couple_and_session(&mut *c, "2026-life");
+    let a_session = c
+        .create_session(couple, None, Some(a_cam), DuplicateAction::Skip, "/a", &[b"/a".to_vec()], None, false)
+        .expect("session");
+    let other = c.add_couple("Other", "2026-01-01", "2026-other").expect("couple");
+    let (h1, h2, h3, h4) = (hash(1), hash(2), hash(3), hash(4));
+    let mut tx = c.begin_finalize().expect("begin");
+    let clip = tx
+        .insert_file(&NewFile { name_key: "c0001.mp4", ..new_file(couple, session, &h1, "C0001.MP4", Some(a_cam)) })
+        .expect("clip");
+    let mut side = NewFile { name_key: "c0001m01.xml", ..new_file(couple, session, &h2, "C0001M01.XML", Some(a_cam)) };
+    side.sidecar_of = Some(clip);
+    let sidecar = tx.insert_file(&side).expect("sidecar");
+    let second = tx
+        .insert_file(&NewFile { name_key: "c0002.mp4", ..new_file(couple, session, &h3, "C0002.MP4", Some(a_cam)) })
+        .expect("file");
+    // The same name on camera b (other bytes): a clash when a is merged into b.
+    let clash = tx
+        .insert_file(&NewFile { name_key: "c0001.mp4", ..new_file(couple, session, &h4, "C0001.MP4", Some(b_cam)) })
+        .expect("file");
+    tx.commit_for(session).expect("commit");
+    assert_eq!(totals(&*c, couple, a_cam), (4, 4000, 3));
+    assert_eq!(totals(&*c, couple, b_cam), (4, 4000, 1));
+
+    // A couple's folder: the old name resolves to it, and is held.
+    let start = c.last_event_id().expect("last event");
+    c.rename_couple_folder(couple, "Life & Co", "2026-06-15", "2026-life-renamed", &by).expect("rename couple");
+    let k = c.couple_by_id(couple).expect("couple");
+    assert_eq!(
+        (k.display_name.as_str(), k.event_date.as_str(), k.folder_name.as_str()),
+        ("Life & Co", "2026-06-15", "2026-life-renamed")
+    );
+    assert_eq!((k.file_count, k.total_bytes), (4, 4000), "its files stay with it");
+    assert_eq!(c.couple_by_folder("2026-life-renamed").expect("by its new folder").id, couple);
+    assert_eq!(c.couple_alias("2026-life").expect("alias"), Some(couple));
+    assert_eq!(c.couple_alias("2026-life-renamed").expect("alias"), None, "the current name is not an old one");
+    assert_eq!(c.couple_alias("nope").expect("alias"), None);
+    assert_eq!(c.couple_aliases_of(couple).expect("aliases"), vec!["2026-life".to_string()]);
+    assert!(c.couple_aliases_of(other).expect("aliases").is_empty());
+    assert!(c.has_aliases().expect("aliases"));
+    let gone = lifecycle_events(&*c, start);
+    assert_eq!(gone, vec![vec![Gone::Couple { couple_id: couple, folder: "2026-life".into() }]]);
+    for taken in ["2026-life", "2026-life-renamed"] {
+        let r = c.rename_couple_folder(other, "Other", "2026-01-01", taken, &by);
+        assert!(matches!(r, Err(Error::Invalid(_))), "{taken} is another couple's (old) name: {r:?}");
+    }
+    assert_eq!(c.couple_by_id(other).expect("couple").folder_name, "2026-other", "a refused rename changes nothing");
+    let r = c.rename_couple_folder(9999, "X", "2026-01-01", "x", &by);
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    // Back to the first name: current again, and the name it leaves is an old one.
+    c.rename_couple_folder(couple, "Life & Co", "2026-06-15", "2026-life", &by).expect("rename back");
+    assert_eq!(c.couple_by_folder("2026-life").expect("couple").id, couple);
+    assert_eq!(c.couple_alias("2026-life").expect("alias"), None);
+    assert_eq!(c.couple_alias("2026-life-renamed").expect("alias"), Some(couple));
+    assert_eq!(c.couple_aliases_of(couple).expect("aliases"), vec!["2026-life-renamed".to_string()]);
+
+    // A camera's slug.
+    let start = c.last_event_id().expect("last event");
+    c.rename_camera_slug(a_cam, "A-cam", "a-cam", &by).expect("rename camera");
+    let cam = c.camera_by_slug("a-cam").expect("by its new slug");
+    assert_eq!((cam.id, cam.name.as_str()), (a_cam, "A-cam"));
+    assert!(matches!(c.camera_by_slug("a7s"), Err(Error::NoSuchCamera(_))));
+    assert_eq!(c.camera_alias("a7s").expect("alias"), Some(a_cam));
+    assert_eq!(c.camera_alias("a-cam").expect("alias"), None, "a listed slug is not an old one");
+    assert_eq!(lifecycle_events(&*c, start), vec![vec![Gone::Camera { camera_id: a_cam, slug: "a7s".into() }]]);
+    for taken in ["a7s", "a-cam"] {
+        let r = c.rename_camera_slug(b_cam, "B", taken, &by);
+        assert!(matches!(r, Err(Error::Invalid(_))), "{taken} is another camera's (old) slug: {r:?}");
+    }
+    assert!(matches!(c.rename_camera_slug(9999, "X", "x", &by), Err(Error::NotFound(_))));
+    assert_eq!(totals(&*c, couple, a_cam), (4, 4000, 3), "a rename moves no file");
+
+    // Merge a into b: every file moves, the clash (and its sidecar) suffixed, the rest keeps its name.
+    assert!(matches!(c.merge_cameras(b_cam, b_cam, &by), Err(Error::Invalid(_))), "not into itself");
+    assert!(matches!(c.merge_cameras(a_cam, 9999, &by), Err(Error::NotFound(_))));
+    let start = c.last_event_id().expect("last event");
+    let moved = c.merge_cameras(a_cam, b_cam, &by).expect("merge");
+    let mut to: Vec<(i64, String)> =
+        moved.iter().map(|m| (m.file_id, String::from_utf8_lossy(&m.to.name).into_owned())).collect();
+    to.sort();
+    let mut want = vec![
+        (clip, "C0001 (2).MP4".to_string()),
+        (sidecar, "C0001 (2)M01.XML".to_string()),
+        (second, "C0002.MP4".to_string()),
+    ];
+    want.sort();
+    assert_eq!(to, want);
+    assert!(moved.iter().all(|m| m.from.camera_id == Some(a_cam) && m.to.camera_id == Some(b_cam)));
+    assert!(moved.iter().all(|m| m.from.footage_type == Modern && m.to.footage_type == Modern));
+    let in_b = c.files_in_dir(couple, Modern, Some(b_cam)).expect("folder");
+    assert_eq!(in_b.len(), 4);
+    assert!(c.files_in_dir(couple, Modern, Some(a_cam)).expect("folder").is_empty());
+    let f = c.file_in_dir(couple, Modern, Some(b_cam), b"C0001 (2).MP4").expect("lookup").expect("the clip");
+    assert_eq!((f.id, f.blob_hash.as_str()), (clip, h1.as_str()));
+    assert_eq!(c.file_in_dir(couple, Modern, Some(b_cam), b"C0001.MP4").expect("lookup").map(|f| f.id), Some(clash));
+    assert_eq!(c.sidecars_of(clip).expect("sidecars").iter().map(|f| f.id).collect::<Vec<_>>(), vec![sidecar]);
+    let old = c.file_at_alias(&at(couple, Modern, Some(a_cam), "C0001.MP4")).expect("old place");
+    assert_eq!(old.map(|f| f.id), Some(clip), "the old place names the moved file");
+    assert!(c.file_at_alias(&at(couple, Modern, Some(a_cam), "NOPE.MP4")).expect("old place").is_none());
+    let merged = c.cameras().expect("cameras").into_iter().find(|k| k.id == a_cam).expect("kept");
+    assert_eq!(merged.merged_into, Some(b_cam));
+    assert!(c.camera_listing().expect("listing").iter().all(|l| l.camera.id != a_cam), "not listed");
+    assert_eq!(c.camera_alias("a-cam").expect("alias"), Some(a_cam), "a merged camera's slug");
+    assert_eq!(c.camera_alias("a7s").expect("alias"), Some(a_cam));
+    assert_eq!(c.session(a_session).expect("session").camera_id, Some(b_cam), "its sessions re-pointed");
+    assert_eq!(totals(&*c, couple, b_cam), (4, 4000, 4), "camera totals follow the merge");
+    assert_eq!(totals(&*c, couple, a_cam).2, 0);
+    let gone = lifecycle_events(&*c, start);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0][0], Gone::Camera { camera_id: a_cam, slug: "a-cam".into() });
+    assert_eq!(gone[0].len(), 4, "the camera and the three old places: {gone:?}");
+    assert!(matches!(c.merge_cameras(a_cam, b_cam, &by), Err(Error::Invalid(_))), "merged once");
+    assert!(matches!(c.rename_camera_slug(a_cam, "A", "a-again", &by), Err(Error::Invalid(_))));
+    assert!(matches!(c.rename_camera_slug(b_cam, "B", "a-cam", &by), Err(Error::Invalid(_))), "its slug is held");
+
+    // Move the clip (with its sidecar) to another footage type: the names are free there.
+    assert!(matches!(c.move_file(sidecar, None, Dadcam, &by), Err(Error::Invalid(_))), "a sidecar goes with its clip");
+    assert!(matches!(c.move_file(9999, None, Dadcam, &by), Err(Error::NotFound(_))));
+    assert!(matches!(c.move_file(clip, Some(a_cam), Modern, &by), Err(Error::Invalid(_))), "not to a merged camera");
+    assert!(c.move_file(clip, Some(b_cam), Modern, &by).expect("no move").is_empty(), "already there");
+    let start = c.last_event_id().expect("last event");
+    let moved = c.move_file(clip, Some(b_cam), Dadcam, &by).expect("move");
+    assert_eq!(moved.iter().map(|m| m.file_id).collect::<Vec<_>>(), vec![clip, sidecar], "the clip, then its sidecar");
+    assert_eq!(moved[0].to, at(couple, Dadcam, Some(b_cam), "C0001 (2).MP4"));
+    assert_eq!(moved[0].from, at(couple, Modern, Some(b_cam), "C0001 (2).MP4"));
+    let f = c.file_in_dir(couple, Dadcam, Some(b_cam), b"C0001 (2).MP4").expect("lookup").expect("moved");
+    assert_eq!(f.id, clip);
+    assert_eq!(c.file(sidecar).expect("file").map(|f| f.footage_type), Some(Dadcam));
+    let old = c.file_at_alias(&at(couple, Modern, Some(b_cam), "C0001 (2).MP4")).expect("old place");
+    assert_eq!(old.map(|f| f.id), Some(clip));
+    let old = c.file_at_alias(&at(couple, Modern, Some(a_cam), "C0001M01.XML")).expect("old place");
+    assert_eq!(old.map(|f| f.id), Some(sidecar), "the first old place too");
+    let places: Vec<Placement> = c.aliases_of(clip).expect("aliases").into_iter().map(|a| a.at).collect();
+    assert_eq!(
+        places,
+        vec![at(couple, Modern, Some(a_cam), "C0001.MP4"), at(couple, Modern, Some(b_cam), "C0001 (2).MP4")],
+        "oldest first"
+    );
+    assert!(c.aliases_of(clip).expect("aliases").iter().all(|a| a.file_id == clip && a.created_at == by.at));
+    assert!(c.aliases_of(clash).expect("aliases").is_empty());
+    assert!(c.aliases_under(couple, None, None).expect("under"));
+    assert!(c.aliases_under(couple, Some(Modern), None).expect("under"));
+    assert!(c.aliases_under(couple, Some(Modern), Some(Some(a_cam))).expect("under"));
+    assert!(c.aliases_under(couple, Some(Modern), Some(Some(b_cam))).expect("under"));
+    assert!(!c.aliases_under(couple, Some(Modern), Some(None)).expect("under"), "nothing was in unknown");
+    assert!(!c.aliases_under(couple, Some(Dadcam), None).expect("under"), "nothing was in dadcam");
+    assert!(!c.aliases_under(couple, Some(Super8), None).expect("under"));
+    assert!(!c.aliases_under(other, None, None).expect("under"));
+    assert_eq!(totals(&*c, couple, b_cam), (4, 4000, 4), "a move keeps the totals");
+    let gone = lifecycle_events(&*c, start);
+    assert_eq!(gone.len(), 1, "one event for the clip and its sidecar");
+    assert_eq!(
+        gone[0],
+        vec![
+            Gone::File { file_id: clip, at: at(couple, Modern, Some(b_cam), "C0001 (2).MP4") },
+            Gone::File { file_id: sidecar, at: at(couple, Modern, Some(b_cam), "C0001 (2)M01.XML") },
+        ]
+    );
+
+    // Back where it was: that old place is its place again (no longer an alias), the one it leaves is.
+    c.move_file(clip, Some(b_cam), Modern, &by).expect("move back");
+    assert_eq!(
+        c.file(clip).expect("file").map(|f| (f.footage_type, f.display_name)),
+        Some((Modern, b"C0001 (2).MP4".to_vec()))
+    );
+    let places: Vec<Placement> = c.aliases_of(clip).expect("aliases").into_iter().map(|a| a.at).collect();
+    assert_eq!(
+        places,
+        vec![at(couple, Modern, Some(a_cam), "C0001.MP4"), at(couple, Dadcam, Some(b_cam), "C0001 (2).MP4")]
+    );
+    // A move onto a taken name gets a suffix: the clash moves next to nothing, then the second next to it.
+    let moved = c.move_file(second, None, Modern, &by).expect("move");
+    assert_eq!(moved[0].to.name, b"C0002.MP4".to_vec());
+    let moved = c.move_file(clash, None, Modern, &by).expect("move");
+    assert_eq!(moved[0].to.name, b"C0001.MP4".to_vec());
+    let mut tx = c.begin_finalize().expect("begin");
+    let h5 = hash(5);
+    let late = tx
+        .insert_file(&NewFile {
+            footage_type: Dadcam,
+            name_key: "c0001.mp4",
+            ..new_file(couple, session, &h5, "C0001.MP4", Some(b_cam))
+        })
+        .expect("file");
+    tx.commit_for(session).expect("commit");
+    let moved = c.move_file(late, None, Modern, &by).expect("move");
+    assert_eq!(moved[0].to.name, b"C0001 (2).MP4".to_vec(), "the name is taken in unknown: suffixed");
+    assert_eq!(totals(&*c, couple, b_cam), (5, 5000, 2));
+
+    let audit: Vec<String> = c.audit_log(None, 100).expect("audit").into_iter().map(|e| e.action).collect();
+    for action in ["couple.rename", "camera.rename", "camera.merge", "file.move"] {
+        assert!(audit.iter().any(|a| a == action), "{action} is logged: {audit:?}");
+    }
+    let failed = c.audit_log(Some(other), 100).expect("audit");
+    assert!(failed.is_empty(), "refused renames record nothing: {failed:?}");
+}
+
 // ---- SQLite -----------------------------------------------------------------------------------------------
 
 fn sqlite_backend(dir: &Path) -> Arc<dyn CatalogBackend> {
@@ -970,6 +1204,12 @@ fn sqlite_trash() {
     trash_suite(&*sqlite_backend(d.path()));
 }
 
+#[test]
+fn sqlite_lifecycle() {
+    let d = tempdir();
+    lifecycle_suite(&*sqlite_backend(d.path()));
+}
+
 // ---- Postgres ---------------------------------------------------------------------------------------------
 
 /// The same suites on a real Postgres 15 (one server per test process, one fresh database per test, migrated by
@@ -1009,5 +1249,6 @@ mod on_postgres {
         postgres_scrub => scrub_suite,
         postgres_ingest_entries => ingest_entries_suite,
         postgres_trash => trash_suite,
+        postgres_lifecycle => lifecycle_suite,
     );
 }

@@ -25,6 +25,7 @@ pub(super) use std::time::SystemTime;
 pub(super) use super::{CatalogBackend, CatalogConn, CoupleLease, Finalize};
 use crate::error::{Error, Result};
 
+mod copy;
 mod finalize;
 mod health;
 mod import_log;
@@ -78,26 +79,16 @@ pub(super) fn catalog_error(context: &str, source: postgres::Error) -> Error {
 }
 
 /// A DSN without its password, for messages (`postgres://user@host:port/db`).
-pub(crate) fn redact(dsn: &str) -> String {
+fn redact(dsn: &str) -> String {
     match url::Url::parse(dsn) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
+        Ok(_) => super::redact_url(dsn),
         Err(_) => "postgres://(unparsable DSN)".into(),
     }
 }
 
-/// Whether a DSN carries a password (refused on the command line: argv is visible to every user).
-pub(crate) fn has_password(dsn: &str) -> bool {
-    url::Url::parse(dsn).is_ok_and(|u| u.password().is_some())
-}
-
 /// The connection settings of a DSN, with the catalog's schema as `search_path`.
 fn config_of(dsn: &str) -> Result<Config> {
-    let mut config = Config::from_str(dsn)
-        .map_err(|e| Error::Invalid(format!("catalog URL {}: {e}", redact(dsn))))?;
+    let mut config = Config::from_str(dsn).map_err(|e| Error::Invalid(format!("catalog URL {}: {e}", redact(dsn))))?;
     config.options(&format!("-c search_path={SCHEMA}"));
     if config.get_application_name().is_none() {
         config.application_name("nightfox");
@@ -155,8 +146,10 @@ pub(crate) fn migrate(dsn: &str, app_role: &str) -> Result<(i64, i64)> {
          INSERT INTO {SCHEMA}.schema_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.schema_version);"
     ))
     .ctx("create the nightfox schema")?;
-    let old: i64 =
-        tx.query_one("SELECT version FROM schema_version", &[]).and_then(|r| r.try_get(0)).ctx("read schema version")?;
+    let old: i64 = tx
+        .query_one("SELECT version FROM schema_version", &[])
+        .and_then(|r| r.try_get(0))
+        .ctx("read schema version")?;
     if old > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew { found: old, supported: SCHEMA_VERSION });
     }
@@ -169,7 +162,7 @@ pub(crate) fn migrate(dsn: &str, app_role: &str) -> Result<(i64, i64)> {
          GRANT USAGE ON SCHEMA {SCHEMA} TO {ident};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {ident};
          REVOKE INSERT, UPDATE, DELETE ON {SCHEMA}.schema_version FROM {ident};
-         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {ident};"
+         GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {ident};"
     ))
     .ctx(&format!("grant the runtime role {app_role}"))?;
     tx.commit().ctx("commit migration")?;
@@ -261,7 +254,7 @@ impl PgConn {
     }
 
     /// Blocks up to `timeout` for a change notification (the mount's refresher waits here instead of polling).
-    pub(super) fn wait_change(&self, timeout: std::time::Duration) -> Result<bool> {
+    pub(super) fn wait_notification(&self, timeout: std::time::Duration) -> Result<bool> {
         let before = self.change_token_now()?;
         let mut c = self.c()?;
         let mut got = 0;
@@ -451,7 +444,8 @@ pub(super) fn file_from_row(r: &Row) -> PgResult<FileRow> {
 }
 
 /// The columns `tree_file_from_row` reads, in its order, over `files f` and `blobs b`.
-pub(super) const TREE_FILE_COLUMNS: &str = "f.id, b.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size, \
+pub(super) const TREE_FILE_COLUMNS: &str =
+    "f.id, b.id, f.couple_id, f.footage_type, f.camera_id, f.blob_hash, b.size, \
      f.display_name, f.source_mtime_ns, f.imported_at, f.captured_at, f.bad_ranges IS NOT NULL";
 
 /// A file as the tree lists it (`TreeFile`): no paths, no source.
@@ -550,16 +544,6 @@ pub(super) fn slug_taken(c: &mut impl GenericClient, slug: &str) -> Result<bool>
     )
 }
 
-pub(super) fn has_blob_in_couple(c: &mut impl GenericClient, couple_id: i64, hash: &str) -> Result<bool> {
-    one(
-        c,
-        "SELECT EXISTS(SELECT 1 FROM blobs b JOIN files f ON f.blob_id = b.id
-           WHERE b.hash = $2 AND f.couple_id = $1 AND b.health = 'ok' AND f.trash_id IS NULL)",
-        &[&couple_id, &hash],
-        "check duplicate",
-    )
-}
-
 /// Records a blob just landed and verified (nothing when it is catalogued already), with its checksums; a
 /// blob already there that has none gets these (see [`fill_sums_on`]).
 pub(super) fn insert_blob_on(c: &mut impl GenericClient, hash: &str, size: u64, sums: Option<&Sums>) -> Result<()> {
@@ -627,26 +611,5 @@ pub(super) fn lifecycle_event(c: &mut impl GenericClient, message: &str, gone: &
         &[&now(), &message, &Gone::to_json(gone)],
     )
     .ctx("record lifecycle event")?;
-    Ok(())
-}
-
-pub(super) fn add_progress(c: &mut impl GenericClient, session_id: i64, p: Progress) -> Result<()> {
-    c.execute(
-        "UPDATE import_sessions SET files_processed = files_processed + $2, files_duplicate = files_duplicate + $3,
-             files_error = files_error + $4, bytes_processed = bytes_processed + $5,
-             bytes_duplicate = bytes_duplicate + $6, bytes_error = bytes_error + $7, updated_at = $8
-         WHERE id = $1",
-        &[
-            &session_id,
-            &p.files_processed,
-            &p.files_duplicate,
-            &p.files_error,
-            &p.bytes_processed,
-            &p.bytes_duplicate,
-            &p.bytes_error,
-            &now(),
-        ],
-    )
-    .ctx("count progress")?;
     Ok(())
 }

@@ -1,10 +1,24 @@
-//! [`Registry`] on Postgres (a port of `sqlite/registry.rs`).
+//! [`Registry`] on Postgres (a port of `sqlite/registry.rs`). There is no online backup into a file here: a
+//! Postgres catalog is backed up with `pg_dump` (or copied into SQLite with `nightfox catalog copy`).
 
 use super::*;
 use crate::catalog::Registry;
 
+/// The columns `source_event_from_row` reads, over `network_source_events`.
+const SOURCE_EVENT_SELECT: &str = "SELECT id, source_id, session_id, at, level, message FROM network_source_events";
+
+fn source_event_from_row(r: &Row) -> PgResult<SourceEvent> {
+    Ok(SourceEvent {
+        id: r.try_get(0)?,
+        source_id: r.try_get(1)?,
+        session_id: r.try_get(2)?,
+        at: r.try_get(3)?,
+        level: r.try_get(4)?,
+        message: r.try_get(5)?,
+    })
+}
+
 impl Registry for PgConn {
-    #[allow(unused_variables)]
     fn add_couple(&self, display_name: &str, event_date: &str, folder_name: &str) -> Result<i64> {
         one(
             &mut *self.c()?,
@@ -15,89 +29,188 @@ impl Registry for PgConn {
         )
     }
 
-    #[allow(unused_variables)]
     fn folder_name_taken(&self, folder_name: &str) -> Result<bool> {
-        unimplemented!("postgres: folder_name_taken")
+        one(
+            &mut *self.c()?,
+            "SELECT EXISTS(SELECT 1 FROM couples WHERE folder_name = $1)
+                 OR EXISTS(SELECT 1 FROM couple_aliases WHERE folder_name = $1)",
+            &[&folder_name],
+            "check folder name",
+        )
     }
 
-    #[allow(unused_variables)]
     fn add_camera(&self, c: &NewCamera) -> Result<i64> {
-        unimplemented!("postgres: add_camera")
+        insert_camera(&mut *self.c()?, c)
     }
 
-    #[allow(unused_variables)]
     fn camera_slug_taken(&self, slug: &str) -> Result<bool> {
-        unimplemented!("postgres: camera_slug_taken")
+        slug_taken(&mut *self.c()?, slug)
     }
 
-    #[allow(unused_variables)]
     fn rename_couple(&self, couple_id: i64, display_name: &str, event_date: &str, by: &Actor) -> Result<()> {
-        unimplemented!("postgres: rename_couple")
+        let mut c = self.c()?;
+        let mut tx = c.transaction().ctx("begin couple rename")?;
+        let (old_name, old_date): (String, String) = opt_row(
+            &mut tx,
+            "SELECT display_name, event_date FROM couples WHERE id = $1 FOR UPDATE",
+            &[&couple_id],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+            "read couple",
+        )?
+        .ok_or_else(|| Error::NotFound(format!("couple {couple_id}")))?;
+        tx.execute(
+            "UPDATE couples SET display_name = $2, event_date = $3 WHERE id = $1",
+            &[&couple_id, &display_name, &event_date],
+        )
+        .ctx("rename couple")?;
+        let summary = format!("{old_name:?} ({old_date}) -> {display_name:?} ({event_date})");
+        audit_on(&mut tx, by, "couple.rename", Some(couple_id), &summary)?;
+        tx.commit().ctx("commit couple rename")
     }
 
-    #[allow(unused_variables)]
     fn rename_camera(&self, camera_id: i64, name: &str, by: &Actor) -> Result<()> {
-        unimplemented!("postgres: rename_camera")
+        let mut c = self.c()?;
+        let mut tx = c.transaction().ctx("begin camera rename")?;
+        let (slug, old): (String, String) = opt_row(
+            &mut tx,
+            "SELECT slug, name FROM cameras WHERE id = $1 FOR UPDATE",
+            &[&camera_id],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+            "read camera",
+        )?
+        .ok_or_else(|| Error::NotFound(format!("camera {camera_id}")))?;
+        tx.execute("UPDATE cameras SET name = $2 WHERE id = $1", &[&camera_id, &name]).ctx("rename camera")?;
+        audit_on(&mut tx, by, "camera.rename", None, &format!("{slug}: {old:?} -> {name:?}"))?;
+        tx.commit().ctx("commit camera rename")
     }
 
-    #[allow(unused_variables)]
     fn audit(&self, by: &Actor, action: &str, couple_id: Option<i64>, summary: &str) -> Result<()> {
-        unimplemented!("postgres: audit")
+        audit_on(&mut *self.c()?, by, action, couple_id, summary)
     }
 
-    #[allow(unused_variables)]
     fn add_source(&self, n: &NewNetworkSource) -> Result<i64> {
-        unimplemented!("postgres: add_source")
+        one(
+            &mut *self.c()?,
+            "INSERT INTO network_sources (protocol, host, port, mount_port, share, path, username, password_enc,
+                 couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+             RETURNING id",
+            &[
+                &n.protocol,
+                &n.host,
+                &(n.port as i64),
+                &n.mount_port.map(i64::from),
+                &n.share,
+                &n.path,
+                &n.username,
+                &n.password_enc,
+                &n.couple_id,
+                &n.footage_type.map(FootageType::as_str),
+                &n.camera_id,
+                &n.post_import,
+                &n.duplicates.as_str(),
+                &now(),
+            ],
+            "add source",
+        )
     }
 
-    #[allow(unused_variables)]
     fn sources(&self) -> Result<Vec<NetworkSource>> {
-        unimplemented!("postgres: sources")
+        rows(&mut *self.c()?, &format!("{SOURCE_SELECT} ORDER BY s.id"), &[], source_from_row, "list sources")
     }
 
-    #[allow(unused_variables)]
     fn source(&self, id: i64) -> Result<NetworkSource> {
-        unimplemented!("postgres: source")
+        opt_row(&mut *self.c()?, &format!("{SOURCE_SELECT} WHERE s.id = $1"), &[&id], source_from_row, "find source")?
+            .ok_or_else(|| Error::NotFound(format!("no source {id} (see `nightfox source list`)")))
     }
 
-    #[allow(unused_variables)]
     fn set_source_enabled(&self, id: i64, enabled: bool) -> Result<()> {
-        unimplemented!("postgres: set_source_enabled")
+        self.c()?
+            .execute("UPDATE network_sources SET enabled = $2, updated_at = $3 WHERE id = $1", &[&id, &enabled, &now()])
+            .ctx("enable source")?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn set_source_state(&self, id: i64, state: &str, failures: Option<i64>, error: Option<&str>) -> Result<()> {
-        unimplemented!("postgres: set_source_state")
+        self.c()?
+            .execute(
+                "UPDATE network_sources SET connection_state = $2,
+                     consecutive_failures = COALESCE($3, consecutive_failures),
+                     last_error = COALESCE($4, last_error), updated_at = $5
+                 WHERE id = $1",
+                &[&id, &state, &failures, &error, &now()],
+            )
+            .ctx("update source state")?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn touch_source_scan(&self, id: i64) -> Result<()> {
-        unimplemented!("postgres: touch_source_scan")
+        self.c()?
+            .execute("UPDATE network_sources SET last_scan_at = $2 WHERE id = $1", &[&id, &now()])
+            .ctx("record scan")?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn remove_source(&self, id: i64) -> Result<()> {
-        unimplemented!("postgres: remove_source")
+        let n = self.c()?.execute("DELETE FROM network_sources WHERE id = $1", &[&id]).ctx("remove source")?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("no source {id} (see `nightfox source list`)")));
+        }
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()> {
-        unimplemented!("postgres: add_event")
+        self.c()?
+            .execute(
+                "INSERT INTO network_source_events (source_id, session_id, at, level, message)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&source_id, &session_id, &now(), &level, &message],
+            )
+            .ctx("record event")?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn events(&self, source_id: i64) -> Result<Vec<SourceEvent>> {
-        unimplemented!("postgres: events")
+        rows(
+            &mut *self.c()?,
+            &format!("{SOURCE_EVENT_SELECT} WHERE source_id = $1 ORDER BY id"),
+            &[&source_id],
+            source_event_from_row,
+            "list events",
+        )
     }
 
-    #[allow(unused_variables)]
     fn recent_problems(&self, limit: u32) -> Result<Vec<SourceEvent>> {
-        unimplemented!("postgres: recent_problems")
+        rows(
+            &mut *self.c()?,
+            &format!("{SOURCE_EVENT_SELECT} WHERE level IN ('warn','error') ORDER BY id DESC LIMIT $1"),
+            &[&(limit as i64)],
+            source_event_from_row,
+            "recent problems",
+        )
     }
 
-    #[allow(unused_variables)]
-    fn backup_to(&self, dest: &Path) -> Result<()> {
-        unimplemented!("postgres: backup_to")
+    fn backup_to(&self, _dest: &Path) -> Result<()> {
+        Err(Error::Invalid(
+            "a Postgres catalog is backed up with pg_dump, or copied into a SQLite file with \
+             `nightfox catalog copy --to sqlite:///path`"
+                .into(),
+        ))
     }
+}
 
+/// Appends one audit event on `c` (a client, or the caller's transaction).
+pub(super) fn audit_on(
+    c: &mut impl GenericClient,
+    by: &Actor,
+    action: &str,
+    couple_id: Option<i64>,
+    summary: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO audit_log (at, uid, action, couple_id, summary) VALUES ($1, $2, $3, $4, $5)",
+        &[&by.at, &(by.uid as i64), &action, &couple_id, &summary],
+    )
+    .ctx("record audit event")?;
+    Ok(())
 }

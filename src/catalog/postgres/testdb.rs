@@ -107,7 +107,11 @@ impl PgServer {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{}{}", String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()))
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+            ))
         }
     }
 
@@ -137,7 +141,9 @@ impl PgServer {
     pub fn create_db(&self) -> String {
         let name = format!("nf_{}_{}", std::process::id(), DBS.fetch_add(1, Ordering::Relaxed));
         self.psql_super(&format!("CREATE DATABASE {name} OWNER {MIGRATE_ROLE}"));
-        self.psql_super(&format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC; GRANT CONNECT ON DATABASE {name} TO {APP_ROLE}"));
+        self.psql_super(&format!(
+            "REVOKE ALL ON DATABASE {name} FROM PUBLIC; GRANT CONNECT ON DATABASE {name} TO {APP_ROLE}"
+        ));
         self.psql(MIGRATE_ROLE, &name, "REVOKE ALL ON SCHEMA public FROM PUBLIC");
         name
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::archive::Archive;
 use crate::blobs::{self, BlobStore, Durability};
+use crate::catalog::prelude::*;
 use crate::error::{Error, IoContext, Result};
 use crate::ingest::Observer;
 
@@ -28,10 +29,8 @@ pub struct Migrated {
     pub already: u64,
 }
 
-/// Moves every blob of `archive` to the store `to_url` names and switches the archive to it.
-pub fn migrate_blobs(archive: &Archive, to_url: &str, progress: &dyn Observer) -> Result<Migrated> {
-    let _daemon = crate::serve::lock_daemon(archive, &archive.root, "migrate-blobs", None)?;
-    let cat = archive.catalog()?;
+/// Takes every couple's lease (no import runs while they are held); fails naming the first couple busy.
+pub(crate) fn lease_every_couple(cat: &dyn CatalogConn) -> Result<Vec<CoupleLease>> {
     let mut leases = Vec::new();
     for c in cat.couples()? {
         match cat.try_lock_couple(c.id)? {
@@ -42,6 +41,14 @@ pub fn migrate_blobs(archive: &Archive, to_url: &str, progress: &dyn Observer) -
             }
         }
     }
+    Ok(leases)
+}
+
+/// Moves every blob of `archive` to the store `to_url` names and switches the archive to it.
+pub fn migrate_blobs(archive: &Archive, to_url: &str, progress: &dyn Observer) -> Result<Migrated> {
+    let _daemon = crate::serve::lock_daemon(archive, &archive.root, "migrate-blobs", None)?;
+    let cat = archive.catalog()?;
+    let leases = lease_every_couple(&*cat)?;
     let target = blobs::open_store(to_url, &archive.root)?;
     let mut report = Migrated { from: archive.blobs.describe(), to: target.describe(), ..Default::default() };
     let rows = cat.blobs(None)?;

@@ -32,6 +32,7 @@ macro_rules! tree_file_columns {
     };
 }
 
+mod copy;
 mod finalize;
 mod health;
 mod import_log;

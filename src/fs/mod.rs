@@ -41,7 +41,8 @@ pub use tree::{
     xattr_namespace_supported, Vfs,
 };
 
-/// How often the catalog is polled for new imports.
+/// The longest the refresher waits between two looks at the change token (Postgres wakes it sooner on a
+/// notification; SQLite has none, so this is its polling period).
 const REFRESH: Duration = Duration::from_millis(250);
 
 /// Open blobs `read_at` keeps.
@@ -178,7 +179,11 @@ impl ArchiveFs {
         let me = Arc::clone(self);
         let handle = std::thread::spawn(move || {
             while !me.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(REFRESH);
+                if let Err(e) = me.tree.wait_change(REFRESH) {
+                    // A catalog that is down: the mount serves what it has and looks again after a pause.
+                    warn!("waiting for catalog changes failed: {e}");
+                    std::thread::sleep(REFRESH);
+                }
                 let changes = me.poll_changes();
                 if changes.is_empty() {
                     continue;

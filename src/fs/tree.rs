@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hashlink::LruCache;
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -243,6 +244,8 @@ struct Health {
 pub struct Vfs {
     /// The change feed's connection (its change token is its own: never compared with another's).
     catalog: Mutex<Catalog>,
+    /// The connection the refresher blocks on between two looks ([`Vfs::wait_change`]).
+    waiter: Mutex<Catalog>,
     /// Connections for answers, so front-end threads read the catalog side by side.
     readers: Vec<Mutex<Catalog>>,
     top: RwLock<Top>,
@@ -334,6 +337,7 @@ impl Vfs {
             ghosts: Mutex::new(LruCache::new(GHOSTS_KEPT)),
             gone: Mutex::new((Vec::new(), Vec::new())),
             catalog: Mutex::new(cat),
+            waiter: Mutex::new(archive.catalog()?),
             root: archive.root.clone(),
             empty_ns,
             uid,
@@ -571,6 +575,12 @@ impl Vfs {
     /// Returns the new entries, for the front end to invalidate cached negative lookups and listings: for each
     /// new file, the entry in the deepest directory a front end was shown (the file in its camera folder, or the
     /// new camera, type or couple folder above it), and new `.by-hash` entries.
+    /// Waits at most `timeout` for another process to commit (on a connection of its own, so lookups go on
+    /// meanwhile): Postgres wakes on its change notification, SQLite sleeps the whole `timeout`.
+    pub fn wait_change(&self, timeout: Duration) -> Result<()> {
+        self.waiter.lock().wait_change(timeout)
+    }
+
     pub fn refresh(&self) -> Result<Vec<(u64, Vec<u8>)>> {
         let v = self.catalog.lock().change_token()?;
         {

@@ -29,6 +29,10 @@ pub struct Cli {
     /// How large that cache may grow (20GB, 500MB...; 0: no cache, every read from the store). Default 20GB.
     #[arg(long, global = true, value_parser = parse_cache_size)]
     cache_size: Option<u64>,
+    /// Read secrets and settings from this env file first (NAME=value lines, mode 0600; see .env.example).
+    /// `serve` reads /etc/nightfox/env when it exists and none is given.
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,7 +46,25 @@ enum Command {
         /// or s3.env in the archive, never in the URL).
         #[arg(long, default_value = "local")]
         blobs: String,
+        /// Where the catalog lives: `sqlite` (catalog.db in the archive) or `postgres://ROLE@HOST:PORT/DB` (the
+        /// runtime role; its password from NIGHTFOX_DATABASE_URL in the env file, never on the command line). A
+        /// Postgres catalog that other seats use already is joined: this seat gets its own staging and caches.
+        #[arg(long, default_value = "sqlite")]
+        catalog: String,
     },
+    /// Create or upgrade a Postgres catalog's schema with the migration role (the only role allowed DDL), and
+    /// grant the runtime role its rows. The DSN's password comes from NIGHTFOX_DATABASE_MIGRATE_URL.
+    Migrate {
+        /// The migration DSN, `postgres://ROLE@HOST:PORT/DB` (default: NIGHTFOX_DATABASE_MIGRATE_URL).
+        #[arg(long)]
+        dsn: Option<String>,
+        /// The runtime role to grant (default: the role of NIGHTFOX_DATABASE_URL, else nightfox_app).
+        #[arg(long)]
+        app_role: Option<String>,
+    },
+    /// The catalog itself: `catalog copy --to URL` copies it whole into another backend.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Couples (events) of the archive.
     #[command(subcommand)]
     Couple(CoupleCmd),
@@ -330,6 +352,19 @@ enum SourceCmd {
         id: i64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCmd {
+    /// Copy every row of this archive's catalog into an empty catalog elsewhere (`postgres://ROLE@HOST/DB`, its
+    /// schema made by `nightfox migrate`; or `sqlite:///path/catalog.db`, created), and check the counts.
+    Copy {
+        #[arg(long)]
+        to: String,
+        /// Then point this archive at the copy (archive.toml); the old catalog stays as it was.
+        #[arg(long)]
+        switch: bool,
     },
 }
 
@@ -654,12 +689,63 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
     Ok(if s.files_failed > 0 || s.files_damaged > 0 { 1 } else { 0 })
 }
 
+/// A DSN with a password on the command line is refused: argv is visible to every user of the machine (`ps`).
+fn refuse_password_in_argv(url: &str, var: &str) -> Result<()> {
+    if crate::catalog::url_has_password(url) {
+        return Err(Error::Invalid(format!(
+            "a password on the command line is visible to every user (ps): give {} without it and put the \
+             full DSN in {var} in the env file",
+            crate::catalog::redact_url(url)
+        )));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<i32> {
+    let serving = matches!(cli.command, Command::Serve { .. });
+    if let Some(f) = archive::env::chosen(cli.env_file.as_deref(), serving) {
+        archive::env::load(&f)?;
+    }
     match cli.command {
-        Command::Init { blobs } => {
+        Command::Init { blobs, catalog } => {
+            refuse_password_in_argv(&catalog, crate::catalog::DATABASE_URL_VAR)?;
             let dir = archive::resolve_dir(cli.archive)?;
-            Archive::init_with(&dir, &blobs)?;
-            println!("created archive at {}", dir.display());
+            let a = Archive::init_full(&dir, &blobs, &catalog)?;
+            if crate::catalog::is_postgres(&catalog) {
+                let couples = a.catalog()?.couples()?.len();
+                println!(
+                    "created archive at {} (joined {}: {couples} couples)",
+                    dir.display(),
+                    a.catalog_description()
+                );
+            } else {
+                println!("created archive at {}", dir.display());
+            }
+            Ok(0)
+        }
+        Command::Migrate { dsn, app_role } => {
+            if let Some(d) = &dsn {
+                refuse_password_in_argv(d, crate::catalog::MIGRATE_URL_VAR)?;
+            }
+            let (shown, old, new) = crate::catalog::migrate(dsn.as_deref(), app_role.as_deref())?;
+            if old == new {
+                println!("{shown}: schema {new}, up to date");
+            } else {
+                println!("{shown}: schema {old} -> {new}");
+            }
+            Ok(0)
+        }
+        Command::Catalog(CatalogCmd::Copy { to, switch }) => {
+            refuse_password_in_argv(&to, crate::catalog::DATABASE_URL_VAR)?;
+            let a = open(&cli.archive)?;
+            let n = crate::catalog::copy::copy_archive_catalog(&a, &to, switch)?;
+            println!(
+                "copied {} rows from {} to {}{}",
+                n,
+                a.catalog_description(),
+                crate::catalog::redact_url(&to),
+                if switch { "; the archive now uses the copy" } else { "" }
+            );
             Ok(0)
         }
         Command::Couple(CoupleCmd::Add { name, date, allow_same_name }) => {

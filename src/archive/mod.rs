@@ -14,6 +14,7 @@ use crate::catalog::{Catalog, CatalogBackend};
 use crate::error::{Error, IoContext, Result};
 
 pub mod config;
+pub mod env;
 pub use crate::lockfile::LockFile;
 pub use config::Config;
 
@@ -68,6 +69,14 @@ impl Archive {
     /// Creates an archive whose blobs live where `blobs_url` says (see [`crate::blobs::open_store`]); the store
     /// is opened (and so checked) before anything is written.
     pub fn init_with(root: &Path, blobs_url: &str) -> Result<Archive> {
+        Archive::init_full(root, blobs_url, config::DEFAULT_CATALOG)
+    }
+
+    /// Creates an archive with its blobs and its catalog where the URLs say. A shared (Postgres) catalog is
+    /// joined, not created: it must exist and be migrated (`nightfox migrate`), and is checked before anything
+    /// is written; this archive directory then holds only this seat's own parts (staging, locks, caches,
+    /// archive.toml without any password).
+    pub fn init_full(root: &Path, blobs_url: &str, catalog_url: &str) -> Result<Archive> {
         if root.join(MARKER).exists() {
             return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
         }
@@ -88,6 +97,10 @@ impl Archive {
         if remote {
             check(root)?;
         }
+        let shared_catalog = crate::catalog::is_postgres(catalog_url);
+        if shared_catalog {
+            crate::catalog::open_backend(catalog_url, root)?.connect()?;
+        }
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).at(root)?;
         for sub in ["objects", "tmp", "locks"] {
             let p = root.join(sub);
@@ -95,6 +108,7 @@ impl Archive {
         }
         let mut config = Config::default();
         config.blobs.url = blobs_url.to_string();
+        config.catalog.url = crate::catalog::redact_url(catalog_url);
         if !remote && blobs_url != config::DEFAULT_BLOBS {
             check(root)?;
         }
@@ -130,6 +144,16 @@ impl Archive {
     pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Archive {
         self.blobs = blobs;
         self
+    }
+
+    /// The catalog as messages show it (never with a password).
+    pub fn catalog_description(&self) -> String {
+        self.catalog.describe()
+    }
+
+    /// The catalog backend (to open connections of one's own, as the mount's change waiter does).
+    pub fn catalog_backend(&self) -> Arc<dyn CatalogBackend> {
+        self.catalog.clone()
     }
 
     /// Opens a new connection to the catalog (one per thread).

@@ -11,10 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 
+pub mod copy;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod sqlite;
@@ -47,10 +48,14 @@ pub trait CatalogBackend: Send + Sync {
 }
 
 /// Everything one connection can do. Implemented for every type that implements all the traits.
-pub trait CatalogConn: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + Send {}
+pub trait CatalogConn:
+    ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + copy::RawRows + Send
+{
+}
 
-impl<T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + Send + ?Sized> CatalogConn
-    for T
+impl<
+        T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + copy::RawRows + Send + ?Sized,
+    > CatalogConn for T
 {
 }
 
@@ -106,27 +111,90 @@ pub fn is_postgres(url: &str) -> bool {
 /// The environment variable with the runtime DSN, password included (from the env file, see `archive::env`).
 pub const DATABASE_URL_VAR: &str = "NIGHTFOX_DATABASE_URL";
 
-/// The DSN to connect with for a catalog URL of `archive.toml` (which never holds a password): the one in
-/// `NIGHTFOX_DATABASE_URL` when it names the same server, database and role (with the password), else the URL
-/// as it is (a server that trusts the role, or a password in `~/.pgpass`... is the operator's choice).
-#[cfg(feature = "postgres")]
-fn runtime_dsn(url: &str) -> Result<String> {
-    let Ok(env) = std::env::var(DATABASE_URL_VAR) else { return Ok(url.to_string()) };
+/// The environment variable with the migration DSN, password included.
+pub const MIGRATE_URL_VAR: &str = "NIGHTFOX_DATABASE_MIGRATE_URL";
+
+/// Whether a catalog URL carries a password.
+pub fn url_has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// A catalog URL for messages: without its password.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The DSN to use for `given` (a URL from the command line or archive.toml, never with a password): the one in
+/// the environment variable `var` when it names the same server, database and role (it has the password), else
+/// `given` as it is; with no `given`, the variable's. Fails when they name different catalogs.
+pub fn dsn_with_secret(given: Option<&str>, var: &str) -> Result<String> {
+    let env = std::env::var(var).ok().filter(|v| !v.is_empty());
+    let (given, env) = match (given, env) {
+        (None, Some(e)) => return Ok(e),
+        (None, None) => return Err(Error::Invalid(format!("no catalog DSN: give --dsn or set {var} in the env file"))),
+        (Some(g), None) => return Ok(g.to_string()),
+        (Some(g), Some(e)) => (g, e),
+    };
     let same = |a: &url::Url, b: &url::Url| {
         a.host_str() == b.host_str()
             && a.port_or_known_default() == b.port_or_known_default()
             && a.path() == b.path()
             && (a.username().is_empty() || a.username() == b.username())
     };
-    match (url::Url::parse(url), url::Url::parse(&env)) {
+    match (url::Url::parse(given), url::Url::parse(&env)) {
         (Ok(a), Ok(b)) if same(&a, &b) => Ok(env),
         (Ok(_), Ok(_)) => Err(Error::Invalid(format!(
-            "{DATABASE_URL_VAR} ({}) names another catalog than archive.toml ({})",
-            postgres::redact(&env),
-            postgres::redact(url)
+            "{var} ({}) names another catalog than {}",
+            redact_url(&env),
+            redact_url(given)
         ))),
-        _ => Err(Error::Invalid(format!("catalog URL {} is not a valid URL", postgres::redact(url)))),
+        _ => Err(Error::Invalid(format!("catalog URL {} is not a valid URL", redact_url(given)))),
     }
+}
+
+/// `nightfox migrate`: creates or upgrades a Postgres catalog's schema with the migration DSN (`dsn`, else
+/// `$NIGHTFOX_DATABASE_MIGRATE_URL`) and grants the runtime role (`app_role`, else the role of
+/// `$NIGHTFOX_DATABASE_URL`, else `nightfox_app`). Returns the DSN as shown and the (old, new) versions.
+#[cfg(feature = "postgres")]
+pub fn migrate(dsn: Option<&str>, app_role: Option<&str>) -> Result<(String, i64, i64)> {
+    let dsn = dsn_with_secret(dsn, MIGRATE_URL_VAR)?;
+    if !is_postgres(&dsn) {
+        return Err(Error::Invalid(format!(
+            "nightfox migrate is for Postgres catalogs ({} is not one; a SQLite catalog migrates when opened)",
+            redact_url(&dsn)
+        )));
+    }
+    let role = match app_role {
+        Some(r) => r.to_string(),
+        None => std::env::var(DATABASE_URL_VAR)
+            .ok()
+            .and_then(|u| url::Url::parse(&u).ok())
+            .map(|u| u.username().to_string())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "nightfox_app".into()),
+    };
+    let (old, new) = postgres::migrate(&dsn, &role)?;
+    Ok((redact_url(&dsn), old, new))
+}
+
+/// Without the `postgres` feature there is nothing to migrate.
+#[cfg(not(feature = "postgres"))]
+pub fn migrate(_dsn: Option<&str>, _app_role: Option<&str>) -> Result<(String, i64, i64)> {
+    Err(Error::Invalid("this nightfox is built without Postgres support (feature postgres)".into()))
+}
+
+/// The DSN to connect with for a catalog URL of `archive.toml` (which never holds a password): the one in
+/// `NIGHTFOX_DATABASE_URL` when it names the same server, database and role (with the password), else the URL
+/// as it is (a server that trusts the role is the operator's choice).
+#[cfg(feature = "postgres")]
+fn runtime_dsn(url: &str) -> Result<String> {
+    dsn_with_secret(Some(url), DATABASE_URL_VAR)
 }
 
 fn sqlite_path(url: &str, archive_root: &Path) -> Result<PathBuf> {
@@ -278,6 +346,15 @@ pub trait ReadCatalog {
     /// tree. Equal tokens mean nothing was committed meanwhile by anyone else; this connection's own commits need
     /// not change it (SQLite: `PRAGMA data_version`, which moves only for other connections' commits).
     fn change_token(&self) -> Result<i64>;
+
+    /// Blocks for at most `timeout`, returning early once another connection may have committed: the front
+    /// ends' refresher waits here between two looks at [`change_token`](Self::change_token). The default sleeps
+    /// the whole `timeout` (SQLite has no notification, so the refresher polls its cheap token); Postgres wakes on
+    /// `LISTEN/NOTIFY`. A caller gives this its own connection, since it holds the connection while it waits.
+    fn wait_change(&self, timeout: Duration) -> Result<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
 
     /// When the catalog last changed on disk, if the backend can tell (SQLite: the mtime of the database file).
     /// The mount shows it as the mtime of its root.

@@ -18,6 +18,7 @@ pub mod fs;
 pub mod gc;
 pub mod generate;
 pub mod ingest;
+pub mod jobs;
 pub mod lockfile;
 pub mod media;
 pub mod mhl;

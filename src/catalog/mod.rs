@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, Result};
 
 pub mod copy;
+pub mod jobs;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod sqlite;

@@ -4,6 +4,7 @@
 
 pub mod faultfs;
 pub mod nfsd;
+pub mod pgd;
 pub mod s3d;
 pub mod smbd;
 

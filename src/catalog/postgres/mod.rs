@@ -30,6 +30,7 @@ mod finalize;
 mod health;
 mod import_log;
 mod ingest_entries;
+mod jobs;
 mod lease;
 mod lifecycle;
 mod read;
@@ -37,7 +38,9 @@ mod registry;
 mod schema;
 mod trash;
 
+/// The real Postgres fixture, one file shared with the integration tests (`tests/common/pgd.rs`).
 #[cfg(test)]
+#[path = "../../../tests/common/pgd.rs"]
 pub(crate) mod testdb;
 
 use schema::SCHEMA_VERSION;

@@ -37,6 +37,7 @@ mod finalize;
 mod health;
 mod import_log;
 mod ingest_entries;
+mod jobs;
 mod lease;
 mod lifecycle;
 mod read;

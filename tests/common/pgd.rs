@@ -3,7 +3,7 @@
 //! login roles (`nightfox_migrate`, which owns each test database, and `nightfox_app`, the runtime role) and one
 //! fresh database per test. Started with `pg_ctl -w` (bounded), stopped by the postmaster's pid when dropped.
 //! When Postgres cannot start, the test panics with the reason: a test of the Postgres catalog never passes
-//! without one. Shared by the crate's unit tests and, through `#[path]`, `tests/common/pg.rs`.
+//! without one. Lives with the integration tests and is included into the crate's unit tests by `#[path]`.
 #![allow(dead_code)]
 
 use std::net::TcpListener;

@@ -1,0 +1,1 @@
+//! `Jobs` on SQLite (the single daemon of an embedded archive).

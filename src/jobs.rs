@@ -1,0 +1,1 @@
+//! The worker side of the jobs queue: claiming, heartbeats, reaping dead workers.

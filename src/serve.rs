@@ -11,6 +11,13 @@
 //! - a pass that fails backs off (the interval doubled per failure in a row, up to a cap), keeping the source's
 //!   `connection_state`, `consecutive_failures` and `last_error` current and an event per failure. Sources never
 //!   wait for each other (two sources of one couple take turns through the couple lock) nor for the mount.
+//! - every pass, scheduled scrub and daily gc is a job of the catalog's queue (`crate::jobs`): claimed first (a
+//!   daemon whose claim fails, because another daemon of a shared catalog holds it or it is not due, skips that
+//!   round), heartbeated while it runs, then queued again for its next time (a source's interval or backoff, the
+//!   scrub's retry, the next day). The supervisor's rounds reap the jobs of daemons that died (no heartbeat for
+//!   the stale limit, `$NIGHTFOX_JOB_STALE`, 60 s); on SQLite, which has one daemon, a start takes back at once
+//!   whatever the previous daemon left running. Several `serve` processes on one Postgres catalog so share the
+//!   sources, the scrub and the gc, and never run one twice at once.
 //! - SIGHUP re-reads the source list (new or re-enabled sources start, removed or disabled ones stop).
 //! - SIGTERM/SIGINT: no new work; a running copy stops at its next chunk through the importer's cancel flag (the
 //!   session is `cancelled`, resumable, and the next start resumes it); the mount is unmounted; exit 0.
@@ -33,11 +40,13 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::archive::{Archive, LockFile};
-use crate::catalog::{Catalog, NetworkSource, Session, SessionStatus};
+use crate::catalog::jobs::JobOutcome;
+use crate::catalog::{Catalog, CatalogBackend, NetworkSource, Session, SessionStatus};
 use crate::error::{Error, Result};
 use crate::frontends::fuse::{FuseMount, MountOptions};
 use crate::frontends::FrontEnd;
 use crate::ingest::{Importer, Quiet, Summary};
+use crate::jobs::{Claim, JobsConn, Reaper, Worker};
 use crate::sources::{EntryKind, SourceEntry};
 
 /// The lock name in `locks/` (so `locks/daemon.lock`).
@@ -292,6 +301,10 @@ fn pid_alive(pid: u32) -> bool {
 
 struct Ctx {
     root: PathBuf,
+    /// The catalog's backend: where the jobs' heartbeats and the reaper get their connections.
+    backend: Arc<dyn CatalogBackend>,
+    /// The jobs' stale limit (see `crate::jobs`).
+    stale: Duration,
     interval: Duration,
     cap: Duration,
     cancel: Arc<AtomicBool>,
@@ -327,8 +340,19 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
     for f in &front_ends {
         f.check()?;
     }
+    // A SQLite catalog has this one daemon (under the lock just taken): any job still running was left by a
+    // daemon that died, and is taken back at once. A shared catalog's are left to the reaper's stale limit.
+    if !crate::catalog::is_postgres(&archive.config.catalog.url) {
+        match archive.catalog().and_then(|c| crate::jobs::reap_all(&*c)) {
+            Ok(0) => {}
+            Ok(n) => info!("took back {n} job(s) left running by a daemon that stopped"),
+            Err(e) => warn!("cannot take back the jobs of a daemon that stopped: {e}"),
+        }
+    }
     let ctx = Arc::new(Ctx {
         root: archive.root.clone(),
+        backend: archive.catalog_backend(),
+        stale: crate::jobs::stale_limit(),
         interval: opts.poll_interval,
         cap: backoff_cap(opts.poll_interval),
         cancel: Arc::clone(&cancel),
@@ -390,8 +414,11 @@ struct Poller {
 
 fn supervise(ctx: &Arc<Ctx>) {
     let mut pollers: HashMap<i64, Poller> = HashMap::new();
+    // Each round also takes back the jobs of workers (of any daemon of the catalog) that stopped heartbeating.
+    let mut reaper = Reaper::new(Arc::clone(&ctx.backend), ctx.stale);
     reconcile(ctx, &mut pollers);
     while !ctx.cancel.load(Ordering::SeqCst) {
+        reaper.tick();
         if ctx.hup.swap(false, Ordering::SeqCst) {
             info!("SIGHUP: reading the source list again");
             reconcile(ctx, &mut pollers);
@@ -438,9 +465,11 @@ pub fn next_scrub(cat: &Catalog, every: Duration) -> Result<i64> {
     })
 }
 
-/// The scrub thread of `serve`: waits (in steps of at most 100 ms, watching the stop) until a scrub is due, runs
-/// it throttled and recorded as `schedule`, and goes on until the daemon stops; a running scrub stops at its next
-/// blob. A failed one is tried again after `every`, at most an hour later.
+/// The scrub thread of `serve`: waits (in steps of at most 100 ms, watching the stop) until a scrub is due, claims
+/// the `scrub` job (so the daemons of a shared catalog never scrub at once: one whose claim fails skips the
+/// round), runs it throttled and recorded as `schedule` with the job's heartbeat beside it, and goes on until the
+/// daemon stops; a running scrub stops at its next blob. A failed one is tried again after `every`, at most an
+/// hour later (the job's next `run_after`, so every daemon waits for it).
 fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
     let archive = match Archive::open(&ctx.root) {
         Ok(a) => a,
@@ -449,43 +478,19 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
             return;
         }
     };
-    info!(every = %format_duration(sched.every), "scheduled scrubs");
-    let mut retry_at = i64::MIN;
+    let worker = Worker::new(Arc::clone(&ctx.backend), ctx.stale);
+    info!(every = %format_duration(sched.every), worker = worker.id(), "scheduled scrubs");
     while !ctx.cancel.load(Ordering::SeqCst) {
-        let due = archive.catalog().and_then(|c| next_scrub(&c, sched.every)).map(|t| t.max(retry_at));
-        let now = crate::verify::clock();
+        let due = archive.catalog().and_then(|c| next_scrub(&c, sched.every));
         match due {
-            Ok(t) if t <= now => {
-                let opts = crate::verify::Options {
-                    limit: sched.limit,
-                    rate: sched.rate,
-                    trigger: "schedule",
-                    stop: Some(&ctx.cancel),
-                    ..Default::default()
-                };
-                match crate::verify::scrub(&archive, &opts, &Quiet) {
-                    Ok(r) => {
-                        let orphans = r.orphans.as_ref().map_or(0, |o| o.objects.len());
-                        let msg = format!(
-                            "scheduled scrub: {} blobs ({}) checked, {} problem(s), {orphans} orphan(s){}",
-                            r.blobs_checked,
-                            crate::human_bytes(r.bytes_checked as i64),
-                            r.problems.len(),
-                            if r.stopped { ", stopped" } else { "" }
-                        );
-                        if r.problems.is_empty() && orphans == 0 {
-                            info!("{msg}");
-                        } else {
-                            warn!("{msg}");
-                        }
-                    }
-                    Err(e) => {
-                        warn!("scheduled scrub failed: {e}");
-                        retry_at = now.saturating_add(sched.every.min(Duration::from_secs(3600)).as_secs() as i64);
-                    }
+            Ok(t) if t <= crate::verify::clock() => match claim_scrub(&archive, &worker, sched, &ctx.cancel) {
+                Ok(Some(claim)) => {
+                    run_scrub(&archive, sched, claim);
+                    continue;
                 }
-                continue;
-            }
+                Ok(None) => debug!("scheduled scrub: another daemon runs it, or its retry is not due"),
+                Err(e) => warn!("scheduled scrub: cannot claim its job: {e}"),
+            },
             Ok(_) => {}
             Err(e) => warn!("scheduled scrub: cannot read the last run: {e}"),
         }
@@ -497,27 +502,121 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
     }
 }
 
+/// Claims the scrub job, and keeps the claim only if the scrub is still due once it is held (another daemon may
+/// have finished one between the look and the claim).
+fn claim_scrub(
+    archive: &Archive,
+    worker: &Worker,
+    sched: ScrubSchedule,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Claim>> {
+    let cat = archive.catalog()?;
+    let Some(claim) = worker.claim(&*cat, crate::jobs::SCRUB, crate::jobs::SCHEDULE, crate::catalog::now(), stop)?
+    else {
+        return Ok(None);
+    };
+    if next_scrub(&cat, sched.every)? > crate::verify::clock() {
+        claim.finish(&*cat, JobOutcome::Released, None)?;
+        return Ok(None);
+    }
+    Ok(Some(claim))
+}
+
+/// Runs one claimed scheduled scrub and finishes its job: done (the schedule itself is the last complete run in
+/// `scrub_runs`), or failed with the retry as its next run.
+fn run_scrub(archive: &Archive, sched: ScrubSchedule, claim: Claim) {
+    let opts = crate::verify::Options {
+        limit: sched.limit,
+        rate: sched.rate,
+        trigger: "schedule",
+        stop: Some(claim.stop_flag()),
+        ..Default::default()
+    };
+    let result = crate::verify::scrub(archive, &opts, &Quiet);
+    let failure = match &result {
+        Ok(r) => {
+            let orphans = r.orphans.as_ref().map_or(0, |o| o.objects.len());
+            let msg = format!(
+                "scheduled scrub: {} blobs ({}) checked, {} problem(s), {orphans} orphan(s){}",
+                r.blobs_checked,
+                crate::human_bytes(r.bytes_checked as i64),
+                r.problems.len(),
+                if r.stopped { ", stopped" } else { "" }
+            );
+            if r.problems.is_empty() && orphans == 0 {
+                info!("{msg}");
+            } else {
+                warn!("{msg}");
+            }
+            None
+        }
+        Err(e) => {
+            warn!("scheduled scrub failed: {e}");
+            Some(e.to_string())
+        }
+    };
+    let now = crate::catalog::now();
+    let (outcome, next) = match failure.as_deref() {
+        Some(m) => (JobOutcome::Failed(m), crate::jobs::after(now, sched.every.min(Duration::from_secs(3600)))),
+        // Stopped with the daemon (or its claim lost): not a run; the next daemon takes it at once.
+        None if result.as_ref().is_ok_and(|r| r.stopped) => (JobOutcome::Released, now),
+        None => (JobOutcome::Done, now),
+    };
+    if let Err(e) = archive.catalog().and_then(|c| claim.finish(&*c, outcome, Some(next))) {
+        warn!("scheduled scrub: cannot finish its job: {e}");
+    }
+}
+
 // ---- the daily gc ----------------------------------------------------------------------------------------------
 
 /// Time between two garbage collections of `serve`.
 const GC_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-/// The gc thread of `serve`: a day after the start, and every day after, purges the trash entries whose retention
-/// ended and frees what nothing references ([`crate::gc::run`]); it waits in steps of 100 ms, so the daemon stops at
-/// once. A gc that fails is logged and tried again the next day.
+/// How often the gc thread looks whether the `gc` job is due.
+const GC_LOOK: Duration = Duration::from_secs(60);
+
+/// The gc thread of `serve`: the `gc` job, queued a day after the first daemon of the catalog started and every
+/// day after, purges the trash entries whose retention ended and frees what nothing references
+/// ([`crate::gc::run`]). The thread looks every minute whether the job is due and claims it (one daemon of a shared
+/// catalog runs it; the others skip that round); it waits in steps of 100 ms, so the daemon stops at once. A gc
+/// that fails is logged and tried again the next day.
 fn gc_daily(ctx: &Ctx) {
-    let mut next = Instant::now() + GC_EVERY;
+    let worker = Worker::new(Arc::clone(&ctx.backend), ctx.stale);
+    let mut next = Instant::now();
     while !ctx.cancel.load(Ordering::SeqCst) {
         if Instant::now() < next {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        next = Instant::now() + GC_EVERY;
-        match Archive::open(&ctx.root).and_then(|a| crate::gc::run(&a, &crate::gc::GcOptions::default())) {
-            Ok(r) => info!("daily gc: {}", r.summary()),
-            Err(e) => warn!("daily gc failed: {e}"),
+        next = Instant::now() + GC_LOOK;
+        if let Err(e) = gc_round(ctx, &worker) {
+            warn!("daily gc: {e}");
         }
     }
+}
+
+/// One look at the `gc` job: when it is due and claimed, one gc run (on the archive opened afresh, so that a
+/// changed `[trash]` retention applies), and the job queued for the next day.
+fn gc_round(ctx: &Ctx, worker: &Worker) -> Result<()> {
+    let cat = ctx.backend.connect()?;
+    let first = crate::jobs::after(crate::catalog::now(), GC_EVERY);
+    let Some(claim) = worker.claim(&*cat, crate::jobs::GC, crate::jobs::DAILY, first, &ctx.cancel)? else {
+        return Ok(());
+    };
+    let result = Archive::open(&ctx.root).and_then(|a| crate::gc::run(&a, &crate::gc::GcOptions::default()));
+    let msg = match &result {
+        Ok(r) => {
+            info!("daily gc: {}", r.summary());
+            None
+        }
+        Err(e) => {
+            warn!("daily gc failed: {e}");
+            Some(e.to_string())
+        }
+    };
+    let outcome = msg.as_deref().map_or(JobOutcome::Done, JobOutcome::Failed);
+    claim.finish(&*cat, outcome, Some(crate::jobs::after(crate::catalog::now(), GC_EVERY)))?;
+    Ok(())
 }
 
 /// Starts a poller for each enabled source that has none; stops those of sources removed or disabled.
@@ -564,6 +663,10 @@ enum Pass {
     Failed(Error),
 }
 
+/// The poller of one source: each round claims the source's job (kind `source`, keyed by its id) and, when it
+/// gets it, runs one pass with the job's heartbeat beside it, then queues the job again for the next interval (the
+/// backoff after a failure, the streak being the job's attempts since its last good pass). A round whose claim
+/// fails (another daemon of the catalog passes the source now, or its next pass is not due) is skipped.
 fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
     let archive = match Archive::open(&ctx.root) {
         Ok(a) => a,
@@ -572,47 +675,93 @@ fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
             return;
         }
     };
-    let mut streak = 0u32;
+    let worker = Worker::new(Arc::clone(&ctx.backend), ctx.stale);
+    let mut jobs = JobsConn::new(Arc::clone(&ctx.backend));
+    let key = id.to_string();
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = match pass(&archive, id, stop) {
+        let claimed = jobs.with(|cat| worker.claim(&**cat, crate::jobs::SOURCE, &key, crate::catalog::now(), stop));
+        let claim = match claimed {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                debug!(source = id, "pass over source {id} skipped: another daemon runs it, or it is not due");
+                if !pause(stop, ctx.interval) {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                warn!(source = id, "cannot claim the pass over source {id}: {e}");
+                if !pause(stop, ctx.interval) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let outcome = match pass(&archive, id, claim.stop_flag()) {
             Ok(p) => p,
             Err(e) => classify(e),
         };
         if stop.load(Ordering::SeqCst) {
+            finish_pass(&mut jobs, id, claim, JobOutcome::Released, None);
             return;
         }
+        let now = crate::catalog::now();
         let delay = match outcome {
             Pass::Done => {
-                streak = 0;
+                finish_pass(&mut jobs, id, claim, JobOutcome::Done, Some(crate::jobs::after(now, ctx.interval)));
                 ctx.interval
             }
             Pass::Busy(why) => {
                 debug!(source = id, "busy: {why}");
+                finish_pass(&mut jobs, id, claim, JobOutcome::Released, Some(crate::jobs::after(now, ctx.interval)));
                 ctx.interval
             }
             Pass::Gone => {
                 info!(source = id, "source {id} is disabled or removed: no longer polled");
+                finish_pass(&mut jobs, id, claim, JobOutcome::Done, None);
                 return;
             }
-            Pass::Stopped => return,
+            // Not the daemon's stop (seen above): the claim was lost to the reaper, and whoever claims it now
+            // resumes what this pass left.
+            Pass::Stopped => {
+                drop(claim);
+                ctx.interval
+            }
             Pass::Failed(e) => {
-                streak = streak.saturating_add(1);
+                let streak = claim.failures_before().saturating_add(1);
                 let delay = backoff(ctx.interval, ctx.cap, streak);
                 record_failure(&archive, id, streak, &e, delay);
+                let msg = e.to_string();
+                finish_pass(&mut jobs, id, claim, JobOutcome::Failed(&msg), Some(crate::jobs::after(now, delay)));
                 delay
             }
         };
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+        if !pause(stop, delay) {
+            return;
         }
     }
+}
+
+/// Ends a pass's claim (logged when it cannot be: the reaper takes the job back after the stale limit).
+fn finish_pass(jobs: &mut JobsConn, id: i64, claim: Claim, outcome: JobOutcome<'_>, next: Option<i64>) {
+    if let Err(e) = jobs.with(|cat| claim.finish(&**cat, outcome, next)) {
+        warn!(source = id, "cannot finish the job of source {id}'s pass: {e}");
+    }
+}
+
+/// Waits `d` in steps of at most 100 ms; false when `stop` rose meanwhile.
+fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+    }
+    !stop.load(Ordering::SeqCst)
 }
 
 fn classify(e: Error) -> Pass {
@@ -777,6 +926,28 @@ pub struct Status {
     pub next_scrub: Option<String>,
     /// The schedule `next_scrub` follows, as `7d`.
     pub scrub_every: Option<String>,
+    /// The live jobs of the catalog's queue (every daemon's, on a shared catalog): source passes, the scheduled
+    /// scrub, the daily gc.
+    pub jobs: Vec<JobView>,
+}
+
+/// A live job, as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    /// `source` (key: the source's id), `scrub` or `gc`.
+    pub kind: String,
+    pub key: String,
+    /// `queued` or `running`.
+    pub state: String,
+    /// When it may run next (a queued job).
+    pub run_after: String,
+    /// The worker (`host:pid:n`) running it.
+    pub claimed_by: Option<String>,
+    pub heartbeat_at: Option<String>,
+    /// Claims since its last good run.
+    pub attempts: i64,
+    pub error: Option<String>,
 }
 
 /// How many unhealthy blobs `status` names.
@@ -1053,7 +1224,23 @@ pub fn status(archive: &Archive) -> Result<Status> {
         Some(e) => Some(crate::fs::rfc3339(next_scrub(&cat, e)?)),
         None => None,
     };
+    let jobs = cat
+        .live_jobs()?
+        .into_iter()
+        .map(|j| JobView {
+            id: j.id,
+            kind: j.kind,
+            key: j.key,
+            state: j.state.as_str().to_string(),
+            run_after: crate::fs::rfc3339(j.run_after),
+            claimed_by: j.claimed_by,
+            heartbeat_at: j.heartbeat_at.map(crate::fs::rfc3339),
+            attempts: j.attempts,
+            error: j.error,
+        })
+        .collect();
     Ok(Status {
+        jobs,
         last_scrub,
         next_scrub,
         scrub_every: every.map(format_duration),
@@ -1178,6 +1365,23 @@ impl Status {
         match (&self.next_scrub, &self.scrub_every) {
             (Some(t), Some(e)) => o.push_str(&format!("next scrub: {t} (every {e})\n")),
             _ => o.push_str("next scrub: not scheduled (serve --scrub-every, or [scrub] every in archive.toml)\n"),
+        }
+        if !self.jobs.is_empty() {
+            o.push_str("jobs:\n");
+        }
+        for j in &self.jobs {
+            let what = match (&j.claimed_by, &j.heartbeat_at) {
+                (Some(w), Some(h)) => format!("running on {w}, heartbeat {h}"),
+                (Some(w), None) => format!("running on {w}"),
+                _ => format!("queued, due {}", j.run_after),
+            };
+            o.push_str(&format!(
+                "  {} {}\t{what}\t{} attempt(s){}\n",
+                j.kind,
+                j.key,
+                j.attempts,
+                j.error.as_ref().map(|e| format!("\tlast error: {}", one_line(e))).unwrap_or_default()
+            ));
         }
         if !self.damaged_files.is_empty() {
             o.push_str("damaged files (salvaged; unreadable ranges stored as zeros):\n");

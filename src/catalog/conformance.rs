@@ -1033,6 +1033,114 @@ pub fn lifecycle_suite(b: &dyn CatalogBackend) {
     assert!(failed.is_empty(), "refused renames record nothing: {failed:?}");
 }
 
+// ---- Jobs ------------------------------------------------------------------------------------------------
+
+/// The jobs queue: one live row per (kind, key), exclusive claims across connections, heartbeats only by the
+/// holder, the reaper taking back a stale claim (the old holder then finds it gone), recurring jobs queued again
+/// with their next `run_after`, attempts counted, and no job claimed twice by racing connections.
+pub fn jobs_suite(b: &dyn CatalogBackend) {
+    use super::jobs::{JobOutcome, JobState};
+    let one = b.connect().expect("connect");
+    let two = b.connect().expect("connect");
+    let t = 1_700_000_000;
+    // Ensuring is idempotent for a live job, whichever connection asks, and keeps its run_after.
+    let id = one.ensure_job("source", "7", t).expect("ensure");
+    assert_eq!(two.ensure_job("source", "7", t + 50).expect("ensure"), id);
+    let q = two.live_job("source", "7").expect("live job").expect("queued");
+    assert_eq!((q.id, q.state, q.run_after, q.attempts, q.claimed_by.clone()), (id, JobState::Queued, t, 0, None));
+    // Not claimed before it is due; then one connection claims and the other gets nothing.
+    assert!(one.claim_job("w1", "source", Some("7"), t - 1).expect("claim").is_none(), "not due yet");
+    let j = one.claim_job("w1", "source", Some("7"), t).expect("claim").expect("due");
+    assert_eq!(
+        (j.id, j.state, j.claimed_by.as_deref(), j.heartbeat_at, j.attempts),
+        (id, JobState::Running, Some("w1"), Some(t), 1)
+    );
+    assert!(two.claim_job("w2", "source", Some("7"), t + 10).expect("claim").is_none(), "held by w1");
+    assert!(two.claim_job("w2", "source", None, t + 10).expect("claim").is_none(), "held by w1, any key");
+    assert_eq!(two.ensure_job("source", "7", t).expect("ensure"), id, "a running job is the live one");
+    // Heartbeats: the holder's only.
+    assert!(one.heartbeat_job(id, "w1", t + 5).expect("heartbeat"));
+    assert!(!two.heartbeat_job(id, "w2", t + 5).expect("heartbeat"), "not w2's claim");
+    // The reaper keeps a fresh claim and takes back a stale one; then the other connection claims it.
+    assert_eq!(two.reap_jobs(t + 5).expect("reap"), 0, "heartbeat at t+5 is not older than t+5");
+    assert_eq!(two.reap_jobs(t + 6).expect("reap"), 1);
+    let r = two.live_job("source", "7").expect("live job").expect("requeued");
+    assert_eq!(
+        (r.id, r.state, r.claimed_by.clone(), r.heartbeat_at, r.attempts),
+        (id, JobState::Queued, None, None, 1)
+    );
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("w1")), "{r:?}");
+    let j = two.claim_job("w2", "source", Some("7"), t + 20).expect("claim").expect("requeued and due");
+    assert_eq!((j.id, j.claimed_by.as_deref(), j.attempts), (id, Some("w2"), 2), "the dead run counts");
+    // The old holder finds its claim gone and cannot finish it.
+    assert!(!one.heartbeat_job(id, "w1", t + 21).expect("heartbeat"));
+    assert!(!one.finish_job(id, "w1", t + 21, JobOutcome::Done, Some(t + 100)).expect("finish"));
+    assert_eq!(two.live_job("source", "7").expect("live").map(|j| j.claimed_by), Some(Some("w2".into())));
+    // A failed recurring run is queued again for its next time, its streak kept.
+    assert!(two.finish_job(id, "w2", t + 30, JobOutcome::Failed("share gone"), Some(t + 60)).expect("finish"));
+    let q = one.live_job("source", "7").expect("live").expect("queued again");
+    assert_eq!(
+        (q.id, q.state, q.run_after, q.attempts, q.error.as_deref(), q.finished_at, q.claimed_by.clone()),
+        (id, JobState::Queued, t + 60, 2, Some("share gone"), Some(t + 30), None)
+    );
+    assert!(one.claim_job("w1", "source", Some("7"), t + 59).expect("claim").is_none(), "its next run is not due");
+    let j = one.claim_job("w1", "source", None, t + 60).expect("claim").expect("due again");
+    assert_eq!((j.id, j.attempts), (id, 3));
+    // A released claim does not count and is queued at once, its error kept.
+    assert!(one.finish_job(id, "w1", t + 61, JobOutcome::Released, None).expect("release"));
+    let q = two.live_job("source", "7").expect("live").expect("queued");
+    assert_eq!(
+        (q.state, q.run_after, q.attempts, q.error.as_deref()),
+        (JobState::Queued, t + 61, 2, Some("share gone"))
+    );
+    // A run done resets the streak and clears the error.
+    let j = two.claim_job("w2", "source", Some("7"), t + 61).expect("claim").expect("released, due");
+    assert_eq!(j.attempts, 3);
+    assert!(two.finish_job(id, "w2", t + 62, JobOutcome::Done, Some(t + 120)).expect("finish"));
+    let q = one.live_job("source", "7").expect("live").expect("queued");
+    assert_eq!((q.run_after, q.attempts, q.error.clone()), (t + 120, 0, None));
+    assert_eq!(one.live_jobs().expect("jobs").len(), 1, "a recurring job stays one row");
+    // Jobs of other keys and kinds are independent; a claim of any key takes the earliest due.
+    let eight = one.ensure_job("source", "8", t).expect("ensure");
+    let scrub = one.ensure_job("scrub", "schedule", t + 500).expect("ensure");
+    assert_ne!(eight, scrub);
+    let j = two.claim_job("w2", "source", None, t + 200).expect("claim").expect("source 8 is the earliest");
+    assert_eq!(j.id, eight);
+    assert!(two.claim_job("w2", "scrub", None, t + 200).expect("claim").is_none(), "the scrub is not due");
+    // Finished for good: no live job, and ensuring again makes a new row.
+    assert!(two.finish_job(eight, "w2", t + 201, JobOutcome::Done, None).expect("finish"));
+    assert!(one.live_job("source", "8").expect("live").is_none());
+    let again = one.ensure_job("source", "8", t + 300).expect("ensure");
+    assert_ne!(again, eight);
+    let j = one.claim_job("w1", "source", Some("8"), t + 300).expect("claim").expect("due");
+    assert!(one.finish_job(j.id, "w1", t + 301, JobOutcome::Failed("gone"), None).expect("finish"));
+    assert!(two.live_job("source", "8").expect("live").is_none(), "failed for good");
+    let live: Vec<(String, String)> = two.live_jobs().expect("jobs").into_iter().map(|j| (j.kind, j.key)).collect();
+    assert_eq!(live, [("scrub".to_string(), "schedule".to_string()), ("source".into(), "7".into())]);
+    // Racing connections: every job claimed exactly once.
+    let ids: Vec<i64> = (0..12).map(|i| one.ensure_job("race", &i.to_string(), t).expect("ensure")).collect();
+    let claimed: Vec<i64> = std::thread::scope(|s| {
+        let hands: Vec<_> = (0..4)
+            .map(|w| {
+                s.spawn(move || {
+                    let c = b.connect().expect("connect");
+                    let mut got = Vec::new();
+                    while let Some(j) = c.claim_job(&format!("r{w}"), "race", None, t).expect("claim") {
+                        got.push(j.id);
+                    }
+                    got
+                })
+            })
+            .collect();
+        hands.into_iter().flat_map(|h| h.join().expect("claimer")).collect()
+    });
+    let mut sorted = claimed.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), claimed.len(), "no job claimed twice: {claimed:?}");
+    assert_eq!(sorted, ids);
+}
+
 // ---- SQLite -----------------------------------------------------------------------------------------------
 
 fn sqlite_backend(dir: &Path) -> Arc<dyn CatalogBackend> {
@@ -1182,7 +1290,7 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
              DROP TRIGGER camera_totals_file_added; DROP TRIGGER camera_totals_file_removed;
              DROP TRIGGER camera_totals_file_moved; DROP TABLE camera_totals; DROP INDEX files_blob_id;
              CREATE INDEX files_blob ON files(blob_hash, couple_id); ALTER TABLE files DROP COLUMN blob_id;
-             DROP INDEX files_sidecar; DROP TABLE couple_totals;
+             DROP INDEX files_sidecar; DROP TABLE couple_totals; DROP TABLE jobs;
              ALTER TABLE files DROP COLUMN trash_id; ALTER TABLE couples DROP COLUMN trash_id; DROP TABLE trash;
              ALTER TABLE cameras DROP COLUMN merged_into; ALTER TABLE events DROP COLUMN detail;
              PRAGMA user_version = 5;",
@@ -1196,6 +1304,12 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
     assert_eq!(tree.len(), 1);
     assert!(tree[0].newest_import > 0, "the newest import filled at migration: {tree:?}");
     assert_eq!(c.files_in_dir(old.id, FootageType::Modern, None).expect("folder").len(), 2, "blob ids filled");
+}
+
+#[test]
+fn sqlite_jobs() {
+    let d = tempdir();
+    jobs_suite(&*sqlite_backend(d.path()));
 }
 
 #[test]
@@ -1250,5 +1364,6 @@ mod on_postgres {
         postgres_ingest_entries => ingest_entries_suite,
         postgres_trash => trash_suite,
         postgres_lifecycle => lifecycle_suite,
+        postgres_jobs => jobs_suite,
     );
 }

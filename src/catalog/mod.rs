@@ -29,6 +29,7 @@ pub use types::*;
 
 /// The traits of the catalog, for one `use crate::catalog::prelude::*;`.
 pub mod prelude {
+    pub use super::jobs::Jobs;
     pub use super::{
         Catalog, CatalogBackend, CatalogConn, CoupleLease, Finalize, Health, ImportLog, IngestEntries, Lease,
         Lifecycle, Trash,
@@ -50,12 +51,22 @@ pub trait CatalogBackend: Send + Sync {
 
 /// Everything one connection can do. Implemented for every type that implements all the traits.
 pub trait CatalogConn:
-    ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + copy::RawRows + Send
+    ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + jobs::Jobs + copy::RawRows + Send
 {
 }
 
 impl<
-        T: ReadCatalog + ImportLog + Registry + Health + IngestEntries + Lifecycle + Trash + copy::RawRows + Send + ?Sized,
+        T: ReadCatalog
+            + ImportLog
+            + Registry
+            + Health
+            + IngestEntries
+            + Lifecycle
+            + Trash
+            + jobs::Jobs
+            + copy::RawRows
+            + Send
+            + ?Sized,
     > CatalogConn for T
 {
 }

@@ -273,7 +273,8 @@ CREATE TABLE jobs (
     finished_at   BIGINT
 );
 CREATE UNIQUE INDEX jobs_live ON jobs(kind, key) WHERE state IN ('queued','running');
-CREATE INDEX jobs_due ON jobs(run_after) WHERE state = 'queued';
+CREATE INDEX jobs_due ON jobs(kind, run_after) WHERE state = 'queued';
+CREATE INDEX jobs_running ON jobs(heartbeat_at) WHERE state = 'running';
 
 -- files.blob_id follows files.blob_hash.
 CREATE FUNCTION files_blob_id() RETURNS trigger LANGUAGE plpgsql AS $$

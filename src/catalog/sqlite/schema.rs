@@ -392,6 +392,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UPDATE camera_totals SET files = files + 1 WHERE camera_id = NEW.camera_id;
     END;
     "#,
+    // 11: the jobs queue (`catalog::jobs`): the daemon's recurring work (a source's passes, the scheduled scrub, the
+    // daily gc) as claimable rows, at most one live (queued or running) per kind and key.
+    r#"
+    CREATE TABLE jobs (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('queued','running','done','failed')),
+        run_after     INTEGER NOT NULL,
+        claimed_by    TEXT,
+        heartbeat_at  INTEGER,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        created_at    INTEGER NOT NULL,
+        finished_at   INTEGER
+    );
+    CREATE UNIQUE INDEX jobs_live ON jobs(kind, key) WHERE state IN ('queued','running');
+    CREATE INDEX jobs_due ON jobs(kind, run_after) WHERE state = 'queued';
+    CREATE INDEX jobs_running ON jobs(heartbeat_at) WHERE state = 'running';
+    "#,
 ];
 
 /// Current schema version this build writes.

@@ -57,8 +57,18 @@ pub enum Error {
     #[error("no import session {0} (see `nightfox sessions`)")]
     NoSuchSession(i64),
 
-    #[error("couple {couple:?} is already being imported by session {session} (wait for it, or stop it first)")]
+    /// The couple's lease is held (`session` 0: by a process whose session is not known, another seat's).
+    #[error("{}", couple_busy(couple, *session))]
     CoupleBusy { couple: String, session: i64 },
+
+    /// A couple's lease went with its catalog connection (a server restart) and another process took the
+    /// couple meanwhile: this one stops.
+    #[error("the lease of couple {couple_id} was lost with the catalog connection and another process holds it now; the session is paused")]
+    LeaseLost { couple_id: i64 },
+
+    /// The catalog stayed unreachable (or kept failing transiently) through every retry: the session pauses.
+    #[error("the catalog failed {failures} times in a row (last: {last}); the session is paused: run `nightfox resume {session}` once the catalog is back")]
+    CatalogPaused { session: i64, failures: u32, last: String },
 
     #[error("import session {id} is {status} and cannot be resumed")]
     NotResumable { id: i64, status: String },
@@ -127,6 +137,13 @@ impl Error {
         }
     }
 
+    /// True for a catalog failure a retry after a pause may cure (the backend says so: a lost connection, a
+    /// serialization failure or deadlock on Postgres, a busy SQLite). Apart from [`Error::is_transient`], which is
+    /// about sources.
+    pub fn is_catalog_transient(&self) -> bool {
+        matches!(self, Error::Catalog { transient: true, .. })
+    }
+
     /// The errno a filesystem front end should answer for this error.
     pub fn errno(&self) -> i32 {
         match self {
@@ -138,6 +155,17 @@ impl Error {
             Error::Invalid(_) => libc::EINVAL,
             _ => libc::EIO,
         }
+    }
+}
+
+/// The message of [`Error::CoupleBusy`].
+fn couple_busy(couple: &str, session: i64) -> String {
+    if session > 0 {
+        format!("couple {couple:?} is already being imported by session {session} (wait for it, or stop it first)")
+    } else {
+        format!(
+            "couple {couple:?} is already being imported by another process or seat (wait for it, or stop it first)"
+        )
     }
 }
 

@@ -169,6 +169,17 @@ pub(crate) fn migrate(dsn: &str, app_role: &str) -> Result<(i64, i64)> {
     ))
     .ctx(&format!("grant the runtime role {app_role}"))?;
     tx.commit().ctx("commit migration")?;
+    // Fresh statistics for the planner (an upgraded catalog may hold millions of rows; a new one costs nothing).
+    let tables: Vec<String> = rows(
+        &mut client,
+        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
+        &[&SCHEMA],
+        |r| r.try_get(0),
+        "list tables",
+    )?;
+    if !tables.is_empty() {
+        client.batch_execute(&format!("ANALYZE {}", tables.join(", "))).ctx("analyze the catalog")?;
+    }
     Ok((old, SCHEMA_VERSION))
 }
 

@@ -2,15 +2,23 @@
 # Import benchmark: `nightfox import` against `cp -r` + `sync`, and against `cp -r` + `sync` + `b3sum` of the
 # copies, on the same generated set (a few 1 GiB files plus a thousand small ones), side by side in one run.
 # Page caches are dropped before every run when root. Prints medians and ratios (lower time = better).
+# The import runs twice per round: with the archive's own SQLite catalog (`nightfox`) and with a Postgres catalog
+# (`nightfox_pg`: a PostgreSQL 15 started for this run on 127.0.0.1 by scripts/lib-pg.sh, a fresh database
+# migrated before each run, outside the timing, as `init` of a studio seat finds it), paired with the SQLite run.
 # Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3),
-# ONLY=resume (just the resume row), BASELINE=/path/to/an/older/nightfox (adds it as a column, paired with this
-# build: the regression check of a refactor).
+# NIGHTFOX_BIN (a built binary to run instead of `cargo build --release`), ONLY=resume (just the resume row),
+# ONLY=catalog (just the two nightfox arms, no resume row), PG=0 (no Postgres arm),
+# BASELINE=/path/to/an/older/nightfox (adds it as a column, paired with this build: the regression check of a
+# refactor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
+. scripts/lib-pg.sh
 scripts/setup.sh bench
-cargo build --release -q
-nf="$(pwd)/target/release/nightfox"
+if [ -n "${NIGHTFOX_BIN:-}" ]; then nf=$(realpath "$NIGHTFOX_BIN"); else
+  cargo build --release -q
+  nf="$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/nightfox"
+fi
 bench=$(realpath -m "${BENCH_DIR:-target/bench}")
 big=${BIG_FILES:-3}; big_mib=${BIG_MIB:-1024}; small=${SMALL_FILES:-1000}; runs=${RUNS:-3}
 src="$bench/import-src-${big}x${big_mib}-${small}"
@@ -39,11 +47,16 @@ files=$(find "$src" -type f ! -name .complete | wc -l)
 
 dst="$bench/import-dst"
 clean() { rm -rf "$dst"; sync; }
+pg=${PG:-1}; [ "${ONLY:-}" = resume ] && pg=0
+trap 'clean; pg_stop' EXIT
+if [ "$pg" = 1 ]; then pg_start "$bench/pg-import"; fi
 
 declare -A times
 run_one() { # name command...
   local name=$1; shift
-  clean; drop
+  clean
+  if declare -F "prep_$1" >/dev/null; then "prep_$1"; fi
+  drop
   local t0; t0=$(now)
   "$@"
   local t1; t1=$(now)
@@ -57,12 +70,23 @@ nf_import_with() {
   "$1" --archive "$dst" import --couple "$c" "$src" >/dev/null
 }
 nf_import() { nf_import_with "$nf"; }
+# The same import with the catalog in Postgres (its database made fresh and migrated by prep_, untimed).
+prep_nf_import_pg() { pg_fresh_db nfbench_import; }
+nf_import_pg() {
+  pg_nf nfbench_import --archive "$dst" init --catalog "$(pg_url nfbench_import)" >/dev/null
+  local c; c=$(pg_nf nfbench_import --archive "$dst" couple add --name Bench --date 2025-01-01)
+  pg_nf nfbench_import --archive "$dst" import --couple "$c" "$src" >/dev/null
+}
 baseline_import() { nf_import_with "$BASELINE"; }
 
 if [ "${ONLY:-}" != resume ]; then
 order=(cp_sync cp_sync_b3 nightfox)
+[ "${ONLY:-}" = catalog ] && order=(nightfox)
+[ "$pg" = 1 ] && order+=(nightfox_pg)
 [ -n "${BASELINE:-}" ] && order+=(baseline)
-fn_of() { case $1 in nightfox) echo nf_import ;; baseline) echo baseline_import ;; *) echo "$1" ;; esac; }
+fn_of() {
+  case $1 in nightfox) echo nf_import ;; nightfox_pg) echo nf_import_pg ;; baseline) echo baseline_import ;; *) echo "$1" ;; esac
+}
 for r in $(seq 1 "$runs"); do
   # Rotate the order every round so no method always runs first after generation or a delete.
   for k in $(seq 0 $((${#order[@]} - 1))); do
@@ -75,27 +99,38 @@ for r in $(seq 1 "$runs"); do
 done
 clean
 
-m_cp=$(echo "${times[cp_sync]}" | median)
-m_b3=$(echo "${times[cp_sync_b3]}" | median)
-m_nf=$(echo "${times[nightfox]}" | median)
 mib=$(echo "$bytes / 1048576" | bc)
+m_nf=$(echo "${times[nightfox]}" | median)
 echo
 echo "import benchmark: $files files, $mib MiB, median of $runs runs, caches dropped before each"
-for n in cp_sync cp_sync_b3 nightfox; do echo "  $n runs (s):${times[$n]}"; done
+shown=(cp_sync cp_sync_b3 nightfox)
+[ "${ONLY:-}" = catalog ] && shown=(nightfox)
+[ "$pg" = 1 ] && shown+=(nightfox_pg)
+for n in "${shown[@]}"; do echo "  $n runs (s):${times[$n]}"; done
+if [ "${ONLY:-}" != catalog ]; then
+m_cp=$(echo "${times[cp_sync]}" | median)
+m_b3=$(echo "${times[cp_sync_b3]}" | median)
 printf '%-32s %9s %10s %12s\n' "run" "seconds" "MiB/s" "time ratio"
-for n in cp_sync cp_sync_b3 nightfox; do
+for n in "${shown[@]}"; do
   m=$(echo "${times[$n]}" | median)
   printf '%-32s %9.2f %10.0f %12s\n' "$n" "$m" "$(echo "$mib / $m" | bc -l)" "$(printf '%.2fx' "$(echo "$m / $m_cp" | bc -l)")"
 done
 echo
 printf 'nightfox import / (cp + sync)          = %.2f  (target <= 1.5)\n' "$(echo "$m_nf / $m_cp" | bc -l)"
 printf 'nightfox import / (cp + sync + b3sum)  = %.2f  (target < 1.0)\n' "$(echo "$m_nf / $m_b3" | bc -l)"
+fi
+if [ "$pg" = 1 ]; then
+  r=$(ratios "${times[nightfox_pg]}" "${times[nightfox]}")
+  printf 'nightfox import, Postgres / SQLite catalog = %.2f  (paired median of %d, per round %s= %s; target <= 1.2)\n' \
+    "$(paired "${times[nightfox_pg]}" "${times[nightfox]}")" "$runs" "$r" "$(echo "$r" | spread)"
+fi
 if [ -n "${BASELINE:-}" ]; then
   echo "  baseline runs (s):${times[baseline]}"
   printf 'nightfox import / baseline import       = %.2f  (paired median of %d; %s)\n' \
     "$(paired "${times[nightfox]}" "${times[baseline]}")" "$runs" "$BASELINE"
 fi
 fi
+[ "${ONLY:-}" = catalog ] && exit 0
 
 # Resume inside a file: `kill -9` at 50% of a 2 GiB file, then `resume`, against a fresh import of the same file
 # (paired rounds, order rotated, caches dropped before each timed run). Env: RESUME_MIB (2048).

@@ -53,3 +53,8 @@ for i in range(n):
 PY
   touch "$card/.complete"
 }
+# The per-run ratios of two lists taken in the same rounds ("$1" / "$2"), two decimals, space-separated: the
+# noise beside a `paired` median.
+ratios() { paste -d/ <(echo "$1" | tr ' ' '\n' | grep -v '^$') <(echo "$2" | tr ' ' '\n' | grep -v '^$') | bc -l | xargs printf '%.2f '; }
+# "min..max" of whitespace-separated numbers, two decimals.
+spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f..%.2f", lo, hi}'; }

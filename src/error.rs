@@ -67,7 +67,7 @@ pub enum Error {
     LeaseLost { couple_id: i64 },
 
     /// The catalog stayed unreachable (or kept failing transiently) through every retry: the session pauses.
-    #[error("the catalog failed {failures} times in a row (last: {last}); the session is paused: run `nightfox resume {session}` once the catalog is back")]
+    #[error("the catalog failed {failures} time(s) in a row (last: {last}); the session is paused: run `nightfox resume {session}` once the catalog is back")]
     CatalogPaused { session: i64, failures: u32, last: String },
 
     #[error("import session {id} is {status} and cannot be resumed")]

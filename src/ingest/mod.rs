@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -196,6 +197,9 @@ struct Run<'r> {
     retry: Retry,
     /// Blobs `verify` found damaged or missing: a verified copy of one replaces it.
     unhealthy: Unhealthy,
+    /// The couple's lease, held for the whole run; taken again (or found lost) before a catalog step is retried
+    /// (a Postgres lease goes with its connection when the server restarts).
+    lease: Mutex<CoupleLease>,
 }
 
 /// Which blobs `verify` found damaged or missing, asked of the catalog per hash (one indexed lookup) the first time
@@ -248,6 +252,7 @@ impl<'a> Importer<'a> {
         source: &'r dyn Source,
         roots: Vec<PathBuf>,
         local: bool,
+        lease: CoupleLease,
     ) -> Result<Run<'r>> {
         let cat = self.archive.catalog()?;
         let net = match session.source_id {
@@ -260,7 +265,7 @@ impl<'a> Importer<'a> {
         let policy = if local { RetryPolicy::from_env().local() } else { RetryPolicy::from_env() };
         let retry = Retry::new(policy, Arc::clone(&self.cancel), session.id);
         let unhealthy = Unhealthy { cat: Mutex::new(self.archive.catalog()?), seen: Mutex::default() };
-        Ok(Run { session, source, roots, local, net, retry, unhealthy })
+        Ok(Run { session, source, roots, local, net, retry, unhealthy, lease: Mutex::new(lease) })
     }
 
     /// Starts a new import session of local paths and runs it to the end (or until it pauses).
@@ -294,7 +299,7 @@ impl<'a> Importer<'a> {
         )?;
         lock.write_note(&id.to_string())?;
         info!(session = id, couple = %couple.folder_name, "import session started");
-        let run = self.new_run(cat.session(id)?, &source, roots, true)?;
+        let run = self.new_run(cat.session(id)?, &source, roots, true, lock)?;
         drop(cat);
         self.run(&run, false)
     }
@@ -325,7 +330,7 @@ impl<'a> Importer<'a> {
         )?;
         lock.write_note(&id.to_string())?;
         info!(session = id, source = source_id, "network import session started");
-        let run = self.new_run(cat.session(id)?, source.as_ref(), vec![root], false)?;
+        let run = self.new_run(cat.session(id)?, source.as_ref(), vec![root], false, lock)?;
         drop(cat);
         self.run(&run, false)
     }
@@ -361,7 +366,7 @@ impl<'a> Importer<'a> {
                 let row = cat.source(sid)?;
                 drop(cat);
                 let source = self.open_source(&row)?;
-                let run = self.new_run(s, source.as_ref(), roots, false)?;
+                let run = self.new_run(s, source.as_ref(), roots, false, lock)?;
                 self.run(&run, true)
             }
             None if s.source.starts_with("local:") => {
@@ -372,7 +377,7 @@ impl<'a> Importer<'a> {
                 }
                 drop(cat);
                 let source = LocalSource::new(&roots);
-                let run = self.new_run(s, &source, roots, true)?;
+                let run = self.new_run(s, &source, roots, true, lock)?;
                 self.run(&run, true)
             }
             None => Err(Error::NotResumable { id, status: "without its source (removed)".into() }),
@@ -467,7 +472,7 @@ impl<'a> Importer<'a> {
         item.healed = heals;
         item.sums = sums;
         let cat = Mutex::new(cat);
-        let ended = self.finalize_groups(&session, &[vec![item]], &cat)?;
+        let ended = self.finalize_groups(&session, &[vec![item]], &cat, None)?;
         let cat = cat.into_inner();
         let file_id = cat.item(item_id)?.and_then(|i| i.file_id);
         let duplicate = ended.iter().any(|(_, s)| *s == ItemState::Duplicate);
@@ -541,7 +546,18 @@ impl<'a> Importer<'a> {
         e
     }
 
+    /// Runs a session to its end or its stop. A catalog failure that outlived its retries (or came where no step
+    /// retries) is told as [`Error::CatalogPaused`]: the session stays open for `resume`.
     fn run(&self, run: &Run, resuming: bool) -> Result<Summary> {
+        self.run_steps(run, resuming).map_err(|e| match e {
+            e if e.is_catalog_transient() => {
+                Error::CatalogPaused { session: run.session.id, failures: 1, last: e.to_string() }
+            }
+            e => e,
+        })
+    }
+
+    fn run_steps(&self, run: &Run, resuming: bool) -> Result<Summary> {
         let id = run.session.id;
         let session = &run.session;
         let mut cat = self.archive.catalog()?;
@@ -656,9 +672,11 @@ impl<'a> Importer<'a> {
         if let Some(stop) = stop {
             return Err(self.stop_run(run, &cat, stop));
         }
-        cat.set_session_status(id, SessionStatus::Finalizing, None)?;
-        cat.recount_session(id)?;
-        let items = cat.items(id)?;
+        let items = self.catalog_retrying(id, Some(&run.lease), || {
+            cat.set_session_status(id, SessionStatus::Finalizing, None)?;
+            cat.recount_session(id)?;
+            cat.items(id)
+        })?;
         let failures: Vec<String> = items
             .iter()
             .filter(|i| i.state == ItemState::Failed)
@@ -679,7 +697,9 @@ impl<'a> Importer<'a> {
             (0, d) => Some(format!("{d} file(s) salvaged with unreadable ranges")),
             (f, d) => Some(format!("{f} file(s) could not be imported, {d} salvaged with unreadable ranges")),
         };
-        cat.set_session_status(id, SessionStatus::Completed, error.as_deref())?;
+        self.catalog_retrying(id, Some(&run.lease), || {
+            cat.set_session_status(id, SessionStatus::Completed, error.as_deref())
+        })?;
         // ASC MHL: the history of what came in, kept in the archive, and the check of a card's own (on-set)
         // history; failing either does not undo the import.
         let card = if run.local && run.roots.len() == 1 { run.roots.first() } else { None };
@@ -879,7 +899,7 @@ impl<'a> Importer<'a> {
                     (it.id, h.as_str(), it.size, it.mtime_ns)
                 })
                 .collect();
-            let recorded = staging.sync().and_then(|()| cat.lock().items_copied(&copies));
+            let recorded = staging.sync().and_then(|()| self.cat_call(run, || cat.lock().items_copied(&copies)));
             if let Err(e) = recorded {
                 discard(&groups, &fresh);
                 return Err(archive_stop(e));
@@ -915,7 +935,7 @@ impl<'a> Importer<'a> {
     fn fail_item(&self, run: &Run, it: &mut Item, e: Error, cat: &Mutex<Catalog>) -> std::result::Result<(), Stop> {
         warn!("{e}");
         let msg = e.to_string();
-        cat.lock().end_item(it, ItemState::Failed, Some(&msg)).map_err(archive_stop)?;
+        self.cat_call(run, || cat.lock().end_item(it, ItemState::Failed, Some(&msg))).map_err(archive_stop)?;
         self.event(run, "error", &format!("failed: {msg}"));
         it.state = ItemState::Failed;
         self.observer.advance(it.size);
@@ -926,7 +946,7 @@ impl<'a> Importer<'a> {
     /// safely in the catalog.
     fn catalogue(&self, run: &Run, groups: &[Vec<Item>], cat: &Mutex<Catalog>) -> std::result::Result<(), Stop> {
         // A catalog that cannot grow (the archive's disk is full) pauses the session like a full disk under a copy.
-        let ended = self.finalize_groups(&run.session, groups, cat).map_err(archive_stop)?;
+        let ended = self.finalize_groups(&run.session, groups, cat, Some(&run.lease)).map_err(archive_stop)?;
         if let Some(net) = &run.net {
             for (it, state) in &ended {
                 if *state == ItemState::Done {
@@ -1136,7 +1156,7 @@ impl<'a> Importer<'a> {
                     self.observer.advance(it.size);
                     return self.mark_stored(it, &h).map(|()| None);
                 }
-                cat.lock().clear_item_hash(it.id).map_err(ItemError::archive)?;
+                self.cat_call(run, || cat.lock().clear_item_hash(it.id)).map_err(ItemError::archive)?;
                 it.hash = None;
                 it.sums = None;
             }
@@ -1235,7 +1255,7 @@ impl<'a> Importer<'a> {
             if after != before || copied.len != after.size {
                 remove_if_exists(&tmp).map_err(ItemError::archive)?;
                 if checkpointed {
-                    cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
+                    self.cat_call(run, || cat.lock().set_item_checkpoint(it.id, None)).map_err(ItemError::archive)?;
                 }
                 changed += 1;
                 if changed < 3 {
@@ -1252,10 +1272,11 @@ impl<'a> Importer<'a> {
             if let Some(r) = &it.bad_ranges {
                 let lost: u64 = bad.iter().map(|(_, l)| l).sum();
                 warn!(path = ?path, ranges = %r, "salvaged: {lost} unreadable bytes stored as zeros");
-                cat.lock().set_item_damage(it.id, Some(r)).map_err(ItemError::archive)?;
+                self.cat_call(run, || cat.lock().set_item_damage(it.id, Some(r))).map_err(ItemError::archive)?;
             }
             if durable {
-                cat.lock().items_copied(&[(it.id, &copied.hash, it.size, it.mtime_ns)]).map_err(ItemError::archive)?;
+                self.cat_call(run, || cat.lock().items_copied(&[(it.id, &copied.hash, it.size, it.mtime_ns)]))
+                    .map_err(ItemError::archive)?;
             }
             it.state = ItemState::Copied;
             it.hash = Some(copied.hash.clone());
@@ -1296,7 +1317,7 @@ impl<'a> Importer<'a> {
             } else if !same {
                 info!(path = ?bytes_path(&it.path), "the source changed since the kept partial copy; copying from the start");
             }
-            cat.lock().set_item_checkpoint(it.id, None).map_err(ItemError::archive)?;
+            self.cat_call(run, || cat.lock().set_item_checkpoint(it.id, None)).map_err(ItemError::archive)?;
         }
         let (f, _) = self.archive.staging.create(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
         Ok((f, blobs::CopyStart::default()))
@@ -1399,25 +1420,79 @@ impl<'a> Importer<'a> {
     }
 
     /// Catalogues the stored items of groups in one transaction. Returns the items that are now safely in the
-    /// catalog (done, or duplicates of content already there).
+    /// catalog (done, or duplicates of content already there). A transient catalog failure (a lost connection, a
+    /// serialization failure) retries the whole transaction; when the failure hid whether the commit went through
+    /// (the connection dropped during COMMIT), the items' states in the catalog tell, and a commit that landed is
+    /// not made twice.
     fn finalize_groups(
         &self,
         session: &Session,
         groups: &[Vec<Item>],
         cat: &Mutex<Catalog>,
+        lease: Option<&Mutex<CoupleLease>>,
     ) -> Result<Vec<(Item, ItemState)>> {
         let infos: Vec<MediaInfo> = groups
             .iter()
             .map(|g| if session.camera_id.is_some() { MediaInfo::default() } else { self.group_info(g) })
             .collect();
-        let mut c = cat.lock();
-        let mut tx = c.begin_finalize()?;
-        let mut ended = Vec::new();
-        for (group, info) in groups.iter().zip(&infos) {
-            self.finalize_group(session, group, info, &mut *tx, &mut ended)?;
+        let mut attempt = 0u32;
+        self.catalog_retrying(session.id, lease, || {
+            attempt += 1;
+            let mut c = cat.lock();
+            let mut tx = c.begin_finalize()?;
+            if attempt > 1 {
+                if let Some(ended) = already_finalized(&*tx, groups)? {
+                    info!(session = session.id, "the catalog had committed the finalize before its connection dropped");
+                    return Ok(ended);
+                }
+            }
+            let mut ended = Vec::new();
+            for (group, info) in groups.iter().zip(&infos) {
+                self.finalize_group(session, group, info, &mut *tx, &mut ended)?;
+            }
+            tx.commit_for(session.id)?;
+            Ok(ended)
+        })
+    }
+
+    /// A catalog step of a run, retried on the catalog's transient failures (see [`Importer::catalog_retrying`]).
+    fn cat_call<T>(&self, run: &Run, f: impl FnMut() -> Result<T>) -> Result<T> {
+        self.catalog_retrying(run.session.id, Some(&run.lease), f)
+    }
+
+    /// Runs a catalog step, retrying what the catalog says a retry may cure (a lost connection, a restarting
+    /// server, a serialization failure or deadlock) with the retry policy's delays (`$NIGHTFOX_RETRY_DELAYS`) up
+    /// to its failure count (`$NIGHTFOX_MAX_FAILURES`); then the session pauses ([`Error::CatalogPaused`]) and
+    /// can be resumed once the catalog is back. Before each retry the couple's lease is taken again: a lease a
+    /// Postgres restart cut, and another process took meanwhile, stops the session ([`Error::LeaseLost`]) instead
+    /// of writing beside that process.
+    fn catalog_retrying<T>(
+        &self,
+        session: i64,
+        lease: Option<&Mutex<CoupleLease>>,
+        mut f: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        let policy = RetryPolicy::from_env();
+        let mut failures = 0u32;
+        loop {
+            let r = match (failures, lease) {
+                (0, _) | (_, None) => f(),
+                (_, Some(l)) => l.lock().write_note(&session.to_string()).and_then(|()| f()),
+            };
+            match r {
+                Err(e) if e.is_catalog_transient() => {
+                    failures += 1;
+                    if failures >= policy.max_failures || self.cancel.load(Ordering::Relaxed) {
+                        return Err(Error::CatalogPaused { session, failures, last: e.to_string() });
+                    }
+                    let i = (failures as usize - 1).min(policy.delays.len().saturating_sub(1));
+                    let delay = policy.delays.get(i).copied().unwrap_or(Duration::from_secs(1));
+                    warn!(session, "the catalog failed ({e}); trying again in {delay:?}");
+                    std::thread::sleep(delay);
+                }
+                r => return r,
+            }
         }
-        tx.commit_for(session.id)?;
-        Ok(ended)
     }
 
     /// Catalogues a group's stored items: clip first, then its sidecars named to match.
@@ -1542,6 +1617,23 @@ impl<'a> Importer<'a> {
         }
         Ok(())
     }
+}
+
+/// After a finalize whose commit may or may not have landed: the stored items' states as the catalog has them,
+/// when it had committed them (all of them end in one transaction, so the first one tells); `None` when it had not.
+fn already_finalized(tx: &dyn Finalize, groups: &[Vec<Item>]) -> Result<Option<Vec<(Item, ItemState)>>> {
+    let stored: Vec<&Item> = groups.iter().flatten().filter(|i| i.state == ItemState::Stored).collect();
+    let Some(first) = stored.first() else { return Ok(None) };
+    if !tx.item_state(first.id)?.is_some_and(|s| s.is_terminal()) {
+        return Ok(None);
+    }
+    let mut ended = Vec::with_capacity(stored.len());
+    for it in stored {
+        if let Some(state) = tx.item_state(it.id)? {
+            ended.push(((*it).clone(), state));
+        }
+    }
+    Ok(Some(ended))
 }
 
 /// Decides a group's camera and footage type: the import's `--camera`, else a camera whose rule fits the metadata,

@@ -6,6 +6,7 @@ pub mod faultfs;
 pub mod nfsd;
 pub mod pgd;
 pub mod s3d;
+pub mod seats;
 pub mod smbd;
 
 use std::ffi::OsStr;

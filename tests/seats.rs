@@ -213,6 +213,20 @@ fn wait_for_blocked_finalize(pg: &PgServer, db: &str, import: &mut Child) {
     }
 }
 
+/// An import on a seat, its stderr piped, with the retry policy given (delays in seconds, failures before a
+/// pause).
+fn spawn_import(seat: &Seat, couple: &str, dir: &Path, delays: &str, max_failures: &str) -> Child {
+    seat.cmd()
+        .args(["import", "--couple", couple])
+        .arg(dir)
+        .env("NIGHTFOX_RETRY_DELAYS", delays)
+        .env("NIGHTFOX_MAX_FAILURES", max_failures)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn import")
+}
+
 fn stop(mut c: Child) {
     let _ = c.kill();
     let _ = c.wait();
@@ -252,16 +266,7 @@ fn postgres_killed_during_a_finalize_leaves_no_half_rows_and_the_import_retries_
     // 1. A short outage: the server is back within the retry window, the import finishes by itself.
     let first = card(&root.path().join("first"), 6, 3);
     let lock = hold_files_lock(&pg, &db);
-    let mut import = a
-        .cmd()
-        .args(["import", "--couple", &couple])
-        .arg(root.path().join("first"))
-        .env("NIGHTFOX_RETRY_DELAYS", "1")
-        .env("NIGHTFOX_MAX_FAILURES", "40")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn import");
+    let mut import = spawn_import(&a, &couple, &root.path().join("first"), "1", "40");
     wait_for_blocked_finalize(&pg, &db, &mut import);
     pg.crash();
     stop(lock);
@@ -291,16 +296,7 @@ fn postgres_killed_during_a_finalize_leaves_no_half_rows_and_the_import_retries_
     // 2. A long outage: the import pauses with one clear line; the mount serves what it has meanwhile.
     let second = card(&root.path().join("second"), 5, 4);
     let lock = hold_files_lock(&pg, &db);
-    let mut import = a
-        .cmd()
-        .args(["import", "--couple", &couple])
-        .arg(root.path().join("second"))
-        .env("NIGHTFOX_RETRY_DELAYS", "0.2")
-        .env("NIGHTFOX_MAX_FAILURES", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn import");
+    let mut import = spawn_import(&a, &couple, &root.path().join("second"), "0.2", "3");
     wait_for_blocked_finalize(&pg, &db, &mut import);
     let session: i64 = sql(&pg, &db, "SELECT MAX(id) FROM import_sessions").parse().expect("a session id");
     pg.crash();

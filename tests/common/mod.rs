@@ -338,22 +338,28 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        stop_daemon(self.child.take(), &self.mp, Duration::from_secs(10));
+    }
+}
+
+/// Stops a daemon of a test: SIGTERM, a bounded wait (`grace`), SIGKILL; then a lazy unmount of its mount point
+/// if it is still mounted.
+pub fn stop_daemon(child: Option<Child>, mp: &Path, grace: Duration) {
+    if let Some(mut c) = child {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if is_mounted(&self.mp) {
-            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mp).status();
-        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    if is_mounted(mp) {
+        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(mp).status();
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::pgd::{self, PgServer};
-use super::{is_mounted, serving, test_root, Env, BIN};
+use super::{serving, stop_daemon, test_root, Env, BIN};
 
 /// One seat: an archive of its own (its staging, its daemon lock) joined to the shared catalog and blobs.
 pub struct Seat {
@@ -181,21 +181,6 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if is_mounted(&self.mp) {
-            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mp).status();
-        }
+        stop_daemon(self.child.take(), &self.mp, Duration::from_secs(20));
     }
 }

@@ -109,6 +109,16 @@ fn an_import_on_one_seat_shows_in_the_other_seats_mount_within_two_seconds() {
         .collect();
     assert_eq!(listed.len(), clips.len(), "{listed:?}");
     assert_once(pg, &db, &clips);
+    // A third seat joins later: its init finds the catalog in use and re-creates nothing; it sees the archive
+    // as it is and verifies the shared blobs.
+    let dir = tempfile::Builder::new().prefix("nightfox-seat-c-").tempdir_in(test_root()).unwrap();
+    let c = Seat { env: Env { archive: dir.path().join("archive"), dir }, app_dsn: a.app_dsn.clone() };
+    let blobs = format!("file://{}", root.path().join("shared-blobs").display());
+    c.ok(&["init", "--catalog", &without_password(&c.app_dsn), "--blobs", &blobs]);
+    assert!(c.env.archive.join("tmp").is_dir(), "the seat's own staging");
+    assert_eq!(c.ok(&["couple", "list", "--json"]), a.ok(&["couple", "list", "--json"]));
+    assert_eq!(count(pg, &db, "SELECT COUNT(*) FROM files"), clips.len() as i64, "nothing re-created");
+    c.ok(&["verify"]);
 }
 
 #[test]

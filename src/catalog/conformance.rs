@@ -313,6 +313,24 @@ pub fn finalize_suite(b: &dyn CatalogBackend) {
     assert_eq!(c.couple_sizes(couple).expect("sizes").into_iter().collect::<Vec<_>>(), vec![1000]);
     assert!(c.already_imported(couple, "/card", b"A001.MOV", 1000, 1_700_000_000_000_000_000).expect("quick"));
     assert!(!c.already_imported(couple, "/card", b"A001.MOV", 999, 1_700_000_000_000_000_000).expect("quick"));
+
+    // What a transaction reads ahead (`prefetch_duplicates`, the names of a folder) answers as the database
+    // would, its own writes counted: a hash inserted after the prefetch is a duplicate, a name taken is taken.
+    let mut tx = c.begin_finalize().expect("begin finalize");
+    let (h1, h7, h8) = (hash(1), hash(7), hash(8));
+    tx.prefetch_duplicates(couple, &[&h1, &h7, &h8]).expect("prefetch");
+    assert!(tx.couple_has_blob(couple, &h1).expect("has blob"), "catalogued before");
+    assert!(!tx.couple_has_blob(couple, &h7).expect("has blob"));
+    assert!(!tx.couple_has_blob(couple, &hash(9)).expect("has blob"), "a hash not prefetched is asked");
+    assert!(tx.name_taken(couple, FootageType::Modern, None, "A001.MOV").expect("name"));
+    assert!(!tx.name_taken(couple, FootageType::Modern, None, "A007.MOV").expect("name"));
+    tx.insert_file(&new_file(couple, session, &h7, "A007.MOV", None)).expect("insert file");
+    assert!(tx.couple_has_blob(couple, &h7).expect("has blob"), "its own insert counts");
+    assert!(tx.name_taken(couple, FootageType::Modern, None, "A007.MOV").expect("name"), "its own name counts");
+    assert!(!tx.couple_has_blob(couple, &h8).expect("has blob"));
+    assert!(!tx.couple_has_blob(couple + 1000, &h1).expect("has blob"), "another couple is asked");
+    drop(tx);
+    assert!(!c.couple_has_blob(couple, &h7).expect("has blob"), "rolled back");
 }
 
 /// A blob's checksums: recorded with the blob, null for one catalogued without them, filled in (once, never

@@ -786,6 +786,14 @@ pub trait Finalize {
         sums: Option<&Sums>,
     ) -> Result<()>;
 
+    /// A hint before the stored items of a transaction are catalogued: the content hashes that may be asked
+    /// of [`couple_has_blob`](Finalize::couple_has_blob) for this couple. A backend whose questions cost a
+    /// round trip may read the answers at once; later answers must still count this transaction's own writes
+    /// (a file inserted, a blob healed, a damaged file replaced). The default does nothing.
+    fn prefetch_duplicates(&self, _couple_id: i64, _hashes: &[&str]) -> Result<()> {
+        Ok(())
+    }
+
     /// True when the couple has a file of this (healthy) content: it would be a duplicate.
     fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool>;
 

@@ -12,7 +12,7 @@
 //! statement before the commit. Until then `item_state`/`item_file` lay them over what they read, so reads
 //! inside still see the transaction's own writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use postgres::types::{ToSql, Type};
 
@@ -88,7 +88,22 @@ pub(super) struct PgFinalize<'a> {
     damaged: RefCell<HashMap<i64, bool>>,
     /// The statements this transaction ran: once (`None`), or prepared at their second run.
     stmts: RefCell<HashMap<&'static str, Option<postgres::Statement>>>,
+    /// What [`Finalize::prefetch_duplicates`] read: the couple, and per hash asked whether the couple has a
+    /// healthy file of it. A write that may change an answer (a file inserted, a blob healed, a damaged file
+    /// replaced) drops that hash, so the next question about it goes to the database.
+    dups: RefCell<Option<(i64, HashMap<String, bool>)>>,
+    /// Per directory (couple, type, camera or 0) asked about: every name key taken there (its files' and old
+    /// paths'), read at the first question when there are at most [`NAMES_AT_ONCE`] (`None`: more; asked per
+    /// name). `insert_file` adds its own.
+    names: RefCell<HashMap<Folder, Option<HashSet<String>>>>,
 }
+
+/// A folder of the tree as the name checks key it: couple, footage type, camera (0: none).
+type Folder = (i64, &'static str, i64);
+
+/// A directory with at most this many names taken has them all read at its first name check in a
+/// transaction (one round trip instead of one per file of a batch).
+const NAMES_AT_ONCE: i64 = 2048;
 
 impl<'a> PgFinalize<'a> {
     pub(super) fn new(tx: postgres::Transaction<'a>) -> Self {
@@ -101,6 +116,8 @@ impl<'a> PgFinalize<'a> {
             camera_lock: std::cell::Cell::new(false),
             damaged: RefCell::new(HashMap::new()),
             stmts: RefCell::new(HashMap::new()),
+            dups: RefCell::new(None),
+            names: RefCell::new(HashMap::new()),
         }
     }
 
@@ -207,6 +224,13 @@ impl<'a> PgFinalize<'a> {
         self.ended_at.get(&id).map(|&i| &self.ended[i].1)
     }
 
+    /// Drops what [`Finalize::prefetch_duplicates`] read of a hash (a write changed what the answer may be).
+    fn forget_dup(&self, hash: &str) {
+        if let Some((_, known)) = &mut *self.dups.borrow_mut() {
+            known.remove(hash);
+        }
+    }
+
     /// Takes the camera lock for the rest of the transaction (once), then forgets the cameras read before it:
     /// another machine may have added one while this waited.
     fn lock_cameras(&self) -> Result<()> {
@@ -229,6 +253,7 @@ impl Finalize for PgFinalize<'_> {
     }
 
     fn heal_blob(&self, hash: &str, session_id: Option<i64>, how: &str) -> Result<()> {
+        self.forget_dup(hash);
         heal_blob_on(&mut *self.tx.borrow_mut(), hash, session_id, how)
     }
 
@@ -269,6 +294,7 @@ impl Finalize for PgFinalize<'_> {
         session_id: i64,
         sums: Option<&Sums>,
     ) -> Result<()> {
+        self.forget_dup(hash);
         let tx = self.tx.get_mut();
         insert_blob_on(tx, hash, size, sums)?;
         let old: String =
@@ -289,7 +315,35 @@ impl Finalize for PgFinalize<'_> {
         )
     }
 
+    fn prefetch_duplicates(&self, couple_id: i64, hashes: &[&str]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let present: Vec<String> = self
+            .q(
+                "SELECT DISTINCT b.hash FROM blobs b JOIN files f ON f.blob_id = b.id
+               WHERE b.hash = ANY($2) AND f.couple_id = $1 AND b.health = 'ok' AND f.trash_id IS NULL",
+                &[(&couple_id, Type::INT8), (&hashes, Type::TEXT_ARRAY)],
+                "check duplicates",
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<PgResult<_>>()
+            .ctx("check duplicates")?;
+        let mut known: HashMap<String, bool> = hashes.iter().map(|h| (h.to_string(), false)).collect();
+        for h in present {
+            known.insert(h, true);
+        }
+        *self.dups.borrow_mut() = Some((couple_id, known));
+        Ok(())
+    }
+
     fn couple_has_blob(&self, couple_id: i64, hash: &str) -> Result<bool> {
+        if let Some((c, known)) = &*self.dups.borrow() {
+            if let (true, Some(&has)) = (*c == couple_id, known.get(hash)) {
+                return Ok(has);
+            }
+        }
         self.q_one(
             "SELECT EXISTS(SELECT 1 FROM blobs b JOIN files f ON f.blob_id = b.id
                WHERE b.hash = $2 AND f.couple_id = $1 AND b.health = 'ok' AND f.trash_id IS NULL)",
@@ -308,6 +362,33 @@ impl Finalize for PgFinalize<'_> {
     }
 
     fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool> {
+        let dir = (couple_id, ft.as_str(), camera_id.unwrap_or(0));
+        if !self.names.borrow().contains_key(&dir) {
+            let keys: Vec<String> = self
+                .q(
+                    "SELECT name_key FROM files WHERE couple_id = $1 AND footage_type = $2
+                       AND COALESCE(camera_id, 0) = $3
+                     UNION ALL SELECT name_key FROM file_aliases WHERE couple_id = $1 AND footage_type = $2
+                       AND COALESCE(camera_id, 0) = $3
+                     LIMIT $4",
+                    &[
+                        (&dir.0, Type::INT8),
+                        (&dir.1, Type::TEXT),
+                        (&dir.2, Type::INT8),
+                        (&(NAMES_AT_ONCE + 1), Type::INT8),
+                    ],
+                    "read the names of a folder",
+                )?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<PgResult<_>>()
+                .ctx("read the names of a folder")?;
+            let all = (keys.len() as i64 <= NAMES_AT_ONCE).then(|| keys.into_iter().collect());
+            self.names.borrow_mut().insert(dir, all);
+        }
+        if let Some(Some(taken)) = self.names.borrow().get(&dir) {
+            return Ok(taken.contains(key));
+        }
         self.q_one(
             "SELECT EXISTS(SELECT 1 FROM files WHERE couple_id = $1 AND footage_type = $2
                AND COALESCE(camera_id, 0) = $3 AND name_key = $4)
@@ -406,6 +487,11 @@ impl Finalize for PgFinalize<'_> {
         // in one statement: the file's row reads the blob's id from the blob's row.
         if f.bad_ranges.is_some() {
             self.damaged.get_mut().insert(f.couple_id, true);
+        }
+        self.forget_dup(f.blob_hash);
+        let dir = (f.couple_id, f.footage_type.as_str(), f.camera_id.unwrap_or(0));
+        if let Some(Some(taken)) = self.names.get_mut().get_mut(&dir) {
+            taken.insert(f.name_key.to_string());
         }
         let t = now();
         let size = f.blob_size as i64;

@@ -489,3 +489,40 @@ fn catalog_copy_moves_an_sqlite_archive_into_postgres_and_back() {
     assert_eq!(env.ok(&["info", &format!("{couple}/source/modern/unknown/C0600.MP4")]), info_before);
     env.ok(&["verify"]);
 }
+
+#[test]
+fn a_file_written_into_one_seats_ingest_waits_for_the_other_seats_import_of_the_couple() {
+    let pg = pgd::shared();
+    let root = root();
+    let (a, b, db) = two_seats(pg, root.path());
+    let couple = a.ok(&["couple", "add", "--name", "Ingest Queue", "--date", "2025-06-06"]).trim().to_string();
+    let mp = a.env.path("mnt");
+    let _m = Mount::start_with(&a.env, &mp, &[], &[(nightfox_var(), a.app_dsn.as_str())]);
+    let big = root.path().join("big");
+    write_big(&big.join("BIG.MP4"), 300 << 20, 9);
+    let mut import = b
+        .cmd()
+        .args(["import", "--couple", &couple])
+        .arg(&big)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn import on seat b");
+    b.env.wait_for_temp_over(8 << 20);
+    fs::write(mp.join("ingest").join(&couple).join("SMALL.MOV"), data(11, 100_000)).unwrap();
+    assert!(
+        import.try_wait().unwrap().is_none(),
+        "seat b's import ended before the write: too fast a disk for this test"
+    );
+    let (st, err) = finish(import, Duration::from_secs(300));
+    assert!(st.success(), "seat b's import: {err}");
+    let small = in_mount(&mp, &couple, Path::new("SMALL.MOV"));
+    wait_until("the ingest commit in the tree", Duration::from_secs(60), || small.is_file());
+    assert_eq!(fs::read(&small).unwrap(), data(11, 100_000));
+    let id_of = |name: &str| -> i64 {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        sql(pg, &db, &format!("SELECT id FROM files WHERE display_name = '\\x{hex}'::bytea")).parse().expect("an id")
+    };
+    assert!(id_of("SMALL.MOV") > id_of("BIG.MP4"), "the commit on seat a waited for seat b's import of the couple");
+    assert_no_half_rows(pg, &db);
+}

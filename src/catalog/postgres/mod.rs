@@ -200,6 +200,9 @@ pub(super) struct PgConn {
     /// how many notifications it has seen: the change token.
     listening: std::cell::Cell<bool>,
     changes: std::cell::Cell<i64>,
+    /// The hot reads' statements, prepared once on this connection (see [`PgConn::cached_rows`]); emptied when
+    /// the connection is made again (statements die with their connection).
+    stmts: RefCell<std::collections::HashMap<String, postgres::Statement>>,
 }
 
 impl PgConn {
@@ -227,6 +230,7 @@ impl PgConn {
             shown,
             listening: std::cell::Cell::new(false),
             changes: std::cell::Cell::new(0),
+            stmts: RefCell::new(std::collections::HashMap::new()),
         })
     }
 
@@ -236,6 +240,7 @@ impl PgConn {
         let mut c = self.client.borrow_mut();
         if c.is_closed() {
             *c = connect(&self.config, &self.shown)?;
+            self.stmts.borrow_mut().clear();
             if self.listening.get() {
                 c.batch_execute(&format!("LISTEN {CHANGE_CHANNEL}")).ctx("listen for changes")?;
                 // What was missed while the connection was down: count it as a change.
@@ -243,6 +248,34 @@ impl PgConn {
             }
         }
         Ok(c)
+    }
+
+    /// A query by a statement prepared once on this connection: one round trip (a statement run by text is
+    /// parsed in one and run in another) and no parse or fresh plan each time. For the reads a mount makes per
+    /// folder and per name (a `find` of a large archive makes thousands).
+    pub(super) fn cached_rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        f: impl Fn(&Row) -> std::result::Result<T, postgres::Error>,
+        ctx: &str,
+    ) -> Result<Vec<T>> {
+        let mut c = self.c()?;
+        let known = self.stmts.borrow().get(sql).cloned();
+        let st = match known {
+            Some(st) => st,
+            None => {
+                let st = c.prepare(sql).ctx(ctx)?;
+                self.stmts.borrow_mut().insert(sql.to_string(), st.clone());
+                st
+            }
+        };
+        let rs = c.query(&st, params).map_err(|e| {
+            // A statement a schema change made stale fails once; the next call prepares it again.
+            self.stmts.borrow_mut().remove(sql);
+            catalog_error(ctx, e)
+        })?;
+        rs.iter().map(&f).collect::<std::result::Result<Vec<_>, _>>().ctx(ctx)
     }
 
     /// A fresh connection with the same settings (the couple leases hold one each).

@@ -409,13 +409,10 @@ impl ReadCatalog for PgConn {
             "{FILE_SELECT} WHERE f.couple_id = $1 AND f.footage_type = $2 AND COALESCE(f.camera_id, 0) = $3
                AND f.display_name = $4 AND f.trash_id IS NULL"
         );
-        opt_row(
-            &mut *self.c()?,
-            &sql,
-            &[&couple_id, &ft.as_str(), &camera_id.unwrap_or(0), &name],
-            file_from_row,
-            "find file",
-        )
+        Ok(self
+            .cached_rows(&sql, &[&couple_id, &ft.as_str(), &camera_id.unwrap_or(0), &name], file_from_row, "find file")?
+            .into_iter()
+            .next())
     }
 
     fn sidecars_of(&self, file_id: i64) -> Result<Vec<FileRow>> {
@@ -486,8 +483,7 @@ impl ReadCatalog for PgConn {
 
     fn tree_cameras(&self, couple_id: i64) -> Result<Vec<TreeCamera>> {
         // Grouped on the `files_dir_name` key; a group's camera_id is all NULL or one id, so MIN gives it.
-        rows(
-            &mut *self.c()?,
+        self.cached_rows(
             "SELECT footage_type, MIN(camera_id), COUNT(*), MAX(imported_at) FROM files
               WHERE couple_id = $1 AND trash_id IS NULL
               GROUP BY footage_type, COALESCE(camera_id, 0) ORDER BY footage_type, COALESCE(camera_id, 0)",
@@ -510,8 +506,7 @@ impl ReadCatalog for PgConn {
             "{TREE_FILE_SELECT} WHERE f.couple_id = $1 AND f.footage_type = $2 AND COALESCE(f.camera_id, 0) = $3
                AND f.trash_id IS NULL ORDER BY f.display_name"
         );
-        rows(
-            &mut *self.c()?,
+        self.cached_rows(
             &sql,
             &[&couple_id, &ft.as_str(), &camera_id.unwrap_or(0)],
             tree_file_from_row,
@@ -527,7 +522,7 @@ impl ReadCatalog for PgConn {
                                     ORDER BY f2.id LIMIT 1) f
               WHERE b.id > $1 ORDER BY b.id LIMIT $2"
         );
-        rows(&mut *self.c()?, &sql, &[&after, &(limit as i64)], tree_file_from_row, "list .by-hash")
+        self.cached_rows(&sql, &[&after, &(limit as i64)], tree_file_from_row, "list .by-hash")
     }
 
     fn audit_log(&self, couple_id: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {

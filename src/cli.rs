@@ -303,7 +303,8 @@ enum TrashCmd {
 enum SourceCmd {
     /// Add a source (disabled until `source test` passes); prints its id.
     Add {
-        /// smb://host[:port]/share/path or nfs://host[:port]/export/path[?mount_port=N][&export=/long/export]
+        /// smb://[[DOMAIN;]user@]host[:port]/share/path or
+        /// nfs://host[:port]/export/path[?mount_port=N][&export=/long/export]
         url: String,
         #[arg(long)]
         couple: String,
@@ -313,6 +314,9 @@ enum SourceCmd {
         camera: Option<String>,
         #[arg(long)]
         user: Option<String>,
+        /// The SMB user's domain (workgroup), as `DOMAIN;user@` in the URL does.
+        #[arg(long)]
+        domain: Option<String>,
         /// Read the password from the first line of standard input (it is stored encrypted).
         #[arg(long)]
         password_stdin: bool,
@@ -327,6 +331,34 @@ enum SourceCmd {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Change what a source imports and how: its path on the share, user, couple, camera, type, post-import
+    /// action, duplicates. What it imported stays where it is; the next pass uses the new settings.
+    Edit {
+        id: i64,
+        /// The folder on the share (or export) to import from.
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        couple: Option<String>,
+        /// A camera slug, or `none` to route by metadata.
+        #[arg(long)]
+        camera: Option<String>,
+        /// modern, dadcam, super8, or `auto` to route by metadata.
+        #[arg(long = "type")]
+        footage_type: Option<String>,
+        #[arg(long)]
+        post_import: Option<String>,
+        #[arg(long, value_parser = parse_dup)]
+        duplicates: Option<DuplicateAction>,
+    },
+    /// Replace the stored password of a source with the first line of standard input (stored encrypted).
+    SetPassword {
+        id: i64,
     },
     /// Connect and look at the path; enables the source when it works.
     Test {
@@ -1394,37 +1426,74 @@ fn info(archive_flag: Option<PathBuf>, path: &std::path::Path, json: bool) -> Re
     Ok(0)
 }
 
+/// The first line of standard input as a password (never from argv, which `ps` shows).
+fn password_from_stdin() -> Result<crate::secrets::Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::Invalid(format!("cannot read the password from stdin: {e}")))?;
+    Ok(crate::secrets::Password::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+/// A source's stored user: `DOMAIN;user` with a domain, `user`, or empty (guest). Only SMB has users.
+fn smb_username(protocol: &str, user: Option<&str>, domain: Option<&str>) -> Result<String> {
+    match (protocol, user, domain) {
+        (_, None, None) => Ok(String::new()),
+        ("smb", None, Some(_)) => {
+            Err(Error::Invalid("--domain needs a user (--user or DOMAIN;user@ in the URL)".into()))
+        }
+        ("smb", Some(u), d) => {
+            let (url_domain, name) = crate::sources::split_smb_user(u);
+            if name.is_empty() || name.contains(';') {
+                return Err(Error::Invalid(format!("{u:?} is not a user name")));
+            }
+            match (url_domain, d) {
+                (a, Some(b)) if !a.is_empty() && a != b => {
+                    Err(Error::Invalid(format!("the domain is given twice: {a:?} with the user, {b:?} with --domain")))
+                }
+                ("", None) => Ok(name.to_string()),
+                ("", Some(d)) | (d, _) => Ok(format!("{d};{name}")),
+            }
+        }
+        (p, _, _) => Err(Error::Invalid(format!("a {p} source has no user or domain"))),
+    }
+}
+
+/// The post-import action of a source reading `path`; a move target inside the path is refused.
+fn post_import_for(action: &str, path: &str) -> Result<crate::ingest::PostImport> {
+    let post = crate::ingest::PostImport::parse(action)?;
+    if let crate::ingest::PostImport::Move(dir) = &post {
+        if std::path::Path::new(dir).starts_with(std::path::Path::new(path)) {
+            return Err(Error::Invalid(format!(
+                "the move target {dir} is inside the source path {path}: moved files would be imported again on \
+                 every pass; choose a folder outside it"
+            )));
+        }
+    }
+    Ok(post)
+}
+
 fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
     let a = open(archive_flag)?;
     let cat = a.catalog()?;
     match cmd {
-        SourceCmd::Add { url, couple, footage_type, camera, user, password_stdin, post_import, duplicates } => {
+        SourceCmd::Add { url, couple, footage_type, camera, user, domain, password_stdin, post_import, duplicates } => {
             let u = crate::sources::SourceUrl::parse(&url)?;
+            let user = match (u.user.clone(), user) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::Invalid(format!("the user is given twice: {a:?} in the URL, {b:?} with --user")))
+                }
+                (Some(a), _) => Some(a),
+                (None, b) => b,
+            };
+            let username = smb_username(&u.protocol, user.as_deref(), domain.as_deref())?;
             let couple = cat.couple_by_folder(&couple)?;
             let camera_id = match camera {
                 Some(slug) => Some(cat.camera_by_slug(&slug)?.id),
                 None => None,
             };
-            let post = crate::ingest::PostImport::parse(&post_import)?;
-            if let crate::ingest::PostImport::Move(dir) = &post {
-                let src = std::path::Path::new(&u.path);
-                if std::path::Path::new(dir).starts_with(src) {
-                    return Err(Error::Invalid(format!(
-                        "the move target {dir} is inside the source path {}: moved files would be imported again on \
-                         every pass; choose a folder outside it",
-                        u.path
-                    )));
-                }
-            }
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| Error::Invalid(format!("cannot read the password from stdin: {e}")))?;
-                crate::secrets::Password::new(line.trim_end_matches(['\r', '\n']))
-            } else {
-                crate::secrets::Password::default()
-            };
+            let post = post_import_for(&post_import, &u.path)?;
+            let password = if password_stdin { password_from_stdin()? } else { crate::secrets::Password::default() };
             let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
             let id = cat.add_source(&crate::catalog::NewNetworkSource {
                 protocol: &u.protocol,
@@ -1433,7 +1502,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                 mount_port: u.mount_port,
                 share: &u.share,
                 path: &u.path,
-                username: user.as_deref().unwrap_or(""),
+                username: &username,
                 password_enc: &enc,
                 couple_id: couple.id,
                 footage_type,
@@ -1505,6 +1574,72 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
         }
         SourceCmd::Remove { id } => {
             cat.remove_source(id)?;
+            Ok(0)
+        }
+        SourceCmd::Edit { id, path, user, domain, couple, camera, footage_type, post_import, duplicates } => {
+            let row = cat.source(id)?;
+            let path = match path {
+                Some(p) => format!("/{}", p.trim_matches('/')),
+                None => row.path.clone(),
+            };
+            let username = match (user, domain) {
+                (None, None) => row.username.clone(),
+                (user, domain) => {
+                    let (old_domain, old_user) = crate::sources::split_smb_user(&row.username);
+                    let user = user.unwrap_or_else(|| old_user.to_string());
+                    let domain = domain.or_else(|| (!old_domain.is_empty()).then(|| old_domain.to_string()));
+                    smb_username(&row.protocol, Some(user.as_str()).filter(|u| !u.is_empty()), domain.as_deref())?
+                }
+            };
+            let couple_id = match couple {
+                Some(f) => cat.couple_by_folder(&f)?.id,
+                None => row.couple_id,
+            };
+            let camera_id = match camera.as_deref() {
+                None => row.camera_id,
+                Some("none") => None,
+                Some(slug) => Some(cat.camera_by_slug(slug)?.id),
+            };
+            let footage_type = match footage_type.as_deref() {
+                None => row.footage_type,
+                Some("auto") => None,
+                Some(t) => Some(FootageType::parse(t)?),
+            };
+            let post = post_import_for(post_import.as_deref().unwrap_or(&row.post_import), &path)?;
+            cat.update_source(
+                id,
+                &crate::catalog::SourceSettings {
+                    path: &path,
+                    username: &username,
+                    password_enc: &row.password_enc,
+                    couple_id,
+                    footage_type,
+                    camera_id,
+                    post_import: &post.as_string(),
+                    duplicates: duplicates.unwrap_or(row.duplicates),
+                },
+            )?;
+            println!("{}", cat.source(id)?.url());
+            Ok(0)
+        }
+        SourceCmd::SetPassword { id } => {
+            let row = cat.source(id)?;
+            let password = password_from_stdin()?;
+            let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
+            cat.update_source(
+                id,
+                &crate::catalog::SourceSettings {
+                    path: &row.path,
+                    username: &row.username,
+                    password_enc: &enc,
+                    couple_id: row.couple_id,
+                    footage_type: row.footage_type,
+                    camera_id: row.camera_id,
+                    post_import: &row.post_import,
+                    duplicates: row.duplicates,
+                },
+            )?;
+            eprintln!("the password of source {id} is replaced; `nightfox source test {id}` tries it");
             Ok(0)
         }
         SourceCmd::Import { id, json } => {

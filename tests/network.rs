@@ -358,3 +358,46 @@ fn nfs_export_imports_and_survives_a_killed_and_a_hung_server() {
     assert_all_imported(&env, &dir);
     assert!(env.catalog().items(session).unwrap().iter().all(|i| i.state != ItemState::Failed));
 }
+
+#[test]
+fn smb_user_and_domain_in_the_url_then_set_password_and_edit_change_what_the_source_uses() {
+    let _g = serial();
+    let srv = SmbServer::start(PW);
+    write(&srv.share_dir().join("day1/a.MP4"), &data(21, 5_000));
+    write(&srv.share_dir().join("day2/b.MP4"), &data(22, 6_000));
+    let env = Env::new();
+    let c = env.couple("Edits", "2025-12-31");
+    let later = env.couple("Edits Later", "2026-01-01");
+    let url = format!("smb://WORKGROUP;{USER}@127.0.0.1:{}/{SHARE}/day1", srv.port());
+    // The user twice, differently: refused before anything is stored.
+    let out =
+        with_stdin(&env, &["source", "add", &url, "--couple", &c, "--user", "someone", "--password-stdin"], "x\n");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("given twice"));
+    // A wrong password first: the test fails; set-password (stdin) mends it.
+    let out = with_stdin(&env, &["source", "add", &url, "--couple", &c, "--password-stdin"], "not-it-42\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(env.run(&["source", "test", &id]).status.code(), Some(1));
+    let out = with_stdin(&env, &["source", "set-password", &id], &format!("{PW}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.ok(&["source", "test", &id]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["source", "list", "--json"])).unwrap();
+    assert_eq!(v[0]["username"], format!("WORKGROUP;{USER}"));
+    assert!(!env.ok(&["source", "list"]).contains(PW));
+    env.ok(&["source", "import", &id]);
+    // Edit: another folder of the share, into another couple; what was imported stays where it is.
+    let shown = env.ok(&["source", "edit", &id, "--path", "day2", "--couple", &later]);
+    assert!(shown.trim().ends_with(&format!("/{SHARE}/day2")), "{shown}");
+    let out = env.run(&["source", "edit", &id, "--couple", "no-such-couple"]);
+    assert!(!out.status.success(), "an unknown couple is refused");
+    env.ok(&["source", "import", &id]);
+    let cat = env.catalog();
+    let couple_of = |name: &[u8]| {
+        let rows: Vec<_> = cat.files(None).unwrap().into_iter().filter(|f| f.original_path == name).collect();
+        assert_eq!(rows.len(), 1, "{:?} catalogued once", String::from_utf8_lossy(name));
+        cat.couple_by_id(rows[0].couple_id).unwrap().folder_name
+    };
+    assert_eq!(couple_of(b"a.MP4"), c);
+    assert_eq!(couple_of(b"b.MP4"), later);
+    env.assert_consistent();
+}

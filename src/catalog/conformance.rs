@@ -477,6 +477,23 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
     assert_eq!(c.source(src).expect("source").url(), "smb://nas:445/cards/a");
     c.set_source_enabled(src, false).expect("disable");
     assert!(!c.source(src).expect("source").enabled);
+    let edited = SourceSettings {
+        path: "/b/c",
+        username: "STUDIO;anna",
+        password_enc: b"sealed",
+        couple_id: couple,
+        footage_type: Some(FootageType::Super8),
+        camera_id: Some(cam_id),
+        post_import: "delete",
+        duplicates: DuplicateAction::Import,
+    };
+    c.update_source(src, &edited).expect("update source");
+    let got = c.source(src).expect("source");
+    assert_eq!(got.url(), "smb://nas:445/cards/b/c", "the server and share stay");
+    assert_eq!((got.username.as_str(), got.password_enc.as_slice()), ("STUDIO;anna", &b"sealed"[..]));
+    assert_eq!((got.footage_type, got.camera_id), (Some(FootageType::Super8), Some(cam_id)));
+    assert_eq!((got.post_import.as_str(), got.duplicates, got.enabled), ("delete", DuplicateAction::Import, false));
+    assert!(matches!(c.update_source(9999, &edited), Err(Error::NotFound(_))));
     c.add_event(src, None, "warn", "share gone").expect("event");
     assert_eq!(c.events(src).expect("events").len(), 1);
     assert_eq!(c.recent_problems(10).expect("problems")[0].message, "share gone");

@@ -674,6 +674,11 @@ pub trait Registry {
     /// Records that a source was scanned now.
     fn touch_source_scan(&self, id: i64) -> Result<()>;
 
+    /// Replaces what may change of a network source (path, credentials, couple, routing, post-import action,
+    /// duplicates) in one statement; its connection state, history and enabled flag stay. `Error::NotFound`
+    /// when there is no such source.
+    fn update_source(&self, id: i64, s: &SourceSettings) -> Result<()>;
+
     /// Removes a network source (`Error::NotFound` when none).
     fn remove_source(&self, id: i64) -> Result<()>;
 

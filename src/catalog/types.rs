@@ -473,6 +473,21 @@ impl NetworkSource {
     }
 }
 
+/// What `source edit` and `source set-password` may change of a source (its protocol, host, port and share
+/// stay: another server is another source).
+#[derive(Clone, Debug)]
+pub struct SourceSettings<'a> {
+    pub path: &'a str,
+    /// `DOMAIN;user` for an SMB user of a domain; empty for a guest login.
+    pub username: &'a str,
+    pub password_enc: &'a [u8],
+    pub couple_id: i64,
+    pub footage_type: Option<FootageType>,
+    pub camera_id: Option<i64>,
+    pub post_import: &'a str,
+    pub duplicates: DuplicateAction,
+}
+
 /// A source to insert.
 #[derive(Clone, Debug)]
 pub struct NewNetworkSource<'a> {

@@ -68,8 +68,9 @@ pub trait Source: Send + Sync {
     fn reconnect(&self) {}
 }
 
-/// A parsed `smb://host[:port]/share/path` or `nfs://host[:port]/export/path[?mount_port=N&export=/a/b]` URL.
-/// For NFS the export is the first path component unless `export=` names a deeper one.
+/// A parsed `smb://[[DOMAIN;]user@]host[:port]/share/path` or `nfs://host[:port]/export/path[?mount_port=N&export=/a/b]`
+/// URL. For NFS the export is the first path component unless `export=` names a deeper one. A password is never
+/// taken from a URL (it would show in `ps`): it comes on standard input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceUrl {
     pub protocol: String,
@@ -78,6 +79,13 @@ pub struct SourceUrl {
     pub mount_port: Option<u16>,
     pub share: String,
     pub path: String,
+    /// The SMB user of the URL, `DOMAIN;user` when it names a domain.
+    pub user: Option<String>,
+}
+
+/// An SMB user as stored (`DOMAIN;user` or `user`): its domain (workgroup) and its name.
+pub fn split_smb_user(stored: &str) -> (&str, &str) {
+    stored.split_once(';').unwrap_or(("", stored))
 }
 
 impl SourceUrl {
@@ -88,9 +96,23 @@ impl SourceUrl {
         if protocol != "smb" && protocol != "nfs" {
             return Err(bad("expected smb:// or nfs://"));
         }
-        if rest.contains('@') {
-            return Err(bad("put the user in --user and the password on stdin (--password-stdin), not in the URL"));
-        }
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (user, rest) = match rest[..authority_end].rsplit_once('@') {
+            Some((userinfo, _)) => {
+                if userinfo.contains(':') {
+                    return Err(bad("a password in the URL would show in `ps`: give it on stdin (--password-stdin)"));
+                }
+                if protocol != "smb" {
+                    return Err(bad("an NFS URL names no user"));
+                }
+                let (domain, name) = split_smb_user(userinfo);
+                if name.is_empty() || (userinfo.contains(';') && domain.is_empty()) {
+                    return Err(bad("expected [DOMAIN;]user@ before the host"));
+                }
+                (Some(userinfo.to_string()), &rest[userinfo.len() + 1..])
+            }
+            None => (None, rest),
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
@@ -140,7 +162,7 @@ impl SourceUrl {
                 (share, comps[1..].to_vec())
             }
         };
-        Ok(SourceUrl { protocol, host, port, mount_port, share, path: format!("/{}", sub.join("/")) })
+        Ok(SourceUrl { protocol, host, port, mount_port, share, path: format!("/{}", sub.join("/")), user })
     }
 }
 
@@ -232,15 +254,18 @@ pub fn net_timeout() -> Duration {
 pub fn open_network(row: &NetworkSource, password: Password) -> Result<Box<dyn Source>> {
     let timeout = net_timeout();
     match row.protocol.as_str() {
-        "smb" => Ok(Box::new(smb::SmbSource::new(smb::SmbConfig {
-            host: row.host.clone(),
-            port: row.port,
-            share: row.share.clone(),
-            username: row.username.clone(),
-            password: password.expose().to_string(),
-            workgroup: String::new(),
-            timeout,
-        })?)),
+        "smb" => {
+            let (domain, user) = split_smb_user(&row.username);
+            Ok(Box::new(smb::SmbSource::new(smb::SmbConfig {
+                host: row.host.clone(),
+                port: row.port,
+                share: row.share.clone(),
+                username: user.to_string(),
+                password: password.expose().to_string(),
+                workgroup: domain.to_string(),
+                timeout,
+            })?))
+        }
         "nfs" => Ok(Box::new(nfs::NfsSource::new(nfs::NfsConfig {
             host: row.host.clone(),
             port: row.port,
@@ -269,6 +294,17 @@ mod tests {
         assert_eq!(u.host, "::1");
         assert!(SourceUrl::parse("ftp://x/y").is_err());
         assert!(SourceUrl::parse("smb://user:pw@host/share").is_err());
+        let u = SourceUrl::parse("smb://STUDIO;anna@nas.local/footage/cards").unwrap();
+        assert_eq!(
+            (u.user.as_deref(), u.host.as_str(), u.share.as_str()),
+            (Some("STUDIO;anna"), "nas.local", "footage")
+        );
+        assert_eq!(split_smb_user("STUDIO;anna"), ("STUDIO", "anna"));
+        assert_eq!(SourceUrl::parse("smb://anna@[::1]:4455/s").unwrap().user.as_deref(), Some("anna"));
+        assert_eq!(SourceUrl::parse("smb://host/s/a@b").unwrap().path, "/a@b", "an @ in the path is no user");
+        assert!(SourceUrl::parse("smb://;anna@host/s").is_err());
+        assert!(SourceUrl::parse("smb://@host/s").is_err());
+        assert!(SourceUrl::parse("nfs://anna@host/export").is_err());
         assert!(SourceUrl::parse("smb://host").is_err());
         assert!(SourceUrl::parse("smb://host:99999/s").is_err());
     }

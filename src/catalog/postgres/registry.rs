@@ -115,6 +115,33 @@ impl Registry for PgConn {
         )
     }
 
+    fn update_source(&self, id: i64, s: &SourceSettings) -> Result<()> {
+        let n = self
+            .c()?
+            .execute(
+                "UPDATE network_sources SET path = $2, username = $3, password_enc = $4, couple_id = $5,
+                     footage_type = $6, camera_id = $7, post_import = $8, duplicates = $9, updated_at = $10
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &s.path,
+                    &s.username,
+                    &s.password_enc,
+                    &s.couple_id,
+                    &s.footage_type.map(FootageType::as_str),
+                    &s.camera_id,
+                    &s.post_import,
+                    &s.duplicates.as_str(),
+                    &now(),
+                ],
+            )
+            .ctx("update source")?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("no source {id} (see `nightfox source list`)")));
+        }
+        Ok(())
+    }
+
     fn sources(&self) -> Result<Vec<NetworkSource>> {
         rows(&mut *self.c()?, &format!("{SOURCE_SELECT} ORDER BY s.id"), &[], source_from_row, "list sources")
     }

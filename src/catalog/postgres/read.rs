@@ -275,6 +275,9 @@ impl ReadCatalog for PgConn {
     fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)> {
         let mut c = self.c()?;
         let total = one(&mut *c, "SELECT COUNT(*) FROM blobs WHERE health <> 'ok'", &[], "count unhealthy blobs")?;
+        if total == 0 || limit == 0 {
+            return Ok((total, Vec::new()));
+        }
         let first = rows(
             &mut *c,
             "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash LIMIT $1",

@@ -263,9 +263,14 @@ impl ReadCatalog for SqliteConn {
             .conn
             .query_row("SELECT COUNT(*) FROM blobs WHERE health <> 'ok'", [], |r| r.get(0))
             .ctx("count unhealthy blobs")?;
+        if total == 0 || limit == 0 {
+            return Ok((total, Vec::new()));
+        }
+        // `+hash`: found through the partial index of unhealthy blobs and sorted, instead of a walk of every
+        // blob in hash order looking for them (seconds on a cold catalog of a million blobs with none unhealthy).
         let first = rows(
             &self.conn,
-            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash LIMIT ?1",
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY +hash LIMIT ?1",
             [limit],
             |r| Ok((r.get(0)?, r.get(1)?)),
             "list unhealthy blobs",

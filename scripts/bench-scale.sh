@@ -6,7 +6,8 @@
 # rows (a PostgreSQL 15 started for this run on 127.0.0.1 by scripts/lib-pg.sh, default settings; an archive
 # directory of its own, made by `init --catalog postgres://...`), and printed side by side with the ratio
 # Postgres / SQLite and the target, which is the same for both. Figures:
-#   - mount ready (the mount point answers `ls /`), daemon RSS after start and after a full `find`;
+#   - mount ready (the mount point answers `ls /`), daemon RSS after start and after a full `find` (the nightfox
+#     process only: the Postgres server's memory is not in it);
 #   - `ls -l` of one camera folder cold, and `find` of the whole tree, each beside the same walk of the plain tree;
 #   - `.by-hash`: a cold listing of its entry per blob (and RSS after it), a cold lookup of one name;
 #   - `couple list`, `camera list`, `sessions`, `status`, `info`;
@@ -15,8 +16,9 @@
 #     order rotated; with Postgres: into a copy of its database against a fresh migrated one).
 # "Cold": the page cache is dropped before (when root); the Postgres server keeps its own shared buffers.
 # The Postgres rows are made once by `nightfox generate` into its database (PG_LOAD=copy: by `nightfox catalog
-# copy` of the SQLite catalog), then VACUUM ANALYZEd (as autovacuum would in a while) and kept between runs as a
-# pg_dump beside the SQLite archive (a later run restores it, `nightfox migrate`s it and ANALYZEs it again).
+# copy` of the SQLite catalog), then VACUUM ANALYZEd (as autovacuum would in a while), and kept between runs as a
+# pg_dump beside the SQLite archive, taken after the first run's measurements so that it holds verify's findings
+# as the kept SQLite archive does (a later run restores it, `nightfox migrate`s it and ANALYZEs it again).
 # Env: BENCH_DIR (target/bench), COUPLES (200), CAMERAS (10), FILES (500), RUNS (3), PG=0 (no Postgres arm),
 # PG_LOAD (generate | copy), NIGHTFOX_BIN (a built binary to run instead of `cargo build --release`).
 # shellcheck disable=SC2317 # the nightfox runners (nf_sqlite, at_big, ...) are called by name
@@ -57,7 +59,7 @@ trap 'exit 130' INT TERM
 
 gen_sqlite="cached"
 if [ ! -f "$arch.complete" ]; then
-  rm -rf "$arch"
+  rm -rf "$arch" "$pgdump" "$pgdump.complete" # the two catalogs start from the same state
   "$nf" --archive "$arch" init >/dev/null
   echo "generating $total catalogued files in $arch" >&2
   t0=$(now); "$nf" --archive "$arch" generate --couples "$nc" --cameras "$ncam" --files "$nfiles" >/dev/null; t1=$(now)
@@ -99,7 +101,8 @@ pg_init_archive() { # dir db
   rm -rf "$1"; pg_nf "$2" --archive "$1" init --catalog "$(pg_url "$2")" >/dev/null
 }
 
-gen_pg="-"
+gen_pg="not run (PG=0)"
+pg_dump_due=0
 if [ "$pg" = 1 ]; then
   pg_start "$bench/pg-scale"
   if [ -f "$pgdump.complete" ]; then
@@ -131,8 +134,7 @@ if [ "$pg" = 1 ]; then
     gen_pg=$(printf '%s in %.1f s (+ VACUUM ANALYZE %.1f s)' "$([ "$pg_load" = generate ] && echo generated || echo copied)" \
       "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)")
     echo "Postgres catalog $gen_pg" >&2
-    PGPASSWORD=$PG_SUPER_PW "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Fc -f "$pgdump" "$pgdb"
-    touch "$pgdump.complete"
+    pg_dump_due=1
   fi
 fi
 
@@ -147,6 +149,7 @@ secs() {
   echo "$t1 - $t0" | bc -l
 }
 
+runs_of() { printf '%.3f ' "$@"; } # per-run seconds, three decimals
 declare -A R   # R[arm.figure]
 cam="2020-01-01-gen-$(printf %05d $((nc / 2)))/source/modern/gen-cam000"
 # Every figure but the import for one catalog: measure ARM RUNNER (RUNNER: nightfox with the archive given).
@@ -179,7 +182,7 @@ measure() {
   done
   R[$arm.ls]=$(echo "${ls_nf[*]}" | median)
   R[$arm.ls_native]=$(echo "${ls_native[*]}" | median)
-  R[$arm.ls_runs]="${ls_nf[*]} | native ${ls_native[*]}"
+  R[$arm.ls_runs]="$(runs_of "${ls_nf[@]}")| native $(runs_of "${ls_native[@]}")"
   # A full find once each (cold), the mount's first: its RSS after it is the second figure.
   drop; R[$arm.find]=$(secs find "$mp" -path "$mp/.by-hash" -prune -o -print)
   R[$arm.rss_find]=$(rss_mb "$pid")
@@ -205,7 +208,14 @@ measure() {
 }
 
 measure sqlite nf_sqlite
-[ "$pg" = 1 ] && measure postgres nf_pg
+if [ "$pg" = 1 ]; then
+  measure postgres nf_pg
+  # Kept after the measurements, verify's findings included, as the SQLite archive is kept.
+  if [ "$pg_dump_due" = 1 ]; then
+    PGPASSWORD=$PG_SUPER_PW "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Fc -f "$pgdump" "$pgdb"
+    touch "$pgdump.complete"
+  fi
+fi
 
 # One more 1,000-file card: into a copy of this archive against into an empty one (paired, order rotated). With
 # Postgres: a copy of its database (CREATE DATABASE ... TEMPLATE) against a fresh migrated one, each with an
@@ -255,7 +265,9 @@ if [ "$pg" = 1 ]; then
 fi
 
 # One figure per line: SQLite, Postgres, Postgres / SQLite, the target (and which catalog missed it), a note.
-fmt() { if [ -n "$1" ]; then printf '%.*f %s' "$2" "$1" "$3"; else echo "-"; fi; }
+fmt() { # value decimals unit
+  if [ -z "$1" ]; then echo "-"; elif [ "$3" = x ]; then printf '%.*fx' "$2" "$1"; else printf '%.*f %s' "$2" "$1" "$3"; fi
+}
 row() { # label figure decimals unit op limit target-text [note]
   local label=$1 key=$2 dec=$3 unit=$4 op=$5 limit=$6 tt=$7 note=${8:-} s p ratio="" miss="" arm v
   s=${R[sqlite.$key]:-}; p=${R[postgres.$key]:-}
@@ -268,25 +280,25 @@ row() { # label figure decimals unit op limit target-text [note]
       [ "$(echo "$v $op $limit" | bc -l)" = 1 ] || miss+="${miss:+,}$arm"
     done
   fi
-  printf '  %-42s %11s %11s %9s   %s%s%s\n' "$label" "$(fmt "$s" "$dec" "$unit")" "$(fmt "$p" "$dec" "$unit")" \
-    "$ratio" "$tt" "${miss:+ MISSED: $miss}" "${note:+  ($note)}"
+  printf '  %-42s %11s %11s %9s   %s\n' "$label" "$(fmt "$s" "$dec" "$unit")" "$(fmt "$p" "$dec" "$unit")" \
+    "$ratio" "$tt${miss:+ MISSED: $miss}${tt:+${note:+, }}$note"
 }
-both() { # figure decimals: "sqlite-value | postgres-value" for a note
+both() { # figure decimals [unit]: "sqlite-value | postgres-value" for a note
   local s=${R[sqlite.$1]:-} p=${R[postgres.$1]:-}
-  printf '%.*f' "$2" "$s"; [ -z "$p" ] || printf ' | %.*f' "$2" "$p"
+  printf '%.*f%s' "$2" "$s" "${3:+ $3}"; [ -z "$p" ] || printf ' | %.*f%s' "$2" "$p" "${3:+ $3}"
 }
 
 echo
 echo "scale benchmark: $total catalogued files ($nc couples x $ncam cameras x $nfiles), blobs absent"
-echo "  catalogs: SQLite $gen_sqlite; Postgres 15 on 127.0.0.1 $gen_pg"
+echo "  catalogs: SQLite $gen_sqlite; Postgres 15 (127.0.0.1) $gen_pg"
 printf '  %-42s %11s %11s %9s   %s\n' "" "SQLite" "Postgres" "PG/SQLite" "target"
 row "mount ready (ls / answers)" ready 2 s "<" 1 "< 1 s"
 row "daemon RSS after start" rss_start 0 MB "<" 150 "< 150 MB"
 row "daemon RSS after a full find" rss_find 0 MB "<" 300 "< 300 MB"
-row "ls -l of a $nfiles-file camera folder, cold" ls 3 s "<" 0.05 "< 0.05 s" "native $(both ls_native 3) s"
-row "find of the whole tree, cold" find 2 s "" "" "" "native $(both find_native 2) s"
+row "ls -l of a $nfiles-file camera folder, cold" ls 3 s "<" 0.05 "< 0.05 s" "native $(both ls_native 3 s)"
+row "find of the whole tree, cold" find 2 s "" "" "" "native $(both find_native 2 s)"
 row "  find / native find" find_x 2 x "<=" 3 "<= 3x"
-row "ls -f of .by-hash, cold" byhash_ls 2 s "" "" "" "$(both byhash_n 0) entries"
+row "ls -f of .by-hash, cold" byhash_ls 2 s "" "" "" "entries $(both byhash_n 0)"
 row "  daemon RSS after it" rss_byhash 0 MB "" "" ""
 row "stat of one .by-hash name, cold" byhash_stat 3 s "" "" ""
 row "couple list" couples 3 s "<" 0.5 "< 0.5 s"
@@ -295,12 +307,14 @@ row "sessions" sessions 3 s "<" 0.5 "< 0.5 s"
 row "status" status 3 s "<" 0.5 "< 0.5 s"
 row "info of one file" info 3 s "<" 0.5 "< 0.5 s"
 row "verify, every blob missing" verify 2 s "<" 60 "< 60 s"
-row "import of a 1,000-file card" import 2 s "" "" "" "empty archive $(both import_empty 2) s"
+row "import of a 1,000-file card" import 2 s "" "" "" "into an empty archive $(both import_empty 2 s)"
 row "  import / into an empty archive, paired" import_x 2 x "<=" 1.2 "<= 1.2x"
-echo "  verify output: sqlite ${R[sqlite.verify_out]}"
-[ "$pg" = 1 ] && echo "                 postgres ${R[postgres.verify_out]}"
-echo "  runs: ls -l sqlite ${R[sqlite.ls_runs]}; import big${imp[big]} | empty${imp[small]}"
-[ "$pg" = 1 ] && echo "        ls -l postgres ${R[postgres.ls_runs]}; import big${imp[pbig]} | empty${imp[psmall]}"
+echo "  verify output, sqlite:   ${R[sqlite.verify_out]}"
+[ "$pg" = 1 ] && echo "  verify output, postgres: ${R[postgres.verify_out]}"
+# shellcheck disable=SC2086 # the per-run lists split into numbers
+echo "  runs, sqlite:   ls -l mount ${R[sqlite.ls_runs]}; import big $(runs_of ${imp[big]})| empty $(runs_of ${imp[small]})"
+# shellcheck disable=SC2086
+[ "$pg" = 1 ] && echo "  runs, postgres: ls -l mount ${R[postgres.ls_runs]}; import big $(runs_of ${imp[pbig]})| empty $(runs_of ${imp[psmall]})"
 if [ -s "$fails" ]; then
   echo "  FAILED commands ($(wc -l <"$fails")), see $fails:"; sed 's/^/    /' "$fails"
 fi

@@ -266,11 +266,17 @@ impl ReadCatalog for SqliteConn {
         if total == 0 || limit == 0 {
             return Ok((total, Vec::new()));
         }
-        // `+hash`: found through the partial index of unhealthy blobs and sorted, instead of a walk of every
-        // blob in hash order looking for them (seconds on a cold catalog of a million blobs with none unhealthy).
+        // Few unhealthy blobs: found through their partial index and sorted (`+hash`), not by a walk of every
+        // blob in hash order (seconds on a cold catalog of a million). Many: the walk finds the first ones at
+        // once, where the partial index would fetch and sort them all (seconds again).
+        let sql = if total <= 1000 {
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY +hash LIMIT ?1"
+        } else {
+            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash LIMIT ?1"
+        };
         let first = rows(
             &self.conn,
-            "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY +hash LIMIT ?1",
+            sql,
             [limit],
             |r| Ok((r.get(0)?, r.get(1)?)),
             "list unhealthy blobs",

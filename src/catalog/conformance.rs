@@ -527,9 +527,11 @@ pub fn health_suite(b: &dyn CatalogBackend) {
     finalize_all(&mut *c, couple, session, &items);
     let h = hash(1);
     let before = c.last_event_id().expect("last event");
+    assert!(!c.any_unhealthy_blob().expect("any unhealthy"));
     assert!(c.set_blob_unhealthy(&h, "damaged", "bad read at 0").expect("unhealthy"));
     assert!(!c.set_blob_unhealthy(&h, "damaged", "again").expect("not news twice"));
     assert_eq!(c.unhealthy_blobs().expect("unhealthy"), vec![(h.clone(), "damaged".to_string())]);
+    assert!(c.any_unhealthy_blob().expect("any unhealthy"));
     assert_eq!(c.blob_health(&h).expect("health").as_deref(), Some("damaged"));
     assert!(!c.couple_has_blob(couple, &h).expect("a damaged blob is not a duplicate"));
     c.heal_blob(&h, Some(session), "verified copy").expect("heal");

@@ -314,6 +314,9 @@ pub trait ReadCatalog {
     /// a million blobs when an external disk was not mounted for `verify`).
     fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)>;
 
+    /// Whether any blob is unhealthy (one index probe, whatever their number).
+    fn any_unhealthy_blob(&self) -> Result<bool>;
+
     /// `ok`, `damaged` or `missing` for a catalogued blob; `None` for content the catalog does not know.
     fn blob_health(&self, hash: &str) -> Result<Option<String>>;
 

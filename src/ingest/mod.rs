@@ -215,7 +215,7 @@ struct Unhealthy {
 
 impl Unhealthy {
     fn new(cat: Catalog) -> Self {
-        let none = matches!(cat.unhealthy_blobs_first(0), Ok((0, _)));
+        let none = matches!(cat.any_unhealthy_blob(), Ok(false));
         Unhealthy { cat: Mutex::new(cat), seen: Mutex::default(), none }
     }
 

@@ -272,6 +272,10 @@ impl ReadCatalog for PgConn {
         )
     }
 
+    fn any_unhealthy_blob(&self) -> Result<bool> {
+        one(&mut *self.c()?, "SELECT EXISTS(SELECT 1 FROM blobs WHERE health <> 'ok')", &[], "look for unhealthy blobs")
+    }
+
     fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)> {
         let mut c = self.c()?;
         let total = one(&mut *c, "SELECT COUNT(*) FROM blobs WHERE health <> 'ok'", &[], "count unhealthy blobs")?;

@@ -258,6 +258,12 @@ impl ReadCatalog for SqliteConn {
         )
     }
 
+    fn any_unhealthy_blob(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM blobs WHERE health <> 'ok')", [], |r| r.get(0))
+            .ctx("look for unhealthy blobs")
+    }
+
     fn unhealthy_blobs_first(&self, limit: u32) -> Result<(i64, Vec<(String, String)>)> {
         let total = self
             .conn
@@ -274,13 +280,7 @@ impl ReadCatalog for SqliteConn {
         } else {
             "SELECT hash, health FROM blobs WHERE health <> 'ok' ORDER BY hash LIMIT ?1"
         };
-        let first = rows(
-            &self.conn,
-            sql,
-            [limit],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-            "list unhealthy blobs",
-        )?;
+        let first = rows(&self.conn, sql, [limit], |r| Ok((r.get(0)?, r.get(1)?)), "list unhealthy blobs")?;
         Ok((total, first))
     }
 

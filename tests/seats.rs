@@ -131,15 +131,8 @@ fn two_seats_importing_one_couple_at_once_one_is_refused_with_a_clear_message() 
     let big = root.path().join("big");
     write_big(&big.join("A001.MOV"), 200 << 20, 5);
     let small = root.path().join("small");
-    let clips = card(&small, 3, 2);
-    let mut first = a
-        .cmd()
-        .args(["import", "--couple", &couple])
-        .arg(&big)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn import on seat a");
+    card(&small, 3, 2);
+    let first = spawn_import(&a, &couple, &big, &[]);
     a.env.wait_for_temp_over(8 << 20);
     let out = b.cmd().args(["import", "--couple", &couple]).arg(&small).output().expect("import on seat b");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -149,16 +142,7 @@ fn two_seats_importing_one_couple_at_once_one_is_refused_with_a_clear_message() 
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     // Another couple imports on seat b meanwhile.
     b.ok(&["import", "--couple", &other, small.to_str().unwrap()]);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = first.try_wait().expect("try_wait") {
-            break st;
-        }
-        assert!(start.elapsed() < Duration::from_secs(180), "seat a's import did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut first.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = finish(first, Duration::from_secs(180));
     assert!(status.success(), "seat a's import: {err}");
     // Once it is done, seat b may import into the couple.
     b.ok(&["import", "--couple", &couple, small.to_str().unwrap()]);
@@ -173,7 +157,6 @@ fn two_seats_importing_one_couple_at_once_one_is_refused_with_a_clear_message() 
         4
     );
     assert_no_half_rows(pg, &db);
-    let _ = clips;
 }
 
 /// Takes a lock on the files table in an open transaction (as the migration role, the tables' owner), so the
@@ -223,14 +206,12 @@ fn wait_for_blocked_finalize(pg: &PgServer, db: &str, import: &mut Child) {
     }
 }
 
-/// An import on a seat, its stderr piped, with the retry policy given (delays in seconds, failures before a
-/// pause).
-fn spawn_import(seat: &Seat, couple: &str, dir: &Path, delays: &str, max_failures: &str) -> Child {
+/// An import on a seat in the background, its stderr piped, with extra environment (a retry policy).
+fn spawn_import(seat: &Seat, couple: &str, dir: &Path, vars: &[(&str, &str)]) -> Child {
     seat.cmd()
         .args(["import", "--couple", couple])
         .arg(dir)
-        .env("NIGHTFOX_RETRY_DELAYS", delays)
-        .env("NIGHTFOX_MAX_FAILURES", max_failures)
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -276,7 +257,12 @@ fn postgres_killed_during_a_finalize_leaves_no_half_rows_and_the_import_retries_
     // 1. A short outage: the server is back within the retry window, the import finishes by itself.
     let first = card(&root.path().join("first"), 6, 3);
     let lock = hold_files_lock(&pg, &db);
-    let mut import = spawn_import(&a, &couple, &root.path().join("first"), "1", "40");
+    let mut import = spawn_import(
+        &a,
+        &couple,
+        &root.path().join("first"),
+        &[("NIGHTFOX_RETRY_DELAYS", "1"), ("NIGHTFOX_MAX_FAILURES", "40")],
+    );
     wait_for_blocked_finalize(&pg, &db, &mut import);
     pg.crash();
     stop(lock);
@@ -306,7 +292,12 @@ fn postgres_killed_during_a_finalize_leaves_no_half_rows_and_the_import_retries_
     // 2. A long outage: the import pauses with one clear line; the mount serves what it has meanwhile.
     let second = card(&root.path().join("second"), 5, 4);
     let lock = hold_files_lock(&pg, &db);
-    let mut import = spawn_import(&a, &couple, &root.path().join("second"), "0.2", "3");
+    let mut import = spawn_import(
+        &a,
+        &couple,
+        &root.path().join("second"),
+        &[("NIGHTFOX_RETRY_DELAYS", "0.2"), ("NIGHTFOX_MAX_FAILURES", "3")],
+    );
     wait_for_blocked_finalize(&pg, &db, &mut import);
     let session: i64 = sql(&pg, &db, "SELECT MAX(id) FROM import_sessions").parse().expect("a session id");
     pg.crash();
@@ -500,14 +491,7 @@ fn a_file_written_into_one_seats_ingest_waits_for_the_other_seats_import_of_the_
     let _m = Mount::start_with(&a.env, &mp, &[], &[(nightfox_var(), a.app_dsn.as_str())]);
     let big = root.path().join("big");
     write_big(&big.join("BIG.MP4"), 300 << 20, 9);
-    let mut import = b
-        .cmd()
-        .args(["import", "--couple", &couple])
-        .arg(&big)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn import on seat b");
+    let mut import = spawn_import(&b, &couple, &big, &[]);
     b.env.wait_for_temp_over(8 << 20);
     fs::write(mp.join("ingest").join(&couple).join("SMALL.MOV"), data(11, 100_000)).unwrap();
     assert!(

@@ -1605,18 +1605,18 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                 Some("auto") => None,
                 Some(t) => Some(FootageType::parse(t)?),
             };
-            let post = post_import_for(post_import.as_deref().unwrap_or(&row.post_import), &path)?;
+            let post = post_import_for(post_import.as_deref().unwrap_or(&row.post_import), &path)?.as_string();
             cat.update_source(
                 id,
                 &crate::catalog::SourceSettings {
                     path: &path,
                     username: &username,
-                    password_enc: &row.password_enc,
                     couple_id,
                     footage_type,
                     camera_id,
-                    post_import: &post.as_string(),
+                    post_import: &post,
                     duplicates: duplicates.unwrap_or(row.duplicates),
+                    ..row.settings()
                 },
             )?;
             println!("{}", cat.source(id)?.url());
@@ -1626,19 +1626,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             let row = cat.source(id)?;
             let password = password_from_stdin()?;
             let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
-            cat.update_source(
-                id,
-                &crate::catalog::SourceSettings {
-                    path: &row.path,
-                    username: &row.username,
-                    password_enc: &enc,
-                    couple_id: row.couple_id,
-                    footage_type: row.footage_type,
-                    camera_id: row.camera_id,
-                    post_import: &row.post_import,
-                    duplicates: row.duplicates,
-                },
-            )?;
+            cat.update_source(id, &crate::catalog::SourceSettings { password_enc: &enc, ..row.settings() })?;
             eprintln!("the password of source {id} is replaced; `nightfox source test {id}` tries it");
             Ok(0)
         }

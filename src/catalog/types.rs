@@ -458,6 +458,20 @@ pub struct NetworkSource {
 }
 
 impl NetworkSource {
+    /// What `update_source` may change of this source, as it is now (edits start from it).
+    pub fn settings(&self) -> SourceSettings<'_> {
+        SourceSettings {
+            path: &self.path,
+            username: &self.username,
+            password_enc: &self.password_enc,
+            couple_id: self.couple_id,
+            footage_type: self.footage_type,
+            camera_id: self.camera_id,
+            post_import: &self.post_import,
+            duplicates: self.duplicates,
+        }
+    }
+
     /// The source as a URL, without credentials: `smb://host:port/share/path`.
     pub fn url(&self) -> String {
         let path = self.path.trim_start_matches('/');

@@ -170,6 +170,16 @@ impl<'a> PgFinalize<'a> {
         }
     }
 
+    /// A query of this transaction whose rows are one column.
+    fn q_column<T: for<'b> postgres::types::FromSql<'b>>(
+        &self,
+        sql: &'static str,
+        params: &[P<'_>],
+        ctx: &str,
+    ) -> Result<Vec<T>> {
+        self.q(sql, params, ctx)?.iter().map(|r| r.try_get(0)).collect::<PgResult<_>>().ctx(ctx)
+    }
+
     /// A query of this transaction that returns at most one row.
     fn q_opt<T>(
         &self,
@@ -319,17 +329,12 @@ impl Finalize for PgFinalize<'_> {
         if hashes.is_empty() {
             return Ok(());
         }
-        let present: Vec<String> = self
-            .q(
-                "SELECT DISTINCT b.hash FROM blobs b JOIN files f ON f.blob_id = b.id
+        let present: Vec<String> = self.q_column(
+            "SELECT DISTINCT b.hash FROM blobs b JOIN files f ON f.blob_id = b.id
                WHERE b.hash = ANY($2) AND f.couple_id = $1 AND b.health = 'ok' AND f.trash_id IS NULL",
-                &[(&couple_id, Type::INT8), (&hashes, Type::TEXT_ARRAY)],
-                "check duplicates",
-            )?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<PgResult<_>>()
-            .ctx("check duplicates")?;
+            &[(&couple_id, Type::INT8), (&hashes, Type::TEXT_ARRAY)],
+            "check duplicates",
+        )?;
         let mut known: HashMap<String, bool> = hashes.iter().map(|h| (h.to_string(), false)).collect();
         for h in present {
             known.insert(h, true);
@@ -364,25 +369,15 @@ impl Finalize for PgFinalize<'_> {
     fn name_taken(&self, couple_id: i64, ft: FootageType, camera_id: Option<i64>, key: &str) -> Result<bool> {
         let dir = (couple_id, ft.as_str(), camera_id.unwrap_or(0));
         if !self.names.borrow().contains_key(&dir) {
-            let keys: Vec<String> = self
-                .q(
-                    "SELECT name_key FROM files WHERE couple_id = $1 AND footage_type = $2
-                       AND COALESCE(camera_id, 0) = $3
-                     UNION ALL SELECT name_key FROM file_aliases WHERE couple_id = $1 AND footage_type = $2
-                       AND COALESCE(camera_id, 0) = $3
-                     LIMIT $4",
-                    &[
-                        (&dir.0, Type::INT8),
-                        (&dir.1, Type::TEXT),
-                        (&dir.2, Type::INT8),
-                        (&(NAMES_AT_ONCE + 1), Type::INT8),
-                    ],
-                    "read the names of a folder",
-                )?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<PgResult<_>>()
-                .ctx("read the names of a folder")?;
+            let keys: Vec<String> = self.q_column(
+                "SELECT name_key FROM files WHERE couple_id = $1 AND footage_type = $2
+                   AND COALESCE(camera_id, 0) = $3
+                 UNION ALL SELECT name_key FROM file_aliases WHERE couple_id = $1 AND footage_type = $2
+                   AND COALESCE(camera_id, 0) = $3
+                 LIMIT $4",
+                &[(&dir.0, Type::INT8), (&dir.1, Type::TEXT), (&dir.2, Type::INT8), (&(NAMES_AT_ONCE + 1), Type::INT8)],
+                "read the names of a folder",
+            )?;
             let all = (keys.len() as i64 <= NAMES_AT_ONCE).then(|| keys.into_iter().collect());
             self.names.borrow_mut().insert(dir, all);
         }

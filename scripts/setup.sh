@@ -9,12 +9,12 @@ ascmhl=0
 s3=0
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev postgresql-15) ; nfs_server=1 ; ascmhl=1 ; s3=1 ;;
+    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev postgresql-15 nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2) ; nfs_server=1 ; ascmhl=1 ; s3=1 ;;
     s3) s3=1 ;;
     postgres) want+=(postgresql-15) ;;
-    network) want+=(samba smbclient libsmbclient-dev bc) ; nfs_server=1 ;;
+    network) want+=(samba smbclient libsmbclient-dev bc nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2) ; nfs_server=1 ;;
     demo) want+=(ffmpeg) ;;
-    bench) want+=(b3sum fio bindfs bc postgresql-15) ;;
+    bench) want+=(b3sum fio bindfs bc postgresql-15 nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2) ;;
     *) echo "setup.sh: unknown role $role" >&2; exit 2 ;;
   esac
 done

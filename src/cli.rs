@@ -171,12 +171,31 @@ enum Command {
         #[arg(long)]
         verify_reads: bool,
     },
+    /// Serve the read-only tree (couples, `.by-hash`) over NFSv3 without a FUSE mount, until SIGINT/SIGTERM: for
+    /// Macs without macFUSE and Windows seats. `/ingest` is not exported (NFSv3 has no close to commit on).
+    #[cfg(feature = "nfs-export")]
+    ExportNfs {
+        /// Address to listen on (IPv4). Anything but loopback needs --allow-remote.
+        #[arg(long, default_value = "127.0.0.1:2049")]
+        listen: std::net::SocketAddr,
+        /// Allow a listen address other machines can reach (every client that reaches it can read the archive).
+        #[arg(long)]
+        allow_remote: bool,
+    },
     /// Mount the archive and keep the enabled network sources flowing in, until SIGINT/SIGTERM.
     Serve {
         mountpoint: PathBuf,
         /// Let other users (and root) see the mount.
         #[arg(long)]
         allow_other: bool,
+        /// Also export the read-only tree over NFSv3 on this address (IPv4; loopback unless --allow-remote).
+        #[cfg(feature = "nfs-export")]
+        #[arg(long, value_name = "ADDR")]
+        nfs: Option<std::net::SocketAddr>,
+        /// Allow an NFS listen address other machines can reach.
+        #[cfg(feature = "nfs-export")]
+        #[arg(long, requires = "nfs")]
+        allow_remote: bool,
         /// Time between two passes over each source: 500ms, 60s, 5m...
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         poll_interval: std::time::Duration,
@@ -1098,7 +1117,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
             let a = open(&cli.archive)?;
-            let lock = crate::serve::lock_daemon(&a, &mountpoint, "mount", None)?;
+            let lock =
+                crate::serve::lock_daemon(&a, &crate::serve::absolute(&mountpoint).to_string_lossy(), "mount", None)?;
             let opts =
                 crate::frontends::fuse::MountOptions { allow_other, no_passthrough: no_passthrough || verify_reads };
             let mount = crate::frontends::fuse::FuseMount::new(&mountpoint, opts);
@@ -1106,12 +1126,42 @@ fn run(cli: Cli) -> Result<i32> {
             crate::frontends::serve_with(a, fs_opts, vec![Box::new(mount)], move || drop(lock))?;
             Ok(0)
         }
-        Command::Serve { mountpoint, allow_other, poll_interval, scrub_every, scrub_limit, scrub_rate } => {
+        #[cfg(feature = "nfs-export")]
+        Command::ExportNfs { listen, allow_remote } => {
+            use crate::frontends::nfs::{ExportOptions, NfsExport};
+            let opts = ExportOptions { listen, allow_remote };
+            opts.check()?;
+            let a = open(&cli.archive)?;
+            let lock = crate::serve::lock_daemon(&a, &format!("nfs://{listen}/"), "export-nfs", None)?;
+            crate::frontends::serve(a, vec![Box::new(NfsExport::new(opts))], move || drop(lock))?;
+            Ok(0)
+        }
+        Command::Serve {
+            mountpoint,
+            allow_other,
+            #[cfg(feature = "nfs-export")]
+            nfs,
+            #[cfg(feature = "nfs-export")]
+            allow_remote,
+            poll_interval,
+            scrub_every,
+            scrub_limit,
+            scrub_rate,
+        } => {
             let a = open(&cli.archive)?;
             let mount = crate::frontends::fuse::MountOptions { allow_other, ..Default::default() };
             let scrub =
                 crate::serve::ScrubSchedule::resolve(a.config.scrub.as_ref(), scrub_every, scrub_limit, scrub_rate)?;
-            crate::serve::serve(a, &crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub })?;
+            let opts = crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub };
+            #[allow(unused_mut)]
+            let mut front_ends: Vec<Box<dyn crate::frontends::FrontEnd>> = vec![crate::serve::mount_of(&opts)];
+            #[cfg(feature = "nfs-export")]
+            if let Some(listen) = nfs {
+                let export = crate::frontends::nfs::ExportOptions { listen, allow_remote };
+                export.check()?;
+                front_ends.push(Box::new(crate::frontends::nfs::NfsExport::new(export)));
+            }
+            crate::serve::serve_on(a, &opts, front_ends)?;
             Ok(0)
         }
         Command::Status { json } => {

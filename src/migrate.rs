@@ -46,7 +46,7 @@ pub(crate) fn lease_every_couple(cat: &dyn CatalogConn) -> Result<Vec<CoupleLeas
 
 /// Moves every blob of `archive` to the store `to_url` names and switches the archive to it.
 pub fn migrate_blobs(archive: &Archive, to_url: &str, progress: &dyn Observer) -> Result<Migrated> {
-    let _daemon = crate::serve::lock_daemon(archive, &archive.root, "migrate-blobs", None)?;
+    let _daemon = crate::serve::lock_daemon(archive, &archive.root.to_string_lossy(), "migrate-blobs", None)?;
     let cat = archive.catalog()?;
     let leases = lease_every_couple(&*cat)?;
     let target = blobs::open_store(to_url, &archive.root)?;

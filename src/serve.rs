@@ -237,15 +237,17 @@ fn lock_path(archive: &Archive) -> PathBuf {
     archive.lock_path(DAEMON_LOCK)
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute against the working directory (as given when that fails).
+pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Takes the archive's daemon lock for `command` (serve or mount) at `mountpoint`; fails at once, naming the
-/// holder's pid, when another process serves or mounts the archive. A lock left by a dead process is free again.
+/// Takes the archive's daemon lock for `command` (serve or mount) serving at `serving` (a mount point, an
+/// `nfs://` address, the archive for a maintenance command); fails at once, naming the holder's pid, when another
+/// process serves or mounts the archive. A lock left by a dead process is free again.
 pub fn lock_daemon(
     archive: &Archive,
-    mountpoint: &Path,
+    serving: &str,
     command: &str,
     scrub_every: Option<Duration>,
 ) -> Result<DaemonLock> {
@@ -254,7 +256,7 @@ pub fn lock_daemon(
             let note = DaemonNote {
                 pid: std::process::id(),
                 command: command.to_string(),
-                mountpoint: absolute(mountpoint).to_string_lossy().into_owned(),
+                mountpoint: serving.to_string(),
                 started_at: crate::catalog::now(),
                 scrub_every: scrub_every.map(|d| d.as_secs()),
             };
@@ -317,8 +319,12 @@ struct Ctx {
 /// Runs the daemon until SIGINT/SIGTERM or an external unmount. Returns once the mount is gone and every source
 /// poller has stopped at a safe point.
 pub fn serve(archive: Archive, opts: &ServeOptions) -> Result<()> {
-    let mount: Box<dyn FrontEnd> = Box::new(FuseMount::new(&absolute(&opts.mountpoint), opts.mount));
-    serve_on(archive, opts, vec![mount])
+    serve_on(archive, opts, vec![mount_of(opts)])
+}
+
+/// The FUSE mount of `opts` as a front end (the first of [`serve_on`]'s).
+pub fn mount_of(opts: &ServeOptions) -> Box<dyn FrontEnd> {
+    Box::new(FuseMount::new(&absolute(&opts.mountpoint), opts.mount))
 }
 
 /// [`serve`] through the given front ends (the mount first; an export may run beside it).
@@ -336,7 +342,7 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
             .map_err(|e| Error::Invalid(format!("cannot install the handler of signal {sig}: {e}")))?;
     }
     let mp = absolute(&opts.mountpoint);
-    let lock = lock_daemon(&archive, &mp, "serve", opts.scrub.map(|s| s.every))?;
+    let lock = lock_daemon(&archive, &mp.to_string_lossy(), "serve", opts.scrub.map(|s| s.every))?;
     for f in &front_ends {
         f.check()?;
     }

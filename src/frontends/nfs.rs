@@ -8,14 +8,16 @@
 //! listing leaves it out and a lookup of it is NFS3ERR_NOENT.
 //!
 //! NFS clients revalidate what they cached by a directory's mtime/ctime. Folders of the tree carry the time of
-//! their newest import in whole seconds, so two imports within one second would look alike: every change the core
-//! announces for a directory adds a nanosecond here (the count lives in memory; after a restart the times fall
-//! back to whole seconds, which clients also see as a change).
+//! their newest import in whole seconds, so two imports within one second would look alike; and the core names
+//! only the deepest folder *it* showed for a new file, while an NFS client may have cached any folder (across a
+//! restart of the daemon too). So every change the core announces adds a nanosecond to the times of every folder
+//! here: a client looks again at the folders it uses (a cheap READDIRPLUS) after each import. The count lives in
+//! memory; after a restart the times fall back to whole seconds, which clients also see as a change.
 //!
 //! The sync core runs on tokio's blocking pool; the server has a small runtime of its own.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use nfs3_server::nfs3_types::nfs3::{fattr3, filename3, ftype3, nfspath3, nfsstat3, nfstime3, specdata3, FSINFO3resok};
@@ -36,8 +38,6 @@ const READ_MAX: u32 = 1 << 20;
 const LISTINGS: usize = 64;
 /// `.by-hash` entries read per page.
 const HASH_PAGE: usize = 512;
-/// Directories whose change count is kept; the map is emptied past this (times fall back to whole seconds).
-const BUMPS_MAX: usize = 100_000;
 /// The `fsid` of every node.
 const FSID: u64 = 0x4e46_4f58;
 
@@ -113,20 +113,13 @@ impl FrontEnd for NfsExport {
             .build()
             .map_err(|e| Error::io("the NFS export's runtime", e))?;
         let adapter = NfsAdapter::new(Arc::clone(fs));
-        let bumps = Arc::clone(&adapter.bumps);
+        let changes = Arc::clone(&adapter.changes);
         let listings = Arc::clone(&adapter.listings);
         fs.subscribe(move |c| {
-            let dir = match c {
-                Change::NewEntry { parent, .. } | Change::EntryGone { parent, .. } => *parent,
-                Change::DirChanged(d) => *d,
-                Change::ContentChanged(_) => return,
-            };
-            let mut b = bumps.lock();
-            if b.len() >= BUMPS_MAX {
-                b.clear();
+            if !matches!(c, Change::ContentChanged(_)) {
+                changes.fetch_add(1, Ordering::Relaxed);
+                listings.lock().clear();
             }
-            *b.entry(dir).or_insert(0) += 1;
-            listings.lock().retain(|(d, _)| *d != dir);
         });
         let addr = self.options.listen.to_string();
         let gen = generation(fs);
@@ -169,13 +162,16 @@ impl FrontEnd for NfsExport {
     }
 }
 
+/// Listings being paged through, most recent last: (directory, its entries).
+type Listings = Mutex<Vec<(u64, Arc<Vec<DirEntry>>)>>;
+
 /// `nfs3_server`'s view of the core.
 struct NfsAdapter {
     fs: Arc<ArchiveFs>,
-    /// Changes counted per directory since the start (added to its times in nanoseconds).
-    bumps: Arc<Mutex<HashMap<u64, u32>>>,
-    /// Listings being paged through, most recent last: (directory, entries).
-    listings: Arc<Mutex<Vec<(u64, Arc<Vec<DirEntry>>)>>>,
+    /// Changes of the tree since the start (added to every folder's times in nanoseconds).
+    changes: Arc<AtomicI64>,
+    /// Listings being paged through.
+    listings: Arc<Listings>,
 }
 
 /// The core's answers carry no per-request identity here: the exported tree is 0444/0555 for everyone.
@@ -222,12 +218,12 @@ fn exported(a: &Attr) -> bool {
 
 impl NfsAdapter {
     fn new(fs: Arc<ArchiveFs>) -> NfsAdapter {
-        NfsAdapter { fs, bumps: Arc::default(), listings: Arc::default() }
+        NfsAdapter { fs, changes: Arc::default(), listings: Arc::default() }
     }
 
-    fn fattr(bumps: &Mutex<HashMap<u64, u32>>, a: &Attr) -> fattr3 {
+    fn fattr(changes: &AtomicI64, a: &Attr) -> fattr3 {
         let bump = match a.kind {
-            Kind::Dir => bumps.lock().get(&a.ino).copied().unwrap_or(0) as i64,
+            Kind::Dir => changes.load(Ordering::Relaxed),
             Kind::File => 0,
         };
         fattr3 {
@@ -254,7 +250,7 @@ impl NfsAdapter {
     /// one is kept, else read anew (and kept).
     fn listing(
         fs: &ArchiveFs,
-        listings: &Mutex<Vec<(u64, Arc<Vec<DirEntry>>)>>,
+        listings: &Listings,
         dir: u64,
         fresh: bool,
     ) -> Result<Arc<Vec<DirEntry>>, nfsstat3> {
@@ -281,22 +277,22 @@ impl NfsAdapter {
 /// What READDIRPLUS pages through: a listing taken whole (cookie = the entry's inode) or `.by-hash` read in
 /// pages (cookie = the blob's id).
 enum Listing {
-    Whole { entries: Arc<Vec<DirEntry>>, at: usize, bumps: Arc<Mutex<HashMap<u64, u32>>> },
+    Whole { entries: Arc<Vec<DirEntry>>, at: usize, changes: Arc<AtomicI64> },
     Paged { fs: Arc<ArchiveFs>, dir: u64, page: std::vec::IntoIter<(u64, DirEntry)>, after: u64, done: bool },
 }
 
 impl ReadDirPlusIterator<FileHandleU64> for Listing {
     async fn next(&mut self) -> NextResult<DirEntryPlus<FileHandleU64>> {
         match self {
-            Listing::Whole { entries, at, bumps } => {
+            Listing::Whole { entries, at, changes } => {
                 let Some(e) = entries.get(*at) else { return NextResult::Eof };
                 *at += 1;
-                NextResult::Ok(entry(bumps, e, e.attr.ino))
+                NextResult::Ok(entry(changes, e, e.attr.ino))
             }
             Listing::Paged { fs, dir, page, after, done } => {
                 if let Some((cookie, e)) = page.next() {
                     *after = cookie;
-                    return NextResult::Ok(entry(&Mutex::default(), &e, cookie));
+                    return NextResult::Ok(entry(&AtomicI64::new(0), &e, cookie));
                 }
                 if *done {
                     return NextResult::Eof;
@@ -309,7 +305,7 @@ impl ReadDirPlusIterator<FileHandleU64> for Listing {
                         match page.next() {
                             Some((cookie, e)) => {
                                 *after = cookie;
-                                NextResult::Ok(entry(&Mutex::default(), &e, cookie))
+                                NextResult::Ok(entry(&AtomicI64::new(0), &e, cookie))
                             }
                             None => NextResult::Eof,
                         }
@@ -321,12 +317,12 @@ impl ReadDirPlusIterator<FileHandleU64> for Listing {
     }
 }
 
-fn entry(bumps: &Mutex<HashMap<u64, u32>>, e: &DirEntry, cookie: u64) -> DirEntryPlus<FileHandleU64> {
+fn entry(changes: &AtomicI64, e: &DirEntry, cookie: u64) -> DirEntryPlus<FileHandleU64> {
     DirEntryPlus {
         fileid: e.attr.ino,
         name: filename3::from(e.name.clone()),
         cookie,
-        name_attributes: Some(NfsAdapter::fattr(bumps, &e.attr)),
+        name_attributes: Some(NfsAdapter::fattr(changes, &e.attr)),
         name_handle: Some(FileHandleU64::new(e.attr.ino)),
     }
 }
@@ -355,13 +351,13 @@ impl NfsReadFileSystem for NfsAdapter {
     }
 
     async fn getattr(&self, id: &FileHandleU64) -> Result<fattr3, nfsstat3> {
-        let (fs, bumps, ino) = (Arc::clone(&self.fs), Arc::clone(&self.bumps), u64::from(*id));
+        let (fs, changes, ino) = (Arc::clone(&self.fs), Arc::clone(&self.changes), u64::from(*id));
         blocking(move || {
             if ino::owns_ingest(ino) {
                 return Err(nfsstat3::NFS3ERR_STALE);
             }
             match fs.getattr(ino) {
-                Ok((a, _)) => Ok(NfsAdapter::fattr(&bumps, &a)),
+                Ok((a, _)) => Ok(NfsAdapter::fattr(&changes, &a)),
                 // A handle of a node the archive no longer has (or a folder of an old path after a restart).
                 Err(FsError::NotFound) => Err(nfsstat3::NFS3ERR_STALE),
                 Err(e) => Err(status(e)),
@@ -396,8 +392,8 @@ impl NfsReadFileSystem for NfsAdapter {
         dir: &FileHandleU64,
         cookie: u64,
     ) -> Result<impl ReadDirPlusIterator<FileHandleU64>, nfsstat3> {
-        let (fs, listings, bumps, dir) =
-            (Arc::clone(&self.fs), Arc::clone(&self.listings), Arc::clone(&self.bumps), u64::from(*dir));
+        let (fs, listings, changes, dir) =
+            (Arc::clone(&self.fs), Arc::clone(&self.listings), Arc::clone(&self.changes), u64::from(*dir));
         blocking(move || {
             if ino::owns_ingest(dir) {
                 return Err(nfsstat3::NFS3ERR_STALE);
@@ -422,7 +418,7 @@ impl NfsReadFileSystem for NfsAdapter {
                 }
                 at = pos.ok_or(nfsstat3::NFS3ERR_BAD_COOKIE)? + 1;
             }
-            Ok(Listing::Whole { entries, at, bumps })
+            Ok(Listing::Whole { entries, at, changes })
         })
         .await
     }

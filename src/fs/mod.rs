@@ -47,6 +47,10 @@ const REFRESH: Duration = Duration::from_millis(250);
 
 /// Open blobs `read_at` keeps.
 const READERS: usize = 64;
+/// A `read_at` of at least this many bytes is taken for a streaming read, and the next `READ_AHEAD` bytes of the
+/// blob are asked for ahead.
+const STREAMING_READ: usize = 256 << 10;
+const READ_AHEAD: u64 = 8 << 20;
 
 /// Something a front end may have cached that changed (see [`ArchiveFs::subscribe`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -506,10 +510,16 @@ impl ArchiveFs {
                 file
             }
         };
-        file.read_at(buf, offset).map_err(|e| {
+        let n = file.read_at(buf, offset).map_err(|e| {
             error!("read of inode {ino} failed: {e}");
             FsError::Io
-        })
+        })?;
+        // A client without open/close reads a clip as a run of large reads, one at a time: ask for the next
+        // stretch now, so the disk works while this one crosses the network.
+        if buf.len() >= STREAMING_READ && n == buf.len() {
+            file.will_need(offset + n as u64, READ_AHEAD);
+        }
+        Ok(n)
     }
 
     /// Reads through a handle of `/ingest`.

@@ -323,7 +323,7 @@ enum SourceCmd {
     /// Add a source (disabled until `source test` passes); prints its id.
     Add {
         /// smb://[[DOMAIN;]user@]host[:port]/share/path or
-        /// nfs://host[:port]/export/path[?mount_port=N][&export=/long/export]
+        /// nfs://host[:port]/export/path[?mount_port=N][&export=/long/export][&uid=N&gid=N]
         url: String,
         #[arg(long)]
         couple: String,
@@ -1529,14 +1529,26 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
     match cmd {
         SourceCmd::Add { url, couple, footage_type, camera, user, domain, password_stdin, post_import, duplicates } => {
             let u = crate::sources::SourceUrl::parse(&url)?;
-            let user = match (u.user.clone(), user) {
-                (Some(a), Some(b)) if a != b => {
-                    return Err(Error::Invalid(format!("the user is given twice: {a:?} in the URL, {b:?} with --user")))
+            let username = if u.protocol == "nfs" {
+                // The AUTH_SYS identity, `UID:GID` from `?uid=&gid=`.
+                if user.is_some() || domain.is_some() {
+                    return Err(Error::Invalid(
+                        "an NFS source has no user or domain: give the identity as ?uid=N&gid=N in the URL".into(),
+                    ));
                 }
-                (Some(a), _) => Some(a),
-                (None, b) => b,
+                u.user.clone().unwrap_or_default()
+            } else {
+                let user = match (u.user.clone(), user) {
+                    (Some(a), Some(b)) if a != b => {
+                        return Err(Error::Invalid(format!(
+                            "the user is given twice: {a:?} in the URL, {b:?} with --user"
+                        )))
+                    }
+                    (Some(a), _) => Some(a),
+                    (None, b) => b,
+                };
+                smb_username(&u.protocol, user.as_deref(), domain.as_deref())?
             };
-            let username = smb_username(&u.protocol, user.as_deref(), domain.as_deref())?;
             let couple = cat.couple_by_folder(&couple)?;
             let camera_id = match camera {
                 Some(slug) => Some(cat.camera_by_slug(&slug)?.id),
@@ -1577,7 +1589,12 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                         if s.enabled { "enabled" } else { "disabled" },
                         s.connection_state,
                         s.consecutive_failures,
-                        if s.username.is_empty() { "guest".to_string() } else { format!("user {}", s.username) },
+                        match (s.protocol.as_str(), s.username.is_empty()) {
+                            ("nfs", true) => "uid:gid of nightfox".to_string(),
+                            ("nfs", false) => format!("uid:gid {}", s.username),
+                            (_, true) => "guest".to_string(),
+                            (_, false) => format!("user {}", s.username),
+                        },
                         s.last_error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default()
                     );
                 }

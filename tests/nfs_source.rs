@@ -80,15 +80,19 @@ fn source_is_send_sync_and_new_does_no_io() {
         Error::Io { path, .. } => assert_eq!(path, &PathBuf::from(format!("nfs://127.0.0.1:{port}/footage/a.MP4"))),
         other => panic!("unexpected {other:?}"),
     }
-    for host in ["localhost", "nas.local", "127.0.0.1:2049", ""] {
-        let r = NfsSource::new(NfsConfig {
-            host: host.into(),
-            port: 2049,
-            mount_port: None,
-            export: "/footage".into(),
-            timeout: Duration::from_secs(1),
-        });
-        assert!(matches!(r, Err(Error::Invalid(_))), "host {host:?} accepted");
+    let cfg = |host: &str| NfsConfig {
+        host: host.into(),
+        port: 2049,
+        mount_port: None,
+        export: "/footage".into(),
+        timeout: Duration::from_secs(1),
+    };
+    for host in ["127.0.0.1:2049", "", "nas/x", "a b"] {
+        assert!(matches!(NfsSource::new(cfg(host)), Err(Error::Invalid(_))), "host {host:?} accepted");
+    }
+    // Names are resolved at connect time, not here.
+    for host in ["localhost", "nas.local", "::1", "[::1]"] {
+        assert!(NfsSource::new(cfg(host)).is_ok(), "host {host:?} refused");
     }
 }
 

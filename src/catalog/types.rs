@@ -472,16 +472,36 @@ impl NetworkSource {
         }
     }
 
-    /// The source as a URL, without credentials: `smb://host:port/share/path`.
+    /// The source as a URL, without credentials: `smb://host:port/share/path`, `nfs://host[:port]/export/path`
+    /// with `mount_port=`, `export=` (an export of other than one component) and `uid=&gid=` (an NFS identity,
+    /// stored as `UID:GID` in `username`) as `SourceUrl::parse` reads them. Port 0 (NFS: ask the portmapper) is
+    /// left out.
     pub fn url(&self) -> String {
         let path = self.path.trim_start_matches('/');
-        let mut u = format!("{}://{}:{}/{}", self.protocol, self.host, self.port, self.share.trim_matches('/'));
-        if !path.is_empty() {
-            u.push('/');
-            u.push_str(path);
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let share = self.share.trim_matches('/');
+        let mut u = format!("{}://{host}", self.protocol);
+        if self.port != 0 {
+            u.push_str(&format!(":{}", self.port));
         }
+        u.push('/');
+        u.push_str(&[share, path].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("/"));
+        let mut query = Vec::new();
         if let Some(mp) = self.mount_port {
-            u.push_str(&format!("?mount_port={mp}"));
+            query.push(format!("mount_port={mp}"));
+        }
+        if self.protocol == "nfs" {
+            // The export is the first path component unless named (`/`, `/srv/nfs`).
+            if share.is_empty() || share.contains('/') {
+                query.push(format!("export=/{share}"));
+            }
+            if let Some((uid, gid)) = self.username.split_once(':') {
+                query.push(format!("uid={uid}&gid={gid}"));
+            }
+        }
+        if !query.is_empty() {
+            u.push('?');
+            u.push_str(&query.join("&"));
         }
         u
     }

@@ -68,9 +68,17 @@ pub trait Source: Send + Sync {
     fn reconnect(&self) {}
 }
 
-/// A parsed `smb://[[DOMAIN;]user@]host[:port]/share/path` or `nfs://host[:port]/export/path[?mount_port=N&export=/a/b]`
-/// URL. For NFS the export is the first path component unless `export=` names a deeper one. A password is never
-/// taken from a URL (it would show in `ps`): it comes on standard input.
+/// A parsed source URL. A password is never taken from a URL (it would show in `ps`): it comes on standard input.
+///
+/// - `smb://[[DOMAIN;]user@]host[:port]/share/path` (port 445 if none).
+/// - `nfs://host[:port]/export/path[?mount_port=N][&export=/a/b][&uid=N&gid=N]`: NFSv3. `host` is a name (resolved
+///   at each connect, IPv4 and IPv6, every address tried) or an IP (`[::1]`). Without a port the server's
+///   portmapper (rpcbind, 111) is asked for the NFS and MOUNT ports (stored as port 0; 2049 is tried where no
+///   portmapper answers); with a port and no `mount_port`, the portmapper's MOUNT port is used where it lists NFS at
+///   the given port, else MOUNT is on the given port too (servers with one port for both and no portmapper).
+///   The export is the first path component unless `export=` names a deeper one. `uid=`/`gid=` (both or neither)
+///   are the AUTH_SYS identity the server checks permissions against (default: the identity Nightfox runs as);
+///   they are stored as `UID:GID` in the source's user field (`user`), which SMB uses for `DOMAIN;user`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceUrl {
     pub protocol: String,
@@ -79,8 +87,20 @@ pub struct SourceUrl {
     pub mount_port: Option<u16>,
     pub share: String,
     pub path: String,
-    /// The SMB user of the URL, `DOMAIN;user` when it names a domain.
+    /// SMB: the user of the URL, `DOMAIN;user` when it names a domain. NFS: `UID:GID` from `?uid=&gid=`.
     pub user: Option<String>,
+}
+
+/// The AUTH_SYS identity of an NFS source as stored (`UID:GID`; empty: the process's own).
+pub fn nfs_identity(stored: &str) -> Result<Option<(u32, u32)>> {
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    let parsed = stored.split_once(':').and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)));
+    match parsed {
+        Some(ids) => Ok(Some(ids)),
+        None => Err(Error::Invalid(format!("an NFS identity is UID:GID in numbers, not {stored:?}"))),
+    }
 }
 
 /// An SMB user as stored (`DOMAIN;user` or `user`): its domain (workgroup) and its name.
@@ -133,20 +153,36 @@ impl SourceUrl {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let default_port = if protocol == "smb" { 445 } else { 2049 };
+        // NFS without a port: 0, the portmapper is asked.
+        let default_port = if protocol == "smb" { 445 } else { 0 };
         let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number"))?,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(bad("the port is not a number from 1 to 65535")),
+                Ok(p) => p,
+            },
             None => default_port,
         };
         let mut mount_port = None;
         let mut export = None;
+        let (mut uid, mut gid) = (None, None);
+        let id = |v: &str, what: &str| v.parse::<u32>().map_err(|_| bad(&format!("{what} must be a number")));
         for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
             match kv.split_once('=') {
-                Some(("mount_port", v)) => mount_port = Some(v.parse::<u16>().map_err(|_| bad("bad mount_port"))?),
+                Some(("mount_port", v)) if protocol == "nfs" => match v.parse::<u16>() {
+                    Ok(p) if p > 0 => mount_port = Some(p),
+                    _ => return Err(bad("bad mount_port")),
+                },
                 Some(("export", v)) if protocol == "nfs" => export = Some(v.to_string()),
+                Some(("uid", v)) if protocol == "nfs" => uid = Some(id(v, "uid")?),
+                Some(("gid", v)) if protocol == "nfs" => gid = Some(id(v, "gid")?),
                 _ => return Err(bad(&format!("unknown option {kv:?}"))),
             }
         }
+        let user = match (uid, gid) {
+            (Some(u), Some(g)) => Some(format!("{u}:{g}")),
+            (None, None) => user,
+            _ => return Err(bad("give uid= and gid= together")),
+        };
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let (share, sub): (String, Vec<&str>) = match export {
             Some(e) => {
@@ -266,13 +302,19 @@ pub fn open_network(row: &NetworkSource, password: Password) -> Result<Box<dyn S
                 timeout,
             })?))
         }
-        "nfs" => Ok(Box::new(nfs::NfsSource::new(nfs::NfsConfig {
-            host: row.host.clone(),
-            port: row.port,
-            mount_port: row.mount_port,
-            export: row.share.clone(),
-            timeout,
-        })?)),
+        "nfs" => {
+            let src = nfs::NfsSource::new(nfs::NfsConfig {
+                host: row.host.clone(),
+                port: row.port,
+                mount_port: row.mount_port,
+                export: row.share.clone(),
+                timeout,
+            })?;
+            Ok(Box::new(match nfs_identity(&row.username)? {
+                Some((uid, gid)) => src.with_identity(uid, gid),
+                None => src,
+            }))
+        }
         other => Err(Error::Invalid(format!("unknown protocol {other:?}"))),
     }
 }
@@ -287,7 +329,7 @@ mod tests {
         assert_eq!((u.protocol.as_str(), u.host.as_str(), u.port), ("smb", "127.0.0.1", 4455));
         assert_eq!((u.share.as_str(), u.path.as_str()), ("footage", "/2025/julia"));
         let u = SourceUrl::parse("nfs://127.0.0.1/footage?mount_port=20048").unwrap();
-        assert_eq!((u.port, u.mount_port, u.share.as_str(), u.path.as_str()), (2049, Some(20048), "/footage", "/"));
+        assert_eq!((u.port, u.mount_port, u.share.as_str(), u.path.as_str()), (0, Some(20048), "/footage", "/"));
         let u = SourceUrl::parse("nfs://127.0.0.1:2050/srv/nfs/cards/a?export=/srv/nfs").unwrap();
         assert_eq!((u.share.as_str(), u.path.as_str()), ("/srv/nfs", "/cards/a"));
         let u = SourceUrl::parse("smb://[::1]:445/s").unwrap();
@@ -307,6 +349,79 @@ mod tests {
         assert!(SourceUrl::parse("nfs://anna@host/export").is_err());
         assert!(SourceUrl::parse("smb://host").is_err());
         assert!(SourceUrl::parse("smb://host:99999/s").is_err());
+    }
+
+    #[test]
+    fn nfs_urls() {
+        // No port: 0, the portmapper is asked; a host name stays a name (resolved at connect).
+        let u = SourceUrl::parse("nfs://nas.local/volume1/footage/2025").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.mount_port, u.share.as_str(), u.path.as_str(), u.user.as_deref()),
+            ("nas.local", 0, None, "/volume1", "/footage/2025", None)
+        );
+        let u = SourceUrl::parse("nfs://[::1]:2049/srv/nfs/cards?export=/srv/nfs&uid=1000&gid=100").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.share.as_str(), u.path.as_str()), ("::1", 2049, "/srv/nfs", "/cards"));
+        assert_eq!(u.user.as_deref(), Some("1000:100"));
+        assert_eq!(nfs_identity("1000:100").unwrap(), Some((1000, 100)));
+        assert_eq!(nfs_identity("").unwrap(), None);
+        assert!(nfs_identity("anna").is_err());
+        let u = SourceUrl::parse("nfs://[fe80::1]/x?gid=5&uid=0").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.user.as_deref()), ("fe80::1", 0, Some("0:5")));
+        for bad in [
+            "nfs://host/x?uid=1",
+            "nfs://host/x?gid=1",
+            "nfs://host/x?uid=-1&gid=1",
+            "nfs://host/x?uid=a&gid=1",
+            "nfs://host:0/x",
+            "nfs://host/x?mount_port=0",
+            "nfs://[::1/x",
+            "smb://host/s?uid=1&gid=1",
+            "smb://host/s?mount_port=1",
+        ] {
+            assert!(SourceUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(SourceUrl::parse("smb://host/s").unwrap().port, 445);
+    }
+
+    #[test]
+    fn nfs_rows_show_as_urls_that_parse_back_the_same() {
+        for url in [
+            "nfs://nas.local/volume1/footage/2025",
+            "nfs://[::1]:2049/srv/nfs/cards?export=/srv/nfs&uid=1000&gid=100",
+            "nfs://10.0.0.5:2050/footage?mount_port=20048&uid=0&gid=0",
+            "nfs://127.0.0.1:1234/cards/cam b?export=/",
+            "nfs://127.0.0.1:1234/?export=/",
+            "smb://nas:445/cards/a",
+            "smb://[::1]:445/share/a",
+        ] {
+            let u = SourceUrl::parse(url).unwrap();
+            let row = NetworkSource {
+                id: 1,
+                protocol: u.protocol.clone(),
+                host: u.host.clone(),
+                port: u.port,
+                mount_port: u.mount_port,
+                share: u.share.clone(),
+                path: u.path.clone(),
+                username: u.user.clone().unwrap_or_default(),
+                password_enc: Vec::new(),
+                has_password: false,
+                couple_id: 1,
+                couple: String::new(),
+                footage_type: None,
+                camera_id: None,
+                enabled: false,
+                post_import: "leave".into(),
+                duplicates: crate::catalog::DuplicateAction::Skip,
+                connection_state: String::new(),
+                consecutive_failures: 0,
+                last_error: None,
+                last_scan_at: None,
+                created_at: 0,
+            };
+            assert_eq!(row.url(), url);
+            assert_eq!(SourceUrl::parse(&row.url()).unwrap(), u);
+        }
     }
 
     #[test]

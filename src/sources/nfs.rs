@@ -1,31 +1,42 @@
-//! NFSv3 exports, read with the pure-Rust `nfs3_client` over TCP (MOUNT and NFS ports given, no portmapper). The
-//! source owns a small tokio runtime and one lazily mounted connection for lookups, scans and changes; every opened
-//! file reads through a connection (and runtime) of its own, so that several workers read in parallel. Every RPC,
-//! and every mount, is bounded by the configured timeout; after a timeout or a transport failure the connection is
-//! dropped (its RPC framing can no longer be trusted) and the next call mounts afresh. NFS status codes become
-//! errnos, so that `Error::is_transient` can tell a dropped or hung server (retry) from a missing file (fail).
-//! Paths are absolute inside the export (`/` is the export root) and are resolved with LOOKUP per component, with
-//! a small cache of directory handles. The source must not be used (or dropped) from inside an async runtime.
+//! NFSv3 exports, read with the pure-Rust `nfs3_client` over TCP. The host may be a name (resolved at each mount,
+//! every address tried in turn) or an IP literal. The MOUNT and NFS ports are asked of the server's portmapper
+//! (rpcbind, port 111) unless the URL gives them; a URL with one port but no `mount_port` also reaches servers
+//! without a portmapper (MOUNT on that port too). Connections to MOUNT and NFS come from a privileged source port
+//! (600-1023) when the process may bind one (root), as `secure` exports demand; otherwise from any port, and a
+//! refusal at mount then says so. AUTH_SYS carries the configured uid/gid (default: the process's). A server
+//! without NFSv3 (NFSv4 only) is a clear error. The source owns a small tokio runtime and one lazily mounted
+//! connection for lookups, scans and changes; every opened file reads through an NFS connection (and runtime) of its
+//! own to the address and port the mount found, so that several workers read in parallel; a reader's working
+//! connection is kept in a small pool for the next file (so that a card of many small files does not use up the
+//! few privileged ports with connections in TIME_WAIT). Every RPC, and every mount, is bounded by the configured
+//! timeout; after a timeout or a transport failure the connection is dropped (its RPC framing can no longer be
+//! trusted) and the next call mounts afresh (a pooled connection the server closed meanwhile is replaced at its
+//! first read). NFS status
+//! codes become errnos, so that `Error::is_transient` can tell a dropped or hung server (retry) from a missing file
+//! or a refused mount (fail). Paths are absolute inside the export (`/` is the export root) and are resolved with
+//! LOOKUP per component, with a small cache of directory handles. The source must not be used (or dropped) from
+//! inside an async runtime.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use nfs3_client::io::{AsyncRead, AsyncWrite};
-use nfs3_client::net::Connector;
-use nfs3_client::nfs3_types::mount::mountstat3;
+use nfs3_client::nfs3_types::mount::{self as mnt, dirpath, mountstat3};
 use nfs3_client::nfs3_types::nfs3::{
     self as nfs, fattr3, filename3, ftype3, nfs_fh3, nfsstat3, Nfs3Option, Nfs3Result,
 };
+use nfs3_client::nfs3_types::portmap;
 use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::{Opaque, Pack, Unpack};
-use nfs3_client::{ConnectError, MountError, Nfs3Client, Nfs3ConnectionBuilder, PortmapError, RpcError};
+use nfs3_client::{MountClient, MountError, Nfs3Client, PortmapError, PortmapperClient, RpcError};
 use parking_lot::Mutex;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
@@ -38,19 +49,31 @@ const READ_SIZE: u32 = 1 << 20;
 /// READDIRPLUS sizes: directory-entry bytes and whole-reply bytes per page.
 const DIR_COUNT: u32 = 64 * 1024;
 const DIR_MAXCOUNT: u32 = 256 * 1024;
+/// Idle reader connections kept for the next opened file.
+const POOL_MAX: usize = 8;
 /// The directory-handle cache is cleared when it grows past this.
 const CACHE_MAX: usize = 4096;
 /// Mode of directories made by `create_dir_all`.
 const DIR_MODE: u32 = 0o755;
 
+/// The NFS port servers use (and the one tried when a server has no portmapper and the URL gives no port).
+pub const NFS_PORT: u16 = 2049;
+/// How long the portmapper may take to answer when a port to fall back on is known.
+const PORTMAP_PROBE: Duration = Duration::from_secs(5);
+/// The privileged source ports tried (the range the Linux kernel client uses starts at 665; glibc's
+/// `bindresvport` at 600).
+const PRIVILEGED_PORTS: std::ops::RangeInclusive<u16> = 600..=1023;
+
 /// Where an NFS export is and how long one RPC may take.
 #[derive(Clone, Debug)]
 pub struct NfsConfig {
-    /// The server as an IP literal (`127.0.0.1`); host names are refused.
+    /// The server: a host name (resolved at each mount; every address is tried) or an IP literal (IPv6 without
+    /// brackets).
     pub host: String,
-    /// NFS port (2049 if the URL gives none).
+    /// NFS port; 0 = ask the portmapper (2049 when there is none).
     pub port: u16,
-    /// MOUNT port; `None` = same as `port`.
+    /// MOUNT port; `None` = ask the portmapper, or use `port` when the portmapper cannot tell (a server without
+    /// one, or one that does not list NFSv3 at `port`).
     pub mount_port: Option<u16>,
     /// The export path as the server names it, e.g. `/footage`.
     pub export: String,
@@ -61,9 +84,10 @@ pub struct NfsConfig {
 /// Everything needed to mount, shared by the source and its readers.
 #[derive(Clone, Debug)]
 struct Target {
-    ip: IpAddr,
+    host: String,
+    /// 0 = ask the portmapper.
     port: u16,
-    mount_port: u16,
+    mount_port: Option<u16>,
     export: String,
     timeout: Duration,
     uid: u32,
@@ -73,44 +97,72 @@ struct Target {
 /// An NFSv3 export as a footage source. `Send + Sync`; connects on first use.
 pub struct NfsSource {
     target: Target,
-    /// `nfs://host:port` (IPv6 in brackets).
+    /// `nfs://host[:port]` (IPv6 in brackets).
     base: String,
     rt: Runtime,
     conn: Mutex<Option<Conn>>,
+    /// Reader connections whose file was read (or dropped), for the next `open_at`.
+    pool: Pool,
 }
 
+/// An idle reader connection with its runtime (its socket belongs to that runtime's reactor).
+struct Pooled {
+    rt: Runtime,
+    client: Client,
+    addr: SocketAddr,
+}
+
+type Pool = std::sync::Arc<Mutex<Vec<Pooled>>>;
+
 impl NfsSource {
-    /// No network I/O here; connects on first use.
+    /// No network I/O here (not even name resolution); connects on first use. AUTH_SYS carries the process's
+    /// effective uid and gid unless [`NfsSource::with_identity`] names others.
     pub fn new(cfg: NfsConfig) -> Result<NfsSource> {
-        let ip: IpAddr = cfg.host.trim().parse().map_err(|_| {
-            Error::Invalid(format!("NFS host must be an IP address such as 127.0.0.1, not {:?}", cfg.host))
-        })?;
+        let host = cfg.host.trim().trim_start_matches('[').trim_end_matches(']').to_string();
+        let bad_v6 = host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err();
+        if bad_v6 || host.is_empty() || host.contains(|c: char| c.is_whitespace() || "/?#@".contains(c)) {
+            return Err(Error::Invalid(format!("NFS host must be a host name or an IP address, not {:?}", cfg.host)));
+        }
         if !cfg.export.starts_with('/') {
             return Err(Error::Invalid(format!(
                 "NFS export must be an absolute path such as /footage, not {:?}",
                 cfg.export
             )));
         }
-        if cfg.port == 0 || cfg.mount_port == Some(0) {
-            return Err(Error::Invalid("NFS port must not be 0".into()));
+        if cfg.mount_port == Some(0) {
+            return Err(Error::Invalid("NFS mount_port must not be 0".into()));
         }
         if cfg.timeout.is_zero() {
             return Err(Error::Invalid("NFS timeout must be more than zero".into()));
         }
-        let base = format!("nfs://{}", SocketAddr::new(ip, cfg.port));
+        let shown = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let base = match cfg.port {
+            0 => format!("nfs://{shown}"),
+            p => format!("nfs://{shown}:{p}"),
+        };
         let rt = runtime().map_err(|e| Error::io(format!("{base}{}", cfg.export), e))?;
         // SAFETY: trivial libc calls without arguments.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let target = Target {
-            ip,
+            host,
             port: cfg.port,
-            mount_port: cfg.mount_port.unwrap_or(cfg.port),
+            mount_port: cfg.mount_port,
             export: cfg.export,
             timeout: cfg.timeout,
             uid,
             gid,
         };
-        Ok(NfsSource { target, base, rt, conn: Mutex::new(None) })
+        Ok(NfsSource { target, base, rt, conn: Mutex::new(None), pool: Pool::default() })
+    }
+
+    /// The AUTH_SYS identity sent with every call (`?uid=N&gid=N` in a source URL): what the server checks file
+    /// permissions against (unless it squashes it).
+    pub fn with_identity(mut self, uid: u32, gid: u32) -> NfsSource {
+        self.target.uid = uid;
+        self.target.gid = gid;
+        *self.conn.get_mut() = None;
+        self.pool.lock().clear();
+        self
     }
 
     /// The URL of a path inside the export, for messages and errors.
@@ -219,6 +271,11 @@ impl Fail {
         Fail::Io { err: io::Error::from_raw_os_error(status_errno(s)), drop_conn, status: Some(s), at: None }
     }
 
+    /// An error of its own words (refusals explained, names that do not resolve), transient or not by its kind.
+    fn message(kind: io::ErrorKind, msg: String) -> Fail {
+        Fail::io(io::Error::new(kind, msg), true)
+    }
+
     fn timed_out() -> Fail {
         Fail::errno(libc::ETIMEDOUT, true)
     }
@@ -230,6 +287,10 @@ impl Fail {
             }
             f => f,
         }
+    }
+
+    fn is_timeout(&self) -> bool {
+        matches!(self, Fail::Io { err, .. } if err.raw_os_error() == Some(libc::ETIMEDOUT))
     }
 
     fn drops_connection(&self) -> bool {
@@ -349,13 +410,21 @@ fn net_io(e: io::Error) -> io::Error {
 fn rpc_fail(e: RpcError) -> Fail {
     match e {
         RpcError::Io(e) => Fail::io(net_io(e), true),
-        // Rejected credentials: permanent.
-        RpcError::Auth(_) => Fail::errno(libc::EACCES, false),
+        // Rejected credentials (a `secure` export refuses unprivileged ports this way too): permanent.
+        RpcError::Auth(stat) => Fail::Io {
+            err: io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the server refused the credentials ({stat})"),
+            ),
+            drop_conn: false,
+            status: None,
+            at: None,
+        },
         // The port does not serve NFSv3 / MOUNTv3: a configuration error, not a transient one.
         RpcError::RpcMismatch { .. }
         | RpcError::ProgUnavail
         | RpcError::ProgMismatch { .. }
-        | RpcError::ProcUnavail => Fail::errno(libc::EPROTONOSUPPORT, true),
+        | RpcError::ProcUnavail => Fail::message(io::ErrorKind::Unsupported, format!("the server answered: {e}")),
         RpcError::GarbageArgs => Fail::errno(libc::EINVAL, false),
         RpcError::SystemErr => Fail::errno(libc::EIO, false),
         // A reply that does not parse or does not belong to the call: the stream cannot be trusted any more.
@@ -365,15 +434,6 @@ fn rpc_fail(e: RpcError) -> Fail {
         | RpcError::NotFullyParsed { .. }
         | RpcError::UnexpectedCall
         | RpcError::FragmentedReply => Fail::errno(libc::EPROTO, true),
-    }
-}
-
-fn connect_fail(e: ConnectError) -> Fail {
-    match e {
-        ConnectError::Io(e) => Fail::io(net_io(e), true),
-        ConnectError::Mount(MountError::Rpc(e)) | ConnectError::Portmap(PortmapError::Rpc(e)) => rpc_fail(e),
-        ConnectError::Mount(MountError::Denied(s)) => Fail::errno(mount_errno(s), true),
-        ConnectError::Portmap(_) => Fail::errno(libc::ECONNREFUSED, true),
     }
 }
 
@@ -416,54 +476,251 @@ impl AsyncWrite for Stream {
     }
 }
 
-struct EofConnector;
+type Client = Nfs3Client<Stream>;
 
-impl Connector for EofConnector {
-    type Connection = Stream;
+/// Set once binding a privileged port was refused (not root, no CAP_NET_BIND_SERVICE): not tried again.
+static UNPRIVILEGED: AtomicBool = AtomicBool::new(false);
+/// Where the next privileged-port search starts, so that connections made one after the other do not all try
+/// the ports just used.
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Stream> {
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        Ok(Stream(s))
+fn socket_for(addr: SocketAddr) -> io::Result<(TcpSocket, IpAddr)> {
+    Ok(match addr {
+        SocketAddr::V4(_) => (TcpSocket::new_v4()?, IpAddr::from([0u8; 4])),
+        SocketAddr::V6(_) => (TcpSocket::new_v6()?, IpAddr::from([0u16; 8])),
+    })
+}
+
+fn stream(s: TcpStream) -> io::Result<Stream> {
+    s.set_nodelay(true)?;
+    Ok(Stream(s))
+}
+
+/// A TCP connection from any source port (the portmapper, and servers when no privileged port can be bound).
+async fn connect_any(addr: SocketAddr) -> io::Result<Stream> {
+    stream(TcpStream::connect(addr).await?)
+}
+
+/// A TCP connection from a privileged source port, trying the ports of [`PRIVILEGED_PORTS`] in turn from a
+/// varying start (there are only a few hundred: readers' connections are pooled, so that files opened one after
+/// the other do not leave a port each in TIME_WAIT). EACCES/EPERM when this process may not bind one.
+async fn connect_privileged(addr: SocketAddr) -> io::Result<Stream> {
+    let (lo, hi) = (u32::from(*PRIVILEGED_PORTS.start()), u32::from(*PRIVILEGED_PORTS.end()));
+    let n = hi - lo + 1;
+    let start = NEXT_PORT.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id().wrapping_mul(7919));
+    for i in 0..n {
+        let port = u16::try_from(lo + (start.wrapping_add(i) % n)).unwrap_or(*PRIVILEGED_PORTS.end());
+        let (socket, any) = socket_for(addr)?;
+        // A port in TIME_WAIT (towards this or another server) may be bound again: connect() refuses only the
+        // very same connection (EADDRNOTAVAIL), and the next port is tried.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(SocketAddr::new(any, port)) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        match socket.connect(addr).await {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse || e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+            Err(e) => return Err(e),
+            Ok(s) => {
+                NEXT_PORT.fetch_add(i, Ordering::Relaxed);
+                return stream(s);
+            }
+        }
     }
+    Err(io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!("every privileged source port ({lo}-{hi}) is in use; try again later"),
+    ))
+}
 
-    async fn connect_with_port(&self, addr: SocketAddr, local_port: u16) -> io::Result<Stream> {
-        let (socket, local) = match addr {
-            SocketAddr::V4(_) => (TcpSocket::new_v4()?, SocketAddr::new(IpAddr::from([0u8; 4]), local_port)),
-            SocketAddr::V6(_) => (TcpSocket::new_v6()?, SocketAddr::new(IpAddr::from([0u16; 8]), local_port)),
-        };
-        socket.bind(local)?;
-        let s = socket.connect(addr).await?;
-        s.set_nodelay(true)?;
-        Ok(Stream(s))
+/// A connection to a MOUNT or NFS port: from a privileged port where this process may bind one. Also says
+/// whether it is.
+async fn connect(addr: SocketAddr) -> io::Result<(Stream, bool)> {
+    if !UNPRIVILEGED.load(Ordering::Relaxed) {
+        match connect_privileged(addr).await {
+            Ok(s) => return Ok((s, true)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                UNPRIVILEGED.store(true, Ordering::Relaxed)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((connect_any(addr).await?, false))
+}
+
+/// Runs a future under the timeout.
+async fn bounded<T>(timeout: Duration, fut: impl Future<Output = Result<T, Fail>>) -> Result<T, Fail> {
+    tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| Err(Fail::timed_out()))
+}
+
+/// The server's addresses: an IP literal as it is, a name resolved (blocking, on a thread of its own so that a
+/// slow resolver is bounded by the timeout too). A name that does not resolve is EHOSTUNREACH-like (transient: a
+/// NAS announced by mDNS disappears while it is off), with the resolver's reason.
+async fn resolve(host: &str, timeout: Duration) -> Result<Vec<IpAddr>, Fail> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("nfs-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), 0).to_socket_addrs().map(|a| a.map(|a| a.ip()).collect::<Vec<_>>()));
+        })
+        .map_err(|e| Fail::io(e, true))?;
+    let found = match tokio::time::timeout(timeout, rx).await {
+        Err(_) => return Err(Fail::message(io::ErrorKind::TimedOut, format!("resolving {host:?} timed out"))),
+        Ok(Err(_)) => Err(io::Error::other("the resolver thread ended")),
+        Ok(Ok(r)) => r,
+    };
+    let mut ips = Vec::new();
+    for ip in
+        found.map_err(|e| Fail::message(io::ErrorKind::HostUnreachable, format!("cannot resolve {host:?}: {e}")))?
+    {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if ips.is_empty() {
+        return Err(Fail::message(io::ErrorKind::HostUnreachable, format!("{host:?} resolves to no address")));
+    }
+    Ok(ips)
+}
+
+/// What the server's portmapper lists: the TCP ports of MOUNT v3 and NFS v3 (`None`: not registered).
+async fn portmap(ip: IpAddr) -> Result<(Option<u16>, Option<u16>), Fail> {
+    let io = connect_any(SocketAddr::new(ip, portmap::PMAP_PORT)).await.map_err(|e| Fail::io(net_io(e), true))?;
+    let mut pm = PortmapperClient::new(io);
+    let mut get = async |prog, vers| match pm.getport(prog, vers, portmap::IPPROTO_TCP).await {
+        Ok(port) => Ok(Some(port)),
+        Err(PortmapError::ProgramUnavailable | PortmapError::InvalidPortValue(_)) => Ok(None),
+        Err(PortmapError::Rpc(e)) => Err(rpc_fail(e)),
+    };
+    let nfs = get(nfs::PROGRAM, nfs::VERSION).await?;
+    let mount = get(mnt::PROGRAM, mnt::VERSION).await?;
+    Ok((mount, nfs))
+}
+
+/// The MOUNT and NFS ports to use at one address: the URL's where it gives both, else the portmapper's. With a
+/// port given and no `mount_port`, MOUNT is on that port too unless the portmapper lists NFSv3 at it (then its
+/// MOUNT is the same server's); with no port, a server without a portmapper is tried at 2049.
+async fn ports(t: &Target, ip: IpAddr) -> Result<(u16, u16), Fail> {
+    let given = (t.port != 0).then_some(t.port);
+    if let (Some(port), Some(mount)) = (given, t.mount_port) {
+        return Ok((mount, port));
+    }
+    let fallback = given.or(t.mount_port).is_some();
+    let probe = if fallback { t.timeout.min(PORTMAP_PROBE) } else { t.timeout };
+    match (given, bounded(probe, portmap(ip)).await) {
+        (Some(p), Ok((Some(m), Some(nfs)))) if nfs == p => Ok((m, p)),
+        (Some(p), _) => Ok((p, p)),
+        (None, Ok((m, Some(nfs)))) => match t.mount_port.or(m) {
+            Some(m) => Ok((m, nfs)),
+            None => Err(no_v3(t, "its portmapper lists no MOUNT service")),
+        },
+        (None, Ok((_, None))) => Err(no_v3(t, "its portmapper lists no NFS service")),
+        (None, Err(_)) => Ok((t.mount_port.unwrap_or(NFS_PORT), NFS_PORT)),
     }
 }
 
-type Client = Nfs3Client<Stream>;
+fn no_v3(t: &Target, why: &str) -> Fail {
+    Fail::message(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{} offers no NFSv3 ({why}); it looks NFSv4-only: enable NFSv3 on the server (Nightfox reads NFSv3)",
+            t.host
+        ),
+    )
+}
 
-/// Mounts the export (MOUNT then a second TCP connection for NFS) under the timeout.
-async fn mount(t: &Target) -> Result<(Client, nfs_fh3), Fail> {
-    let cred = opaque_auth::auth_unix(&auth_unix {
+fn credential(t: &Target) -> opaque_auth<'static> {
+    opaque_auth::auth_unix(&auth_unix {
         stamp: 0,
         machinename: Opaque::owned(b"nightfox".to_vec()),
         uid: t.uid,
         gid: t.gid,
         gids: vec![],
-    });
-    let builder = Nfs3ConnectionBuilder::new(EofConnector, t.ip.to_string(), &t.export)
-        .mount_port(t.mount_port)
-        .nfs3_port(t.port)
-        .connect_from_privileged_port(false)
-        .credential(cred);
-    match tokio::time::timeout(t.timeout, builder.mount()).await {
-        Err(_) => Err(Fail::timed_out()),
-        Ok(Err(e)) => Err(connect_fail(e)),
-        Ok(Ok(c)) => {
-            let root = c.root_nfs_fh3();
-            // The MOUNT connection is not needed after MNT (UMNT is advisory).
-            Ok((c.into_nfs3_client(), root))
+    })
+}
+
+/// An NFS connection (no MOUNT) to where a mount found the server: readers, which have the file handle already.
+async fn connect_nfs(t: &Target, addr: SocketAddr) -> Result<Client, Fail> {
+    bounded(t.timeout, async {
+        let (io, _) = connect(addr).await.map_err(|e| Fail::io(net_io(e), true))?;
+        Ok(Nfs3Client::new_with_auth(io, credential(t), opaque_auth::default()))
+    })
+    .await
+}
+
+/// A refusal at mount time (MNT, or the first NFS call, to `what`) explained: from an unprivileged port it is most
+/// likely a `secure` export; a server without NFSv3 says so. (The portmapper is no proof of NFSv3: rpcbind
+/// answers GETPORT for a program registered in another version only.)
+fn mount_refusal(t: &Target, privileged: bool, what: &str, fail: Fail) -> Fail {
+    let refused = match &fail {
+        Fail::Io { err, .. } => err.kind() == io::ErrorKind::PermissionDenied,
+        Fail::Invalid(_) => false,
+    };
+    let wrong_program = matches!(&fail, Fail::Io { err, .. } if err.kind() == io::ErrorKind::Unsupported);
+    if refused && !privileged {
+        Fail::message(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the server refused the mount from an unprivileged source port ({fail}): the export probably \
+                 requires a privileged port (`secure`, the default of Linux servers and Synology); run Nightfox as \
+                 root, or mark the export `insecure`"
+            ),
+        )
+    } else if wrong_program {
+        no_v3(t, &format!("{fail} for {what}"))
+    } else {
+        fail
+    }
+}
+
+/// Mounts the export at one address: the ports, MNT, an NFS connection and a GETATTR of the root (a server that
+/// refuses NFS calls from this client says so here, not at some later call). Returns the client, the root handle
+/// and the NFS address.
+async fn mount_at(t: &Target, ip: IpAddr) -> Result<(Client, nfs_fh3, SocketAddr), Fail> {
+    let (mount_port, nfs_port) = ports(t, ip).await?;
+    let (io, privileged) = connect(SocketAddr::new(ip, mount_port)).await.map_err(|e| Fail::io(net_io(e), true))?;
+    let mount_at = format!("MOUNT v3 at port {mount_port}");
+    let mut mc = MountClient::new_with_auth(io, credential(t), opaque_auth::default());
+    let ok = match mc.mnt(dirpath(Opaque::borrowed(t.export.as_bytes()))).await {
+        Ok(ok) => ok,
+        Err(MountError::Rpc(e)) => return Err(mount_refusal(t, privileged, &mount_at, rpc_fail(e))),
+        Err(MountError::Denied(s)) => {
+            return Err(mount_refusal(t, privileged, &mount_at, Fail::errno(mount_errno(s), true)))
+        }
+    };
+    // The MOUNT connection is not needed after MNT (UMNT is advisory).
+    drop(mc);
+    let root = nfs_fh3 { data: ok.fhandle.0 };
+    let addr = SocketAddr::new(ip, nfs_port);
+    let (io, privileged) = connect(addr).await.map_err(|e| Fail::io(net_io(e), true))?;
+    let mut client = Nfs3Client::new_with_auth(io, credential(t), opaque_auth::default());
+    let args = nfs::GETATTR3args { object: root.clone() };
+    let nfs_at = format!("NFS v3 at port {nfs_port}");
+    match client.getattr(&args).await.map_err(rpc_fail) {
+        Ok(Nfs3Result::Ok(_)) => Ok((client, root, addr)),
+        Ok(Nfs3Result::Err((s, _))) => Err(mount_refusal(t, privileged, &nfs_at, Fail::status(s))),
+        Err(f) => Err(mount_refusal(t, privileged, &nfs_at, f)),
+    }
+}
+
+/// Mounts the export (name resolved, every address tried until one answers) under the timeout per address.
+/// Only a transport failure (refused, unreachable, timed out) moves on to the next address.
+async fn mount(t: &Target) -> Result<(Client, nfs_fh3, SocketAddr), Fail> {
+    let ips = resolve(&t.host, t.timeout).await?;
+    let mut last = None;
+    for ip in ips {
+        match bounded(t.timeout, mount_at(t, ip)).await {
+            Ok(m) => return Ok(m),
+            Err(f) if f.drops_connection() && f.is_transient() => last = Some(f),
+            Err(f) => return Err(f),
         }
     }
+    Err(last.unwrap_or_else(|| Fail::errno(libc::EHOSTUNREACH, true)))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -479,6 +736,8 @@ struct Child {
 struct Conn {
     client: Client,
     root: nfs_fh3,
+    /// The NFS address and port the mount found (readers connect there).
+    addr: SocketAddr,
     timeout: Duration,
     /// Directory handles by path below the root (components joined with `/`).
     dirs: HashMap<Vec<u8>, nfs_fh3>,
@@ -486,8 +745,8 @@ struct Conn {
 
 impl Conn {
     async fn mount(t: &Target) -> Result<Conn, Fail> {
-        let (client, root) = mount(t).await?;
-        Ok(Conn { client, root, timeout: t.timeout, dirs: HashMap::new() })
+        let (client, root, addr) = mount(t).await?;
+        Ok(Conn { client, root, addr, timeout: t.timeout, dirs: HashMap::new() })
     }
 
     async fn lookup(&mut self, dir: &nfs_fh3, name: &[u8]) -> Result<(nfs_fh3, Option<fattr3>), Fail> {
@@ -759,21 +1018,35 @@ impl Source for NfsSource {
 
     fn open_at(&self, path: &Path, offset: u64) -> Result<Box<dyn Read + Send>> {
         let comps = components(path).map_err(|f| self.error(path, f))?;
-        let fh = self.run(path, async |c: &mut Conn| {
+        let (fh, addr) = self.run(path, async |c: &mut Conn| {
             let fh = c.resolve(&comps).await?;
             match c.getattr(&fh).await?.type_ {
-                ftype3::NF3REG => Ok(fh),
+                ftype3::NF3REG => Ok((fh, c.addr)),
                 ftype3::NF3DIR => Err(Fail::errno(libc::EISDIR, false)),
                 t => Err(Fail::Invalid(format!("not a regular file ({})", kind_name(t)))),
             }
         })?;
-        // A connection of its own, so that readers on several threads do not queue behind one another.
-        let rt = runtime().map_err(|e| Error::io(self.url(path), e))?;
-        let client = rt.block_on(mount(&self.target)).map_err(|f| self.error(path, f))?.0;
+        // A connection of its own, so that readers on several threads do not queue behind one another: an idle
+        // one to the same address from the pool, else a new one.
+        let pooled = {
+            let mut pool = self.pool.lock();
+            pool.iter().position(|p| p.addr == addr).map(|i| pool.swap_remove(i))
+        };
+        let (rt, client, reused) = match pooled {
+            Some(p) => (p.rt, p.client, true),
+            None => {
+                let rt = runtime().map_err(|e| Error::io(self.url(path), e))?;
+                let client = rt.block_on(connect_nfs(&self.target, addr)).map_err(|f| self.error(path, f))?;
+                (rt, client, false)
+            }
+        };
         Ok(Box::new(NfsReader {
-            rt,
+            rt: Some(rt),
             target: self.target.clone(),
+            addr,
             client: Some(client),
+            reused,
+            pool: self.pool.clone(),
             fh,
             offset,
             buf: Vec::new(),
@@ -833,6 +1106,7 @@ impl Source for NfsSource {
 
     fn reconnect(&self) {
         *self.conn.lock() = None;
+        self.pool.lock().clear();
     }
 }
 
@@ -840,11 +1114,19 @@ impl Source for NfsSource {
 // Reading
 
 /// Sequential reader of one file: 1 MiB READs from an offset until the server says EOF. Owns its connection; after
-/// a failure that breaks it, the next `read` mounts again (a caller that prefers can reopen with `open_at` instead).
+/// a failure that breaks it, the next `read` connects again (a caller that prefers can reopen with `open_at`
+/// instead, which mounts afresh after `reconnect`).
 struct NfsReader {
-    rt: Runtime,
+    /// `Some` until the reader is dropped (then it goes back to the pool with the connection).
+    rt: Option<Runtime>,
     target: Target,
+    /// The server's NFS address and port, as the mount found them.
+    addr: SocketAddr,
     client: Option<Client>,
+    /// The connection came from the pool and has not answered yet: if the server closed it meanwhile, the read
+    /// is retried once on a new one.
+    reused: bool,
+    pool: Pool,
     fh: nfs_fh3,
     offset: u64,
     buf: Vec<u8>,
@@ -853,31 +1135,53 @@ struct NfsReader {
 }
 
 impl NfsReader {
-    fn fill(&mut self) -> io::Result<()> {
-        let NfsReader { rt, target, client, fh, offset, .. } = self;
+    /// One READ at the offset: the data and whether it ends the file.
+    fn read_once(&mut self) -> Result<(Vec<u8>, bool), Fail> {
+        let NfsReader { rt, target, addr, client, fh, offset, .. } = self;
+        let Some(rt) = rt.as_ref() else { return Err(Fail::errno(libc::EIO, true)) };
         let result = rt.block_on(async {
             let c = match client.as_mut() {
                 Some(c) => c,
-                None => client.insert(mount(target).await?.0),
+                None => client.insert(connect_nfs(target, *addr).await?),
             };
             let args = nfs::READ3args { file: fh.clone(), offset: *offset, count: READ_SIZE };
             rpc(target.timeout, c.read(&args)).await
         });
         match result {
-            Ok(ok) => {
-                let data = ok.data.into_owned();
-                // An empty reply without EOF would loop forever: treat it as the end (callers compare sizes).
-                self.eof = ok.eof || data.is_empty();
-                self.offset += data.len() as u64;
-                self.buf = data;
-                self.pos = 0;
-                Ok(())
-            }
+            Ok(ok) => Ok((ok.data.into_owned(), ok.eof)),
             Err(f) => {
                 if f.drops_connection() {
-                    self.client = None;
+                    *client = None;
                 }
-                Err(f.into_io())
+                Err(f)
+            }
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        let result = match self.read_once() {
+            // Not after a timeout: a hung server would be waited for twice.
+            Err(f) if self.reused && f.drops_connection() && !f.is_timeout() => self.read_once(),
+            r => r,
+        };
+        self.reused = false;
+        let (data, eof) = result.map_err(Fail::into_io)?;
+        // An empty reply without EOF would loop forever: treat it as the end (callers compare sizes).
+        self.eof = eof || data.is_empty();
+        self.offset += data.len() as u64;
+        self.buf = data;
+        self.pos = 0;
+        Ok(())
+    }
+}
+
+impl Drop for NfsReader {
+    /// No RPC is in flight between reads: a working connection goes back to the pool.
+    fn drop(&mut self) {
+        if let (Some(client), Some(rt)) = (self.client.take(), self.rt.take()) {
+            let mut pool = self.pool.lock();
+            if pool.len() < POOL_MAX {
+                pool.push(Pooled { rt, client, addr: self.addr });
             }
         }
     }

@@ -65,24 +65,6 @@ fn wait_child(mut c: Child, limit: Duration) -> Output {
     }
 }
 
-/// Every file under `dir` must be catalogued with its bytes' hash, exactly once.
-fn assert_all_imported(env: &Env, dir: &Path) {
-    let rows = env.catalog().files(None).unwrap();
-    let mut files = Vec::new();
-    walk_files(dir, &mut files);
-    assert!(!files.is_empty());
-    for f in &files {
-        let rel = f.strip_prefix(dir).unwrap();
-        let hits: Vec<_> = rows
-            .iter()
-            .filter(|r| r.original_path == std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()))
-            .collect();
-        assert_eq!(hits.len(), 1, "{rel:?} catalogued {} times", hits.len());
-        assert_eq!(hits[0].blob_hash, b3_file(f), "{rel:?}");
-    }
-    env.assert_consistent();
-}
-
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

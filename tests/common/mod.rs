@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faultfs;
+pub mod ganesha;
 pub mod nfsd;
 pub mod pgd;
 pub mod s3d;
@@ -128,6 +129,24 @@ impl Env {
             assert!(rows.contains(&f.blob_hash));
         }
     }
+}
+
+/// Every file under `dir` must be catalogued with its bytes' hash, exactly once.
+pub fn assert_all_imported(env: &Env, dir: &Path) {
+    let rows = env.catalog().files(None).unwrap();
+    let mut files = Vec::new();
+    walk_files(dir, &mut files);
+    assert!(!files.is_empty());
+    for f in &files {
+        let rel = f.strip_prefix(dir).unwrap();
+        let hits: Vec<_> = rows
+            .iter()
+            .filter(|r| r.original_path == std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()))
+            .collect();
+        assert_eq!(hits.len(), 1, "{rel:?} catalogued {} times", hits.len());
+        assert_eq!(hits[0].blob_hash, b3_file(f), "{rel:?}");
+    }
+    env.assert_consistent();
 }
 
 /// Where temp dirs go: on the same disk as the target dir (not a small tmpfs).

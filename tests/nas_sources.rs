@@ -118,6 +118,29 @@ fn ipv6_literal_and_a_name_that_resolves_to_ipv6_only() {
 }
 
 #[test]
+fn a_one_port_server_beside_a_portmapper_and_a_name_whose_first_address_refuses() {
+    // cargo-nfs3-server (MOUNT and NFS on one port, 127.0.0.1 only) in the namespace where rpcbind lists ganesha's
+    // NFS at 2049: the portmapper does not list NFS at the URL's port, so MOUNT is asked at that port too. The name
+    // resolves to ::1 first (where nothing listens on that port), then 127.0.0.1.
+    let mut g = Ganesha::start(&Export::default());
+    let dir = g.dir.path().join("one-port/card");
+    sony_card(&dir, 2, 71);
+    let port = common::nfsd::free_port();
+    let mut server = g.cmd(common::nfsd::server_binary());
+    server.arg("--path").arg(dir.parent().unwrap()).args(["-i", "127.0.0.1", "-p", &port.to_string(), "-r", "--quiet"]);
+    g.spawn(server);
+    let t0 = std::time::Instant::now();
+    while !g.quiet(&["rpcinfo", "-n", &port.to_string(), "-t", "127.0.0.1", "nfs", "3"]) {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(15), "cargo-nfs3-server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    g.set_hosts("127.0.0.1 localhost\n::1 nas.test\n127.0.0.1 nas.test\n");
+    let (env, c) = archive("OnePort");
+    add_test_import(&g, &env, &format!("nfs://nas.test:{port}/card?export=/"), &c);
+    assert_all_imported(&env, &dir);
+}
+
+#[test]
 fn a_private_file_needs_the_owners_uid_and_gid_in_the_url() {
     let g = Ganesha::start(&Export::default());
     let dir = g.export.join("card");

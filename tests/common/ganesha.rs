@@ -150,7 +150,14 @@ impl Ganesha {
         out
     }
 
-    fn quiet(&self, argv: &[&str]) -> bool {
+    /// Starts a command inside (`cmd` from [`Ganesha::cmd`]); it is stopped with the servers.
+    pub fn spawn(&mut self, mut cmd: Command) {
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn inside");
+        self.daemons.push(child);
+    }
+
+    /// Runs a command inside, quietly: whether it succeeded.
+    pub fn quiet(&self, argv: &[&str]) -> bool {
         self.cmd(argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -205,7 +212,8 @@ fn stop(child: &mut Child) {
 
 impl Drop for Ganesha {
     fn drop(&mut self) {
-        // ganesha first, rpcbind after it (ganesha unregisters on the way out), the namespace holder last.
+        // What a test started inside first, then ganesha, rpcbind after it (ganesha unregisters on the way out), the
+        // namespace holder last.
         while let Some(mut c) = self.daemons.pop() {
             stop(&mut c);
         }

@@ -248,12 +248,7 @@ impl NfsAdapter {
 
     /// A directory's entries as served, whole: from the listing being paged through when `fresh` is false and
     /// one is kept, else read anew (and kept).
-    fn listing(
-        fs: &ArchiveFs,
-        listings: &Listings,
-        dir: u64,
-        fresh: bool,
-    ) -> Result<Arc<Vec<DirEntry>>, nfsstat3> {
+    fn listing(fs: &ArchiveFs, listings: &Listings, dir: u64, fresh: bool) -> Result<Arc<Vec<DirEntry>>, nfsstat3> {
         if !fresh {
             if let Some((_, l)) = listings.lock().iter().find(|(d, _)| *d == dir) {
                 return Ok(Arc::clone(l));

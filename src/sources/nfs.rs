@@ -11,9 +11,8 @@
 //! few privileged ports with connections in TIME_WAIT). Every RPC, and every mount, is bounded by the configured
 //! timeout; after a timeout or a transport failure the connection is dropped (its RPC framing can no longer be
 //! trusted) and the next call mounts afresh (a pooled connection the server closed meanwhile is replaced at its
-//! first read). NFS status
-//! codes become errnos, so that `Error::is_transient` can tell a dropped or hung server (retry) from a missing file
-//! or a refused mount (fail). Paths are absolute inside the export (`/` is the export root) and are resolved with
+//! first read). NFS status codes become errnos, so that `Error::is_transient` can tell a dropped or hung server
+//! (retry) from a missing file or a refused mount (fail). Paths are absolute inside the export (`/` is the export root) and are resolved with
 //! LOOKUP per component, with a small cache of directory handles. The source must not be used (or dropped) from
 //! inside an async runtime.
 

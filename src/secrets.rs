@@ -3,6 +3,15 @@
 //! a 32-byte key file (`secret.key`, mode 0600) in the archive. A password never appears in clear in the catalog,
 //! logs, listings, errors or process arguments: it travels as [`Password`], whose Debug and Display are redacted.
 //! A wrong key or a tampered ciphertext is a clear error.
+//!
+//! ## Wrapped keys (the contract for other key holders, such as the encrypted vault)
+//! A module that needs its own 32-byte data key keeps it wrapped by [`Secrets::wrap_key`] (AES-256-GCM under the
+//! secrets key, with an AAD distinct from passwords', so a wrapped key and a password never pass for each other) in
+//! a file `<archive>/keys/NAME.wrapped` (e.g. `keys/vault.wrapped`, mode 0600), and reads it back with
+//! [`Secrets::unwrap_key`]. `nightfox secrets rotate` re-wraps every `<archive>/keys/*.wrapped` file under the new
+//! key (each rewritten atomically: temp file, fsync, rename), so a holder must keep its key there and nowhere else.
+//! [`Secrets::unwrap_key`] tries every key this process knows (the current one, and during an interrupted rotation
+//! the other), so a file wrapped under either still opens.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -20,6 +29,7 @@ const KEY_FILE: &str = "secret.key";
 const SALT: &[u8] = b"nightfox secrets v1";
 const INFO: &[u8] = b"network source credentials";
 const AAD: &[u8] = b"nightfox source password";
+const WRAP_AAD: &[u8] = b"nightfox wrapped data key v1";
 const NONCE_LEN: usize = 12;
 
 /// A password in memory. Its Debug and Display never show it.
@@ -115,6 +125,36 @@ impl Secrets {
         Ok(out)
     }
 
+    /// Wraps a 32-byte data key (see the module doc): nonce (12 bytes) + ciphertext + tag, 60 bytes.
+    pub fn wrap_key(&self, key: &[u8; 32]) -> Result<Vec<u8>> {
+        let nonce = Nonce::generate();
+        let ct = self
+            .cipher
+            .encrypt(&nonce, Payload { msg: key, aad: WRAP_AAD })
+            .map_err(|_| Error::Secret("key wrapping failed".into()))?;
+        let mut out = nonce.as_slice().to_vec();
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Unwraps what [`Secrets::wrap_key`] produced; a wrong secrets key or a damaged file is `Error::Secret`.
+    pub fn unwrap_key(&self, wrapped: &[u8]) -> Result<[u8; 32]> {
+        let bad = || {
+            Error::Secret(
+                "a wrapped data key cannot be unwrapped: wrong secrets key ($NIGHTFOX_SECRET or the key file) or a \
+                 damaged keys/*.wrapped file"
+                    .into(),
+            )
+        };
+        if wrapped.len() != NONCE_LEN + 32 + 16 {
+            return Err(bad());
+        }
+        let (n, ct) = wrapped.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(n).map_err(|_| bad())?;
+        let pt = self.cipher.decrypt(&nonce, Payload { msg: ct, aad: WRAP_AAD }).map_err(|_| bad())?;
+        <[u8; 32]>::try_from(pt.as_slice()).map_err(|_| bad())
+    }
+
     /// Decrypts what [`Secrets::encrypt`] produced.
     pub fn decrypt(&self, stored: &[u8]) -> Result<Password> {
         if stored.is_empty() {
@@ -159,6 +199,19 @@ mod tests {
         assert!(matches!(s.decrypt(&a[..10]), Err(Error::Secret(_))));
         assert!(s.encrypt(&Password::default()).unwrap().is_empty());
         assert_eq!(format!("{pw:?} {pw}"), "Password(<redacted>) <redacted>");
+    }
+
+    #[test]
+    fn wrapped_keys_round_trip_and_are_not_passwords() {
+        let s = Secrets::from_material(b"k1");
+        let key = [7u8; 32];
+        let w = s.wrap_key(&key).unwrap();
+        assert_eq!(w.len(), 60);
+        assert_eq!(s.unwrap_key(&w).unwrap(), key);
+        assert!(matches!(Secrets::from_material(b"k2").unwrap_key(&w), Err(Error::Secret(_))));
+        assert!(s.decrypt(&w).is_err(), "a wrapped key does not decrypt as a password");
+        let pw = s.encrypt(&Password::new("x".repeat(32))).unwrap();
+        assert!(s.unwrap_key(&pw).is_err(), "a password does not unwrap as a key");
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct Cli {
     /// `serve` reads /etc/nightfox/env when it exists and none is given.
     #[arg(long, global = true, value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// The key file of stored source passwords (32 bytes, mode 0600; may live outside the archive). Default:
+    /// $NIGHTFOX_KEY_FILE, else secret.key in the archive. Unused when $NIGHTFOX_SECRET is set.
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Keep new source passwords in this process's memory only (tests, demos): nothing is written to the keyring
+    /// or the catalog, and they are lost when the process exits.
+    #[arg(long, global = true)]
+    ephemeral_secrets: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -138,6 +146,10 @@ enum Command {
     /// Network sources (SMB shares, NFS exports) that import into a couple.
     #[command(subcommand)]
     Source(SourceCmd),
+    /// Stored source passwords: move them between the OS keyring and the catalog, or re-encrypt them under a new
+    /// key.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Catalogue a synthetic archive in bulk (couples x cameras x files), for scale tests and benchmarks.
     #[command(hide = true)]
     Generate {
@@ -316,6 +328,20 @@ enum TrashCmd {
     },
     /// Put a trash entry back exactly where it was (same paths, same inodes).
     Restore { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCmd {
+    /// Move every source's password to one tier: `keyring` (the OS keyring of this machine; the catalog keeps a
+    /// reference) or `catalog` (encrypted in the catalog, readable by every seat).
+    Migrate {
+        #[arg(long, value_parser = ["keyring", "catalog"])]
+        to: String,
+    },
+    /// Re-encrypt every password kept in the catalog (and re-wrap keys/*.wrapped) under a new key, in one catalog
+    /// transaction: a new random key file, or, with $NIGHTFOX_SECRET, the passphrase's current key (put the old
+    /// passphrase in $NIGHTFOX_SECRET_PREVIOUS to change it).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -583,7 +609,9 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
 }
 
 fn open(cli_archive: &Option<PathBuf>) -> Result<Archive> {
-    Archive::open(&archive::resolve_dir(cli_archive.clone())?)
+    let a = Archive::open(&archive::resolve_dir(cli_archive.clone())?)?;
+    crate::secrets::check_key_file(&a.root)?;
+    Ok(a)
 }
 
 fn cancel_flag() -> Arc<AtomicBool> {
@@ -756,6 +784,14 @@ fn run(cli: Cli) -> Result<i32> {
     let serving = matches!(cli.command, Command::Serve { .. });
     if let Some(f) = archive::env::chosen(cli.env_file.as_deref(), serving) {
         archive::env::load(&f)?;
+    }
+    if let Some(k) = &cli.key_file {
+        // Single-threaded: at start, before any thread is spawned (as the env file's variables).
+        std::env::set_var(crate::secrets::KEY_FILE_VAR, k);
+    }
+    if cli.ephemeral_secrets {
+        crate::secrets::set_ephemeral(true);
+        eprintln!("--ephemeral-secrets: new source passwords are kept in memory only and lost when this process exits");
     }
     match cli.command {
         Command::Init { blobs, catalog } => {
@@ -1115,6 +1151,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Trash(cmd) => trash_cmd(&cli.archive, cmd),
         Command::Gc { dry_run, json, yes } => gc_cmd(&cli.archive, dry_run, json, yes),
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
+        Command::Secrets(cmd) => secrets_cmd(&cli.archive, cmd),
         Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
             let a = open(&cli.archive)?;
             let lock =
@@ -1336,7 +1373,9 @@ fn archive_and_tree_path(archive_flag: Option<PathBuf>, path: &std::path::Path) 
         Some((_, t)) => (archive::resolve_dir(archive_flag)?, t),
         None => (archive::resolve_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
     };
-    Ok((Archive::open(&archive_dir)?, tree))
+    let a = Archive::open(&archive_dir)?;
+    crate::secrets::check_key_file(&a.root)?;
+    Ok((a, tree))
 }
 
 fn file_move(
@@ -1523,6 +1562,53 @@ fn post_import_for(action: &str, path: &str) -> Result<crate::ingest::PostImport
     Ok(post)
 }
 
+/// Puts source `id`'s password in the first credential tier that works and records it; says on stderr where it
+/// went when that is not the catalog's default (the keyring is the default on a SQLite catalog).
+fn store_password(
+    a: &Archive,
+    cat: &dyn crate::catalog::CatalogConn,
+    id: i64,
+    pw: &crate::secrets::Password,
+) -> Result<()> {
+    let shared = crate::catalog::is_postgres(&a.catalog_description());
+    let (tier, warning) = crate::secrets::store::set_password(&a.root, cat, shared, id, pw)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    match tier {
+        Some(crate::secrets::Tier::Memory) => eprintln!(
+            "the password of source {id} is kept in this process's memory only (--ephemeral-secrets): it is lost when \
+             the process exits"
+        ),
+        Some(t) => tracing::info!(source = id, tier = t.as_str(), "source password stored"),
+        None => {}
+    }
+    Ok(())
+}
+
+fn secrets_cmd(archive_flag: &Option<PathBuf>, cmd: SecretsCmd) -> Result<i32> {
+    let a = open(archive_flag)?;
+    let cat = a.catalog()?;
+    let report = match cmd {
+        SecretsCmd::Migrate { to } => {
+            let to = crate::secrets::Tier::parse(&to)?;
+            if to == crate::secrets::Tier::Keyring && crate::catalog::is_postgres(&a.catalog_description()) {
+                eprintln!(
+                    "warning: this catalog is shared by seats; a keyring belongs to this machine ({}): other seats \
+                     cannot read the passwords moved there",
+                    crate::jobs::hostname()
+                );
+            }
+            crate::secrets::migrate(&a.root, &*cat, to)?
+        }
+        SecretsCmd::Rotate => crate::secrets::rotate(&a.root, &*cat)?,
+    };
+    for l in &report.lines {
+        println!("{l}");
+    }
+    Ok(if report.failed > 0 { 1 } else { 0 })
+}
+
 fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
     let a = open(archive_flag)?;
     let cat = a.catalog()?;
@@ -1556,7 +1642,6 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             };
             let post = post_import_for(&post_import, &u.path)?;
             let password = if password_stdin { password_from_stdin()? } else { crate::secrets::Password::default() };
-            let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
             let id = cat.add_source(&crate::catalog::NewNetworkSource {
                 protocol: &u.protocol,
                 host: &u.host,
@@ -1565,13 +1650,19 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                 share: &u.share,
                 path: &u.path,
                 username: &username,
-                password_enc: &enc,
+                password_enc: &[],
+                credential_key: None,
                 couple_id: couple.id,
                 footage_type,
                 camera_id,
                 post_import: &post.as_string(),
                 duplicates,
             })?;
+            // The row first (the keyring entry is named by its id), then its password in the first tier that works.
+            if let Err(e) = store_password(&a, &*cat, id, &password) {
+                let _ = cat.remove_source(id);
+                return Err(e);
+            }
             println!("{id}");
             Ok(0)
         }
@@ -1582,7 +1673,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             } else {
                 for s in sources {
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{} failures\t{}{}",
+                        "{}\t{}\t{}\t{}\t{}\t{} failures\t{}\tpassword: {}{}",
                         s.id,
                         s.url(),
                         s.couple,
@@ -1595,6 +1686,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                             (_, true) => "guest".to_string(),
                             (_, false) => format!("user {}", s.username),
                         },
+                        crate::secrets::Tier::of(&s).map_or("none", |t| t.as_str()),
                         s.last_error.map(|e| format!("\t{}", one_line(&e))).unwrap_or_default()
                     );
                 }
@@ -1603,7 +1695,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
         }
         SourceCmd::Test { id } => {
             let row = cat.source(id)?;
-            let password = crate::secrets::Secrets::load(&a.root)?.decrypt(&row.password_enc)?;
+            let password = crate::secrets::password_of(&a.root, &row)?;
             let result = crate::sources::open_network(&row, password)
                 .and_then(|src| src.stat(std::path::Path::new(&row.path)).map(|_| src));
             match result {
@@ -1640,7 +1732,11 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             Ok(0)
         }
         SourceCmd::Remove { id } => {
+            let row = cat.source(id)?;
             cat.remove_source(id)?;
+            if let Some(w) = crate::secrets::store::delete(row.credential_key.as_deref()) {
+                eprintln!("warning: {w}");
+            }
             Ok(0)
         }
         SourceCmd::Edit { id, path, user, domain, couple, camera, footage_type, post_import, duplicates } => {
@@ -1690,10 +1786,9 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             Ok(0)
         }
         SourceCmd::SetPassword { id } => {
-            let row = cat.source(id)?;
+            cat.source(id)?;
             let password = password_from_stdin()?;
-            let enc = crate::secrets::Secrets::load(&a.root)?.encrypt(&password)?;
-            cat.update_source(id, &crate::catalog::SourceSettings { password_enc: &enc, ..row.settings() })?;
+            store_password(&a, &*cat, id, &password)?;
             eprintln!("the password of source {id} is replaced; `nightfox source test {id}` tries it");
             Ok(0)
         }

@@ -841,7 +841,7 @@ fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
 
 /// Lists the source's folder (every network call bounded by the source's timeout).
 fn list(archive: &Archive, row: &NetworkSource) -> Result<Vec<SourceEntry>> {
-    let password = crate::secrets::Secrets::load(&archive.root)?.decrypt(&row.password_enc)?;
+    let password = crate::secrets::password_of(&archive.root, row)?;
     let source = crate::sources::open_network(row, password)?;
     source.scan(&[PathBuf::from(&row.path)])
 }

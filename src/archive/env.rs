@@ -20,7 +20,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "the S3 blob store's access key"),
     ("AWS_SECRET_ACCESS_KEY", "the S3 blob store's secret key"),
     ("AWS_SESSION_TOKEN", "a temporary S3 session token, when the keys are temporary"),
-    ("NIGHTFOX_SECRET", "the key material for stored source passwords (the same on every seat)"),
+    ("NIGHTFOX_SECRET", "a passphrase for stored source passwords, Argon2id (the same on every seat)"),
+    ("NIGHTFOX_SECRET_PREVIOUS", "the passphrase before a change, while `secrets rotate` re-encrypts"),
+    ("NIGHTFOX_KEY_FILE", "the 0600 key file of stored source passwords, when not secret.key in the archive"),
 ];
 
 /// Reads the env file at `path` into the process environment (not over variables already set). Fails when the

@@ -467,6 +467,7 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
             path: "/a",
             username: "u",
             password_enc: b"",
+            credential_key: None,
             couple_id: couple,
             footage_type: None,
             camera_id: None,
@@ -481,6 +482,7 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
         path: "/b/c",
         username: "STUDIO;anna",
         password_enc: b"sealed",
+        credential_key: None,
         couple_id: couple,
         footage_type: Some(FootageType::Super8),
         camera_id: Some(cam_id),
@@ -494,6 +496,38 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
     assert_eq!((got.footage_type, got.camera_id), (Some(FootageType::Super8), Some(cam_id)));
     assert_eq!((got.post_import.as_str(), got.duplicates, got.enabled), ("delete", DuplicateAction::Import, false));
     assert!(matches!(c.update_source(9999, &edited), Err(Error::NotFound(_))));
+    // Credential tiers: a reference instead of a ciphertext, replaced all-or-none and only if unchanged.
+    assert_eq!(got.credential_key, None);
+    let to_keyring = CredentialChange {
+        id: src,
+        old_password_enc: b"sealed".to_vec(),
+        old_credential_key: None,
+        password_enc: Vec::new(),
+        credential_key: Some("keyring:host:cat/source/1".into()),
+    };
+    let stale = CredentialChange { id: 9999, ..to_keyring.clone() };
+    assert!(matches!(c.replace_source_credentials(&[to_keyring.clone(), stale]), Err(Error::Secret(_))));
+    assert_eq!(c.source(src).expect("source").password_enc, b"sealed", "all or none");
+    c.replace_source_credentials(std::slice::from_ref(&to_keyring)).expect("to keyring");
+    let got = c.source(src).expect("source");
+    assert_eq!(
+        (got.password_enc.as_slice(), got.credential_key.as_deref()),
+        (&b""[..], Some("keyring:host:cat/source/1"))
+    );
+    assert!(got.has_password, "a reference is a password");
+    assert!(matches!(c.replace_source_credentials(&[to_keyring]), Err(Error::Secret(_))), "no longer as read");
+    let back = CredentialChange {
+        id: src,
+        old_password_enc: Vec::new(),
+        old_credential_key: Some("keyring:host:cat/source/1".into()),
+        password_enc: b"sealed2".to_vec(),
+        credential_key: None,
+    };
+    c.replace_source_credentials(&[back]).expect("back to the catalog");
+    assert_eq!(c.source(src).expect("source").credential_key, None);
+    let id = c.catalog_id().expect("catalog id");
+    assert!(id.len() >= 16 && id.chars().all(|ch| ch.is_ascii_alphanumeric()), "{id}");
+    assert_eq!(c.catalog_id().expect("catalog id"), id, "stable");
     c.add_event(src, None, "warn", "share gone").expect("event");
     assert_eq!(c.events(src).expect("events").len(), 1);
     assert_eq!(c.recent_problems(10).expect("problems")[0].message, "share gone");
@@ -1330,6 +1364,7 @@ fn sqlite_an_archive_from_before_couple_totals_gets_them_filled_at_open() {
              DROP INDEX files_sidecar; DROP TABLE couple_totals; DROP TABLE jobs;
              ALTER TABLE files DROP COLUMN trash_id; ALTER TABLE couples DROP COLUMN trash_id; DROP TABLE trash;
              ALTER TABLE cameras DROP COLUMN merged_into; ALTER TABLE events DROP COLUMN detail;
+             ALTER TABLE network_sources DROP COLUMN credential_key; DROP TABLE catalog_info;
              PRAGMA user_version = 5;",
         )
         .expect("back to schema 5");

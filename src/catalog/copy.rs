@@ -20,7 +20,8 @@ pub enum Value {
     Bytes(Vec<u8>),
 }
 
-/// The tables copied, parents before children. Each has an `id` except `camera_aliases` (keyed by slug).
+/// The tables copied, parents before children. Each has an `id` except `camera_aliases` (keyed by slug)
+/// and `catalog_info` (by name: the catalog's identity goes with its rows, so its secrets still open).
 pub const TABLES: &[&str] = &[
     "couples",
     "cameras",
@@ -38,6 +39,7 @@ pub const TABLES: &[&str] = &[
     "camera_aliases",
     "file_aliases",
     "trash",
+    "catalog_info",
 ];
 
 /// Columns the destination fills by itself (a trigger), never copied.

@@ -685,6 +685,16 @@ pub trait Registry {
     /// Removes a network source (`Error::NotFound` when none).
     fn remove_source(&self, id: i64) -> Result<()>;
 
+    /// Replaces the stored credentials (`password_enc`, `credential_key`) of these sources in one transaction:
+    /// all or none. `Error::Secret` (nothing written) when a source is gone or its credential is no longer what
+    /// the change expects (another process changed it meanwhile: read again and retry).
+    fn replace_source_credentials(&self, changes: &[CredentialChange]) -> Result<()>;
+
+    /// This catalog's identity: a random id made on first use and kept with the catalog (`catalog copy` copies
+    /// it), the same for every seat of a shared catalog. Names the catalog's entries in an OS keyring and salts
+    /// the key derived from a passphrase.
+    fn catalog_id(&self) -> Result<String>;
+
     /// Appends to a network source's event log.
     fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()>;
 
@@ -844,4 +854,12 @@ pub trait Finalize {
     /// Adds the counted progress to the session and commits everything, durably once it returns (as durable as
     /// [`ImportLog::set_durable_commits`] asked).
     fn commit_for(self: Box<Self>, session_id: i64) -> Result<()>;
+}
+
+/// The error of a credential change that found the source changed (or gone) meanwhile.
+pub(crate) fn credential_changed(id: i64) -> Error {
+    Error::Secret(format!(
+        "the credential of source {id} changed (or the source went) while it was being replaced; nothing was \
+         written: run the command again"
+    ))
 }

@@ -442,6 +442,11 @@ pub struct NetworkSource {
     pub username: String,
     #[serde(skip)]
     pub password_enc: Vec<u8>,
+    /// Where the password lives when not in `password_enc`: a reference such as
+    /// `keyring:HOST:CATALOG-ID/source/ID` (the OS keyring of seat HOST) or `memory:HOST:PID/source/ID` (the
+    /// memory of one process, `--ephemeral-secrets`); None: in `password_enc` (or no password). `secrets::Tier`
+    /// reads it.
+    pub credential_key: Option<String>,
     pub has_password: bool,
     pub couple_id: i64,
     pub couple: String,
@@ -464,6 +469,7 @@ impl NetworkSource {
             path: &self.path,
             username: &self.username,
             password_enc: &self.password_enc,
+            credential_key: self.credential_key.as_deref(),
             couple_id: self.couple_id,
             footage_type: self.footage_type,
             camera_id: self.camera_id,
@@ -515,6 +521,8 @@ pub struct SourceSettings<'a> {
     /// `DOMAIN;user` for an SMB user of a domain; empty for a guest login.
     pub username: &'a str,
     pub password_enc: &'a [u8],
+    /// See [`NetworkSource::credential_key`].
+    pub credential_key: Option<&'a str>,
     pub couple_id: i64,
     pub footage_type: Option<FootageType>,
     pub camera_id: Option<i64>,
@@ -533,11 +541,24 @@ pub struct NewNetworkSource<'a> {
     pub path: &'a str,
     pub username: &'a str,
     pub password_enc: &'a [u8],
+    /// See [`NetworkSource::credential_key`].
+    pub credential_key: Option<&'a str>,
     pub couple_id: i64,
     pub footage_type: Option<FootageType>,
     pub camera_id: Option<i64>,
     pub post_import: &'a str,
     pub duplicates: DuplicateAction,
+}
+
+/// One source's stored credential replaced by `Registry::replace_source_credentials`, only if it is still what
+/// was read (`old_*`): a change made meanwhile by another process is not overwritten.
+#[derive(Clone, Debug)]
+pub struct CredentialChange {
+    pub id: i64,
+    pub old_password_enc: Vec<u8>,
+    pub old_credential_key: Option<String>,
+    pub password_enc: Vec<u8>,
+    pub credential_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -347,7 +347,7 @@ impl<'a> Importer<'a> {
     }
 
     fn open_source(&self, row: &crate::catalog::NetworkSource) -> Result<Box<dyn Source>> {
-        let password = crate::secrets::Secrets::load(&self.archive.root)?.decrypt(&row.password_enc)?;
+        let password = crate::secrets::password_of(&self.archive.root, row)?;
         crate::sources::open_network(row, password)
     }
 

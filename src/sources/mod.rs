@@ -405,6 +405,7 @@ mod tests {
                 path: u.path.clone(),
                 username: u.user.clone().unwrap_or_default(),
                 password_enc: Vec::new(),
+                credential_key: None,
                 has_password: false,
                 couple_id: 1,
                 couple: String::new(),

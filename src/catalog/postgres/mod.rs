@@ -521,11 +521,12 @@ pub(super) fn tree_file_from_row(r: &Row) -> PgResult<TreeFile> {
 pub(super) const SOURCE_SELECT: &str = "SELECT s.id, s.protocol, s.host, s.port, s.mount_port, s.share, s.path,
         s.username, s.password_enc, s.couple_id, c.folder_name, s.footage_type, s.camera_id, s.enabled,
         s.post_import, s.duplicates, s.connection_state, s.consecutive_failures, s.last_error, s.last_scan_at,
-        s.created_at
+        s.created_at, s.credential_key
      FROM network_sources s JOIN couples c ON c.id = s.couple_id";
 
 pub(super) fn source_from_row(r: &Row) -> PgResult<NetworkSource> {
     let pw: Vec<u8> = r.try_get(8)?;
+    let key: Option<String> = r.try_get(21)?;
     let ft: Option<String> = r.try_get(11)?;
     let dup: String = r.try_get(15)?;
     Ok(NetworkSource {
@@ -537,8 +538,9 @@ pub(super) fn source_from_row(r: &Row) -> PgResult<NetworkSource> {
         share: r.try_get(5)?,
         path: r.try_get(6)?,
         username: r.try_get(7)?,
-        has_password: !pw.is_empty(),
+        has_password: !pw.is_empty() || key.is_some(),
         password_enc: pw,
+        credential_key: key,
         couple_id: r.try_get(9)?,
         couple: r.try_get(10)?,
         footage_type: ft.and_then(|t| FootageType::parse(&t).ok()),

@@ -92,8 +92,8 @@ impl Registry for PgConn {
         one(
             &mut *self.c()?,
             "INSERT INTO network_sources (protocol, host, port, mount_port, share, path, username, password_enc,
-                 couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+                 couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at, credential_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
              RETURNING id",
             &[
                 &n.protocol,
@@ -110,6 +110,7 @@ impl Registry for PgConn {
                 &n.post_import,
                 &n.duplicates.as_str(),
                 &now(),
+                &n.credential_key,
             ],
             "add source",
         )
@@ -120,7 +121,8 @@ impl Registry for PgConn {
             .c()?
             .execute(
                 "UPDATE network_sources SET path = $2, username = $3, password_enc = $4, couple_id = $5,
-                     footage_type = $6, camera_id = $7, post_import = $8, duplicates = $9, updated_at = $10
+                     footage_type = $6, camera_id = $7, post_import = $8, duplicates = $9, updated_at = $10,
+                     credential_key = $11
                  WHERE id = $1",
                 &[
                     &id,
@@ -133,6 +135,7 @@ impl Registry for PgConn {
                     &s.post_import,
                     &s.duplicates.as_str(),
                     &now(),
+                    &s.credential_key,
                 ],
             )
             .ctx("update source")?;
@@ -176,6 +179,38 @@ impl Registry for PgConn {
             .execute("UPDATE network_sources SET last_scan_at = $2 WHERE id = $1", &[&id, &now()])
             .ctx("record scan")?;
         Ok(())
+    }
+
+    fn replace_source_credentials(&self, changes: &[CredentialChange]) -> Result<()> {
+        let mut c = self.c()?;
+        let mut tx = c.transaction().ctx("begin credential change")?;
+        let t = now();
+        for ch in changes {
+            let n = tx
+                .execute(
+                    "UPDATE network_sources SET password_enc = $2, credential_key = $3, updated_at = $4
+                     WHERE id = $1 AND password_enc = $5 AND credential_key IS NOT DISTINCT FROM $6",
+                    &[&ch.id, &ch.password_enc, &ch.credential_key, &t, &ch.old_password_enc, &ch.old_credential_key],
+                )
+                .ctx("replace credential")?;
+            if n == 0 {
+                return Err(crate::catalog::credential_changed(ch.id));
+            }
+        }
+        tx.commit().ctx("commit credential change")
+    }
+
+    fn catalog_id(&self) -> Result<String> {
+        let mut c = self.c()?;
+        c.execute(
+            "INSERT INTO catalog_info (name, value) VALUES ('catalog_id', replace(gen_random_uuid()::text, '-', ''))
+             ON CONFLICT (name) DO NOTHING",
+            &[],
+        )
+        .ctx("make catalog id")?;
+        let row =
+            c.query_one("SELECT value FROM catalog_info WHERE name = 'catalog_id'", &[]).ctx("read catalog id")?;
+        row.try_get(0).ctx("read catalog id")
     }
 
     fn remove_source(&self, id: i64) -> Result<()> {

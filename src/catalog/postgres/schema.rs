@@ -5,10 +5,20 @@
 //! USAGE on the schema and SELECT/INSERT/UPDATE/DELETE on its tables and sequences, nothing else.
 
 /// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Credential tiers (SQLite's migration 12): a source's password may live outside the catalog, which then keeps
+/// only a reference to it; and the catalog's identity (`catalog_id`, made on first use).
+const V2: &str = r#"
+ALTER TABLE network_sources ADD COLUMN credential_key TEXT;
+CREATE TABLE catalog_info (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"#;
 
 const V1: &str = r#"
 CREATE TABLE couples (

@@ -304,11 +304,12 @@ fn tree_file_from_row(r: &Row) -> rusqlite::Result<TreeFile> {
 const SOURCE_SELECT: &str = "SELECT s.id, s.protocol, s.host, s.port, s.mount_port, s.share, s.path,
         s.username, s.password_enc, s.couple_id, c.folder_name, s.footage_type, s.camera_id, s.enabled,
         s.post_import, s.duplicates, s.connection_state, s.consecutive_failures, s.last_error, s.last_scan_at,
-        s.created_at
+        s.created_at, s.credential_key
      FROM network_sources s JOIN couples c ON c.id = s.couple_id";
 
 fn source_from_row(r: &Row) -> rusqlite::Result<NetworkSource> {
     let pw: Vec<u8> = r.get(8)?;
+    let key: Option<String> = r.get(21)?;
     let ft: Option<String> = r.get(11)?;
     let dup: String = r.get(15)?;
     Ok(NetworkSource {
@@ -320,8 +321,9 @@ fn source_from_row(r: &Row) -> rusqlite::Result<NetworkSource> {
         share: r.get(5)?,
         path: r.get(6)?,
         username: r.get(7)?,
-        has_password: !pw.is_empty(),
+        has_password: !pw.is_empty() || key.is_some(),
         password_enc: pw,
+        credential_key: key,
         couple_id: r.get(9)?,
         couple: r.get(10)?,
         footage_type: ft.and_then(|t| FootageType::parse(&t).ok()),

@@ -75,8 +75,9 @@ impl Registry for SqliteConn {
         self.conn
             .execute(
                 "INSERT INTO network_sources (protocol, host, port, mount_port, share, path, username, password_enc,
-                     couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                     couple_id, footage_type, camera_id, post_import, duplicates, created_at, updated_at,
+                     credential_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
                 params![
                     n.protocol,
                     n.host,
@@ -91,7 +92,8 @@ impl Registry for SqliteConn {
                     n.camera_id,
                     n.post_import,
                     n.duplicates.as_str(),
-                    t
+                    t,
+                    n.credential_key
                 ],
             )
             .ctx("add source")?;
@@ -145,7 +147,8 @@ impl Registry for SqliteConn {
             .conn
             .execute(
                 "UPDATE network_sources SET path = ?2, username = ?3, password_enc = ?4, couple_id = ?5,
-                     footage_type = ?6, camera_id = ?7, post_import = ?8, duplicates = ?9, updated_at = ?10
+                     footage_type = ?6, camera_id = ?7, post_import = ?8, duplicates = ?9, updated_at = ?10,
+                     credential_key = ?11
                  WHERE id = ?1",
                 params![
                     id,
@@ -157,7 +160,8 @@ impl Registry for SqliteConn {
                     s.camera_id,
                     s.post_import,
                     s.duplicates.as_str(),
-                    now()
+                    now(),
+                    s.credential_key
                 ],
             )
             .ctx("update source")?;
@@ -165,6 +169,36 @@ impl Registry for SqliteConn {
             return Err(Error::NotFound(format!("no source {id} (see `nightfox source list`)")));
         }
         Ok(())
+    }
+
+    fn replace_source_credentials(&self, changes: &[CredentialChange]) -> Result<()> {
+        let tx = immediate(&self.conn).ctx("begin credential change")?;
+        let t = now();
+        for c in changes {
+            let n = tx
+                .execute(
+                    "UPDATE network_sources SET password_enc = ?2, credential_key = ?3, updated_at = ?4
+                     WHERE id = ?1 AND password_enc = ?5 AND credential_key IS ?6",
+                    params![c.id, c.password_enc, c.credential_key, t, c.old_password_enc, c.old_credential_key],
+                )
+                .ctx("replace credential")?;
+            if n == 0 {
+                return Err(crate::catalog::credential_changed(c.id));
+            }
+        }
+        tx.commit().ctx("commit credential change")
+    }
+
+    fn catalog_id(&self) -> Result<String> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO catalog_info (name, value) VALUES ('catalog_id', lower(hex(randomblob(16))))",
+                [],
+            )
+            .ctx("make catalog id")?;
+        self.conn
+            .query_row("SELECT value FROM catalog_info WHERE name = 'catalog_id'", [], |r| r.get(0))
+            .ctx("read catalog id")
     }
 
     fn remove_source(&self, id: i64) -> Result<()> {

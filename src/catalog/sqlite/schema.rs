@@ -412,6 +412,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_due ON jobs(kind, run_after) WHERE state = 'queued';
     CREATE INDEX jobs_running ON jobs(heartbeat_at) WHERE state = 'running';
     "#,
+    // 12: credential tiers (`secrets`): a source's password may live outside the catalog (the OS keyring, or one
+    // process's memory), the catalog keeping only a reference to it; and the catalog's identity (`catalog_id`,
+    // made on first use) naming its keyring entries and salting a passphrase's key.
+    r#"
+    ALTER TABLE network_sources ADD COLUMN credential_key TEXT;
+    CREATE TABLE catalog_info (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Current schema version this build writes.

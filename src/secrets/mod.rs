@@ -1,0 +1,488 @@
+//! Secrets: network credentials, kept in tiers ([`store`]: the OS keyring, the encrypted catalog, memory) and,
+//! in the catalog, encrypted at rest: AES-256-GCM with a fresh random 96-bit nonce per encryption.
+//!
+//! ## Keys
+//! - **A passphrase**, `$NIGHTFOX_SECRET` when set and non-empty (the env file, the same on every seat): always
+//!   read as a passphrase, so the key comes from Argon2id (default parameters: 19 MiB, 2 passes) with this
+//!   archive's random 16-byte salt (`secret.salt`, made on first use). A ciphertext names its salt (`nfA2`,
+//!   salt, nonce, ciphertext), so one written by another seat (whose salt differs) or before a `catalog copy`
+//!   still opens. Argon2id is slow by design: a key is derived once per process and salt, then cached.
+//!   Ciphertexts of earlier versions (HKDF-SHA256 of the passphrase: nonce, ciphertext) still open and are
+//!   re-encrypted by `nightfox secrets rotate`; so are those under `$NIGHTFOX_SECRET_PREVIOUS` (how a
+//!   passphrase is changed: set the new one and the old one there, run `secrets rotate`).
+//! - **Else a key file**, 32 random bytes, mode 0600: `$NIGHTFOX_KEY_FILE` (or `--key-file`, which sets it;
+//!   it may live outside the archive), else `secret.key` in the archive (made when missing). The key comes from
+//!   HKDF-SHA256 (a random key needs no slow KDF). A key file that group or others may read is refused (`chmod
+//!   600`), by every command ([`check_key_file`]).
+//!
+//! ## Rotation (`nightfox secrets rotate`, [`rotate`]) and its crash order
+//! 1. a new random key is written to `<key file>.new` (temp file, fsync, rename, fsync of the directory); one
+//!    left by an interrupted rotation is reused;
+//! 2. every ciphertext in the catalog is re-encrypted under it in ONE catalog transaction (each row only if
+//!    unchanged since read);
+//! 3. every `<archive>/keys/*.wrapped` is re-wrapped under it (each: temp, fsync, rename);
+//! 4. `<key file>.new` is renamed over the key file (and the directory fsynced).
+//!
+//! While `<key file>.new` exists, every process knows both keys (decryption and unwrapping try each; encryption
+//! uses the old one) and says that a rotation was interrupted: running `secrets rotate` again finishes it.
+//! So a crash at any step loses nothing. Secrets in the OS keyring are not encrypted by this key and stay.
+//!
+//! A password never appears in clear in the catalog, logs, listings, errors or process arguments: it travels as
+//! [`Password`], whose Debug and Display are redacted. A wrong key or a tampered ciphertext is a clear error.
+//!
+//! ## Wrapped keys (the contract for other key holders, such as the encrypted vault)
+//! A module that needs its own 32-byte data key keeps it wrapped by [`Secrets::wrap_key`] (AES-256-GCM under the
+//! secrets key, with an AAD distinct from passwords', so a wrapped key and a password never pass for each other) in
+//! a file `<archive>/keys/NAME.wrapped` (e.g. `keys/vault.wrapped`, mode 0600), and reads it back with
+//! [`Secrets::unwrap_key`]. `nightfox secrets rotate` re-wraps every `<archive>/keys/*.wrapped` file under the new
+//! key (each rewritten atomically: temp file, fsync, rename), so a holder must keep its key there and nowhere else.
+//! [`Secrets::unwrap_key`] tries every key this process knows (the current one, and during an interrupted rotation
+//! the other), so a file wrapped under either still opens.
+
+pub mod keyring;
+pub mod ops;
+pub mod store;
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use hkdf::Hkdf;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+
+pub use ops::{migrate, rotate};
+pub use store::{password_of, set_ephemeral, Tier};
+
+/// The key file's name in the archive (when `$NIGHTFOX_KEY_FILE` does not name another).
+pub const KEY_FILE: &str = "secret.key";
+/// Names the key file (set by `--key-file` too).
+pub const KEY_FILE_VAR: &str = "NIGHTFOX_KEY_FILE";
+/// The passphrase.
+pub const SECRET_VAR: &str = "NIGHTFOX_SECRET";
+/// The passphrase before a change, while `secrets rotate` re-encrypts under the new one.
+pub const PREVIOUS_SECRET_VAR: &str = "NIGHTFOX_SECRET_PREVIOUS";
+/// The archive's Argon2id salt.
+const SALT_FILE: &str = "secret.salt";
+/// Where wrapped data keys live (see the module doc).
+pub const KEYS_DIR: &str = "keys";
+
+const SALT: &[u8] = b"nightfox secrets v1";
+const INFO: &[u8] = b"network source credentials";
+const AAD: &[u8] = b"nightfox source password";
+const WRAP_AAD: &[u8] = b"nightfox wrapped data key v1";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The head of a ciphertext under a passphrase's Argon2id key, followed by the 16-byte salt.
+const MAGIC: &[u8; 4] = b"nfA2";
+const SALT_LEN: usize = 16;
+
+/// A password in memory. Its Debug and Display never show it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl std::fmt::Display for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The key file of an archive: `$NIGHTFOX_KEY_FILE` when set, else `secret.key` in the archive.
+pub fn key_file_path(archive_root: &Path) -> PathBuf {
+    match std::env::var_os(KEY_FILE_VAR) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => archive_root.join(KEY_FILE),
+    }
+}
+
+/// Where a rotation writes the next key: `<key file>.new`.
+fn pending_path(key_file: &Path) -> PathBuf {
+    let mut s = key_file.as_os_str().to_owned();
+    s.push(".new");
+    PathBuf::from(s)
+}
+
+/// Creates the archive's key file (32 random bytes, 0600) if it does not exist.
+pub fn ensure_key_file(archive_root: &Path) -> Result<()> {
+    let path = key_file_path(archive_root);
+    if path.exists() {
+        return Ok(());
+    }
+    let key = Key::<Aes256Gcm>::generate();
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(mut f) => {
+            f.write_all(key.as_slice()).at(&path)?;
+            f.sync_all().at(&path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Refuses a key file (or a pending `.new` one) that group or others may read. Every command calls it; a key
+/// file that does not exist yet passes.
+pub fn check_key_file(archive_root: &Path) -> Result<()> {
+    let path = key_file_path(archive_root);
+    for p in [pending_path(&path), path] {
+        if let Ok(m) = fs::metadata(&p) {
+            refuse_open_mode(&p, m.mode())?;
+        }
+    }
+    Ok(())
+}
+
+/// The one-line error for a key file that group or others may read.
+fn refuse_open_mode(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::Secret(format!(
+        "the key file {} has mode {:o}: it holds the key of the stored passwords, so group and others may not read \
+         it (chmod 600 {})",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    )))
+}
+
+/// Reads a 32-byte key file, refusing one that group or others may read.
+fn read_key_file(path: &Path) -> Result<Vec<u8>> {
+    let mut f = fs::File::open(path).at(path)?;
+    refuse_open_mode(path, f.metadata().at(path)?.mode())?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).at(path)?;
+    if buf.len() != 32 {
+        return Err(Error::Secret(format!("{} is not a 32-byte key file", path.display())));
+    }
+    Ok(buf)
+}
+
+/// Writes `bytes` to `path` atomically (0600): a temp file beside it, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    drop(f);
+    fs::rename(&tmp, path).at(path)?;
+    sync_dir(path)
+}
+
+/// Fsyncs the directory holding `path` (a rename in it is durable then).
+pub(crate) fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Argon2id keys derived in this process, by (SHA-256 of the passphrase, salt): derived once, not per decrypt.
+type DerivedKeys = HashMap<([u8; 32], [u8; SALT_LEN]), [u8; 32]>;
+static DERIVED: Mutex<Option<DerivedKeys>> = Mutex::new(None);
+
+/// The Argon2id key of a passphrase and salt (cached for the process).
+fn argon2_key(passphrase: &[u8], salt: &[u8; SALT_LEN]) -> Result<[u8; 32]> {
+    let id: [u8; 32] = Sha256::digest(passphrase).into();
+    let mut cache = DERIVED.lock().unwrap_or_else(|e| e.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(k) = map.get(&(id, *salt)) {
+        return Ok(*k);
+    }
+    let mut out = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(passphrase, salt, &mut out)
+        .map_err(|e| Error::Secret(format!("argon2id: {e}")))?;
+    map.insert((id, *salt), out);
+    Ok(out)
+}
+
+/// The archive's Argon2id salt, made (16 random bytes) on first use.
+fn archive_salt(archive_root: &Path) -> Result<[u8; SALT_LEN]> {
+    let path = archive_root.join(SALT_FILE);
+    match fs::read(&path) {
+        Ok(b) => <[u8; SALT_LEN]>::try_from(b.as_slice())
+            .map_err(|_| Error::Secret(format!("{} is not a 16-byte salt file", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let salt: [u8; SALT_LEN] = {
+                let k = Key::<Aes256Gcm>::generate();
+                let mut s = [0u8; SALT_LEN];
+                s.copy_from_slice(&k.as_slice()[..SALT_LEN]);
+                s
+            };
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(&salt).at(&path)?;
+                    f.sync_all().at(&path)?;
+                    Ok(salt)
+                }
+                // Another process made it first: use its salt.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => archive_salt(archive_root),
+                Err(e) => Err(Error::io(&path, e)),
+            }
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+fn hkdf_cipher(material: &[u8]) -> Aes256Gcm {
+    let hk = Hkdf::<Sha256>::new(Some(SALT), material);
+    let mut okm = [0u8; 32];
+    // 32 bytes is always a valid HKDF-SHA256 output length.
+    let _ = hk.expand(INFO, &mut okm);
+    Aes256Gcm::new(&Key::<Aes256Gcm>::from(okm))
+}
+
+/// Opens nonce + ciphertext + tag with one key.
+fn open_with(c: &Aes256Gcm, body: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if body.len() < NONCE_LEN + TAG_LEN {
+        return None;
+    }
+    let (n, ct) = body.split_at(NONCE_LEN);
+    let nonce = Nonce::try_from(n).ok()?;
+    c.decrypt(&nonce, Payload { msg: ct, aad }).ok()
+}
+
+/// Where this process's key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// `$NIGHTFOX_SECRET`.
+    Passphrase,
+    /// A key file (with a `.new` one beside it while a rotation is unfinished).
+    KeyFile { path: PathBuf, pending: bool },
+}
+
+/// The cipher for one archive: the key encryption uses, and every key decryption may try.
+pub struct Secrets {
+    source: KeySource,
+    /// What encryption uses; with a passphrase, ciphertexts name `salt`.
+    primary: Aes256Gcm,
+    salt: Option<[u8; SALT_LEN]>,
+    /// Passphrases whose Argon2id keys decryption tries (`$NIGHTFOX_SECRET`, `$NIGHTFOX_SECRET_PREVIOUS`).
+    passphrases: Vec<Vec<u8>>,
+    /// HKDF keys of the plain format (nonce, ciphertext) decryption tries: the key file (and the pending one), or
+    /// the passphrases' keys of earlier versions.
+    plain: Vec<Aes256Gcm>,
+}
+
+fn env_nonempty(name: &str) -> Option<Vec<u8>> {
+    std::env::var(name).ok().filter(|s| !s.is_empty()).map(String::into_bytes)
+}
+
+impl Secrets {
+    /// Loads the key: `$NIGHTFOX_SECRET` if set and non-empty (a passphrase: Argon2id), else the key file
+    /// (created if missing; refused when group or others may read it).
+    pub fn load(archive_root: &Path) -> Result<Secrets> {
+        if let Some(pass) = env_nonempty(SECRET_VAR) {
+            let salt = archive_salt(archive_root)?;
+            let primary = Aes256Gcm::new(&Key::<Aes256Gcm>::from(argon2_key(&pass, &salt)?));
+            let mut passphrases = vec![pass];
+            passphrases.extend(env_nonempty(PREVIOUS_SECRET_VAR));
+            let plain = passphrases.iter().map(|p| hkdf_cipher(p)).collect();
+            return Ok(Secrets { source: KeySource::Passphrase, primary, salt: Some(salt), passphrases, plain });
+        }
+        ensure_key_file(archive_root)?;
+        let path = key_file_path(archive_root);
+        let current = hkdf_cipher(&read_key_file(&path)?);
+        let mut plain = vec![current.clone()];
+        let next = pending_path(&path);
+        let pending = next.exists();
+        if pending {
+            plain.push(hkdf_cipher(&read_key_file(&next)?));
+            tracing::warn!(
+                key_file = %path.display(),
+                "a key rotation was interrupted ({} exists): run `nightfox secrets rotate` to finish it",
+                next.display()
+            );
+        }
+        Ok(Secrets {
+            source: KeySource::KeyFile { path, pending },
+            primary: current,
+            salt: None,
+            passphrases: vec![],
+            plain,
+        })
+    }
+
+    /// A key-file style cipher from raw key material (HKDF-SHA256).
+    fn from_material(material: &[u8]) -> Secrets {
+        let c = hkdf_cipher(material);
+        Secrets {
+            source: KeySource::KeyFile { path: PathBuf::new(), pending: false },
+            primary: c.clone(),
+            salt: None,
+            passphrases: vec![],
+            plain: vec![c],
+        }
+    }
+
+    /// Where the key comes from.
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    fn seal(&self, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let nonce = Nonce::generate();
+        let ct = self
+            .primary
+            .encrypt(&nonce, Payload { msg, aad })
+            .map_err(|_| Error::Secret("encryption failed".into()))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + SALT_LEN + NONCE_LEN + ct.len());
+        if let Some(salt) = &self.salt {
+            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(salt);
+        }
+        out.extend_from_slice(nonce.as_slice());
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens what some key this process knows sealed; None when none does.
+    fn open(&self, stored: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if stored.len() >= MAGIC.len() + SALT_LEN + NONCE_LEN + TAG_LEN && stored.starts_with(MAGIC) {
+            let (head, body) = stored.split_at(MAGIC.len() + SALT_LEN);
+            if let Ok(salt) = <[u8; SALT_LEN]>::try_from(&head[MAGIC.len()..]) {
+                for p in &self.passphrases {
+                    let Ok(k) = argon2_key(p, &salt) else { continue };
+                    if let Some(pt) = open_with(&Aes256Gcm::new(&Key::<Aes256Gcm>::from(k)), body, aad) {
+                        return Some(pt);
+                    }
+                }
+            }
+        }
+        self.plain.iter().find_map(|c| open_with(c, stored, aad))
+    }
+
+    /// True when `stored` opens with the key encryption uses now (`secrets rotate` leaves it as it is).
+    pub fn is_current(&self, stored: &[u8]) -> bool {
+        let body = match &self.salt {
+            Some(salt) => {
+                let head = MAGIC.len() + SALT_LEN;
+                if stored.len() < head || !stored.starts_with(MAGIC) || stored[MAGIC.len()..head] != salt[..] {
+                    return false;
+                }
+                &stored[head..]
+            }
+            None => stored,
+        };
+        open_with(&self.primary, body, AAD).is_some()
+    }
+
+    /// Encrypts a password: (with a passphrase: `nfA2` and the salt, then) nonce (12 bytes), ciphertext and tag.
+    /// An empty password stays empty.
+    pub fn encrypt(&self, password: &Password) -> Result<Vec<u8>> {
+        if password.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.seal(password.expose().as_bytes(), AAD)
+    }
+
+    /// Wraps a 32-byte data key (see the module doc).
+    pub fn wrap_key(&self, key: &[u8; 32]) -> Result<Vec<u8>> {
+        self.seal(key, WRAP_AAD)
+    }
+
+    /// Unwraps what [`Secrets::wrap_key`] produced (under any key this process knows); a wrong secrets key or a
+    /// damaged file is `Error::Secret`.
+    pub fn unwrap_key(&self, wrapped: &[u8]) -> Result<[u8; 32]> {
+        self.open(wrapped, WRAP_AAD).and_then(|pt| <[u8; 32]>::try_from(pt.as_slice()).ok()).ok_or_else(|| {
+            Error::Secret(
+                "a wrapped data key cannot be unwrapped: wrong secrets key ($NIGHTFOX_SECRET or the key file) or a \
+                 damaged keys/*.wrapped file"
+                    .into(),
+            )
+        })
+    }
+
+    /// Decrypts what [`Secrets::encrypt`] produced (under any key this process knows).
+    pub fn decrypt(&self, stored: &[u8]) -> Result<Password> {
+        if stored.is_empty() {
+            return Ok(Password::default());
+        }
+        self.open(stored, AAD).and_then(|pt| String::from_utf8(pt).ok()).map(Password).ok_or_else(|| {
+            Error::Secret(
+                "the stored password cannot be decrypted: wrong key ($NIGHTFOX_SECRET or the key file) or a damaged \
+                 catalog; set the right key or add the source again"
+                    .into(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_fresh_nonces_and_clear_errors() {
+        let s = Secrets::from_material(b"k1");
+        let pw = Password::new("hunter2 ünïcode");
+        let a = s.encrypt(&pw).unwrap();
+        let b = s.encrypt(&pw).unwrap();
+        assert_ne!(a, b, "a fresh nonce every time");
+        assert_eq!(a.len(), 12 + pw.expose().len() + 16);
+        assert!(!a.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(s.decrypt(&a).unwrap(), pw);
+        // Wrong key, tampered bytes, truncation: errors, not panics.
+        assert!(matches!(Secrets::from_material(b"k2").decrypt(&a), Err(Error::Secret(_))));
+        let mut t = a.clone();
+        t[20] ^= 1;
+        assert!(matches!(s.decrypt(&t), Err(Error::Secret(_))));
+        assert!(matches!(s.decrypt(&a[..10]), Err(Error::Secret(_))));
+        assert!(s.encrypt(&Password::default()).unwrap().is_empty());
+        assert_eq!(format!("{pw:?} {pw}"), "Password(<redacted>) <redacted>");
+    }
+
+    #[test]
+    fn wrapped_keys_round_trip_and_are_not_passwords() {
+        let s = Secrets::from_material(b"k1");
+        let key = [7u8; 32];
+        let w = s.wrap_key(&key).unwrap();
+        assert_eq!(w.len(), 60);
+        assert_eq!(s.unwrap_key(&w).unwrap(), key);
+        assert!(matches!(Secrets::from_material(b"k2").unwrap_key(&w), Err(Error::Secret(_))));
+        assert!(s.decrypt(&w).is_err(), "a wrapped key does not decrypt as a password");
+        let pw = s.encrypt(&Password::new("x".repeat(32))).unwrap();
+        assert!(s.unwrap_key(&pw).is_err(), "a password does not unwrap as a key");
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let s1 = Secrets::load(d.path()).unwrap();
+        let m = fs::metadata(d.path().join(KEY_FILE)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        assert_eq!(m.len(), 32);
+        let ct = s1.encrypt(&Password::new("pw")).unwrap();
+        let s2 = Secrets::load(d.path()).unwrap();
+        assert_eq!(s2.decrypt(&ct).unwrap().expose(), "pw");
+    }
+}

@@ -474,6 +474,41 @@ mod tests {
     }
 
     #[test]
+    fn a_passphrase_goes_through_argon2id_and_older_ciphertexts_still_open() {
+        let d = tempfile::tempdir().unwrap();
+        let salt = archive_salt(d.path()).unwrap();
+        assert_eq!(archive_salt(d.path()).unwrap(), salt, "the archive's salt is kept");
+        let k = argon2_key(b"correct horse", &salt).unwrap();
+        let s = Secrets {
+            source: KeySource::Passphrase,
+            primary: Aes256Gcm::new(&Key::<Aes256Gcm>::from(k)),
+            salt: Some(salt),
+            passphrases: vec![b"correct horse".to_vec(), b"old horse".to_vec()],
+            plain: vec![hkdf_cipher(b"correct horse"), hkdf_cipher(b"old horse")],
+        };
+        let ct = s.encrypt(&Password::new("pw")).unwrap();
+        assert!(ct.starts_with(MAGIC) && ct[4..20] == salt[..], "names its salt");
+        assert!(s.is_current(&ct));
+        assert_eq!(s.decrypt(&ct).unwrap().expose(), "pw");
+        // Before this version: HKDF of the passphrase, no head.
+        let legacy = Secrets::from_material(b"correct horse").encrypt(&Password::new("old")).unwrap();
+        assert_eq!(s.decrypt(&legacy).unwrap().expose(), "old");
+        assert!(!s.is_current(&legacy), "rotate re-encrypts it");
+        // Another seat's salt still opens (the salt travels with the ciphertext).
+        let other = argon2_key(b"old horse", &[1; SALT_LEN]).unwrap();
+        let mut theirs = MAGIC.to_vec();
+        theirs.extend_from_slice(&[1; SALT_LEN]);
+        let o = Secrets {
+            primary: Aes256Gcm::new(&Key::<Aes256Gcm>::from(other)),
+            salt: None,
+            ..Secrets::from_material(b"x")
+        };
+        theirs.extend_from_slice(&o.encrypt(&Password::new("prev")).unwrap());
+        assert_eq!(s.decrypt(&theirs).unwrap().expose(), "prev", "under $NIGHTFOX_SECRET_PREVIOUS");
+        assert!(Secrets::from_material(b"correct horse").decrypt(&ct).is_err());
+    }
+
+    #[test]
     fn key_file_is_private_and_stable() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();

@@ -244,7 +244,7 @@ pub fn delete(credential_key: Option<&str>) -> Option<String> {
             Ok(Found::Yes(())) | Ok(Found::NoEntry) => None,
             Ok(Found::Unavailable(why)) => Some(format!(
                 "the keyring entry {}/{} stays in the OS keyring of seat {} ({why}): delete it there (secret-tool \
-                 clear service {} user {})",
+                 clear service {} username {})",
                 kr::SERVICE,
                 r.name,
                 r.host,

@@ -4,6 +4,7 @@
 
 pub mod faultfs;
 pub mod ganesha;
+pub mod keyring;
 pub mod nfsd;
 pub mod pgd;
 pub mod s3d;

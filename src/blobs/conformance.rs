@@ -136,26 +136,43 @@ mod tests {
     use super::super::memory::{Fault, MemoryBlobs};
     use super::*;
 
+    /// Flips a bit of the (read-only) file at `p`, behind the store's back.
+    fn flip_byte(p: &std::path::Path, at: u64) {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap();
+        let f = fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+        let mut b = [0u8; 1];
+        f.read_at(&mut b, at).unwrap();
+        f.write_at(&[b[0] ^ 0x80], at).unwrap();
+        f.sync_all().unwrap();
+    }
+
     #[test]
     fn local_store_conforms() {
         let root = tempfile::tempdir().unwrap();
         let staging = Staging::open(root.path()).unwrap();
         let store = LocalBlobs::open(&root.path().join("objects")).unwrap();
         let s2 = store.clone();
-        run(&store, &staging, &move |h| {
-            let p = s2.path(h);
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-            let f = fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
-            let mut b = [0u8; 1];
-            f.read_at(&mut b, 7).unwrap();
-            f.write_at(&[b[0] ^ 0x80], 7).unwrap();
-            f.sync_all().unwrap();
-        });
+        run(&store, &staging, &move |h| flip_byte(&s2.path(h), 7));
         // Today's layout exactly: objects/<2>/<2>/<64>, read-only.
         let h = blake3::hash(b"conformance: landing twice".repeat(1000).as_slice()).to_hex().to_string();
         let p = root.path().join("objects").join(&h[0..2]).join(&h[2..4]).join(&h);
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o444);
         assert_eq!(store.local_path(&h), Some(p));
+    }
+
+    #[test]
+    fn vault_over_local_and_over_memory_conforms() {
+        use super::super::vault::{DataKey, VaultBlobs};
+        let root = tempfile::tempdir().unwrap();
+        let staging = Staging::open(root.path()).unwrap();
+        let local = LocalBlobs::open(&root.path().join("objects")).unwrap();
+        let vault = VaultBlobs::new(std::sync::Arc::new(local.clone()), DataKey::from_bytes([3; 32]));
+        // A byte of the first chunk's ciphertext (past the 40-byte header).
+        run(&vault, &staging, &move |h| flip_byte(&local.path(h), 47));
+        assert_eq!(vault.local_path(&"0".repeat(64)), None, "a sealed blob is never handed out as a file");
+        let mem = MemoryBlobs::new();
+        let vault = VaultBlobs::new(std::sync::Arc::new(mem.clone()), DataKey::from_bytes([4; 32]));
+        run(&vault, &staging, &move |h| mem.corrupt(h));
     }
 
     #[test]

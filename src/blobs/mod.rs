@@ -19,6 +19,7 @@ pub mod outboard;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod staging;
+pub mod vault;
 
 pub use hash::{digest_file, hash_file, hash_in_memory, is_hash, Digest, HashHex, Hashers, Sums};
 pub use staging::{

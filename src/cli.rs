@@ -59,6 +59,11 @@ enum Command {
         /// Postgres catalog that other seats use already is joined: this seat gets its own staging and caches.
         #[arg(long, default_value = "sqlite")]
         catalog: String,
+        /// Store the blobs encrypted (AES-256-GCM in 64 KiB chunks; identity stays the hash of the plaintext)
+        /// under a random data key kept only wrapped with the archive secret in keys/vault.wrapped: back up that
+        /// file and the secret (NIGHTFOX_SECRET or the key file) together: the footage cannot be read without both.
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Create or upgrade a Postgres catalog's schema with the migration role (the only role allowed DDL), and
     /// grant the runtime role its rows. The DSN's password comes from NIGHTFOX_DATABASE_MIGRATE_URL.
@@ -794,10 +799,10 @@ fn run(cli: Cli) -> Result<i32> {
         eprintln!("--ephemeral-secrets: new source passwords are kept in memory only and lost when this process exits");
     }
     match cli.command {
-        Command::Init { blobs, catalog } => {
+        Command::Init { blobs, catalog, encrypt } => {
             refuse_password_in_argv(&catalog, crate::catalog::DATABASE_URL_VAR)?;
             let dir = archive::resolve_dir(cli.archive)?;
-            let a = Archive::init_full(&dir, &blobs, &catalog)?;
+            let a = Archive::init_encrypted(&dir, &blobs, &catalog, encrypt)?;
             if crate::catalog::is_postgres(&catalog) {
                 let couples = a.catalog()?.couples()?.len();
                 println!(
@@ -807,6 +812,13 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             } else {
                 println!("created archive at {}", dir.display());
+            }
+            if encrypt {
+                println!(
+                    "blobs are encrypted: keep {} and the archive secret (NIGHTFOX_SECRET or the key file) backed \
+                     up together",
+                    dir.join(crate::blobs::vault::WRAPPED_KEY).display()
+                );
             }
             Ok(0)
         }

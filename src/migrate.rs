@@ -49,7 +49,7 @@ pub fn migrate_blobs(archive: &Archive, to_url: &str, progress: &dyn Observer) -
     let _daemon = crate::serve::lock_daemon(archive, &archive.root.to_string_lossy(), "migrate-blobs", None)?;
     let cat = archive.catalog()?;
     let leases = lease_every_couple(&*cat)?;
-    let target = blobs::open_store(to_url, &archive.root)?;
+    let target = archive.open_blob_store(to_url)?;
     let mut report = Migrated { from: archive.blobs.describe(), to: target.describe(), ..Default::default() };
     let rows = cat.blobs(None)?;
     if report.from == report.to {

@@ -58,13 +58,17 @@ pub struct Section {
     /// `local` or `file:///dir` for blobs; `sqlite` or `sqlite:///file.db` for the catalog. Never holds a secret
     /// (credentials live in the encrypted secrets file).
     pub url: String,
+    /// `[blobs] encrypt = true`: the blobs are sealed with the archive's data key (`blobs::vault`, made by `init
+    /// --encrypt`; the key itself lives wrapped in `keys/vault.wrapped`, never here). Not for `[catalog]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            blobs: Section { url: DEFAULT_BLOBS.into() },
-            catalog: Section { url: DEFAULT_CATALOG.into() },
+            blobs: Section { url: DEFAULT_BLOBS.into(), encrypt: false },
+            catalog: Section { url: DEFAULT_CATALOG.into(), encrypt: false },
             scrub: None,
             trash: None,
         }
@@ -89,9 +93,16 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => return Err(Error::io(path, e)),
         };
-        toml::from_str(&text).map_err(|e| {
+        let config: Config = toml::from_str(&text).map_err(|e| {
             Error::Invalid(format!("{}: {}", path.display(), e.message().lines().next().unwrap_or("invalid")))
-        })
+        })?;
+        if config.catalog.encrypt {
+            return Err(Error::Invalid(format!(
+                "{}: [catalog] encrypt is not a setting (encryption is [blobs] encrypt = true)",
+                path.display()
+            )));
+        }
+        Ok(config)
     }
 
     /// The file's text: the URLs, after a comment saying what the defaults mean.
@@ -99,7 +110,8 @@ impl Config {
         let body = toml::to_string(self).map_err(|e| Error::Invalid(format!("{FILE}: {e}")))?;
         Ok(format!(
             "# Nightfox archive: where its verified blobs and its catalog live.\n\
-             # blobs \"local\" = objects/ in this directory; catalog \"sqlite\" = catalog.db in this directory.\n\n{body}"
+             # blobs \"local\" = objects/ in this directory; catalog \"sqlite\" = catalog.db in this directory.\n\
+             # blobs encrypt = true: sealed with the key in keys/vault.wrapped (wrapped under the archive secret).\n\n{body}"
         ))
     }
 
@@ -123,8 +135,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(Config::load(d.path()).unwrap(), Config::default());
         let c = Config {
-            blobs: Section { url: "file:///srv/blobs".into() },
-            catalog: Section { url: "sqlite".into() },
+            blobs: Section { url: "file:///srv/blobs".into(), encrypt: true },
+            catalog: Section { url: "sqlite".into(), encrypt: false },
             scrub: None,
             trash: Some(TrashSettings { retention: Some("7d".into()) }),
         };

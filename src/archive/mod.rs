@@ -2,7 +2,8 @@
 //! created (`init`) and opened, which blob store and catalog it uses (`archive.toml`, see [`config`]), and the
 //! daemon's advisory lock in its `locks/` directory (couple leases are the catalog's). Default layout:
 //! `catalog.db` (see `catalog`), `objects/` (see `blobs::local`), `tmp/` (staging, see `blobs::staging`),
-//! `locks/`, `archive.toml`.
+//! `locks/`, `archive.toml`; an encrypted archive (`init --encrypt`) also `keys/vault.wrapped` (see
+//! `blobs::vault`).
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -35,6 +36,17 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
         Some(h) => Ok(PathBuf::from(h).join(".local/share/nightfox")),
         None => Err(Error::Invalid("no archive given: use --archive DIR or set NIGHTFOX_ARCHIVE".into())),
     }
+}
+
+/// The store `url` names, wrapped in the vault (its key unwrapped with the archive secret: a wrong secret fails
+/// here, in one line) when the archive's blobs are encrypted.
+fn open_blobs(config: &Config, url: &str, root: &Path) -> Result<Arc<dyn BlobStore>> {
+    let store = crate::blobs::open_store(url, root)?;
+    if !config.blobs.encrypt {
+        return Ok(store);
+    }
+    let key = crate::blobs::vault::DataKey::load(root)?;
+    Ok(Arc::new(crate::blobs::vault::VaultBlobs::new(store, key)))
 }
 
 /// An open archive: its root, its configuration, its staging directory, its blob store and its catalog backend
@@ -77,6 +89,13 @@ impl Archive {
     /// is written; this archive directory then holds only this seat's own parts (staging, locks, caches,
     /// archive.toml without any password).
     pub fn init_full(root: &Path, blobs_url: &str, catalog_url: &str) -> Result<Archive> {
+        Archive::init_encrypted(root, blobs_url, catalog_url, false)
+    }
+
+    /// [`init_full`](Self::init_full), with the blobs sealed (`blobs::vault`) when `encrypt`: a random data key
+    /// is drawn and kept only wrapped under the archive secret (`keys/vault.wrapped`), and `archive.toml` says
+    /// `[blobs] encrypt = true`.
+    pub fn init_encrypted(root: &Path, blobs_url: &str, catalog_url: &str, encrypt: bool) -> Result<Archive> {
         if root.join(MARKER).exists() {
             return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
         }
@@ -108,6 +127,11 @@ impl Archive {
         }
         let mut config = Config::default();
         config.blobs.url = blobs_url.to_string();
+        if encrypt {
+            crate::secrets::ensure_key_file(root)?;
+            crate::blobs::vault::DataKey::create(root)?;
+            config.blobs.encrypt = true;
+        }
         config.catalog.url = crate::catalog::redact_url(catalog_url);
         if !remote && blobs_url != config::DEFAULT_BLOBS {
             check(root)?;
@@ -135,9 +159,15 @@ impl Archive {
             fs::DirBuilder::new().mode(0o700).create(&locks).at(&locks)?;
         }
         let staging = Staging::open(root)?;
-        let blobs = crate::blobs::open_store(&config.blobs.url, root)?;
+        let blobs = open_blobs(&config, &config.blobs.url, root)?;
         let catalog = crate::catalog::open_backend(&config.catalog.url, root)?;
         Ok(Archive { root: root.to_path_buf(), config, staging, blobs, catalog })
+    }
+
+    /// Opens the blob store `url` names as this archive keeps blobs: sealed with its data key when it is an
+    /// encrypted archive (`migrate-blobs` lands into it).
+    pub fn open_blob_store(&self, url: &str) -> Result<Arc<dyn BlobStore>> {
+        open_blobs(&self.config, url, &self.root)
     }
 
     /// The same archive with its blobs in `blobs` instead (tests: an in-memory store with injected faults).

@@ -346,6 +346,7 @@ impl BlobStore for VaultBlobs {
             seal,
             len,
             what: format!("{} blob {hash}", self.describe()),
+            ahead: std::sync::atomic::AtomicU64::new(0),
             cache: Mutex::new(None),
         }))
     }
@@ -493,6 +494,12 @@ impl StreamOpen {
     }
 }
 
+/// How far ahead of a streaming read (one of [`STREAMING`] bytes or more) the inner store is asked to read
+/// ([`BlobReader::will_need`]): the sealed bytes are read through its page cache, whose own read-ahead window is
+/// far smaller than the mount's requests (measured: a 1 GiB clip read cold at 0.38x of the copy path without it).
+const READ_AHEAD: u64 = 16 << 20;
+const STREAMING: u64 = 128 << 10;
+
 thread_local! {
     /// The sealed bytes of a read, reused by this thread.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -504,6 +511,8 @@ pub struct VaultReader {
     seal: Seal,
     len: u64,
     what: String,
+    /// Where in the stored blob the read-ahead asked of the inner store ends (see [`READ_AHEAD`]).
+    ahead: std::sync::atomic::AtomicU64,
     /// The last chunk a read used only in part (a sequential reader's next read starts in it), decrypted.
     cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
 }
@@ -515,6 +524,20 @@ impl VaultReader {
 
     fn last_chunk(&self) -> u64 {
         chunks(self.len) - 1
+    }
+
+    /// Asks the inner store for the sealed bytes past `to` when a streaming read from `from` comes within half a
+    /// window of where the last request ended (or away from it: a seek starts afresh).
+    fn read_ahead(&self, from: u64, to: u64) {
+        use std::sync::atomic::Ordering;
+        let ahead = self.ahead.load(Ordering::Relaxed);
+        if ahead > to + READ_AHEAD / 2 && ahead <= from + 2 * READ_AHEAD {
+            return;
+        }
+        let start = if ahead < from || ahead > from + 2 * READ_AHEAD { to } else { ahead.max(to) };
+        let end = to + READ_AHEAD;
+        self.ahead.store(end, Ordering::Relaxed);
+        self.inner.will_need(start, end - start);
     }
 
     fn bad(&self, i: u64) -> Error {
@@ -559,6 +582,9 @@ impl BlobReader for VaultReader {
             return Ok(want);
         }
         let (from, to) = (sealed_at(i), sealed_at(last) + self.chunk_len(last) + TAG);
+        if to - from >= STREAMING {
+            self.read_ahead(from, to);
+        }
         SCRATCH.with_borrow_mut(|scratch| -> Result<()> {
             scratch.resize((to - from) as usize, 0);
             let n = self.inner.read_at(scratch, from)?;

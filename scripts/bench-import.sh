@@ -5,9 +5,11 @@
 # The import runs twice per round: with the archive's own SQLite catalog (`nightfox`) and with a Postgres catalog
 # (`nightfox_pg`: a PostgreSQL 15 started for this run on 127.0.0.1 by scripts/lib-pg.sh, a fresh database
 # migrated before each run, outside the timing, as `init` of a studio seat finds it), paired with the SQLite run.
+# And once more into an encrypted archive (`nightfox_enc`: `init --encrypt`, every blob sealed with AES-256-GCM
+# as it lands), paired with the plain import (target <= 1.3x).
 # Env: BENCH_DIR (default target/bench), BIG_FILES (3), BIG_MIB (1024), SMALL_FILES (1000), RUNS (3),
 # NIGHTFOX_BIN (a built binary to run instead of `cargo build --release`), ONLY=resume (just the resume row),
-# ONLY=catalog (just the two nightfox arms, no resume row), PG=0 (no Postgres arm),
+# ONLY=catalog (just the nightfox arms, no resume row), PG=0 (no Postgres arm), ENC=0 (no encrypted arm),
 # BASELINE=/path/to/an/older/nightfox (adds it as a column, paired with this build: the regression check of a
 # refactor).
 set -euo pipefail
@@ -64,12 +66,13 @@ run_one() { # name command...
 }
 cp_sync() { cp -r "$src" "$dst" && sync; }
 cp_sync_b3() { cp -r "$src" "$dst" && sync && find "$dst" -type f -print0 | xargs -0 -n 256 b3sum >/dev/null; }
-nf_import_with() {
-  "$1" --archive "$dst" init >/dev/null
+nf_import_with() { # binary [init flags...]
+  "$1" --archive "$dst" init "${@:2}" >/dev/null
   local c; c=$("$1" --archive "$dst" couple add --name Bench --date 2025-01-01)
   "$1" --archive "$dst" import --couple "$c" "$src" >/dev/null
 }
 nf_import() { nf_import_with "$nf"; }
+nf_import_enc() { nf_import_with "$nf" --encrypt; }
 # The same import with the catalog in Postgres (its database made fresh and migrated by prep_, untimed).
 prep_nf_import_pg() { pg_fresh_db nfbench_import; }
 nf_import_pg() {
@@ -83,9 +86,14 @@ if [ "${ONLY:-}" != resume ]; then
 order=(cp_sync cp_sync_b3 nightfox)
 [ "${ONLY:-}" = catalog ] && order=(nightfox)
 [ "$pg" = 1 ] && order+=(nightfox_pg)
+enc=${ENC:-1}
+[ "$enc" = 1 ] && order+=(nightfox_enc)
 [ -n "${BASELINE:-}" ] && order+=(baseline)
 fn_of() {
-  case $1 in nightfox) echo nf_import ;; nightfox_pg) echo nf_import_pg ;; baseline) echo baseline_import ;; *) echo "$1" ;; esac
+  case $1 in
+    nightfox) echo nf_import ;; nightfox_pg) echo nf_import_pg ;; nightfox_enc) echo nf_import_enc ;;
+    baseline) echo baseline_import ;; *) echo "$1" ;;
+  esac
 }
 for r in $(seq 1 "$runs"); do
   # Rotate the order every round so no method always runs first after generation or a delete.
@@ -106,6 +114,7 @@ echo "import benchmark: $files files, $mib MiB, median of $runs runs, caches dro
 shown=(cp_sync cp_sync_b3 nightfox)
 [ "${ONLY:-}" = catalog ] && shown=(nightfox)
 [ "$pg" = 1 ] && shown+=(nightfox_pg)
+[ "$enc" = 1 ] && shown+=(nightfox_enc)
 for n in "${shown[@]}"; do echo "  $n runs (s):${times[$n]}"; done
 if [ "${ONLY:-}" != catalog ]; then
 m_cp=$(echo "${times[cp_sync]}" | median)
@@ -123,6 +132,11 @@ if [ "$pg" = 1 ]; then
   r=$(ratios "${times[nightfox_pg]}" "${times[nightfox]}")
   printf 'nightfox import, Postgres / SQLite catalog = %.2f  (paired median of %d, per round %s= %s; target <= 1.2)\n' \
     "$(paired "${times[nightfox_pg]}" "${times[nightfox]}")" "$runs" "$r" "$(echo "$r" | spread)"
+fi
+if [ "$enc" = 1 ]; then
+  r=$(ratios "${times[nightfox_enc]}" "${times[nightfox]}")
+  printf 'nightfox import, encrypted / plain archive = %.2f  (paired median of %d, per round %s= %s; target <= 1.3)\n' \
+    "$(paired "${times[nightfox_enc]}" "${times[nightfox]}")" "$runs" "$r" "$(echo "$r" | spread)"
 fi
 if [ -n "${BASELINE:-}" ]; then
   echo "  baseline runs (s):${times[baseline]}"

@@ -10,16 +10,21 @@
 # Every measurement is taken RUNS times, the four columns one after the other in each round (their order turned by
 # one each round); the median is printed, and each ratio is the median of the per-round ratios to native (the runs
 # are listed too). A last column pairs the copy path with bindfs directly. The idle CPU of both daemons ends it.
+# An encrypted column reads the same clip from an encrypted archive (`init --encrypt`: sealed with AES-256-GCM in
+# 64 KiB chunks, decrypted on the copy path) and is paired with the copy path (target: sequential >= 0.7x).
 # Env: BENCH_DIR (target/bench), BIG_MIB (1024), FIO_SECONDS (5), WALK_COUPLES (20), WALK_CAMERAS (10),
 #      WALK_FILES (100), RUNS (5), BASELINE=/path/to/an/older/nightfox (adds its passthrough and copy-path mounts
 #      as two more columns, each on its own twin archive, and prints this build / baseline per row, paired: the
-#      regression check of a refactor).
+#      regression check of a refactor), NIGHTFOX_BIN (a built binary instead of `cargo build --release`),
+#      WALKS=0 (the read rows only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 scripts/setup.sh bench
-cargo build --release -q
-nf="$(pwd)/target/release/nightfox"
+if [ -n "${NIGHTFOX_BIN:-}" ]; then nf=$(realpath "$NIGHTFOX_BIN"); else
+  cargo build --release -q
+  nf="$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/nightfox"
+fi
 bench=$(realpath -m "${BENCH_DIR:-target/bench}")
 big_mib=${BIG_MIB:-1024}; fio_s=${FIO_SECONDS:-5}; runs=${RUNS:-5}
 nc=${WALK_COUPLES:-20}; ncam=${WALK_CAMERAS:-10}; nfiles=${WALK_FILES:-100}
@@ -66,6 +71,16 @@ fi
 big_hash=$(cd "$arch/objects" && find . -type f -size +$((big_mib - 1))M -printf '%f\n' | head -n1)
 big_rel="2025-01-02-big/source/modern/unknown/mount-big.bin"
 native_big="$arch/objects/${big_hash:0:2}/${big_hash:2:2}/$big_hash"
+# The same clip in an encrypted archive (its own secret.key), imported once from the plain archive's blob.
+earch="$arch-encrypted"
+if [ ! -f "$earch/.bench-complete" ]; then
+  rm -rf "$earch"
+  "$nf" --archive "$earch" init --encrypt >/dev/null
+  couple=$("$nf" --archive "$earch" couple add --name "big" --date 2025-01-02)
+  "$nf" --archive "$earch" import --couple "$couple" "$native_big" >/dev/null
+  touch "$earch/.bench-complete"
+fi
+enc_rel="2025-01-02-big/source/modern/unknown/$big_hash"
 
 # One mount per archive: the copy-path mount gets a twin archive, its blobs hard links to the same files (the same
 # bytes and page cache) and its own copy of the catalog.
@@ -84,24 +99,26 @@ cp "$arch/catalog.db" "$arch/NIGHTFOX_ARCHIVE" "$vtwin/"
 mkdir -p "$vtwin/tmp" "$vtwin/locks"
 
 m_pt="$bench/mnt-passthrough"; m_cp="$bench/mnt-copy"; m_bf="$bench/mnt-bindfs"; m_bt="$bench/mnt-bindfs-tree"
-m_bp="$bench/mnt-base-passthrough"; m_bc="$bench/mnt-base-copy"; m_vr="$bench/mnt-verified"
+m_bp="$bench/mnt-base-passthrough"; m_bc="$bench/mnt-base-copy"; m_vr="$bench/mnt-verified"; m_en="$bench/mnt-encrypted"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_bp" "$m_bc" "$m_vr"; do
+  for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_bp" "$m_bc" "$m_vr" "$m_en"; do
     for _ in $(seq 1 50); do mountpoint -q "$m" 2>/dev/null || break; sleep 0.1; done
     mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m" 2>/dev/null || true
   done
 }
 trap cleanup EXIT
 wait_mount() { for _ in $(seq 1 150); do mountpoint -q "$1" && return 0; sleep 0.1; done; echo "no mount at $1" >&2; exit 1; }
-mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr"
+mkdir -p "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr" "$m_en"
 RUST_LOG=nightfox=info "$nf" --archive "$arch" mount "$m_pt" 2>"$bench/mnt-passthrough.log" & pids+=($!)
 "$nf" --archive "$twin" mount --no-passthrough "$m_cp" 2>"$bench/mnt-copy.log" & pids+=($!)
 "$nf" --archive "$vtwin" mount --verify-reads "$m_vr" 2>"$bench/mnt-verified.log" & pids+=($!)
+# No --no-passthrough: an encrypted blob takes the copy path whatever the kernel allows.
+"$nf" --archive "$earch" mount "$m_en" 2>"$bench/mnt-encrypted.log" & pids+=($!)
 bindfs -r "$arch/objects" "$m_bf"
 bindfs -r "$tree" "$m_bt"
-for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr"; do wait_mount "$m"; done
+for m in "$m_pt" "$m_cp" "$m_bf" "$m_bt" "$m_vr" "$m_en"; do wait_mount "$m"; done
 if [ -n "${BASELINE:-}" ]; then
   for t in base-pt base-copy; do
     rm -rf "$arch-$t"; mkdir -p "$arch-$t"
@@ -131,10 +148,10 @@ walk_time() { # command... -> seconds
 
 declare -A files=([native]="$native_big" [passthrough]="$m_pt/$big_rel" [copy]="$m_cp/$big_rel" \
   [bindfs]="$m_bf/${big_hash:0:2}/${big_hash:2:2}/$big_hash" [base-passthrough]="$m_bp/$big_rel" \
-  [base-copy]="$m_bc/$big_rel" [verified]="$m_vr/$big_rel")
+  [base-copy]="$m_bc/$big_rel" [verified]="$m_vr/$big_rel" [encrypted]="$m_en/$enc_rel")
 # The verified mount builds the clip's outboard at its first open (one read of the blob): done before any round.
 head -c 1 "${files[verified]}" >/dev/null
-cols=(native passthrough copy bindfs verified)
+cols=(native passthrough copy bindfs verified encrypted)
 [ -n "${BASELINE:-}" ] && cols+=(base-passthrough base-copy)
 # The order of the columns turns by one each round, so no column always runs first after another's reads.
 order() { local k=$(( ($1 - 1) % ${#cols[@]} )); echo "${cols[@]:k}" "${cols[@]:0:k}"; }
@@ -167,8 +184,10 @@ walk_targets() { # column -> paths
     base-copy) printf '%s\n' "$m_bc"/2025-01-01-* ;;
   esac
 }
-for round in $(seq 1 "$runs"); do
+walk_runs=$runs; [ "${WALKS:-1}" = 0 ] && walk_runs=0
+for round in $(seq 1 "$walk_runs"); do
   for c in $(order "$round"); do
+    [ "$c" = encrypted ] && continue # the same tree code as the copy path: its walks say nothing new
     mapfile -t t < <(walk_targets "$c")
     for op in find "ls -lR" "du -s"; do
       drop; w["$op cold,$c"]+=" $(walk_time $op "${t[@]}")"
@@ -194,8 +213,8 @@ for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
   printf ' %13.2fx\n' "$(paired "${r[$k,copy]}" "${r[$k,bindfs]}")"
 done
 echo
-printf '%-22s %12s %20s %20s %20s %14s\n' "walk (s, lower=better)" "native" passthrough "copy path" "bindfs(tree)" "bindfs/copy"
-for op in find "ls -lR" "du -s"; do
+[ "$walk_runs" = 0 ] || printf '%-22s %12s %20s %20s %20s %14s\n' "walk (s, lower=better)" "native" passthrough "copy path" "bindfs(tree)" "bindfs/copy"
+[ "$walk_runs" = 0 ] || for op in find "ls -lR" "du -s"; do
   for temp in cold warm; do
     k="$op $temp"
     printf '%-22s' "$k"
@@ -211,6 +230,15 @@ echo "verified reads (mount --verify-reads, copy path) against the copy path, pa
 printf '%-22s %16s %16s\n' "" "verified" "verified/copy"
 for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
   printf '%-22s %16.0f %15.2fx\n' "$k" "$(echo "${r[$k,verified]}" | median)" "$(paired "${r[$k,verified]}" "${r[$k,copy]}")"
+done
+echo
+echo "encrypted archive (init --encrypt, decrypted on the copy path) against the copy path, paired per round"
+echo "(> 1 = encrypted ahead; target: sequential >= 0.7x)"
+printf '%-22s %16s %16s   %s\n' "" "encrypted" "encrypted/copy" "per round (spread)"
+for k in seq_cold seq_warm r4k_cold r4k_warm r64k_cold; do
+  rr=$(ratios "${r[$k,encrypted]}" "${r[$k,copy]}")
+  printf '%-22s %16.0f %15.2fx   %s(%s)\n' "$k" "$(echo "${r[$k,encrypted]}" | median)" \
+    "$(paired "${r[$k,encrypted]}" "${r[$k,copy]}")" "$rr" "$(echo "$rr" | spread)"
 done
 if [ -n "${BASELINE:-}" ]; then
   echo

@@ -184,3 +184,40 @@ fn a_tampered_chunk_is_eio_for_its_range_only_and_verify_finds_it() {
     let damaged = env.catalog().unhealthy_blobs().unwrap();
     assert_eq!(damaged.len(), 1, "{damaged:?}");
 }
+
+#[test]
+fn a_file_copied_into_ingest_reads_back_there_after_its_commit() {
+    let env = encrypted_env();
+    let c = env.couple("Ingest Vault", "2026-02-02");
+    let mp = env.path("mnt");
+    let bytes = data(21, 300_000);
+    {
+        let _m = Mount::start(&env, &mp, &[]);
+        fs::write(mp.join("ingest").join(&c).join("C0001.MP4"), &bytes).unwrap();
+        wait_until("the commit", std::time::Duration::from_secs(60), || env.catalog().files(None).unwrap().len() == 1);
+    }
+    // A new mount: nothing of the written file is in the kernel's cache; the committed file reads from its blob.
+    let _m = Mount::start(&env, &mp, &[]);
+    let p = mp.join("ingest").join(&c).join("C0001.MP4");
+    assert_eq!(fs::read(&p).expect("read back through /ingest"), bytes);
+}
+
+#[test]
+fn gc_deletes_an_orphan_object_of_an_encrypted_archive() {
+    let env = encrypted_env();
+    let c = env.couple("Orphan Vault", "2026-03-03");
+    let card = env.path("card");
+    write(&card.join("DCIM/100/IMG_0001.JPG"), &data(31, 5000));
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    // An object no blob row names (a landing whose process died before cataloguing it).
+    let orphan_hash = b3(b"never catalogued");
+    let orphan = object(&env, &orphan_hash);
+    fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    fs::write(&orphan, b"sealed bytes of a blob nobody catalogued").unwrap();
+    let out = env.ok(&["gc", "--yes", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["orphans_freed"].as_u64(), Some(1), "{r}");
+    assert!(!orphan.exists(), "the orphan object is deleted");
+    // The catalogued blob is untouched and still verifies.
+    env.ok(&["verify"]);
+}

@@ -138,7 +138,15 @@ enum Handle {
     /// Writes go to the staged file of this entry.
     Write(i64),
     /// Reads of a committed blob or a staged file, of this entry.
-    Read(i64, Arc<File>),
+    Read(i64, Readable),
+}
+
+/// What a read handle reads: a local file (the staged file, or a committed blob that is a file), or a committed
+/// blob through its store (a remote or encrypted store, whose blobs are not plain local files).
+#[derive(Clone)]
+enum Readable {
+    File(Arc<File>),
+    Blob(Arc<dyn crate::blobs::BlobReader>),
 }
 
 struct State {
@@ -711,16 +719,20 @@ impl IngestDir {
                 }
                 None => None,
             };
-            let file = match live {
-                Some(f) => f,
+            let readable = match live {
+                Some(f) => Readable::File(Arc::new(f)),
                 None => {
                     let hash =
                         self.state.lock().entries.get(&id).and_then(|e| e.blob_hash.clone()).ok_or(FsError::Io)?;
-                    let path = self.archive.blobs.local_path(&hash).ok_or(FsError::Io)?;
-                    File::open(path).map_err(|e| FsError::from(&e))?
+                    match self.archive.blobs.local_path(&hash) {
+                        Some(path) => Readable::File(Arc::new(File::open(path).map_err(|e| FsError::from(&e))?)),
+                        None => {
+                            Readable::Blob(Arc::from(self.archive.blobs.open(&hash).map_err(|e| FsError::from(&e))?))
+                        }
+                    }
                 }
             };
-            self.state.lock().handles.insert(fh, Handle::Read(id, Arc::new(file)));
+            self.state.lock().handles.insert(fh, Handle::Read(id, readable));
             return Ok(fh);
         }
         // A staged file waiting for its commit is committed first (what was written is kept); one committed
@@ -845,7 +857,7 @@ impl IngestDir {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> R<Vec<u8>> {
         // Guards are taken one at a time (never a lock held across another).
         let handle = match self.state.lock().handles.get(&fh) {
-            Some(Handle::Read(_, f)) => Ok(Arc::clone(f)),
+            Some(Handle::Read(_, r)) => Ok(r.clone()),
             Some(Handle::Write(id)) => Err(Some(*id)),
             None => Err(None),
         };
@@ -858,9 +870,22 @@ impl IngestDir {
                     return Err(FsError::BadHandle);
                 }
                 let f = g.file.try_clone().map_err(|e| FsError::from(&e))?;
-                Arc::new(f)
+                Readable::File(Arc::new(f))
             }
             Err(None) => return Err(FsError::BadHandle),
+        };
+        let file = match file {
+            Readable::File(f) => f,
+            Readable::Blob(b) => {
+                // A store's reader gives fewer bytes only at the end of the blob.
+                let mut buf = vec![0u8; size as usize];
+                let n = b.read_at(&mut buf, offset).map_err(|e| {
+                    warn!("read of a committed /ingest file failed: {e}");
+                    FsError::from(&e)
+                })?;
+                buf.truncate(n);
+                return Ok(buf);
+            }
         };
         let mut buf = vec![0u8; size as usize];
         let mut n = 0;

@@ -171,9 +171,9 @@ fn free_garbage(archive: &Archive, cat: &Catalog, dry_run: bool, report: &mut Gc
 /// Objects in the store that no blob row names (a blob forgotten by a run that was killed before deleting it,
 /// one landed by a process that died before cataloguing it), deleted the same way.
 fn free_orphans(archive: &Archive, cat: &Catalog, dry_run: bool, report: &mut GcReport) -> Result<()> {
-    if archive.blobs.objects_dir().is_none() {
+    let Some(objects) = archive.blobs.objects_dir().map(Path::to_path_buf) else {
         return Ok(());
-    }
+    };
     let found = crate::orphans::check(archive, None)?;
     let mut sizes = std::collections::HashMap::new();
     for s in &found.objects {
@@ -182,7 +182,7 @@ fn free_orphans(archive: &Archive, cat: &Catalog, dry_run: bool, report: &mut Gc
             continue;
         };
         // Only files named and placed as blobs; anything else in objects/ is for a person to look at.
-        if crate::blobs::is_hash(&name) && archive.blobs.local_path(&name).as_deref() == Some(path) {
+        if crate::blobs::is_hash(&name) && crate::blobs::local::object_path(&objects, &name) == path {
             sizes.insert(name, s.size);
         }
     }

@@ -36,8 +36,7 @@ impl LocalBlobs {
 
     /// Where the blob with this hash lives (whether or not it is there).
     pub fn path(&self, hash: &str) -> PathBuf {
-        let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
-        self.objects.join(a).join(b).join(hash)
+        object_path(&self.objects, hash)
     }
 
     fn land_file(&self, staged: &Path, hash: &str, durable: bool) -> Result<()> {
@@ -167,6 +166,13 @@ impl BlobReader for FileBlob {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         super::staging::pread_full(&self.file, buf, offset).at(&self.path)
     }
+}
+
+/// Where a blob with this hash is placed under an objects directory: `<2 hex>/<2 hex>/<64 hex>` (the local
+/// store's layout, which stores wrapping it, such as the vault, keep).
+pub fn object_path(objects: &Path, hash: &str) -> PathBuf {
+    let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
+    objects.join(a).join(b).join(hash)
 }
 
 /// Errs unless `dir` (or its nearest existing parent) is on the same filesystem as the archive root: a local

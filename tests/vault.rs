@@ -221,3 +221,25 @@ fn gc_deletes_an_orphan_object_of_an_encrypted_archive() {
     // The catalogued blob is untouched and still verifies.
     env.ok(&["verify"]);
 }
+
+#[test]
+fn an_encrypted_archive_refuses_a_shared_catalog() {
+    // Joining seats would each draw a data key of their own: refused before anything is written or connected.
+    let dir = tempfile::Builder::new().prefix("nightfox-vault-").tempdir_in(test_root()).expect("tempdir");
+    let archive = dir.path().join("seat");
+    let out = std::process::Command::new(BIN)
+        .args(["--archive", archive.to_str().unwrap(), "init", "--encrypt", "--catalog"])
+        .arg("postgres://nightfox_app@127.0.0.1:1/nightfox")
+        .env_remove("NIGHTFOX_ARCHIVE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot share a Postgres catalog"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!archive.join("archive.toml").exists());
+    // Nor is an encrypted archive's catalog copied into Postgres.
+    let env = encrypted_env();
+    let out = env.run(&["catalog", "copy", "--to", "postgres://nightfox_app@127.0.0.1:1/nightfox"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot share a Postgres catalog"), "{err}");
+}

@@ -38,6 +38,12 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// Why an encrypted archive cannot have a shared catalog yet: the data key lives wrapped in one archive directory,
+/// so every seat joining would draw a key of its own and read the others' sealed blobs as garbage.
+pub const SEATS_UNENCRYPTED: &str = "an encrypted archive cannot share a Postgres catalog with other seats yet (each \
+     seat would draw its own data key): keep an encrypted archive on its SQLite catalog, or leave a studio's seats \
+     unencrypted";
+
 /// The store `url` names, wrapped in the vault (its key unwrapped with the archive secret: a wrong secret fails
 /// here, in one line) when the archive's blobs are encrypted.
 fn open_blobs(config: &Config, url: &str, root: &Path) -> Result<Arc<dyn BlobStore>> {
@@ -98,6 +104,9 @@ impl Archive {
     pub fn init_encrypted(root: &Path, blobs_url: &str, catalog_url: &str, encrypt: bool) -> Result<Archive> {
         if root.join(MARKER).exists() {
             return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
+        }
+        if encrypt && crate::catalog::is_postgres(catalog_url) {
+            return Err(Error::Invalid(SEATS_UNENCRYPTED.into()));
         }
         if root.exists() {
             // Only the S3 credentials file may be there already (written first, mode 0600).

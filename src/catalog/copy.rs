@@ -111,6 +111,9 @@ pub fn copy_rows(from: &dyn super::CatalogConn, to: &mut dyn super::CatalogConn)
 /// migrated, empty Postgres database), under the daemon lock and every couple's lease so nothing changes
 /// meanwhile; with `switch`, archive.toml then names the copy (written atomically).
 pub fn copy_archive_catalog(archive: &Archive, to_url: &str, switch: bool) -> Result<u64> {
+    if archive.config.blobs.encrypt && super::is_postgres(to_url) {
+        return Err(Error::Invalid(crate::archive::SEATS_UNENCRYPTED.into()));
+    }
     let _daemon = crate::serve::lock_daemon(archive, &archive.root.to_string_lossy(), "catalog copy", None)?;
     let from = archive.catalog()?;
     let _leases = crate::migrate::lease_every_couple(&*from)?;

@@ -264,11 +264,12 @@ impl VaultBlobs {
                 out.write_all(&sealed).at(out_path)
             },
         )?;
+        if done != len {
+            return Err(Error::Invalid(format!("{}: changed while it was being sealed", staged.display())));
+        }
         if len == 0 {
             let tag = seal.seal(0, true, &mut [])?;
             out.write_all(&tag).at(out_path)?;
-        } else if done != len {
-            return Err(Error::Invalid(format!("{}: changed while it was being sealed", staged.display())));
         }
         if durable {
             out.sync_all().at(out_path)?;
@@ -348,6 +349,7 @@ impl BlobStore for VaultBlobs {
             what: format!("{} blob {hash}", self.describe()),
             ahead: std::sync::atomic::AtomicU64::new(0),
             cache: Mutex::new(None),
+            tail: std::sync::OnceLock::new(),
         }))
     }
 
@@ -515,6 +517,8 @@ pub struct VaultReader {
     ahead: std::sync::atomic::AtomicU64,
     /// The last chunk a read used only in part (a sequential reader's next read starts in it), decrypted.
     cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// Whether the last chunk authenticates as the last (checked at the first read at or past the end).
+    tail: std::sync::OnceLock<bool>,
 }
 
 impl VaultReader {
@@ -540,6 +544,17 @@ impl VaultReader {
         self.inner.will_need(start, end - start);
     }
 
+    /// True when the stored last chunk opens as the last one: only then is the length (taken from the stored
+    /// size) believed at the end of the blob, so that a truncated blob is an error there, not a shorter file.
+    fn tail_authentic(&self) -> bool {
+        *self.tail.get_or_init(|| {
+            let i = self.last_chunk();
+            let mut sealed = vec![0u8; (self.chunk_len(i) + TAG) as usize];
+            matches!(self.inner.read_at(&mut sealed, sealed_at(i)), Ok(n) if n == sealed.len())
+                && self.seal.open(i, true, &mut sealed)
+        })
+    }
+
     fn bad(&self, i: u64) -> Error {
         let (a, b) = (i * CHUNK, i * CHUNK + self.chunk_len(i));
         Error::io(
@@ -563,8 +578,14 @@ impl BlobReader for VaultReader {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        if offset >= self.len || buf.is_empty() {
+        if buf.is_empty() {
             return Ok(0);
+        }
+        if offset >= self.len {
+            return match self.tail_authentic() {
+                true => Ok(0),
+                false => Err(self.bad(self.last_chunk())),
+            };
         }
         let end = self.len.min(offset + buf.len() as u64);
         let want = (end - offset) as usize;
@@ -710,6 +731,7 @@ mod tests {
         let r = vault.open(&h).unwrap();
         assert!(r.read_at(&mut buf, 2 * CHUNK).is_err());
         assert!(r.read_at(&mut buf, 0).is_ok());
+        assert!(r.read_at(&mut buf, 3 * CHUNK).is_err(), "the (false) end of a truncated blob is not an EOF");
         // Another key reads nothing.
         fs::write(&p, &good).unwrap();
         let other = VaultBlobs::new(Arc::new(local.clone()), DataKey::from_bytes([8u8; 32]));

@@ -204,6 +204,11 @@ pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
+/// Argon2id's memory (KiB), passes and lanes: part of the stored format (the `nfA2` ciphertexts do not record them).
+const ARGON2_M_KIB: u32 = 19 * 1024;
+const ARGON2_T: u32 = 2;
+const ARGON2_P: u32 = 1;
+
 /// Argon2id keys derived in this process, by (SHA-256 of the passphrase, salt): derived once, not per decrypt.
 type DerivedKeys = HashMap<([u8; 32], [u8; SALT_LEN]), [u8; 32]>;
 static DERIVED: Mutex<Option<DerivedKeys>> = Mutex::new(None);
@@ -217,7 +222,11 @@ fn argon2_key(passphrase: &[u8], salt: &[u8; SALT_LEN]) -> Result<[u8; 32]> {
         return Ok(*k);
     }
     let mut out = [0u8; 32];
-    argon2::Argon2::default()
+    // Pinned, not the crate's defaults: a later argon2 release with other defaults must still open every
+    // ciphertext and wrapped key made with these (19 MiB, 2 passes, 1 lane: the OWASP minimum for Argon2id).
+    let params = argon2::Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(32))
+        .map_err(|e| Error::Secret(format!("argon2id parameters: {e}")))?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password_into(passphrase, salt, &mut out)
         .map_err(|e| Error::Secret(format!("argon2id: {e}")))?;
     map.insert((id, *salt), out);

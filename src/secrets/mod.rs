@@ -183,6 +183,13 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>> {
 
 /// Writes `bytes` to `path` atomically (0600): a temp file beside it, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp_beside(path, bytes)?;
+    fs::rename(&tmp, path).at(path)?;
+    sync_dir(path)
+}
+
+/// `bytes` written (0600) and fsynced into a temp file beside `path`, whose path is returned.
+fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
@@ -190,9 +197,20 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at(&tmp)?;
     f.write_all(bytes).at(&tmp)?;
     f.sync_all().at(&tmp)?;
-    drop(f);
-    fs::rename(&tmp, path).at(path)?;
-    sync_dir(path)
+    Ok(tmp)
+}
+
+/// Writes `bytes` (0600) as a new file at `path`, durably and whole; `false` (nothing written) when `path` exists
+/// already: a hard link of a fully written temp file, so two writers cannot replace each other's file.
+pub(crate) fn write_new_exclusively(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let tmp = write_temp_beside(path, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => sync_dir(path).map(|()| true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 /// Fsyncs the directory holding `path` (a rename in it is durable then).
@@ -323,21 +341,20 @@ impl Secrets {
         let mut plain = vec![current.clone()];
         let next = pending_path(&path);
         let pending = next.exists();
+        // While a rotation is pending, what is encrypted goes under the key that will stay (a password set between
+        // the rotation's transaction and its rename would otherwise be under the key it throws away).
+        let mut primary = current;
         if pending {
-            plain.push(hkdf_cipher(&read_key_file(&next)?));
+            let pending_key = hkdf_cipher(&read_key_file(&next)?);
+            primary = pending_key.clone();
+            plain.push(pending_key);
             tracing::warn!(
                 key_file = %path.display(),
                 "a key rotation was interrupted ({} exists): run `nightfox secrets rotate` to finish it",
                 next.display()
             );
         }
-        Ok(Secrets {
-            source: KeySource::KeyFile { path, pending },
-            primary: current,
-            salt: None,
-            passphrases: vec![],
-            plain,
-        })
+        Ok(Secrets { source: KeySource::KeyFile { path, pending }, primary, salt: None, passphrases: vec![], plain })
     }
 
     /// A key-file style cipher from raw key material (HKDF-SHA256).
@@ -528,5 +545,20 @@ mod tests {
         let ct = s1.encrypt(&Password::new("pw")).unwrap();
         let s2 = Secrets::load(d.path()).unwrap();
         assert_eq!(s2.decrypt(&ct).unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn a_pending_rotation_encrypts_under_the_key_that_stays_and_is_never_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let before = Secrets::load(d.path()).unwrap();
+        let old_ct = before.encrypt(&Password::new("old")).unwrap();
+        let next = pending_path(&d.path().join(KEY_FILE));
+        assert!(write_new_exclusively(&next, &[7u8; 32]).unwrap());
+        assert!(!write_new_exclusively(&next, &[9u8; 32]).unwrap(), "a pending key is never replaced");
+        assert_eq!(fs::read(&next).unwrap(), vec![7u8; 32]);
+        let during = Secrets::load(d.path()).unwrap();
+        let ct = during.encrypt(&Password::new("set meanwhile")).unwrap();
+        assert_eq!(Secrets::from_material(&[7u8; 32]).decrypt(&ct).unwrap().expose(), "set meanwhile");
+        assert_eq!(during.decrypt(&old_ct).unwrap().expose(), "old", "the old key still opens what it sealed");
     }
 }

@@ -104,7 +104,13 @@ pub fn rotate(archive_root: &Path, cat: &dyn CatalogConn) -> Result<Report> {
                 report.lines.push(format!("finishing the rotation that {} was left by", next.display()));
             } else {
                 let key = aes_gcm::Key::<aes_gcm::Aes256Gcm>::generate();
-                write_atomically(&next, key.as_slice())?;
+                if !super::write_new_exclusively(&next, key.as_slice())? {
+                    return Err(Error::Secret(format!(
+                        "{} appeared meanwhile: another `nightfox secrets rotate` is running (or was interrupted: \
+                         run it again once it has ended)",
+                        next.display()
+                    )));
+                }
             }
             let bytes = super::read_key_file(&next)?;
             (Secrets::from_material(&bytes), Some((path, next)))

@@ -1660,15 +1660,17 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
                 port: u.port,
                 mount_port: u.mount_port,
                 share: &u.share,
-                path: &u.path,
-                username: &username,
-                password_enc: &[],
-                credential_key: None,
-                couple_id: couple.id,
-                footage_type,
-                camera_id,
-                post_import: &post.as_string(),
-                duplicates,
+                settings: crate::catalog::SourceSettings {
+                    path: &u.path,
+                    username: &username,
+                    password_enc: &[],
+                    credential_key: None,
+                    couple_id: couple.id,
+                    footage_type,
+                    camera_id,
+                    post_import: &post.as_string(),
+                    duplicates,
+                },
             })?;
             // The row first (the keyring entry is named by its id), then its password in the first tier that works.
             if let Err(e) = store_password(&a, &*cat, id, &password) {

@@ -464,15 +464,17 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
             port: 445,
             mount_port: None,
             share: "cards",
-            path: "/a",
-            username: "u",
-            password_enc: b"",
-            credential_key: None,
-            couple_id: couple,
-            footage_type: None,
-            camera_id: None,
-            post_import: "keep",
-            duplicates: DuplicateAction::Skip,
+            settings: SourceSettings {
+                path: "/a",
+                username: "u",
+                password_enc: b"",
+                credential_key: None,
+                couple_id: couple,
+                footage_type: None,
+                camera_id: None,
+                post_import: "keep",
+                duplicates: DuplicateAction::Skip,
+            },
         })
         .expect("add source");
     assert_eq!(c.source(src).expect("source").url(), "smb://nas:445/cards/a");

@@ -530,7 +530,7 @@ pub struct SourceSettings<'a> {
     pub duplicates: DuplicateAction,
 }
 
-/// A source to insert.
+/// A source to insert: its server and share, which never change, and what `source edit` may change later.
 #[derive(Clone, Debug)]
 pub struct NewNetworkSource<'a> {
     pub protocol: &'a str,
@@ -538,16 +538,7 @@ pub struct NewNetworkSource<'a> {
     pub port: u16,
     pub mount_port: Option<u16>,
     pub share: &'a str,
-    pub path: &'a str,
-    pub username: &'a str,
-    pub password_enc: &'a [u8],
-    /// See [`NetworkSource::credential_key`].
-    pub credential_key: Option<&'a str>,
-    pub couple_id: i64,
-    pub footage_type: Option<FootageType>,
-    pub camera_id: Option<i64>,
-    pub post_import: &'a str,
-    pub duplicates: DuplicateAction,
+    pub settings: SourceSettings<'a>,
 }
 
 /// One source's stored credential replaced by `Registry::replace_source_credentials`, only if it is still what

@@ -84,16 +84,16 @@ impl Registry for SqliteConn {
                     n.port,
                     n.mount_port,
                     n.share,
-                    n.path,
-                    n.username,
-                    n.password_enc,
-                    n.couple_id,
-                    n.footage_type.map(FootageType::as_str),
-                    n.camera_id,
-                    n.post_import,
-                    n.duplicates.as_str(),
+                    n.settings.path,
+                    n.settings.username,
+                    n.settings.password_enc,
+                    n.settings.couple_id,
+                    n.settings.footage_type.map(FootageType::as_str),
+                    n.settings.camera_id,
+                    n.settings.post_import,
+                    n.settings.duplicates.as_str(),
                     t,
-                    n.credential_key
+                    n.settings.credential_key
                 ],
             )
             .ctx("add source")?;

@@ -104,7 +104,6 @@ impl FrontEnd for NfsExport {
     }
 
     fn start(&mut self, fs: &Arc<ArchiveFs>) -> Result<()> {
-        self.options.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .max_blocking_threads(16)

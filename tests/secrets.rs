@@ -274,12 +274,20 @@ fn a_key_file_outside_the_archive() {
     let s = nightfox::secrets::Secrets::load(&env.archive).expect("secrets");
     std::env::remove_var("NIGHTFOX_KEY_FILE");
     assert_eq!(s.decrypt(&enc).expect("decrypt").expose(), "outside-pw");
-    assert!(
-        nightfox::secrets::Secrets::load(&env.archive).expect("archive key").decrypt(&enc).is_err(),
-        "not the archive's key"
-    );
+    let e = nightfox::secrets::Secrets::load(&env.archive).err().expect("the archive's own key file is refused");
+    assert!(e.to_string().contains("wrong --key-file"), "{e}");
     // NIGHTFOX_KEY_FILE (the env file's variable) works as the flag does; others may not read it either.
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = env.cmd().env("NIGHTFOX_KEY_FILE", &key).args(["source", "list"]).output().expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    // Once a secret is under it, a key file that is not there is refused in one line, not replaced by a new key
+    // that opens nothing.
+    let gone = outside.join("typo.key");
+    let mut cmd = env.cmd();
+    no_bus(&mut cmd);
+    cmd.args(["--key-file", &gone.to_string_lossy(), "source", "test", &id.to_string()]);
+    let out = cmd.output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("does not exist") && err.trim().lines().count() == 1, "{err}");
+    assert!(!gone.exists(), "no key made in its place");
 }

@@ -11,9 +11,11 @@
 //!   re-encrypted by `nightfox secrets rotate`; so are those under `$NIGHTFOX_SECRET_PREVIOUS` (how a
 //!   passphrase is changed: set the new one and the old one there, run `secrets rotate`).
 //! - **Else a key file**, 32 random bytes, mode 0600: `$NIGHTFOX_KEY_FILE` (or `--key-file`, which sets it;
-//!   it may live outside the archive), else `secret.key` in the archive (made when missing). The key comes from
-//!   HKDF-SHA256 (a random key needs no slow KDF). A key file that group or others may read is refused (`chmod
-//!   600`), by every command ([`check_key_file`]).
+//!   it may live outside the archive), else `secret.key` in the archive (made when missing, until something is
+//!   encrypted under it: then its id is kept in `keys/secret.key.id`, and a missing or other key file is refused
+//!   with a clear error instead of silently replaced). The key comes from HKDF-SHA256 (a random key needs no
+//!   slow KDF). A key file that group or others may read is refused (`chmod 600`), by every command
+//!   ([`check_key_file`]).
 //!
 //! ## Rotation (`nightfox secrets rotate`, [`rotate`]) and its crash order
 //! 1. a new random key is written to `<key file>.new` (temp file, fsync, rename, fsync of the directory); one
@@ -21,7 +23,8 @@
 //! 2. every ciphertext in the catalog is re-encrypted under it in ONE catalog transaction (each row only if
 //!    unchanged since read);
 //! 3. every `<archive>/keys/*.wrapped` is re-wrapped under it (each: temp, fsync, rename);
-//! 4. `<key file>.new` is renamed over the key file (and the directory fsynced).
+//! 4. `keys/secret.key.id` names the new key; `<key file>.new` is renamed over the key file (and the directory
+//!    fsynced).
 //!
 //! While `<key file>.new` exists, every process knows both keys (decryption and unwrapping try each; encryption
 //! uses the old one) and says that a rotation was interrupted: running `secrets rotate` again finishes it.
@@ -46,7 +49,7 @@ pub mod store;
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -72,6 +75,8 @@ pub const PREVIOUS_SECRET_VAR: &str = "NIGHTFOX_SECRET_PREVIOUS";
 const SALT_FILE: &str = "secret.salt";
 /// Where wrapped data keys live (see the module doc).
 pub const KEYS_DIR: &str = "keys";
+/// In [`KEYS_DIR`]: the id of the key file's key that this archive's secrets are under (see [`Secrets::load`]).
+const KEY_ID_FILE: &str = "secret.key.id";
 
 const SALT: &[u8] = b"nightfox secrets v1";
 const INFO: &[u8] = b"network source credentials";
@@ -317,6 +322,32 @@ pub struct Secrets {
     /// HKDF keys of the plain format (nonce, ciphertext) decryption tries: the key file (and the pending one), or
     /// the passphrases' keys of earlier versions.
     plain: Vec<Aes256Gcm>,
+    /// With a key file: where the archive records which key its secrets are under, and the id of `primary`
+    /// (written at the first encryption under it).
+    key_id: Option<(PathBuf, String)>,
+}
+
+/// A key file's public id: 16 bytes of a BLAKE3 key derivation from it, in hex (it tells keys apart, and reveals
+/// nothing of the key).
+fn key_id(key: &[u8]) -> String {
+    let d = blake3::derive_key("nightfox secrets key id v1", key);
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where an archive records the id of the key its secrets are under.
+fn key_id_path(archive_root: &Path) -> PathBuf {
+    archive_root.join(KEYS_DIR).join(KEY_ID_FILE)
+}
+
+/// Records `id` as the key this archive's secrets are under (unless it is already).
+fn record_key_id(marker: &Path, id: &str) -> Result<()> {
+    if fs::read_to_string(marker).is_ok_and(|s| s.trim() == id) {
+        return Ok(());
+    }
+    if let Some(dir) = marker.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).at(dir)?;
+    }
+    write_atomically(marker, format!("{id}\n").as_bytes())
 }
 
 fn env_nonempty(name: &str) -> Option<Vec<u8>> {
@@ -325,7 +356,10 @@ fn env_nonempty(name: &str) -> Option<Vec<u8>> {
 
 impl Secrets {
     /// Loads the key: `$NIGHTFOX_SECRET` if set and non-empty (a passphrase: Argon2id), else the key file
-    /// (created if missing; refused when group or others may read it).
+    /// (refused when group or others may read it). A missing key file is created only while nothing of the
+    /// archive is encrypted under a key file yet: the first encryption records the key's id in
+    /// `keys/secret.key.id`, and from then on a missing key file, or one holding another key (a wrong
+    /// `--key-file`), is a clear error rather than a fresh key that opens nothing.
     pub fn load(archive_root: &Path) -> Result<Secrets> {
         if let Some(pass) = env_nonempty(SECRET_VAR) {
             let salt = archive_salt(archive_root)?;
@@ -333,19 +367,41 @@ impl Secrets {
             let mut passphrases = vec![pass];
             passphrases.extend(env_nonempty(PREVIOUS_SECRET_VAR));
             let plain = passphrases.iter().map(|p| hkdf_cipher(p)).collect();
-            return Ok(Secrets { source: KeySource::Passphrase, primary, salt: Some(salt), passphrases, plain });
+            return Ok(Secrets {
+                source: KeySource::Passphrase,
+                primary,
+                salt: Some(salt),
+                passphrases,
+                plain,
+                key_id: None,
+            });
+        }
+        let path = key_file_path(archive_root);
+        let marker = key_id_path(archive_root);
+        let recorded = fs::read_to_string(&marker).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        if let (Some(id), false) = (&recorded, path.exists()) {
+            return Err(Error::Secret(format!(
+                "the key file {} does not exist, but this archive's stored secrets are under key {id}: restore \
+                 that key file, or point --key-file (NIGHTFOX_KEY_FILE) at it",
+                path.display()
+            )));
         }
         ensure_key_file(archive_root)?;
-        let path = key_file_path(archive_root);
-        let current = hkdf_cipher(&read_key_file(&path)?);
+        let current_bytes = read_key_file(&path)?;
+        let mut primary_id = key_id(&current_bytes);
+        let current = hkdf_cipher(&current_bytes);
         let mut plain = vec![current.clone()];
         let next = pending_path(&path);
         let pending = next.exists();
         // While a rotation is pending, what is encrypted goes under the key that will stay (a password set between
         // the rotation's transaction and its rename would otherwise be under the key it throws away).
         let mut primary = current;
+        let mut ids = vec![primary_id.clone()];
         if pending {
-            let pending_key = hkdf_cipher(&read_key_file(&next)?);
+            let pending_bytes = read_key_file(&next)?;
+            primary_id = key_id(&pending_bytes);
+            ids.push(primary_id.clone());
+            let pending_key = hkdf_cipher(&pending_bytes);
             primary = pending_key.clone();
             plain.push(pending_key);
             tracing::warn!(
@@ -354,7 +410,22 @@ impl Secrets {
                 next.display()
             );
         }
-        Ok(Secrets { source: KeySource::KeyFile { path, pending }, primary, salt: None, passphrases: vec![], plain })
+        if let Some(id) = recorded.filter(|id| !ids.contains(id)) {
+            return Err(Error::Secret(format!(
+                "the key file {} holds key {}, but this archive's stored secrets are under key {id}: wrong \
+                 --key-file (NIGHTFOX_KEY_FILE)?",
+                path.display(),
+                ids[0]
+            )));
+        }
+        Ok(Secrets {
+            source: KeySource::KeyFile { path, pending },
+            primary,
+            salt: None,
+            passphrases: vec![],
+            plain,
+            key_id: Some((marker, primary_id)),
+        })
     }
 
     /// A key-file style cipher from raw key material (HKDF-SHA256).
@@ -366,6 +437,7 @@ impl Secrets {
             salt: None,
             passphrases: vec![],
             plain: vec![c],
+            key_id: None,
         }
     }
 
@@ -375,6 +447,9 @@ impl Secrets {
     }
 
     fn seal(&self, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        if let Some((marker, id)) = &self.key_id {
+            record_key_id(marker, id)?;
+        }
         let nonce = Nonce::generate();
         let ct = self
             .primary
@@ -511,6 +586,7 @@ mod tests {
             salt: Some(salt),
             passphrases: vec![b"correct horse".to_vec(), b"old horse".to_vec()],
             plain: vec![hkdf_cipher(b"correct horse"), hkdf_cipher(b"old horse")],
+            key_id: None,
         };
         let ct = s.encrypt(&Password::new("pw")).unwrap();
         assert!(ct.starts_with(MAGIC) && ct[4..20] == salt[..], "names its salt");
@@ -545,6 +621,26 @@ mod tests {
         let ct = s1.encrypt(&Password::new("pw")).unwrap();
         let s2 = Secrets::load(d.path()).unwrap();
         assert_eq!(s2.decrypt(&ct).unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn a_missing_or_other_key_file_is_refused_once_something_is_encrypted_under_it() {
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join(KEY_FILE);
+        Secrets::load(d.path()).unwrap();
+        fs::remove_file(&key).unwrap();
+        Secrets::load(d.path()).expect("nothing encrypted yet: a new key is fine");
+        let ct = Secrets::load(d.path()).unwrap().encrypt(&Password::new("pw")).unwrap();
+        let kept = fs::read(&key).unwrap();
+        fs::remove_file(&key).unwrap();
+        let e = Secrets::load(d.path()).err().expect("a missing key file is refused").to_string();
+        assert!(e.contains("does not exist") && e.contains("--key-file"), "{e}");
+        assert!(!key.exists(), "no new key made in its place");
+        write_atomically(&key, &[5u8; 32]).unwrap();
+        let e = Secrets::load(d.path()).err().expect("another key is refused").to_string();
+        assert!(e.contains("wrong --key-file"), "{e}");
+        write_atomically(&key, &kept).unwrap();
+        assert_eq!(Secrets::load(d.path()).unwrap().decrypt(&ct).unwrap().expose(), "pw");
     }
 
     #[test]

@@ -169,6 +169,8 @@ pub fn rotate(archive_root: &Path, cat: &dyn CatalogConn) -> Result<Report> {
     }
     // 4: the new key file replaces the old.
     if let Some((path, next)) = key_file {
+        // The archive's key id moves first: until the rename, the pending key it names is known to every process.
+        super::record_key_id(&super::key_id_path(archive_root), &super::key_id(&super::read_key_file(&next)?))?;
         std::fs::rename(&next, &path).at(&path)?;
         super::sync_dir(&path)?;
         report.lines.push(format!("{}: a new key", path.display()));

@@ -54,9 +54,10 @@ fn heartbeat_every(stale: Duration) -> Duration {
     (stale / 4).max(Duration::from_millis(250))
 }
 
-/// This machine's name (`/proc/sys/kernel/hostname`; `localhost` when it cannot be read).
+/// This machine's name (`uname`'s node name; `localhost` when it is empty).
 pub fn hostname() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let uname = rustix::system::uname();
+    let h = uname.nodename().to_string_lossy();
     match h.trim() {
         "" => "localhost".to_string(),
         h => h.to_string(),

@@ -5,8 +5,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -20,14 +22,14 @@ impl LockFile {
     /// Takes the lock on `path` (created 0600) without waiting; `None` when another process (or another
     /// descriptor of this one) holds it.
     pub fn try_take(path: &Path) -> Result<Option<LockFile>> {
-        Self::flock(path, libc::LOCK_EX | libc::LOCK_NB)
+        Self::flock(path, FlockOperation::NonBlockingLockExclusive)
     }
 
     /// Takes a shared lock on `path` (created 0600), waiting while someone holds it exclusively: many holders
     /// of the shared lock at once (exports) keep out the one that wants it exclusively (`gc`'s deletions).
     pub fn take_shared(path: &Path) -> Result<LockFile> {
         loop {
-            match Self::flock(path, libc::LOCK_SH) {
+            match Self::flock(path, FlockOperation::LockShared) {
                 Ok(Some(l)) => return Ok(l),
                 Ok(None) => continue,
                 Err(e) => return Err(e),
@@ -35,20 +37,15 @@ impl LockFile {
         }
     }
 
-    fn flock(path: &Path, how: libc::c_int) -> Result<Option<LockFile>> {
+    fn flock(path: &Path, how: FlockOperation) -> Result<Option<LockFile>> {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at(path)?;
         loop {
-            // SAFETY: flock on a valid, owned descriptor.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
-            if rc == 0 {
-                return Ok(Some(LockFile { file, path: path.to_path_buf() }));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => return Ok(None),
-                Some(libc::EINTR) => continue,
-                _ => return Err(Error::io(path, e)),
+            match rustix::fs::flock(&file, how) {
+                Ok(()) => return Ok(Some(LockFile { file, path: path.to_path_buf() })),
+                Err(Errno::WOULDBLOCK) => return Ok(None),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::io(path, e.into())),
             }
         }
     }
@@ -69,27 +66,47 @@ impl LockFile {
 }
 
 /// Who holds the flock on `path`, read from `/proc/locks` without touching the lock: `Some(Some(pid))` held,
-/// `Some(None)` free, `None` when it cannot be told (no `/proc/locks`).
+/// `Some(None)` free, `None` when it cannot be told (no or unreadable `/proc/locks`).
 pub fn holder(path: &Path) -> Option<Option<i32>> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let Ok(md) = std::fs::metadata(path) else { return Some(None) };
-    Some(flock_holder(&locks, md.ino()))
+    Some(flock_holder(&locks, md.dev(), md.ino()))
 }
 
-/// Parses `/proc/locks` lines such as `1: FLOCK  ADVISORY  WRITE 1234 fe:00:10010782 0 EOF` (waiters, shown as
-/// `1: -> FLOCK ...`, are not holders).
-fn flock_holder(locks: &str, ino: u64) -> Option<i32> {
-    locks.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 6 || f[1] != "FLOCK" {
-            return None;
-        }
-        let i: u64 = f[5].rsplit(':').next()?.parse().ok()?;
-        if i != ino {
-            return None;
-        }
-        f[4].parse().ok()
-    })
+/// One `FLOCK` line of `/proc/locks`, such as `1: FLOCK  ADVISORY  WRITE 1234 fe:00:10010782 0 EOF`; a waiter is
+/// shown as `1: -> FLOCK ...`.
+struct FlockLine {
+    waiter: bool,
+    pid: i32,
+    dev: (u32, u32),
+    ino: u64,
+}
+
+/// Parses one line; `None` for a line that is not a `FLOCK` or does not parse (an unknown shape in a newer kernel
+/// costs that line, not the whole file).
+fn flock_line(line: &str) -> Option<FlockLine> {
+    let mut f = line.split_whitespace().skip(1).peekable();
+    let waiter = f.next_if_eq(&"->").is_some();
+    if f.next()? != "FLOCK" {
+        return None;
+    }
+    let pid = f.nth(2)?.parse().ok()?;
+    let mut id = f.next()?.split(':');
+    let maj = u32::from_str_radix(id.next()?, 16).ok()?;
+    let min = u32::from_str_radix(id.next()?, 16).ok()?;
+    let ino = id.next()?.parse().ok()?;
+    Some(FlockLine { waiter, pid, dev: (maj, min), ino })
+}
+
+/// The holder of the flock on the file (device and inode). The kernel lists a lock's waiters right after it, so the
+/// first entry on a file is a holder (waiters, marked `->`, are skipped as well). The file is found by its inode: on
+/// btrfs `stat` gives each subvolume its own device while `/proc/locks` prints the filesystem's, so the device only
+/// chooses among several files with that inode (on different filesystems), never rules the only one out.
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<i32> {
+    let dev = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let mut on_ino = locks.lines().filter_map(flock_line).filter(|l| !l.waiter && l.ino == ino).peekable();
+    let first = on_ino.peek()?.pid;
+    Some(on_ino.find(|l| l.dev == dev).map_or(first, |l| l.pid))
 }
 
 #[cfg(test)]
@@ -112,11 +129,50 @@ mod tests {
     #[test]
     fn proc_locks_lines() {
         let locks = "1: FLOCK  ADVISORY  WRITE 3413 fe:00:10010782 0 EOF\n\
-                     2: -> FLOCK  ADVISORY  WRITE 3999 fe:00:77 0 EOF\n\
-                     3: POSIX  ADVISORY  WRITE 1883 fe:00:77 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 1883 fe:00:77 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 1884 fe:00:77 0 EOF\n\
+                     3: -> FLOCK  ADVISORY  WRITE 3999 fe:00:77 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 4000 fe:01:77 0 EOF\n";
+        let fe00 = rustix::fs::makedev(0xfe, 0);
+        assert_eq!(flock_holder(locks, fe00, 10010782), Some(3413));
+        assert_eq!(flock_holder(locks, fe00, 77), Some(1884), "the holder, not the POSIX lock or the waiter");
+        assert_eq!(flock_holder(locks, rustix::fs::makedev(0xfe, 1), 77), Some(4000), "the same inode elsewhere");
+        assert_eq!(flock_holder(locks, fe00, 5), None);
+    }
+
+    #[test]
+    fn a_waiter_listed_alone_is_not_a_holder() {
+        let locks = "1: -> FLOCK  ADVISORY  WRITE 3999 fe:00:77 0 EOF\n";
+        assert_eq!(flock_holder(locks, rustix::fs::makedev(0xfe, 0), 77), None);
+    }
+
+    #[test]
+    fn btrfs_subvolume_device_differs_from_the_one_in_proc_locks() {
+        // btrfs: stat says 0:45 (the subvolume's anonymous device), /proc/locks says 00:2c (the filesystem's).
+        let locks = "1: FLOCK  ADVISORY  WRITE 3413 00:2c:262 0 EOF\n";
+        assert_eq!(flock_holder(locks, rustix::fs::makedev(0, 45), 262), Some(3413));
+    }
+
+    #[test]
+    fn a_line_that_does_not_parse_costs_only_itself() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 3413 fe:00:262 0 EOF\n\
+                     2: OFDLCK ADVISORY  READ  -1 fe:00:9 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 77 zz:00 0 EOF\n\
+                     something new\n\
                      4: FLOCK  ADVISORY  WRITE 1884 fe:00:77 0 EOF\n";
-        assert_eq!(flock_holder(locks, 10010782), Some(3413));
-        assert_eq!(flock_holder(locks, 77), Some(1884));
-        assert_eq!(flock_holder(locks, 5), None);
+        let fe00 = rustix::fs::makedev(0xfe, 0);
+        assert_eq!(flock_holder(locks, fe00, 262), Some(3413));
+        assert_eq!(flock_holder(locks, fe00, 77), Some(1884));
+    }
+
+    #[test]
+    fn holder_of_a_held_lock_is_this_process() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("daemon.lock");
+        assert_eq!(holder(&p), Some(None), "no file: free");
+        let held = LockFile::try_take(&p).unwrap().unwrap();
+        assert_eq!(holder(&p), Some(Some(std::process::id() as i32)));
+        drop(held);
+        assert_eq!(holder(&p), Some(None));
     }
 }

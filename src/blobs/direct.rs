@@ -10,7 +10,6 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::{Deref, DerefMut};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -74,16 +73,10 @@ pub fn give_buf(b: AlignedBuf) {
 
 /// Turns `O_DIRECT` on or off for an open file. Returns whether it is now on (false when the filesystem refuses).
 pub fn set_direct(f: &File, on: bool) -> bool {
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a valid descriptor with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return false;
-        }
-        let want = if on { flags | libc::O_DIRECT } else { flags & !libc::O_DIRECT };
-        libc::fcntl(fd, libc::F_SETFL, want) == 0 && on
-    }
+    use rustix::fs::OFlags;
+    let Ok(flags) = rustix::fs::fcntl_getfl(f) else { return false };
+    let want = if on { flags | OFlags::DIRECT } else { flags - OFlags::DIRECT };
+    rustix::fs::fcntl_setfl(f, want).is_ok() && on
 }
 
 /// Opens a file for reading: with `O_DIRECT` when it is at least a chunk long and the filesystem allows, else

@@ -3,7 +3,6 @@
 //! directory fsyncs; a deferred landing leaves the fsyncs to one `syncfs` of the store.
 
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -157,9 +156,9 @@ impl BlobReader for FileBlob {
     }
 
     fn will_need(&self, offset: u64, len: u64) {
-        // SAFETY: valid descriptor; advisory call with no memory effects.
-        unsafe {
-            libc::posix_fadvise(self.file.as_raw_fd(), offset as i64, len as i64, libc::POSIX_FADV_WILLNEED);
+        // Advisory: a refusal changes nothing. A length of 0 (None) would mean "to the end of the file".
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            let _ = rustix::fs::fadvise(&self.file, offset, Some(len), rustix::fs::Advice::WillNeed);
         }
     }
 

@@ -483,6 +483,7 @@ impl NetworkSource {
     /// stored as `UID:GID` in `username`) as `SourceUrl::parse` reads them. Port 0 (NFS: ask the portmapper) is
     /// left out.
     pub fn url(&self) -> String {
+        use crate::sources::url_escape;
         let path = self.path.trim_start_matches('/');
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let share = self.share.trim_matches('/');
@@ -490,8 +491,15 @@ impl NetworkSource {
         if self.port != 0 {
             u.push_str(&format!(":{}", self.port));
         }
+        // Each component escaped (`%23`, `%25`, ...) so that `SourceUrl::parse` reads this row back.
+        let comps: Vec<String> = [share, path]
+            .iter()
+            .flat_map(|p| p.split('/'))
+            .filter(|c| !c.is_empty())
+            .map(|c| url_escape(c, false))
+            .collect();
         u.push('/');
-        u.push_str(&[share, path].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("/"));
+        u.push_str(&comps.join("/"));
         let mut query = Vec::new();
         if let Some(mp) = self.mount_port {
             query.push(format!("mount_port={mp}"));
@@ -499,7 +507,7 @@ impl NetworkSource {
         if self.protocol == "nfs" {
             // The export is the first path component unless named (`/`, `/srv/nfs`).
             if share.is_empty() || share.contains('/') {
-                query.push(format!("export=/{share}"));
+                query.push(format!("export={}", url_escape(&format!("/{share}"), true)));
             }
             if let Some((uid, gid)) = self.username.split_once(':') {
                 query.push(format!("uid={uid}&gid={gid}"));
@@ -509,7 +517,11 @@ impl NetworkSource {
             u.push('?');
             u.push_str(&query.join("&"));
         }
-        u
+        // The url crate trims spaces at the end of what it parses.
+        let kept = u.trim_end_matches(' ').len();
+        let trailing = "%20".repeat(u.len() - kept);
+        u.truncate(kept);
+        u + &trailing
     }
 }
 
@@ -714,8 +726,7 @@ pub struct Actor {
 impl Actor {
     /// This process's user, at `at`.
     pub fn this_process(at: i64) -> Actor {
-        // SAFETY: getuid has no preconditions and cannot fail.
-        Actor { uid: unsafe { libc::getuid() }, at }
+        Actor { uid: rustix::process::getuid().as_raw(), at }
     }
 }
 

@@ -390,8 +390,7 @@ impl Filesystem for NightfoxFs {
         // cold `ls -l`, where EOPNOTSUPP makes `ls` stop asking after the first.
         let _ = config.set_max_background(64);
         let _ = config.set_max_write(1 << 20);
-        // SAFETY: geteuid cannot fail.
-        let root = req.uid() == 0 || unsafe { libc::geteuid() } == 0;
+        let root = req.uid() == 0 || rustix::process::geteuid().is_root();
         if self.want_passthrough
             && root
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()

@@ -1468,17 +1468,12 @@ fn killed(pid: u32) -> bool {
         return false;
     }
     // The kernel closes a dying task's files synchronously, while the task is still there to look at.
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else { return false };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state); flags is field 9; exit_code is field 52 (set before the files are closed).
-    let state = f.first().copied().unwrap_or("R");
-    let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let exit_code: i64 = f.get(49).and_then(|v| v.parse().ok()).unwrap_or(0);
-    const PF_EXITING: u64 = 0x4;
-    let exiting = matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0;
-    exiting && exit_code & 0x7f != 0
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(stat) = procfs::process::Process::new(pid).and_then(|p| p.stat()) else { return false };
+    // The exit code is set before the files are closed (Linux 3.5 and later; procfs reads it as None before).
+    const PF_EXITING: u32 = 0x4;
+    let exiting = matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_EXITING != 0;
+    exiting && stat.exit_code.unwrap_or(0) & 0x7f != 0
 }
 
 #[cfg(test)]

@@ -155,8 +155,7 @@ impl ArchiveFs {
             false => None,
         };
         let tree = Vfs::new(archive)?;
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
         let ingest = Arc::new(IngestDir::load(archive, uid, gid)?);
         Ok(ArchiveFs {
             tree,

@@ -112,13 +112,10 @@ impl Caller {
         }
         match &self.groups {
             Groups::Known(v) => v.contains(&gid),
-            Groups::FromPid(pid) => {
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Groups:"))
-                    .is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
-            }
+            Groups::FromPid(pid) => i32::try_from(*pid)
+                .ok()
+                .and_then(|pid| procfs::process::Process::new(pid).and_then(|p| p.status()).ok())
+                .is_some_and(|s| s.groups.contains(&gid)),
         }
     }
 }
@@ -275,6 +272,32 @@ impl From<&std::io::Error> for FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supplementary_groups_are_read_from_the_callers_proc_status() {
+        // A process with known supplementary groups: setpriv (util-linux; setting groups needs root, as the tests
+        // run) sets them, then execs sleep.
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--groups", "4242,4343", "sleep", "30"])
+            .spawn()
+            .expect("setpriv (util-linux)");
+        let caller = Caller { uid: 2000, gid: 1, groups: Groups::FromPid(child.id()) };
+        let mut seen = false;
+        for _ in 0..500 {
+            if caller.in_group(4343) {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (other, primary) = (caller.in_group(4242), caller.in_group(1));
+        let stranger = caller.in_group(5);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen && other && primary, "groups of pid {} not read", child.id());
+        assert!(!stranger);
+        assert!(!caller.in_group(4343), "a process that is gone is in no group");
+    }
 
     #[test]
     fn permissions_follow_owner_group_and_other_bits() {

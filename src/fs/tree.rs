@@ -309,8 +309,7 @@ fn find<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a Entry> {
 impl Vfs {
     /// Opens the tree of an archive (reads a row per couple, never the files); files belong to the calling user.
     pub fn new(archive: &Archive) -> Result<Vfs> {
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
         let cat = archive.catalog()?;
         let empty_ns = cat.changed_at().ok().flatten().map(crate::catalog::system_time_ns).unwrap_or(0);
         let top = Top::load(&cat, empty_ns)?;
@@ -1065,20 +1064,14 @@ impl Vfs {
 
     /// Size and free space of the archive's filesystem, and the number of files in the tree.
     pub fn statfs(&self) -> Result<FsStats> {
-        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(self.root.as_os_str()))
-            .map_err(|_| Error::Invalid("archive path contains NUL".into()))?;
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid C string and out pointer.
-        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
-        }
+        let s = rustix::fs::statvfs(&self.root).map_err(|e| Error::io(&self.root, e.into()))?;
         let files = self.top.read().files;
         Ok(FsStats {
-            blocks: s.f_blocks as u64,
-            bfree: s.f_bfree as u64,
-            bavail: s.f_bavail as u64,
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
             files: files.max(1),
-            ffree: s.f_ffree as u64,
+            ffree: s.f_ffree,
             bsize: s.f_bsize as u32,
             frsize: s.f_frsize as u32,
             namelen: crate::organize::NAME_MAX as u32,
@@ -1086,21 +1079,14 @@ impl Vfs {
     }
 }
 
-/// `2025-12-31T14:03:00Z` from Unix seconds.
+/// `2025-12-31T14:03:00Z` from Unix seconds (jiff; outside its years -9999 to 9999, the nearest end of them).
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let t = jiff::Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The tree path (`couple/source/type/camera/name`) of a catalogued file, for messages.
@@ -1171,20 +1157,19 @@ pub fn old_paths_of(cat: &Catalog, file_id: i64) -> Result<Vec<String>> {
 pub fn locate_in_mount(path: &std::path::Path) -> Option<(PathBuf, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
     let abs = std::path::absolute(path).ok()?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mounts = procfs::process::Process::myself().and_then(|p| p.mountinfo()).ok()?;
+    // procfs leaves the kernel's octal escapes of spaces, tabs, newlines and backslashes in place.
     let unescape =
         |s: &str| s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
     // The deepest mount point that holds the path wins; among mounts stacked on one point, the last (topmost).
     let mut best: Option<(usize, PathBuf, Vec<u8>)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
-        if !matches!(fields.get(dash + 1), Some(&"fuse") | Some(&"fuse.nightfox")) {
+    for m in mounts {
+        if !matches!(m.fs_type.as_str(), "fuse" | "fuse.nightfox") {
             continue;
         }
-        let (Some(mp), Some(src)) = (fields.get(4), fields.get(dash + 2)) else { continue };
-        let mp = PathBuf::from(unescape(mp));
-        let Some(archive) = unescape(src).strip_prefix("nightfox:").map(PathBuf::from) else { continue };
+        let Some(src) = m.mount_source else { continue };
+        let mp = PathBuf::from(unescape(&m.mount_point.to_string_lossy()));
+        let Some(archive) = unescape(&src).strip_prefix("nightfox:").map(PathBuf::from) else { continue };
         if let Ok(rest) = abs.strip_prefix(&mp) {
             let depth = mp.components().count();
             if best.as_ref().is_none_or(|(d, _, _)| depth >= *d) {
@@ -1223,5 +1208,8 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-2_208_988_800), "1900-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-30T22:00:00Z", "clamped to jiff's last instant, never a panic");
     }
 }

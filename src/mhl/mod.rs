@@ -309,11 +309,7 @@ fn file_stamp(secs: i64) -> String {
 }
 
 fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    crate::jobs::hostname()
 }
 
 #[cfg(test)]

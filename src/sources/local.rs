@@ -121,10 +121,7 @@ impl Source for LocalSource {
             r.seek(SeekFrom::Start(offset)).at(path)?;
         }
         // Sequential hint for the buffered fallback: larger readahead on cards and disks.
-        // SAFETY: valid descriptor; advisory.
-        unsafe {
-            libc::posix_fadvise(std::os::unix::io::AsRawFd::as_raw_fd(r.file()), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
-        }
+        let _ = rustix::fs::fadvise(r.file(), 0, None, rustix::fs::Advice::Sequential);
         Ok(Box::new(r))
     }
 

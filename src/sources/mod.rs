@@ -69,6 +69,9 @@ pub trait Source: Send + Sync {
 }
 
 /// A parsed source URL. A password is never taken from a URL (it would show in `ps`): it comes on standard input.
+/// Percent-escapes (`My%20Share`) are decoded in the user, the share, the path and the options. A `#` starts a
+/// fragment, which is refused (write `#` in a name as `%23`); so are `.` and `..` components (raw or escaped) and a
+/// `/` or NUL inside a decoded component: the URL names exactly the share and path it spells.
 ///
 /// - `smb://[[DOMAIN;]user@]host[:port]/share/path` (port 445 if none).
 /// - `nfs://host[:port]/export/path[?mount_port=N][&export=/a/b][&uid=N&gid=N]`: NFSv3. `host` is a name (resolved
@@ -103,6 +106,31 @@ pub fn nfs_identity(stored: &str) -> Result<Option<(u32, u32)>> {
     }
 }
 
+/// What `NetworkSource::url` escapes in a share or path component: what `SourceUrl::parse` would not read back as
+/// written (controls, `%`, `/`, and `?` and `#`, which end the path). Spaces and other characters stay as they are,
+/// for a URL people read in `source list` and in logs.
+const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b'/').add(b'?').add(b'#');
+
+/// What it escapes in a query value (`export=/a/b`): `&` as well, `/` kept.
+const URL_QUERY_VALUE: &percent_encoding::AsciiSet = &URL_COMPONENT.add(b'&').remove(b'/');
+
+/// A share or path component (`query`: a query value) escaped so that `SourceUrl::parse` reads it back the same:
+/// see [`URL_COMPONENT`]; non-ASCII stays as it is but for control characters (`U+0085`), which are escaped.
+pub fn url_escape(s: &str, query: bool) -> String {
+    let set = if query { URL_QUERY_VALUE } else { URL_COMPONENT };
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let mut buf = [0; 4];
+        let c = &*c.encode_utf8(&mut buf);
+        if c.is_ascii() || c.chars().any(char::is_control) {
+            out.extend(percent_encoding::utf8_percent_encode(c, set));
+        } else {
+            out.push_str(c);
+        }
+    }
+    out
+}
+
 /// An SMB user as stored (`DOMAIN;user` or `user`): its domain (workgroup) and its name.
 pub fn split_smb_user(stored: &str) -> (&str, &str) {
     stored.split_once(';').unwrap_or(("", stored))
@@ -111,62 +139,77 @@ pub fn split_smb_user(stored: &str) -> (&str, &str) {
 impl SourceUrl {
     pub fn parse(url: &str) -> Result<SourceUrl> {
         let bad = |why: &str| Error::Invalid(format!("invalid source URL {url:?}: {why}"));
-        let (protocol, rest) = url.split_once("://").ok_or_else(|| bad("expected smb:// or nfs://"))?;
-        let protocol = protocol.to_ascii_lowercase();
+        // The url crate drops tabs and newlines anywhere and spaces at the ends; what it reads must be what was
+        // written.
+        if url.chars().any(char::is_control) {
+            return Err(bad("a control character (write it percent-encoded)"));
+        }
+        let url = url.trim_matches(' ');
+        let after_scheme = url.split_once("://").map_or("", |(_, r)| r);
+        let (authority, raw_path) =
+            after_scheme.split_at(after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len()));
+        let raw_path = &raw_path[..raw_path.find(['?', '#']).unwrap_or(raw_path.len())];
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host_port.starts_with('[') && host_port.contains('%') {
+            return Err(bad(
+                "IPv6 zone ids (`%25eth0`) are not supported: give the address without one, or a host name",
+            ));
+        }
+        // The syntax (scheme, user, host with IPv6 literals, port, percent-escapes) is the url crate's; what is
+        // read from it is checked here.
+        let u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let protocol = u.scheme().to_string();
         if protocol != "smb" && protocol != "nfs" {
             return Err(bad("expected smb:// or nfs://"));
         }
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (user, rest) = match rest[..authority_end].rsplit_once('@') {
-            Some((userinfo, _)) => {
-                if userinfo.contains(':') {
-                    return Err(bad("a password in the URL would show in `ps`: give it on stdin (--password-stdin)"));
-                }
-                if protocol != "smb" {
-                    return Err(bad("an NFS URL names no user"));
-                }
-                let (domain, name) = split_smb_user(userinfo);
+        if u.fragment().is_some() {
+            return Err(bad("a `#` starts a fragment, which would be dropped: write `#` in a name as `%23`"));
+        }
+        let decode = |s: &str| match percent_encoding::percent_decode_str(s).decode_utf8() {
+            Ok(d) => Ok(d.into_owned()),
+            Err(_) => Err(bad(&format!("{s:?} decodes to bytes that are not UTF-8"))),
+        };
+        // The url crate collapses `.` and `..` (also `%2e%2e`); a source names its path as written or not at all.
+        for c in raw_path.split('/') {
+            if matches!(decode(c)?.as_str(), "." | "..") {
+                return Err(bad("`.` and `..` are not allowed as path components"));
+            }
+        }
+        if u.password().is_some() {
+            return Err(bad("a password in the URL would show in `ps`: give it on stdin (--password-stdin)"));
+        }
+        // An `@` with nobody before it parses as no user at all.
+        let user = match (u.username(), authority.contains('@')) {
+            ("", false) => None,
+            (_, true) if protocol != "smb" => return Err(bad("an NFS URL names no user")),
+            (name, _) => {
+                let userinfo = decode(name)?;
+                let (domain, name) = split_smb_user(&userinfo);
                 if name.is_empty() || (userinfo.contains(';') && domain.is_empty()) {
                     return Err(bad("expected [DOMAIN;]user@ before the host"));
                 }
-                (Some(userinfo.to_string()), &rest[userinfo.len() + 1..])
-            }
-            None => (None, rest),
-        };
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-            let (h, p) = h.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
-            (h.to_string(), p.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
+                Some(userinfo)
             }
         };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
+        let host = match u.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Domain(d)) if !d.is_empty() => decode(d)?,
+            _ => return Err(bad("no host")),
+        };
         // NFS without a port: 0, the portmapper is asked.
-        let default_port = if protocol == "smb" { 445 } else { 0 };
-        let port = match port {
-            Some(p) => match p.parse::<u16>() {
-                Ok(0) | Err(_) => return Err(bad("the port is not a number from 1 to 65535")),
-                Ok(p) => p,
-            },
-            None => default_port,
+        let port = match u.port() {
+            Some(0) => return Err(bad("the port is not a number from 1 to 65535")),
+            Some(p) => p,
+            None if protocol == "smb" => 445,
+            None => 0,
         };
         let mut mount_port = None;
         let mut export = None;
         let (mut uid, mut gid) = (None, None);
         let id = |v: &str, what: &str| v.parse::<u32>().map_err(|_| bad(&format!("{what} must be a number")));
-        for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        for kv in u.query().unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+            let kv = decode(kv)?;
             match kv.split_once('=') {
                 Some(("mount_port", v)) if protocol == "nfs" => match v.parse::<u16>() {
                     Ok(p) if p > 0 => mount_port = Some(p),
@@ -183,10 +226,13 @@ impl SourceUrl {
             (None, None) => user,
             _ => return Err(bad("give uid= and gid= together")),
         };
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let (share, sub): (String, Vec<&str>) = match export {
+        let comps = u.path().split('/').filter(|c| !c.is_empty()).map(decode).collect::<Result<Vec<String>>>()?;
+        if let Some(c) = comps.iter().find(|c| c.contains(['/', '\0'])) {
+            return Err(bad(&format!("the path component {c:?} holds a `/` or NUL (`%2F`, `%00`)")));
+        }
+        let (share, sub): (String, Vec<String>) = match export {
             Some(e) => {
-                let ecomps: Vec<&str> = e.split('/').filter(|c| !c.is_empty()).collect();
+                let ecomps: Vec<String> = e.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect();
                 if !comps.starts_with(&ecomps) {
                     return Err(bad("the path does not start with the export"));
                 }
@@ -349,6 +395,13 @@ mod tests {
         assert!(SourceUrl::parse("nfs://anna@host/export").is_err());
         assert!(SourceUrl::parse("smb://host").is_err());
         assert!(SourceUrl::parse("smb://host:99999/s").is_err());
+        // Escapes are decoded (a URL copied from a file manager); a raw space reads the same.
+        for url in ["smb://nas/My%20Share/Wedding%202025", "smb://nas/My Share/Wedding 2025"] {
+            let u = SourceUrl::parse(url).unwrap();
+            assert_eq!((u.share.as_str(), u.path.as_str()), ("My Share", "/Wedding 2025"), "{url}");
+        }
+        assert_eq!(SourceUrl::parse("SMB://STUDIO%3Banna@nas/s").unwrap().user.as_deref(), Some("STUDIO;anna"));
+        assert!(SourceUrl::parse("smb://[not-an-ip]/s").is_err());
     }
 
     #[test]
@@ -383,6 +436,34 @@ mod tests {
         assert_eq!(SourceUrl::parse("smb://host/s").unwrap().port, 445);
     }
 
+    fn row(u: &SourceUrl) -> NetworkSource {
+        NetworkSource {
+            id: 1,
+            protocol: u.protocol.clone(),
+            host: u.host.clone(),
+            port: u.port,
+            mount_port: u.mount_port,
+            share: u.share.clone(),
+            path: u.path.clone(),
+            username: u.user.clone().unwrap_or_default(),
+            password_enc: Vec::new(),
+            credential_key: None,
+            has_password: false,
+            couple_id: 1,
+            couple: String::new(),
+            footage_type: None,
+            camera_id: None,
+            enabled: false,
+            post_import: "leave".into(),
+            duplicates: crate::catalog::DuplicateAction::Skip,
+            connection_state: String::new(),
+            consecutive_failures: 0,
+            last_error: None,
+            last_scan_at: None,
+            created_at: 0,
+        }
+    }
+
     #[test]
     fn nfs_rows_show_as_urls_that_parse_back_the_same() {
         for url in [
@@ -395,33 +476,78 @@ mod tests {
             "smb://[::1]:445/share/a",
         ] {
             let u = SourceUrl::parse(url).unwrap();
-            let row = NetworkSource {
-                id: 1,
-                protocol: u.protocol.clone(),
-                host: u.host.clone(),
-                port: u.port,
-                mount_port: u.mount_port,
-                share: u.share.clone(),
-                path: u.path.clone(),
-                username: u.user.clone().unwrap_or_default(),
-                password_enc: Vec::new(),
-                credential_key: None,
-                has_password: false,
-                couple_id: 1,
-                couple: String::new(),
-                footage_type: None,
-                camera_id: None,
-                enabled: false,
-                post_import: "leave".into(),
-                duplicates: crate::catalog::DuplicateAction::Skip,
-                connection_state: String::new(),
-                consecutive_failures: 0,
-                last_error: None,
-                last_scan_at: None,
-                created_at: 0,
-            };
-            assert_eq!(row.url(), url);
-            assert_eq!(SourceUrl::parse(&row.url()).unwrap(), u);
+            assert_eq!(row(&u).url(), url);
+            assert_eq!(SourceUrl::parse(&row(&u).url()).unwrap(), u);
+        }
+    }
+
+    #[test]
+    fn names_with_space_hash_percent_and_non_ascii_round_trip() {
+        let smb = |share: &str, path: &str| SourceUrl {
+            protocol: "smb".into(),
+            host: "nas".into(),
+            port: 445,
+            mount_port: None,
+            share: share.into(),
+            path: path.into(),
+            user: None,
+        };
+        let nfs = |share: &str, path: &str| SourceUrl { protocol: "nfs".into(), port: 0, ..smb(share, path) };
+        for u in [
+            smb("My Share", "/Card #3/100%/Müller Hochzeit"),
+            smb("Fotos & Filme", "/Trailing space /?/a=b;c@d/ü/日本"),
+            smb("%41", "/%2e%2e/[x]/{y}/a\\b"),
+            nfs("/srv/my exports/#1", "/Card #3/50%"),
+            nfs("/Ünïcode", "/"),
+            nfs("/a&b=c", "/x"),
+            smb("s", "/Trailing space "),
+            nfs("/export/end ", "/"),
+            smb("s", "/next\u{85}line/\u{200b}"),
+        ] {
+            let url = row(&u).url();
+            assert_eq!(SourceUrl::parse(&url).unwrap(), u, "{url}");
+        }
+        // Escaped only where it must be: what people read stays readable.
+        assert_eq!(row(&smb("footage", "/Card #3/100%/Müller")).url(), "smb://nas:445/footage/Card %233/100%25/Müller");
+        assert_eq!(row(&nfs("/a b/c&d", "/x?")).url(), "nfs://nas/a b/c&d/x%3F?export=/a b/c%26d");
+        assert_eq!(row(&smb("s", "/end ")).url(), "smb://nas:445/s/end%20", "a space at the end would be trimmed");
+    }
+
+    #[test]
+    fn urls_that_would_not_name_what_they_spell_are_refused() {
+        let err = |url: &str| match SourceUrl::parse(url) {
+            Ok(u) => panic!("{url} parsed as {u:?}"),
+            Err(e) => e.to_string(),
+        };
+        // `#` starts a fragment, which the url crate drops.
+        let e = err("smb://nas/footage/Card #3");
+        assert!(e.contains("%23") && !e.contains('\n'), "{e}");
+        let u = SourceUrl::parse("smb://nas/footage/Card%20%233").unwrap();
+        assert_eq!((u.share.as_str(), u.path.as_str()), ("footage", "/Card #3"));
+        // `.` and `..`, raw or escaped, which the url crate collapses.
+        for url in [
+            "smb://nas/share/../private",
+            "smb://nas/share/./x",
+            "smb://nas/../x",
+            "smb://nas/share/%2e%2e/private",
+            "smb://nas/share/%2E./private",
+            "smb://nas/share/x/%2e",
+            "nfs://nas/srv/nfs/../etc?export=/srv/nfs",
+        ] {
+            assert!(err(url).contains("`..`"), "{url}");
+        }
+        assert_eq!(SourceUrl::parse("smb://nas/share/..x/.y").unwrap().path, "/..x/.y");
+        // A `/` or NUL inside a component would not come back as that component.
+        assert!(err("smb://nas/share/a%2Fb").contains("a/b"));
+        assert!(err("smb://nas/a%2fb/x").contains("a/b"));
+        assert!(err("smb://nas/share/a%00b").contains("NUL"));
+        assert!(err("smb://nas/share/%FF").contains("UTF-8"));
+        // Tabs and newlines the url crate would drop silently.
+        assert!(err("smb://nas/share/a\tb").contains("control"));
+        // IPv6 zone ids: refused in one line that says so.
+        for url in ["nfs://[fe80::1%25eth0]/x", "smb://[fe80::1%eth0]:445/s", "smb://anna@[fe80::1%25eth0]/s"] {
+            let e = err(url);
+            assert!(e.contains("zone") && !e.contains('\n'), "{e}");
         }
     }
 

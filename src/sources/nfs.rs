@@ -140,8 +140,7 @@ impl NfsSource {
             p => format!("nfs://{shown}:{p}"),
         };
         let rt = runtime().map_err(|e| Error::io(format!("{base}{}", cfg.export), e))?;
-        // SAFETY: trivial libc calls without arguments.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
         let target = Target {
             host,
             port: cfg.port,

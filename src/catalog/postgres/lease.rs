@@ -92,8 +92,7 @@ impl Lease for PgLease {
 
 /// Who holds a lease: this machine and process.
 fn holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{} pid {}", host.trim(), std::process::id())
+    format!("{} pid {}", crate::jobs::hostname(), std::process::id())
 }
 
 /// The backend pid of the session that holds the couple's lock (`pg_locks` of this database), if any.

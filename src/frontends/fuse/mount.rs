@@ -154,7 +154,8 @@ fn raise_read_ahead(mountpoint: &Path, archive_root: &Path) {
         Ok(m) => m.dev(),
         Err(e) => return tracing::debug!("read-ahead left alone: {mountpoint:?}: {e}"),
     };
-    let path = PathBuf::from(format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev)));
+    let path =
+        PathBuf::from(format!("/sys/class/bdi/{}:{}/read_ahead_kb", rustix::fs::major(dev), rustix::fs::minor(dev)));
     let was = read_kb(&path);
     if was == Some(want) {
         return;
@@ -167,7 +168,7 @@ fn raise_read_ahead(mountpoint: &Path, archive_root: &Path) {
 
 /// The read-ahead of the block device holding `dev` (a whole disk, or the disk of a partition), in KiB.
 fn device_read_ahead_kb(dev: u64) -> Option<u64> {
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     read_kb(Path::new(&format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb")))
         .or_else(|| read_kb(Path::new(&format!("/sys/dev/block/{major}:{minor}/../queue/read_ahead_kb"))))
 }

@@ -3,6 +3,8 @@
 //! mount serves the exact bytes (copy path, sequential and random ranges), `verify` passes, `export` copies
 //! identical files with an MHL history that checks; a flipped byte in one chunk of a blob is EIO for the reads
 //! that touch that chunk only and `verify` reports the blob; a wrong `NIGHTFOX_SECRET` is a clear one-line error.
+//! A sealed object copied over another blob's name is refused (EIO) and reported, never served; a copy staged
+//! sealed and killed mid-way resumes into the right blob, never leaving plaintext in `tmp/`.
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use nightfox::blobs::vault::{sealed_len, CHUNK, HEADER, WRAPPED_KEY};
+use nightfox::blobs::vault::{sealed_len, CHUNK, HEADER, MAGIC, WRAPPED_KEY};
 
 fn encrypted_env() -> Env {
     let dir = tempfile::Builder::new().prefix("nightfox-vault-").tempdir_in(test_root()).expect("tempdir");
@@ -61,7 +63,7 @@ fn an_encrypted_archive_imports_mounts_verifies_and_exports() {
         let bytes = fs::read(src).unwrap();
         let stored = fs::read(object(&env, &b3(&bytes))).unwrap();
         assert_eq!(stored.len() as u64, sealed_len(bytes.len() as u64), "{src:?}");
-        assert_eq!(&stored[..5], b"NFXV1");
+        assert_eq!(&stored[..5], MAGIC);
         for at in [0usize, 1 << 16, 5 << 20] {
             if bytes.len() >= at + 48 {
                 assert!(!contains(&stored, &bytes[at..at + 48]), "{src:?}: plaintext at {at} in the stored blob");
@@ -108,6 +110,7 @@ fn an_encrypted_archive_imports_mounts_verifies_and_exports() {
 
     let out = env.ok(&["verify"]);
     assert!(out.contains("verified 4 blobs") && out.contains(": 0 problem"), "{out}");
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
 
     // Export: the same bytes, an MHL history that checks.
     let dest = env.path("dest");
@@ -242,4 +245,77 @@ fn an_encrypted_archive_refuses_a_shared_catalog() {
     let out = env.run(&["catalog", "copy", "--to", "postgres://nightfox_app@127.0.0.1:1/nightfox"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("cannot share a Postgres catalog"), "{err}");
+}
+
+#[test]
+fn a_sealed_object_copied_over_another_blobs_name_is_eio_and_verify_reports_it() {
+    let env = encrypted_env();
+    let c = env.couple("Swap Test", "2025-06-03");
+    let card = env.path("card");
+    // The same length: only what binds an object to its blob can tell them apart.
+    let (a, b) = (data(41, 3 * CHUNK as usize + 500), data(42, 3 * CHUNK as usize + 500));
+    write(&card.join("A001.MP4"), &a);
+    write(&card.join("B001.MP4"), &b);
+    env.ok(&["import", "--couple", &c, card.to_str().unwrap()]);
+    let (oa, ob) = (object(&env, &b3(&a)), object(&env, &b3(&b)));
+    let _ = std::process::Command::new("chmod").arg("u+w").arg(&ob).status();
+    fs::copy(&oa, &ob).unwrap();
+
+    let mp = env.path("mnt");
+    let dir = mp.join(&c).join("source/modern/unknown");
+    {
+        let _m = Mount::start(&env, &mp, &[]);
+        for (off, len) in [(0u64, 4096usize), (CHUNK, 100), (3 * CHUNK, 500)] {
+            assert_eq!(
+                read_range(&dir.join("B001.MP4"), off, len),
+                Err(libc::EIO),
+                "B's name serves A's bytes at {off}"
+            );
+        }
+        assert!(fs::read(dir.join("A001.MP4")).unwrap() == a, "A itself still reads");
+    }
+    let out = env.run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 problem"), "{text}");
+    let damaged = env.catalog().unhealthy_blobs().unwrap();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+}
+
+#[test]
+fn a_sealed_copy_killed_mid_way_resumes_into_the_right_blob_with_no_plaintext_staged() {
+    let env = encrypted_env();
+    let c = env.couple("Resume Vault", "2025-06-04");
+    let card = env.path("card");
+    let clip = card.join("C0001.MP4");
+    // Large enough to be checkpointed (256 MiB and up, every 64 MiB); killed after two checkpoints.
+    write_big(&clip, (320 << 20) + 12345, 51);
+    env.import_killed_mid_copy(&c, &card, 150 << 20);
+    let want = fs::read(&clip).unwrap();
+    let staged = env.tmp_entries();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let partial = fs::read(&staged[0]).unwrap();
+    assert_eq!(&partial[..5], MAGIC, "the copy is staged sealed");
+    for at in [0usize, 1 << 20, 100 << 20] {
+        assert!(!contains(&partial, &want[at..at + 64]), "plaintext at {at} in the staged copy");
+    }
+    drop(partial);
+    let out = env.cmd().args(["resume", "1"]).env("RUST_LOG", "nightfox=info").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("1 imported"), "{stdout}{stderr}");
+    // It went on from the kept (sealed, checkpointed) prefix rather than copying from the start.
+    assert!(stderr.contains("resuming the copy after its kept prefix"), "{stderr}");
+    assert!(!stderr.contains("from the start"), "{stderr}");
+    let files = env.catalog().files(None).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].blob_hash, b3(&want));
+    let stored = fs::read(object(&env, &b3(&want))).unwrap();
+    assert_eq!(stored.len() as u64, sealed_len(want.len() as u64));
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
+    let out = env.ok(&["verify"]);
+    assert!(out.contains("verified 1 blob") && out.contains(": 0 problem"), "{out}");
+    let mp = env.path("mnt");
+    let _m = Mount::start(&env, &mp, &[]);
+    let got = fs::read(mp.join(&c).join("source/modern/unknown/C0001.MP4")).unwrap();
+    assert!(got == want, "the resumed blob reads back as the clip");
 }

@@ -15,6 +15,7 @@ pub fn run(store: &dyn BlobStore, staging: &Staging, corrupt: &dyn Fn(&str)) {
     rehash_finds_a_flipped_byte_and_replace_heals(store, staging, corrupt);
     missing_blobs(store);
     remove_is_for_good_and_idempotent(store, staging);
+    a_copy_staged_as_the_store_asks_lands(store, staging);
 }
 
 fn stage(staging: &Staging, name: &str, bytes: &[u8]) -> (std::path::PathBuf, String) {
@@ -45,6 +46,38 @@ pub fn landing_twice_is_idempotent(store: &dyn BlobStore, staging: &Staging) {
     assert!(!p2.exists(), "{}: a second landing removes its staged file", store.describe());
     assert_eq!(store.size(&h).expect("size"), Some(bytes.len() as u64));
     assert_eq!(content(store, &h), bytes, "{}: the blob's bytes are what was landed", store.describe());
+}
+
+/// A copy staged as the store asks ([`BlobStore::stage_seal`]: sealed as it is written for the vault) validates
+/// from the disk to its hash and lands, or replaces, reading back as what was copied.
+pub fn a_copy_staged_as_the_store_asks_lands(store: &dyn BlobStore, staging: &Staging) {
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+    let seal = store.stage_seal();
+    for (i, replace) in [false, true].into_iter().enumerate() {
+        let (mut f, p) = staging.create(&format!("conf-staged-{i}")).expect("create a staged file");
+        let c = super::copy_hashing(
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            std::path::Path::new("src"),
+            &mut f,
+            &p,
+            super::CopyStart::fresh(seal.as_ref()),
+            &mut |_| true,
+            &mut |_, e| Err(e),
+            None,
+            true,
+        )
+        .expect("copy into staging");
+        drop(f);
+        let (h, _) = super::validate_staged(&p, true, seal.as_ref()).expect("validate");
+        assert_eq!(h, c.hash, "{}: a staged copy validates to its hash", store.describe());
+        match replace {
+            false => store.land(&p, &h, Durability::Now).expect("land a staged copy"),
+            true => store.replace(&p, &h).expect("replace with a staged copy"),
+        }
+        assert!(!p.exists(), "{}: the staged copy is gone", store.describe());
+        assert_eq!(content(store, &h), bytes, "{}: a staged copy reads back", store.describe());
+        assert_eq!(store.rehash(&h).expect("rehash"), h);
+    }
 }
 
 /// `read_at` reads up to the buffer, fewer only at the end, 0 at and past the end.

@@ -27,6 +27,7 @@ pub use staging::{
     read_ahead, read_back, read_full, remove_if_exists, sync_fs, validate_from_disk, Checkpoints, Copied, CopyStart,
     Reopen, Staging, COPY_CHUNK, OUTBOARD_AT_IMPORT,
 };
+pub use staging::{digest_staged, resume_prefix, validate_staged};
 
 /// When a landing must be durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +108,13 @@ pub trait BlobStore: Send + Sync {
     /// The directory that holds the blobs as files `<2 hex>/<2 hex>/<64 hex>` (the local store's `objects/`),
     /// for the orphan check to walk. `None` for stores that are not such a directory.
     fn objects_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    /// The seal a copy is staged under so that landing it is a rename (the vault's: [`vault::StagedSeal`],
+    /// the import writes its copies sealed and validates them decrypted); `None` for every other store, whose
+    /// staged files are the plaintext. `land` and `replace` take the plaintext from any caller either way.
+    fn stage_seal(&self) -> Option<vault::StagedSeal> {
         None
     }
 }

@@ -1146,7 +1146,7 @@ impl<'a> Importer<'a> {
                 }
                 if tmp.is_file() {
                     // The inline checksums died with the run that copied it: they come from this read instead.
-                    match blobs::digest_from_disk(&tmp) {
+                    match blobs::digest_staged(&tmp, self.archive.blobs.stage_seal().as_ref()) {
                         Ok(got) if got.hash == h => {
                             it.sums = got.sums;
                             self.land(run, it, &tmp, &h, true).map_err(ItemError::archive)?;
@@ -1311,17 +1311,10 @@ impl<'a> Importer<'a> {
             let same = now.size == it.size && now.mtime_ns == it.mtime_ns && checkpointed;
             let on_disk = std::fs::metadata(tmp).map(|m| m.len()).unwrap_or(0);
             if same && offset > 0 && on_disk >= offset {
-                let kept = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(tmp)
-                    .and_then(|f| f.set_len(offset).map(|()| f))
-                    .map_err(|e| Error::io(tmp, e))
-                    .and_then(|f| blobs::hash_prefix(tmp, offset).map(|h| (f, h)));
-                match kept {
-                    Ok((f, hasher)) => {
+                match blobs::resume_prefix(tmp, offset, self.archive.blobs.stage_seal().as_ref()) {
+                    Ok((f, start)) => {
                         it.resume_offset = Some(offset);
-                        return Ok((f, blobs::CopyStart { hasher, offset }));
+                        return Ok((f, start));
                     }
                     Err(e) => warn!("{e}; copying {:?} from the start", bytes_path(&it.path)),
                 }
@@ -1331,7 +1324,7 @@ impl<'a> Importer<'a> {
             self.cat_call(run, || cat.lock().set_item_checkpoint(it.id, None)).map_err(ItemError::archive)?;
         }
         let (f, _) = self.archive.staging.create(&temp_name(run.session.id, it.id)).map_err(ItemError::archive)?;
-        Ok((f, blobs::CopyStart::default()))
+        Ok((f, blobs::CopyStart::fresh(self.archive.blobs.stage_seal().as_ref())))
     }
 
     /// Reads a window of a damaged file in small blocks from `offset` (one try each, the whole range was retried
@@ -1389,7 +1382,8 @@ impl<'a> Importer<'a> {
         batched: bool,
     ) -> std::result::Result<Option<HashHex>, ItemError> {
         let tmp = self.archive.staging.path(&temp_name(run.session.id, it.id));
-        let (on_disk, tree) = blobs::validate_from_disk(&tmp, !batched).map_err(ItemError::archive)?;
+        let seal = self.archive.blobs.stage_seal();
+        let (on_disk, tree) = blobs::validate_staged(&tmp, !batched, seal.as_ref()).map_err(ItemError::archive)?;
         if on_disk != hash {
             remove_if_exists(&tmp).map_err(ItemError::archive)?;
             return Ok(Some(on_disk));

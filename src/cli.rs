@@ -1,13 +1,16 @@
 //! The command-line edge: argument parsing (clap), progress bars on a terminal (indicatif), one summary line
 //! otherwise, `--json` for scripts, and the mapping of library errors to a one-line message and an exit code
-//! (0 success, 1 failure, 2 wrong usage).
+//! (0 success, 1 failure, 2 wrong usage: clap's own errors and `Error::Usage`, the command line itself wrong).
+//! Every command and argument explains itself in `--help`; `completions`, `man` and the hidden `help-markdown`
+//! (docs/cli.md) are generated from the same clap definitions ([`command`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -17,47 +20,81 @@ use crate::error::{Error, Result};
 use crate::ingest::{ImportRequest, Importer, Observer, Summary};
 use crate::organize;
 
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+/// Shown under `--json` everywhere.
+const JSON_HELP: &str = "Print JSON for scripts instead of text";
+
 #[derive(Parser, Debug)]
-#[command(name = "nightfox", version, about = "A verified footage archive, shown as a read-only filesystem")]
+#[command(
+    name = "nightfox",
+    version,
+    about = "A verified footage archive, shown as a read-only filesystem",
+    long_about = "A verified footage archive for wedding and event filmmakers, shown as a read-only filesystem: every \
+                  file copied once, verified against the disk, stored by its BLAKE3 hash and catalogued, then \
+                  mounted as /<couple>/source/<modern|dadcam|super8>/<camera>/<clip>.",
+    after_help = "Start with `nightfox init`, `nightfox couple add`, `nightfox import`, then `nightfox mount` or \
+                  `nightfox serve`. `nightfox COMMAND --help` explains each command; docs/cli.md lists them all.\n\
+                  Exit status: 0 success, 1 failure, 2 wrong usage (the command line itself is wrong)."
+)]
 pub struct Cli {
-    /// The archive directory (else $NIGHTFOX_ARCHIVE, else $XDG_DATA_HOME/nightfox).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The archive directory (else $NIGHTFOX_ARCHIVE, else $XDG_DATA_HOME/nightfox, else ~/.local/share/nightfox).
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     archive: Option<PathBuf>,
+    /// The operator's settings, nightfox.toml (else $NIGHTFOX_CONFIG, else nightfox.toml in the archive); flags
+    /// and variables beat it. See contrib/nightfox.toml.example.
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    config: Option<PathBuf>,
     /// Where a remote blob store (s3://) keeps its local cache of blobs (default: cache/ in the archive).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     cache_dir: Option<PathBuf>,
     /// How large that cache may grow (20GB, 500MB...; 0: no cache, every read from the store). Default 20GB.
-    #[arg(long, global = true, value_parser = parse_cache_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_cache_size, help_heading = GLOBAL)]
     cache_size: Option<u64>,
     /// Read secrets and settings from this env file first (NAME=value lines, mode 0600; see .env.example).
     /// `serve` reads /etc/nightfox/env when it exists and none is given.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     env_file: Option<PathBuf>,
     /// The key file of stored source passwords (32 bytes, mode 0600; may live outside the archive). Default:
     /// $NIGHTFOX_KEY_FILE, else secret.key in the archive. Unused when $NIGHTFOX_SECRET is set.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     key_file: Option<PathBuf>,
     /// Keep new source passwords in this process's memory only (tests, demos): nothing is written to the keyring
     /// or the catalog, and they are lost when the process exits.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     ephemeral_secrets: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+// Commands are listed by group (`display_order`): setting up (1-9), organizing (10-19), importing (20-29),
+// checking and delivering (30-39), serving (40-49), letting go (50-59), the shell and configuration (60-69).
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create a new, empty archive.
+    /// Create a new, empty archive (at --archive DIR).
+    ///
+    /// Writes archive.toml (which blob store and catalog, by URL), the catalog (0600), objects/, tmp/ and locks/.
+    /// A blob store or catalog URL this build does not know is refused before anything is written.
+    #[command(
+        display_order = 1,
+        after_help = "Examples:\n\n    \
+            nightfox --archive /srv/footage init\n    \
+            nightfox --archive /srv/footage init --encrypt\n    \
+            nightfox init --blobs 's3://footage/archive?endpoint=http://127.0.0.1:8333&region=us-east-1'\n    \
+            nightfox --env-file /etc/nightfox/env init --catalog postgres://nightfox_app@db:5432/nightfox"
+    )]
     Init {
         /// Where blobs live: `local` (objects/ in the archive), `file:///DIR`, or
         /// `s3://BUCKET/PREFIX?endpoint=URL&region=R` (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
         /// or s3.env in the archive, never in the URL).
-        #[arg(long, default_value = "local")]
+        #[arg(long, default_value = "local", value_name = "URL")]
         blobs: String,
-        /// Where the catalog lives: `sqlite` (catalog.db in the archive) or `postgres://ROLE@HOST:PORT/DB` (the
-        /// runtime role; its password from NIGHTFOX_DATABASE_URL in the env file, never on the command line). A
-        /// Postgres catalog that other seats use already is joined: this seat gets its own staging and caches.
-        #[arg(long, default_value = "sqlite")]
+        /// Where the catalog lives: `sqlite` (catalog.db in the archive), `sqlite:///PATH.db`, or
+        /// `postgres://ROLE@HOST:PORT/DB` (the runtime role; its password from NIGHTFOX_DATABASE_URL in the env
+        /// file, never on the command line). A Postgres catalog that other seats use already is joined: this seat
+        /// gets its own staging and caches.
+        #[arg(long, default_value = "sqlite", value_name = "URL")]
         catalog: String,
         /// Store the blobs encrypted (AES-256-GCM in 64 KiB chunks; identity stays the hash of the plaintext)
         /// under a random data key kept only wrapped with the archive secret in keys/vault.wrapped: back up that
@@ -65,118 +102,180 @@ enum Command {
         #[arg(long)]
         encrypt: bool,
     },
-    /// Create or upgrade a Postgres catalog's schema with the migration role (the only role allowed DDL), and
-    /// grant the runtime role its rows. The DSN's password comes from NIGHTFOX_DATABASE_MIGRATE_URL.
+    /// Create or upgrade a Postgres catalog's schema, and grant the runtime role its rows.
+    ///
+    /// Runs with the migration role (the only role allowed DDL), under an advisory lock; the DSN's password comes
+    /// from NIGHTFOX_DATABASE_MIGRATE_URL (in the env file), never from the command line.
+    #[command(display_order = 2)]
     Migrate {
         /// The migration DSN, `postgres://ROLE@HOST:PORT/DB` (default: NIGHTFOX_DATABASE_MIGRATE_URL).
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         dsn: Option<String>,
         /// The runtime role to grant (default: the role of NIGHTFOX_DATABASE_URL, else nightfox_app).
-        #[arg(long)]
+        #[arg(long, value_name = "ROLE")]
         app_role: Option<String>,
     },
     /// The catalog itself: `catalog copy --to URL` copies it whole into another backend.
-    #[command(subcommand)]
+    #[command(subcommand, display_order = 3)]
     Catalog(CatalogCmd),
-    /// Couples (events) of the archive.
-    #[command(subcommand)]
+    /// Couples (events) of the archive: add, rename, list, remove.
+    #[command(subcommand, display_order = 10)]
     Couple(CoupleCmd),
-    /// Cameras footage is sorted by.
-    #[command(subcommand)]
+    /// Cameras footage is sorted by: add (with a match rule), rename, merge, list.
+    #[command(subcommand, display_order = 11)]
     Camera(CameraCmd),
     /// Catalogued files: move one (with its sidecars), or remove it to the trash.
-    #[command(subcommand)]
+    #[command(subcommand, display_order = 12)]
     File(FileCmd),
     /// Import files and folders (cards) into a couple, verified.
+    ///
+    /// Each file is read once: copied into tmp/ with its hash computed inline, fsynced, re-hashed from disk, then
+    /// stored by its hash and catalogued, a clip together with its sidecars. Each clip is routed to a camera and a
+    /// footage type (see --camera and --type). A file that cannot be read fails alone (exit 1; `nightfox resume
+    /// ID` retries it); a full disk or a disconnected card pauses the session for `nightfox resume ID`. On a
+    /// terminal a progress bar shows bytes, speed and ETA; otherwise one summary line is printed.
+    #[command(
+        display_order = 20,
+        after_help = "Examples:\n\n    \
+            nightfox import --couple 2025-12-31-julia-sven /media/card-a /media/card-b\n    \
+            nightfox import --couple 2025-12-31-julia-sven --type super8 --camera super8-scan ~/scans\n    \
+            nightfox import --couple 2025-12-31-julia-sven --salvage --json /media/damaged-card"
+    )]
     Import {
-        /// The couple's folder name, e.g. 2025-12-31-julia-sven.
-        #[arg(long)]
+        /// The couple's folder name, e.g. 2025-12-31-julia-sven (see `nightfox couple list`).
+        #[arg(long, value_name = "FOLDER")]
         couple: String,
-        /// Footage type: modern, dadcam or super8 (default: the matched camera's, else modern).
-        #[arg(long = "type", value_parser = parse_type)]
+        /// Footage type of every file (default: the camera's type, else modern).
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
         footage_type: Option<FootageType>,
-        /// Camera slug to put every file under (default: unknown).
-        #[arg(long)]
+        /// Put every file under this camera (a slug from `nightfox camera list`). Default: routed by metadata: the
+        /// camera whose match rule fits the clip, else one created from the detected make and model, else
+        /// `unknown`.
+        #[arg(long, value_name = "SLUG")]
         camera: Option<String>,
-        /// What to do with a clip whose content is already in the couple: skip (its sidecars with it) or import.
-        /// A sidecar is never skipped on its own bytes, and empty files are never duplicates.
-        #[arg(long, default_value = "skip", value_parser = parse_dup)]
+        /// What to do with a clip whose content is already in the couple. A sidecar is never skipped on its own
+        /// bytes, and empty files are never duplicates.
+        #[arg(long, default_value = "skip", value_enum, value_name = "ACTION")]
         duplicates: DuplicateAction,
         /// Copy what can be read of a damaged file (unreadable ranges stored as zeros and recorded; the file is
         /// catalogued as damaged) instead of failing it.
         #[arg(long)]
         salvage: bool,
-        /// Print the summary as JSON.
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
+        /// Folders (cards) and single files to import.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// List import sessions.
+    /// List import sessions with their status and progress.
+    #[command(display_order = 21)]
     Sessions {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// Import sessions: `session cancel ID` ends one for good.
-    #[command(subcommand)]
+    /// Import sessions: cancel one for good, or undo what a finished one added.
+    #[command(subcommand, display_order = 22)]
     Session(SessionCmd),
-    /// Hash the given files and put each one that matches a damaged or missing blob (see `verify`) in its place.
+    /// Put verified copies in place of damaged or missing blobs (found by `verify`).
+    ///
+    /// Hashes the given files and puts each one that matches a damaged or missing blob in its place, verified.
+    #[command(display_order = 24)]
     Repair {
+        /// Files (copies of the originals) to hash and compare with the damaged or missing blobs.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// Continue an interrupted, cancelled or paused import session, or retry the failed files of a finished one.
+    /// Continue an interrupted or paused import session, or retry the failed files of a finished one.
+    ///
+    /// Continues an interrupted, cancelled or paused session, or retries the failed files of a finished one.
+    /// Finished files are not copied again; a big file continues from its kept partial copy.
+    #[command(display_order = 23)]
     Resume {
+        /// The import session's id (see `nightfox sessions`).
+        #[arg(value_name = "ID")]
         id: i64,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// Re-hash the stored blobs from disk, oldest-verified first, then look for files in objects/ the catalog does
-    /// not know (and list tmp/ leftovers); exit 1 if any blob is missing or differs, or objects/ has an orphan.
+    /// Re-hash the stored blobs, oldest-verified first, and look for orphans in objects/.
+    ///
+    /// Re-hashes the stored blobs from disk (or the store), oldest-verified first, with progress; records
+    /// `verified_at` and a scrub run (`status` shows the last). A blob that is missing or differs is recorded as
+    /// missing or damaged (the mount answers EIO for it until a verified copy heals it) and its files are named.
+    /// A whole-archive run then looks for files in objects/ the catalog does not know and lists tmp/ leftovers.
+    /// Exit 1 if any blob is missing or differs, or objects/ has an orphan.
+    #[command(
+        display_order = 30,
+        after_help = "Examples:\n\n    \
+            nightfox verify\n    \
+            nightfox verify --couple 2025-12-31-julia-sven\n    \
+            nightfox verify --older-than 30d --limit 500GB --json"
+    )]
     Verify {
-        #[arg(long)]
+        /// Only the blobs of this couple (its folder name); no orphan check then.
+        #[arg(long, value_name = "FOLDER")]
         couple: Option<String>,
-        /// Only blobs never verified or last verified longer ago than this: 12h, 30d, 2w...
-        #[arg(long, value_parser = parse_duration)]
+        /// Only blobs never verified or last verified longer ago than this: 12h, 30d, 2w... (default: all).
+        #[arg(long, value_name = "AGE", value_parser = parse_duration)]
         older_than: Option<std::time::Duration>,
         /// Stop after this many bytes (500GB, 64MiB...), oldest-verified first; the next run continues with the
-        /// rest. The first blob is checked whatever its size.
-        #[arg(long, value_parser = parse_size)]
+        /// rest. The first blob is checked whatever its size. Default: no limit.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         limit: Option<u64>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Network sources (SMB shares, NFS exports) that import into a couple.
-    #[command(subcommand)]
+    #[command(subcommand, display_order = 25)]
     Source(SourceCmd),
-    /// Stored source passwords: move them between the OS keyring and the catalog, or re-encrypt them under a new
-    /// key.
-    #[command(subcommand)]
+    /// Stored source passwords: move them between keyring and catalog, or re-encrypt them.
+    #[command(subcommand, display_order = 26)]
     Secrets(SecretsCmd),
     /// Catalogue a synthetic archive in bulk (couples x cameras x files), for scale tests and benchmarks.
     #[command(hide = true)]
     Generate {
+        /// How many couples.
         #[arg(long)]
         couples: u32,
+        /// How many cameras per couple.
         #[arg(long)]
         cameras: u32,
+        /// How many files per camera.
         #[arg(long)]
         files: u32,
         /// Store each file's (tiny) blob too; without it the blobs are absent.
         #[arg(long)]
         blobs: bool,
     },
-    /// Show what the archive knows of one file: a path inside a mount, or `couple/source/type/camera/name`.
+    /// Show what the archive knows of one file: hashes, original path, camera, sidecars...
+    ///
+    /// BLAKE3, xxh64 and xxh128 (as ASC MHL and `xxhsum -H1`/`-H2` write them), size, original path, source,
+    /// session, camera, capture time, sidecars, old paths and the blob's health.
+    #[command(display_order = 31)]
     Info {
+        /// A path inside a mount, or a tree path `COUPLE/source/TYPE/CAMERA/NAME`.
+        #[arg(value_name = "PATH")]
         path: PathBuf,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Mount the archive read-only at MOUNTPOINT and serve it until SIGINT/SIGTERM or unmount.
+    ///
+    /// The tree is read-only, plus the writable /ingest/<couple>/ that takes `cp -r` and `rsync -a`. One mount or
+    /// serve per archive. Reads use kernel passthrough where available (root, Linux 6.9+).
+    #[command(
+        display_order = 40,
+        after_help = "Examples:\n\n    \
+            nightfox mount ~/footage\n    \
+            nightfox mount --allow-other --verify-reads /mnt/nightfox\n    \
+            fusermount3 -u ~/footage    # unmount (or Ctrl-C the mount)"
+    )]
     Mount {
-        mountpoint: PathBuf,
+        /// An existing empty directory to mount on (default: [mount] point in nightfox.toml).
+        #[arg(value_name = "MOUNTPOINT")]
+        mountpoint: Option<PathBuf>,
         /// Let other users (and root) see the mount.
         #[arg(long)]
         allow_other: bool,
@@ -188,20 +287,44 @@ enum Command {
         #[arg(long)]
         verify_reads: bool,
     },
-    /// Serve the read-only tree (couples, `.by-hash`) over NFSv3 without a FUSE mount, until SIGINT/SIGTERM: for
-    /// Macs without macFUSE and Windows seats. `/ingest` is not exported (NFSv3 has no close to commit on).
+    /// Serve the read-only tree over NFSv3 without a FUSE mount, until SIGINT/SIGTERM.
+    ///
+    /// The tree (couples, `.by-hash`) for Macs without macFUSE and Windows seats: TCP, one port for MOUNT and NFS,
+    /// no portmapper, export path `/`. `/ingest` is not exported (NFSv3 has no close to commit on).
     #[cfg(feature = "nfs-export")]
+    #[command(display_order = 42)]
     ExportNfs {
-        /// Address to listen on (IPv4). Anything but loopback needs --allow-remote.
-        #[arg(long, default_value = "127.0.0.1:2049")]
-        listen: std::net::SocketAddr,
+        /// Address to listen on (IPv4). Anything but loopback needs --allow-remote. Default: [nfs] listen in
+        /// nightfox.toml, else 127.0.0.1:2049.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
         /// Allow a listen address other machines can reach (every client that reaches it can read the archive).
         #[arg(long)]
         allow_remote: bool,
     },
-    /// Mount the archive and keep the enabled network sources flowing in, until SIGINT/SIGTERM.
+    /// The operator's settings file, nightfox.toml: `config check [FILE]` validates it, `config show` prints what is
+    /// in force and where each value came from.
+    #[command(subcommand, display_order = 43)]
+    Config(ConfigCmd),
+    /// The daemon: mount the archive, import from the enabled sources, scrub on a schedule, until SIGINT/SIGTERM.
+    ///
+    /// Each enabled network source is imported every --poll-interval (backoff on failure, paused sessions resumed
+    /// when the share is back); SIGHUP re-reads the sources; SIGTERM stops at a safe point. Reads
+    /// /etc/nightfox/env when it exists and no --env-file is given. One serve or mount per archive. See
+    /// docs/operations.md.
+    #[command(
+        display_order = 41,
+        after_help = "Examples:\n\n    \
+            nightfox serve /mnt/nightfox\n    \
+            nightfox serve /mnt/nightfox --allow-other --poll-interval 5m\n    \
+            nightfox serve /mnt/nightfox --scrub-every 7d --scrub-limit 500GB --scrub-rate 100MB/s\n    \
+            nightfox serve /mnt/nightfox --nfs 127.0.0.1:2049\n    \
+            nightfox serve /mnt/nightfox --http 127.0.0.1:8080"
+    )]
     Serve {
-        mountpoint: PathBuf,
+        /// An existing empty directory to mount on (default: [mount] point in nightfox.toml).
+        #[arg(value_name = "MOUNTPOINT")]
+        mountpoint: Option<PathBuf>,
         /// Let other users (and root) see the mount.
         #[arg(long)]
         allow_other: bool,
@@ -213,80 +336,174 @@ enum Command {
         #[cfg(feature = "nfs-export")]
         #[arg(long, requires = "nfs")]
         allow_remote: bool,
-        /// Time between two passes over each source: 500ms, 60s, 5m...
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
-        poll_interval: std::time::Duration,
+        /// Time between two passes over each source: 500ms, 60s, 5m... (default: [serve] poll_interval in
+        /// nightfox.toml, else 60s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        poll_interval: Option<std::time::Duration>,
         /// Scrub on a schedule: this long after the last complete scheduled scrub ended (7d, 24h...); also
-        /// `every` in archive.toml [scrub]. Each run is recorded; `status` shows the last and the next.
-        #[arg(long, value_parser = parse_duration)]
+        /// `every` in archive.toml [scrub]. Each run is recorded; `status` shows the last and the next. Default:
+        /// no scheduled scrub.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         scrub_every: Option<std::time::Duration>,
         /// Bytes one scheduled scrub checks at most, oldest-verified first (500GB...; [scrub] limit).
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         scrub_limit: Option<u64>,
         /// Bytes per second a scheduled scrub reads at most (100MB/s...; [scrub] rate).
-        #[arg(long, value_parser = parse_rate)]
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
         scrub_rate: Option<u64>,
+        /// Serve the dashboard (a web page and a JSON API: imports, sources, scrub; resume, cancel, test, import)
+        /// on this address, e.g. 127.0.0.1:8080 (port 0: any free port, printed). Anything but loopback needs
+        /// --http-token-file.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// A 0600 file holding the dashboard's token: every API request must then send `Authorization: Bearer
+        /// TOKEN` (the page asks for it once).
+        #[arg(long, value_name = "FILE", requires = "http")]
+        http_token_file: Option<PathBuf>,
     },
     /// The archive-wide audit log: who (uid) changed what, when; oldest first.
+    ///
+    /// Actions: couple.add, couple.rename, camera.add, camera.rename, camera.merge, file.move, session.import,
+    /// couple.remove, file.remove, session.undo, trash.restore, trash.purge, gc.
+    #[command(display_order = 34)]
     Log {
         /// Only the events of this couple (its folder name).
-        #[arg(long)]
+        #[arg(long, value_name = "FOLDER")]
         couple: Option<String>,
         /// The newest N events.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: u32,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// The daemon, the sources, running and paused sessions, the last errors (works while `serve` runs).
+    /// The daemon, sources, running and paused sessions, last errors (works while `serve` runs).
+    #[command(display_order = 35)]
     Status {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// Copy the catalog to FILE with SQLite's online backup (safe while the daemon runs).
-    BackupCatalog { file: PathBuf },
-    /// Move every blob to another store (`local`, `file:///DIR`, `s3://...`), each verified there, and switch the
-    /// archive to it; run again to resume. No mount, serve or import may run meanwhile. The old copies stay.
+    /// Copy the catalog to FILE, consistently (safe while the daemon runs).
+    #[command(display_order = 5)]
+    BackupCatalog {
+        /// Where to write the copy; never overwritten when it exists.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Move every blob to another store, verified, and switch the archive to it.
+    ///
+    /// Each blob is staged, re-hashed and proven by the target, then archive.toml is switched; run again to resume
+    /// (blobs there already are kept). No mount, serve or import may run meanwhile. The old copies stay until you
+    /// remove them.
+    #[command(display_order = 4)]
     MigrateBlobs {
-        #[arg(long)]
+        /// The blob store to move to: `local`, `file:///DIR` or `s3://BUCKET/PREFIX?endpoint=URL&region=R`.
+        #[arg(long, value_name = "URL")]
         to: String,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// Removed couples, files and imports, restorable until gc purges them: `trash list`, `trash restore ID`.
-    #[command(subcommand)]
+    /// Removed couples, files and imports, restorable until gc purges them.
+    #[command(subcommand, display_order = 50)]
     Trash(TrashCmd),
-    /// Purge the trash entries whose retention ended, delete the blobs nothing references and tmp/ leftovers older
-    /// than a day; prints what it frees. Asks on a terminal; needs --yes otherwise (or --dry-run).
+    /// Purge the expired trash and delete what nothing references (blobs, old tmp/ leftovers).
+    ///
+    /// Purges the trash entries whose retention ended ([trash] retention in archive.toml, default 30 days),
+    /// deletes the blobs no file (live or in the trash) references, objects/ files the catalog never knew, and
+    /// tmp/ leftovers older than a day (never a resumable session's partial copy); prints what it frees. Never
+    /// deletes a blob an unfinished import or /ingest names, nor any blob while an export runs. Asks on a
+    /// terminal; without one it needs --yes (or --dry-run), else exit 2. `serve` runs it daily.
+    #[command(display_order = 51)]
     Gc {
         /// Delete nothing; show what would be purged and freed.
         #[arg(long)]
         dry_run: bool,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
         /// Do not ask.
         #[arg(long)]
         yes: bool,
     },
-    /// Deliver a couple (or `COUPLE/source/TYPE[/CAMERA]`) to a plain folder or drive, each file read back from
-    /// DEST's disk and compared, with an ASC MHL history in DEST; run again to resume or to re-verify.
+    /// Deliver a couple (or part of it) to a plain folder or drive, verified, with an ASC MHL history.
+    ///
+    /// Each file is written to a temp name, fsynced, renamed, read back from DEST's disk and compared with its
+    /// hash; an ASC MHL generation is appended in DEST/ascmhl/ (`ascmhl verify` accepts it). Run again to resume
+    /// after an interruption (files already right are kept) or to re-verify. Exit 1 if any file failed.
+    #[command(
+        display_order = 32,
+        after_help = "Examples:\n\n    \
+            nightfox export 2025-12-31-julia-sven /media/delivery\n    \
+            nightfox export 2025-12-31-julia-sven/source/modern/sony-ilce-7sm3 /media/editor\n    \
+            nightfox export 2025-12-31-julia-sven /media/delivery --layout original"
+    )]
     Export {
+        /// What to deliver: COUPLE, COUPLE/source/TYPE or COUPLE/source/TYPE/CAMERA (tree paths, as in the mount).
+        #[arg(value_name = "WHAT")]
         what: String,
+        /// The destination folder (created when missing).
+        #[arg(value_name = "DEST")]
         dest: PathBuf,
-        /// tree: the mount's layout below the couple; original: the card's relative paths.
-        #[arg(long, default_value = "tree", value_parser = parse_layout)]
+        /// The layout of the files in DEST.
+        #[arg(long, default_value = "tree", value_enum, value_name = "LAYOUT")]
         layout: crate::export::Layout,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
-    /// ASC MHL: `mhl check DIR` verifies a folder against its history; `mhl SESSION DIR` writes the history of an
-    /// import session (the card as it was received) into DIR.
+    /// ASC MHL: verify a folder against its history, or write an import session's history.
+    ///
+    /// `mhl check DIR` verifies a folder against its ascmhl/ history as `ascmhl verify` does (exit 1 on any
+    /// mismatch, missing or new file); `mhl SESSION DIR` writes the history of an import session (the card as it
+    /// was received: original relative paths, sizes, mtimes, xxh64 and xxh128) into DIR/ascmhl/.
+    #[command(
+        display_order = 33,
+        after_help = "Examples:\n\n    \
+            nightfox mhl check /media/card-a\n    \
+            nightfox mhl 12 /media/card-a    # the history of import session 12"
+    )]
     Mhl {
-        /// `check`, or an import session id.
+        /// `check`, or an import session id (see `nightfox sessions`).
+        #[arg(value_name = "check|SESSION")]
         what: String,
+        /// The folder to check, or to write the history into.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
+    },
+    /// Print a shell completion script to stdout.
+    #[command(
+        display_order = 60,
+        after_help = "Examples:\n\n    \
+            nightfox completions bash > /etc/bash_completion.d/nightfox\n    \
+            nightfox completions zsh > \"${fpath[1]}/_nightfox\"\n    \
+            nightfox completions fish > ~/.config/fish/completions/nightfox.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or write every page into a folder.
+    #[command(
+        display_order = 61,
+        after_help = "Examples:\n\n    \
+            nightfox man | man -l -\n    \
+            nightfox man source add | man -l -\n    \
+            nightfox man --out /usr/local/share/man/man1"
+    )]
+    Man {
+        /// The command whose page to print (`source add`); default: the main page.
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+        /// Write nightfox.1 and a nightfox-COMMAND.1 for each command into this folder instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out: Option<PathBuf>,
+    },
+    /// Print the command-line reference as Markdown (docs/cli.md is made by it).
+    #[command(hide = true)]
+    HelpMarkdown {
+        /// Write it to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -295,15 +512,22 @@ enum FileCmd {
     /// Move a clip (with its sidecars) to another camera folder and/or footage type of its couple; the old path
     /// keeps resolving (not listed). PATH: a tree path or a path in a mount.
     Move {
+        /// A path inside a mount, or a tree path `COUPLE/source/TYPE/CAMERA/NAME`.
+        #[arg(value_name = "PATH")]
         path: PathBuf,
-        /// The camera's slug, or `unknown`.
-        #[arg(long)]
+        /// The camera to move it to: a slug from `nightfox camera list`, or `unknown`. Default: where it is.
+        #[arg(long, value_name = "SLUG")]
         camera: Option<String>,
-        #[arg(long = "type", value_parser = parse_type)]
+        /// The footage type to move it to. Default: its type now.
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
         footage_type: Option<FootageType>,
     },
-    /// Move a file (a clip with its sidecars) to the trash: a path inside a mount, or `couple/source/type/camera/name`.
+    /// Move a file (a clip with its sidecars) to the trash; restorable until gc purges it.
+    ///
+    /// Asks on a terminal; without one it needs --yes, else exit 2.
     Remove {
+        /// A path inside a mount, or a tree path `COUPLE/source/TYPE/CAMERA/NAME`.
+        #[arg(value_name = "PATH")]
         path: PathBuf,
         /// Do not ask.
         #[arg(long)]
@@ -313,10 +537,18 @@ enum FileCmd {
 
 #[derive(Subcommand, Debug)]
 enum SessionCmd {
-    /// End a session for good: it is never resumed; the files it finished stay in the archive.
-    Cancel { id: i64 },
+    /// End a session for good: it is never resumed, its partial copies are removed; the files it finished stay.
+    Cancel {
+        /// The import session's id (see `nightfox sessions`).
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
     /// Move what a finished session added (its files still in the archive) to the trash.
+    ///
+    /// Asks on a terminal; without one it needs --yes, else exit 2.
     Undo {
+        /// The import session's id (see `nightfox sessions`).
+        #[arg(value_name = "ID")]
         id: i64,
         /// Do not ask.
         #[arg(long)]
@@ -328,11 +560,15 @@ enum SessionCmd {
 enum TrashCmd {
     /// The trash, oldest first: entry id, what, files, bytes, when it is purged.
     List {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Put a trash entry back exactly where it was (same paths, same inodes).
-    Restore { id: i64 },
+    Restore {
+        /// The trash entry's id (see `nightfox trash list`).
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -340,7 +576,11 @@ enum SecretsCmd {
     /// Move every source's password to one tier: `keyring` (the OS keyring of this machine; the catalog keeps a
     /// reference) or `catalog` (encrypted in the catalog, readable by every seat).
     Migrate {
-        #[arg(long, value_parser = ["keyring", "catalog"])]
+        /// The tier to move every password to.
+        #[arg(long, value_name = "TIER", value_parser = [
+            PossibleValue::new("keyring").help("the OS keyring of this machine (Secret Service)"),
+            PossibleValue::new("catalog").help("encrypted in the catalog, readable by every seat"),
+        ])]
         to: String,
     },
     /// Re-encrypt every password kept in the catalog (and re-wrap keys/*.wrapped) under a new key, in one catalog
@@ -352,89 +592,142 @@ enum SecretsCmd {
 #[derive(Subcommand, Debug)]
 enum SourceCmd {
     /// Add a source (disabled until `source test` passes); prints its id.
+    ///
+    /// A password never goes in a URL or argv, only on stdin (--password-stdin); it is kept in the first
+    /// credential tier that works (the OS keyring, else encrypted in the catalog).
+    #[command(after_help = "Examples:\n\n    \
+        nightfox source add smb://editor@nas/footage/incoming --couple 2025-12-31-julia-sven --password-stdin\n    \
+        nightfox source add 'nfs://nas/volume1/cards?uid=1000&gid=1000' --couple 2025-12-31-julia-sven \
+        --post-import move:/volume1/imported\n    \
+        nightfox source test 1    # connects, and enables the source when it works")]
     Add {
         /// smb://[[DOMAIN;]user@]host[:port]/share/path or
-        /// nfs://host[:port]/export/path[?mount_port=N][&export=/long/export][&uid=N&gid=N]
+        /// nfs://host[:port]/export/path[?mount_port=N][&export=/long/export][&uid=N&gid=N] (an NFS URL's uid and
+        /// gid are the AUTH_SYS identity; default: the uid/gid nightfox runs as).
+        #[arg(value_name = "URL")]
         url: String,
-        #[arg(long)]
+        /// The couple to import into (its folder name).
+        #[arg(long, value_name = "FOLDER")]
         couple: String,
-        #[arg(long = "type", value_parser = parse_type)]
+        /// Footage type of every file (default: the camera's type, else modern).
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
         footage_type: Option<FootageType>,
-        #[arg(long)]
+        /// Put every file under this camera (a slug). Default: routed by metadata, as `import` does.
+        #[arg(long, value_name = "SLUG")]
         camera: Option<String>,
-        #[arg(long)]
+        /// The SMB user (default: the URL's, else guest). NFS sources have none.
+        #[arg(long, value_name = "USER")]
         user: Option<String>,
         /// The SMB user's domain (workgroup), as `DOMAIN;user@` in the URL does.
-        #[arg(long)]
+        #[arg(long, value_name = "DOMAIN")]
         domain: Option<String>,
         /// Read the password from the first line of standard input (it is stored encrypted).
         #[arg(long)]
         password_stdin: bool,
-        /// leave, delete, or move:REMOTE_DIR (acts on the share after a file is catalogued).
-        #[arg(long, default_value = "leave")]
+        /// What to do on the share with a file once it is catalogued: `leave`, `delete`, or `move:REMOTE_DIR` (a
+        /// folder outside the source's path).
+        #[arg(long, default_value = "leave", value_name = "leave|delete|move:DIR")]
         post_import: String,
-        /// What to do with a clip whose content is already in the couple: skip (its sidecars with it) or import.
-        /// A sidecar is never skipped on its own bytes, and empty files are never duplicates.
-        #[arg(long, default_value = "skip", value_parser = parse_dup)]
+        /// What to do with a clip whose content is already in the couple. A sidecar is never skipped on its own
+        /// bytes, and empty files are never duplicates.
+        #[arg(long, default_value = "skip", value_enum, value_name = "ACTION")]
         duplicates: DuplicateAction,
     },
+    /// List the sources: id, URL, couple, enabled, state, failures, user, where the password is, last error.
     List {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Change what a source imports and how: its path on the share, user, couple, camera, type, post-import
     /// action, duplicates. What it imported stays where it is; the next pass uses the new settings.
     Edit {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
         /// The folder on the share (or export) to import from.
-        #[arg(long)]
+        #[arg(long, value_name = "PATH")]
         path: Option<String>,
-        #[arg(long)]
+        /// The SMB user (empty: guest).
+        #[arg(long, value_name = "USER")]
         user: Option<String>,
-        #[arg(long)]
+        /// The SMB user's domain (workgroup).
+        #[arg(long, value_name = "DOMAIN")]
         domain: Option<String>,
-        #[arg(long)]
+        /// The couple to import into (its folder name).
+        #[arg(long, value_name = "FOLDER")]
         couple: Option<String>,
         /// A camera slug, or `none` to route by metadata.
-        #[arg(long)]
+        #[arg(long, value_name = "SLUG|none")]
         camera: Option<String>,
-        /// modern, dadcam, super8, or `auto` to route by metadata.
-        #[arg(long = "type")]
+        /// The footage type of every file, or `auto` (the camera's type, else modern).
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["modern", "dadcam", "super8", "auto"])]
         footage_type: Option<String>,
-        #[arg(long)]
+        /// `leave`, `delete`, or `move:REMOTE_DIR` (a folder outside the source's path).
+        #[arg(long, value_name = "leave|delete|move:DIR")]
         post_import: Option<String>,
-        #[arg(long, value_parser = parse_dup)]
+        /// What to do with a clip whose content is already in the couple.
+        #[arg(long, value_enum, value_name = "ACTION")]
         duplicates: Option<DuplicateAction>,
     },
     /// Replace the stored password of a source with the first line of standard input (stored encrypted).
     SetPassword {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
     },
     /// Connect and look at the path; enables the source when it works.
     Test {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
     },
+    /// Enable a source that has connected (`source test` passed): `serve` imports from it again.
     Enable {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
     },
+    /// Disable a source: `serve` stops importing from it; what it imported stays.
     Disable {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
     },
+    /// Forget a source and its stored password; what it imported stays in the archive.
     Remove {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
     },
     /// One import pass now, as an import session.
     Import {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// What happened on a source: connections, imports, retries, pauses, failures.
     Events {
+        /// The source's id (see `nightfox source list`).
+        #[arg(value_name = "ID")]
         id: i64,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate nightfox.toml (FILE, else --config, $NIGHTFOX_CONFIG or the archive's): one `FILE:LINE:COL:
+    /// message` line per error and exit 1, or a summary of the keys it sets and exit 0.
+    Check {
+        /// The file to check (default: the one the other commands would read).
+        file: Option<PathBuf>,
+    },
+    /// Every setting of nightfox.toml with the value in force and where it came from (flag, variable, file,
+    /// default).
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -442,7 +735,8 @@ enum CatalogCmd {
     /// Copy every row of this archive's catalog into an empty catalog elsewhere (`postgres://ROLE@HOST/DB`, its
     /// schema made by `nightfox migrate`; or `sqlite:///path/catalog.db`, created), and check the counts.
     Copy {
-        #[arg(long)]
+        /// The empty catalog to copy into: `postgres://ROLE@HOST:PORT/DB` or `sqlite:///PATH.db`.
+        #[arg(long, value_name = "URL")]
         to: String,
         /// Then point this archive at the copy (archive.toml); the old catalog stays as it was.
         #[arg(long)]
@@ -455,10 +749,11 @@ enum CoupleCmd {
     /// Add a couple; prints its folder name. A couple of the same name (ignoring case and punctuation) and date
     /// is refused unless --allow-same-name.
     Add {
-        #[arg(long)]
+        /// The couple's name as people write it: "Julia & Sven".
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// The event date, YYYY-MM-DD.
-        #[arg(long)]
+        #[arg(long, value_name = "DATE")]
         date: String,
         /// Add a second couple although one of this name and date exists (its folder gets -2, -3...).
         #[arg(long)]
@@ -468,26 +763,33 @@ enum CoupleCmd {
     /// listed), unless --keep-folder. --folder names the folder outright.
     Rename {
         /// The couple's folder name.
+        #[arg(value_name = "FOLDER")]
         folder: String,
-        #[arg(long)]
+        /// The new name.
+        #[arg(long, value_name = "NAME")]
         name: Option<String>,
-        /// The event date, YYYY-MM-DD.
-        #[arg(long)]
+        /// The new event date, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
         date: Option<String>,
         /// The new folder name (default: made from the name and date, as `couple add` makes it).
-        #[arg(long, conflicts_with = "keep_folder")]
+        #[arg(long, conflicts_with = "keep_folder", value_name = "FOLDER")]
         to_folder: Option<String>,
         /// Change the display name and date only; every path stays.
         #[arg(long)]
         keep_folder: bool,
     },
+    /// List the couples: folder, date, name, files, bytes.
     List {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Move a couple (all its files) to the trash; gone from the tree at once, restorable until gc purges it.
+    ///
+    /// A couple with an unfinished import or an enabled source is refused. Asks on a terminal; without one it
+    /// needs --yes, else exit 2.
     Remove {
         /// The couple's folder name.
+        #[arg(value_name = "FOLDER")]
         folder: String,
         /// Do not ask.
         #[arg(long)]
@@ -497,48 +799,98 @@ enum CoupleCmd {
 
 #[derive(Subcommand, Debug)]
 enum CameraCmd {
-    /// Add a camera; prints its slug.
+    /// Add a camera; prints its slug. --make, --model and --serial make its match rule: a clip whose metadata
+    /// fits it is routed to it.
     Add {
-        #[arg(long)]
+        /// Its display name: "A-cam", "Super 8 scans".
+        #[arg(long, value_name = "NAME")]
         name: String,
-        #[arg(long = "type", value_parser = parse_type)]
+        /// The footage type of its files.
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
         footage_type: FootageType,
-        #[arg(long)]
+        /// Match rule: the make in the clips' metadata (Sony, GoPro...).
+        #[arg(long, value_name = "MAKE")]
         make: Option<String>,
-        #[arg(long)]
+        /// Match rule: the model in the clips' metadata (ILCE-7SM3...).
+        #[arg(long, value_name = "MODEL")]
         model: Option<String>,
-        #[arg(long)]
+        /// Match rule: the body's serial number (tells two bodies of one model apart).
+        #[arg(long, value_name = "SERIAL")]
         serial: Option<String>,
     },
     /// Correct a camera's display name and/or its slug (its folder in every couple; the old slug keeps
     /// resolving, not listed).
     Rename {
+        /// The camera's slug (see `nightfox camera list`).
+        #[arg(value_name = "SLUG")]
         slug: String,
-        #[arg(long)]
+        /// The new display name.
+        #[arg(long, value_name = "NAME")]
         name: Option<String>,
         /// The new slug (lowercase letters, digits and dashes).
-        #[arg(long = "slug")]
+        #[arg(long = "slug", value_name = "NEW_SLUG")]
         new_slug: Option<String>,
     },
     /// Move every file of camera FROM into camera INTO (names that collide get a suffix) and retire FROM: its
     /// folders' old paths keep resolving, and what would route to FROM routes to INTO.
-    Merge { from: String, into: String },
+    Merge {
+        /// The camera to retire (its slug).
+        #[arg(value_name = "FROM")]
+        from: String,
+        /// The camera that takes its files (its slug).
+        #[arg(value_name = "INTO")]
+        into: String,
+    },
+    /// List the cameras: slug, type, name, files, match rule.
     List {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
 }
 
-fn parse_type(s: &str) -> std::result::Result<FootageType, String> {
-    FootageType::parse(s).map_err(|e| e.to_string())
+// The library's enums as clap value enums, so `--help` lists their values (and completions offer them).
+
+impl ValueEnum for FootageType {
+    fn value_variants<'a>() -> &'a [Self] {
+        &FootageType::ALL
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            FootageType::Modern => "digital cameras, phones, drones",
+            FootageType::Dadcam => "camcorder tape transfers (DV, Hi8, VHS...)",
+            FootageType::Super8 => "film scans",
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
+    }
 }
 
-fn parse_dup(s: &str) -> std::result::Result<DuplicateAction, String> {
-    DuplicateAction::parse(s).map_err(|e| e.to_string())
+impl ValueEnum for DuplicateAction {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[DuplicateAction::Skip, DuplicateAction::Import]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            DuplicateAction::Skip => "count it as a duplicate and leave it out (its sidecars with it)",
+            DuplicateAction::Import => "catalogue it again (stored once)",
+        };
+        Some(PossibleValue::new(self.as_str()).help(help))
+    }
 }
 
-fn parse_layout(s: &str) -> std::result::Result<crate::export::Layout, String> {
-    crate::export::Layout::parse(s).map_err(|e| e.to_string())
+impl ValueEnum for crate::export::Layout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[crate::export::Layout::Tree, crate::export::Layout::Original]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            crate::export::Layout::Tree => {
+                PossibleValue::new("tree").help("the mount's layout below the couple: source/TYPE/CAMERA/NAME")
+            }
+            crate::export::Layout::Original => {
+                PossibleValue::new("original").help("the card's relative paths (under session-ID/ for several)")
+            }
+        })
+    }
 }
 
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
@@ -560,24 +912,70 @@ fn parse_rate(s: &str) -> std::result::Result<u64, String> {
     crate::serve::parse_rate(s).map_err(|e| e.to_string())
 }
 
-/// Runs the CLI and returns the process exit code.
+/// The clap command the CLI parses with, as `completions`, `man`, `help-markdown` and the tests read it: every
+/// command that has subcommands prints its help (on stderr, exit 2) when called without one.
+pub fn command() -> clap::Command {
+    fn help_when_bare(c: clap::Command) -> clap::Command {
+        let c = c.mut_subcommands(help_when_bare);
+        if c.has_subcommands() {
+            c.arg_required_else_help(true)
+        } else {
+            c
+        }
+    }
+    help_when_bare(Cli::command())
+}
+
+/// The command-line reference in Markdown (docs/cli.md), from the same clap definitions as `--help`.
+pub fn help_markdown() -> String {
+    let options =
+        clap_markdown::MarkdownOptions::new().title("Command-line reference for `nightfox`".into()).show_footer(false);
+    let body = clap_markdown::help_markdown_command_custom(&command(), &options);
+    format!(
+        "<!-- Generated by `nightfox help-markdown --out docs/cli.md` from the clap definitions in src/cli.rs; \
+         do not edit by hand (tests/cli.rs fails when it is out of date). -->\n\n{body}"
+    )
+}
+
+/// Runs the CLI and returns the process exit code: 0 success, 1 failure, 2 wrong usage (clap's errors, and
+/// [`Error::Usage`]); `--help` and `--version` exit 0.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed =
+        command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.format(&mut command())));
+    let mut cli = match parsed {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return code;
+            return e.exit_code();
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("nightfox=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // systemd's variables out of the environment (children must not inherit them), before any thread.
+    crate::daemon::notify::init();
+    // The env file and nightfox.toml (its variables and the flags left out), before any thread or setting reader;
+    // not for the commands that read no settings (they must work beside a broken file).
+    let reads_no_settings = matches!(
+        cli.command,
+        Command::Config(ConfigCmd::Check { .. })
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::HelpMarkdown { .. }
+    );
+    if !reads_no_settings {
+        let globals = crate::daemon::config::Globals {
+            config: cli.config.as_deref(),
+            archive: &cli.archive,
+            cache_dir: &mut cli.cache_dir,
+            cache_size: &mut cli.cache_size,
+            env_file: &mut cli.env_file,
+            ephemeral_secrets: &mut cli.ephemeral_secrets,
+            serving: matches!(cli.command, Command::Serve { .. }),
+        };
+        if let Err(e) = crate::daemon::config::prepare(globals) {
+            eprintln!("nightfox: {}", one_line(&e.to_string()));
+            return if matches!(e, Error::Usage(_)) { 2 } else { 1 };
+        }
+    }
+    crate::daemon::config::init_logging();
     #[cfg(feature = "s3")]
     crate::blobs::s3::set_cache_options(crate::blobs::s3::CacheOptions {
         dir: cli.cache_dir.clone(),
@@ -590,10 +988,86 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("nightfox: {}", one_line(&e.to_string()));
             match e {
-                Error::Invalid(_) => 2,
+                Error::Usage(_) => 2,
                 _ => 1,
             }
         }
+    }
+}
+
+/// An argument the library checks (a date, a URL, a post-import action, a listen address...): its refusal means
+/// the command line is wrong (exit 2), not that the run failed.
+fn usage<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        Error::Invalid(m) => Error::Usage(m),
+        e => e,
+    })
+}
+
+/// The archive directory (`--archive`, else the environment, else XDG); none to be found is wrong usage.
+fn archive_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    usage(archive::resolve_dir(flag))
+}
+
+/// A blob store URL given on the command line must name a store this build knows (nothing is opened here).
+fn blobs_url_arg(url: &str) -> Result<()> {
+    let s3 = cfg!(feature = "s3");
+    if url == "local"
+        || url.strip_prefix("file://").is_some_and(|p| p.starts_with('/'))
+        || (s3 && url.starts_with("s3://"))
+    {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "blob store URL {url:?} is not understood: use local, file:///DIR{}",
+        if s3 { " or s3://BUCKET/PREFIX?endpoint=URL&region=R" } else { " (s3:// needs the s3 feature)" }
+    )))
+}
+
+/// A catalog URL given on the command line must name a catalog this build knows (nothing is opened here).
+fn catalog_url_arg(url: &str) -> Result<()> {
+    let pg = cfg!(feature = "postgres");
+    if url == "sqlite"
+        || url.strip_prefix("sqlite://").is_some_and(|p| p.starts_with('/'))
+        || (pg && crate::catalog::is_postgres(url))
+    {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "catalog URL {} is not understood: use sqlite, sqlite:///PATH.db{}",
+        crate::catalog::redact_url(url),
+        if pg { " or postgres://ROLE@HOST:PORT/DB" } else { " (postgres:// needs the postgres feature)" }
+    )))
+}
+
+/// `nightfox man`: the main page or one command's page on stdout, or every page into `out`.
+fn man_cmd(path: &[String], out: Option<PathBuf>) -> Result<i32> {
+    if let Some(dir) = out {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        clap_mangen::generate_to(command(), &dir).map_err(|e| Error::io(&dir, e))?;
+        println!("wrote the manual pages (nightfox.1, nightfox-COMMAND.1) into {}", dir.display());
+        return Ok(0);
+    }
+    let mut cmd = command();
+    cmd.build();
+    for name in path {
+        cmd = match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => return Err(Error::Usage(format!("no command {:?} (see `nightfox --help`)", path.join(" ")))),
+        };
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| Error::io("stdout", e))?;
+    write_stdout(&page)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<i32> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        // A reader that stopped early (`| head`) is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
+        _ => Ok(0),
     }
 }
 
@@ -614,7 +1088,7 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
 }
 
 fn open(cli_archive: &Option<PathBuf>) -> Result<Archive> {
-    let a = Archive::open(&archive::resolve_dir(cli_archive.clone())?)?;
+    let a = Archive::open(&archive_dir(cli_archive.clone())?)?;
     crate::secrets::check_key_file(&a.root)?;
     Ok(a)
 }
@@ -773,10 +1247,61 @@ fn print_summary(s: &Summary, json: bool) -> Result<i32> {
     Ok(if s.files_failed > 0 || s.files_damaged > 0 { 1 } else { 0 })
 }
 
+/// `nightfox config check|show` (see `crate::daemon::config`).
+fn config_cmd(
+    config: &Option<PathBuf>,
+    archive: &Option<PathBuf>,
+    cmd: ConfigCmd,
+    cache_dir: &Option<PathBuf>,
+    cache_size: Option<u64>,
+    env_file: &Option<PathBuf>,
+    ephemeral: bool,
+) -> Result<i32> {
+    match cmd {
+        ConfigCmd::Check { file } => {
+            let c = crate::daemon::config::check(file.as_deref(), config.as_deref(), archive.clone());
+            for w in &c.warnings {
+                eprintln!("{}", one_line(w));
+            }
+            if c.code != 0 {
+                for l in &c.lines {
+                    eprintln!("{}", one_line(l));
+                }
+                return Ok(c.code);
+            }
+            write_lines(&c.lines)
+        }
+        ConfigCmd::Show => write_lines(&crate::daemon::config::show(
+            archive.as_deref(),
+            cache_dir.as_deref(),
+            cache_size,
+            env_file.as_deref(),
+            ephemeral,
+        )),
+    }
+}
+
+/// Lines on stdout; a reader that stopped early (`| head -1`) is no failure.
+fn write_lines(lines: &[String]) -> Result<i32> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        match writeln!(out, "{l}") {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(e) => return Err(Error::io("stdout", e)),
+            Ok(()) => {}
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
+        _ => Ok(0),
+    }
+}
+
 /// A DSN with a password on the command line is refused: argv is visible to every user of the machine (`ps`).
 fn refuse_password_in_argv(url: &str, var: &str) -> Result<()> {
     if crate::catalog::url_has_password(url) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "a password on the command line is visible to every user (ps): give {} without it and put the \
              full DSN in {var} in the env file",
             crate::catalog::redact_url(url)
@@ -786,10 +1311,7 @@ fn refuse_password_in_argv(url: &str, var: &str) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let serving = matches!(cli.command, Command::Serve { .. });
-    if let Some(f) = archive::env::chosen(cli.env_file.as_deref(), serving) {
-        archive::env::load(&f)?;
-    }
+    // The env file was read with nightfox.toml, in `main` (crate::daemon::config::prepare).
     if let Some(k) = &cli.key_file {
         // Single-threaded: at start, before any thread is spawned (as the env file's variables).
         std::env::set_var(crate::secrets::KEY_FILE_VAR, k);
@@ -801,7 +1323,9 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init { blobs, catalog, encrypt } => {
             refuse_password_in_argv(&catalog, crate::catalog::DATABASE_URL_VAR)?;
-            let dir = archive::resolve_dir(cli.archive)?;
+            blobs_url_arg(&blobs)?;
+            catalog_url_arg(&catalog)?;
+            let dir = archive_dir(cli.archive)?;
             let a = Archive::init_encrypted(&dir, &blobs, &catalog, encrypt)?;
             if crate::catalog::is_postgres(&catalog) {
                 let couples = a.catalog()?.couples()?.len();
@@ -836,6 +1360,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Catalog(CatalogCmd::Copy { to, switch }) => {
             refuse_password_in_argv(&to, crate::catalog::DATABASE_URL_VAR)?;
+            catalog_url_arg(&to)?;
             let a = open(&cli.archive)?;
             let n = crate::catalog::copy::copy_archive_catalog(&a, &to, switch)?;
             println!(
@@ -848,9 +1373,9 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Couple(CoupleCmd::Add { name, date, allow_same_name }) => {
-            organize::validate_date(&date)?;
+            usage(organize::validate_date(&date))?;
             if name.trim().is_empty() {
-                return Err(Error::Invalid("a couple needs a name".into()));
+                return Err(Error::Usage("a couple needs a name".into()));
             }
             let a = open(&cli.archive)?;
             let cat = a.catalog()?;
@@ -870,14 +1395,14 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Couple(CoupleCmd::Rename { folder, name, date, to_folder, keep_folder }) => {
             if name.is_none() && date.is_none() && to_folder.is_none() {
-                return Err(Error::Invalid("couple rename needs --name, --date or --to-folder".into()));
+                return Err(Error::Usage("couple rename needs --name, --date or --to-folder".into()));
             }
             if let Some(d) = &date {
-                organize::validate_date(d)?;
+                usage(organize::validate_date(d))?;
             }
             let name = name.map(|n| n.trim().to_string());
             if name.as_deref() == Some("") {
-                return Err(Error::Invalid("a couple needs a name".into()));
+                return Err(Error::Usage("a couple needs a name".into()));
             }
             let a = open(&cli.archive)?;
             let cat = a.catalog()?;
@@ -930,7 +1455,7 @@ fn run(cli: Cli) -> Result<i32> {
             let cat = a.catalog()?;
             let base = organize::slugify(&name);
             if base.is_empty() || base == "unknown" {
-                return Err(Error::Invalid(format!("{name:?} cannot name a camera")));
+                return Err(Error::Usage(format!("{name:?} cannot name a camera")));
             }
             let slug = organize::first_free(&base, |c| cat.camera_slug_taken(c))?;
             cat.add_camera(&crate::catalog::NewCamera {
@@ -948,15 +1473,15 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Camera(CameraCmd::Rename { slug, name, new_slug }) => {
             if name.is_none() && new_slug.is_none() {
-                return Err(Error::Invalid("camera rename needs --name or --slug".into()));
+                return Err(Error::Usage("camera rename needs --name or --slug".into()));
             }
             let name = name.map(|n| n.trim().to_string());
             if name.as_deref() == Some("") {
-                return Err(Error::Invalid("a camera needs a name".into()));
+                return Err(Error::Usage("a camera needs a name".into()));
             }
             if let Some(s) = &new_slug {
                 if s.is_empty() || organize::slugify(s) != *s || s == "unknown" {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Usage(format!(
                         "{s:?} is not a camera slug (lowercase letters, digits and dashes; not `unknown`)"
                     )));
                 }
@@ -1164,7 +1689,22 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Gc { dry_run, json, yes } => gc_cmd(&cli.archive, dry_run, json, yes),
         Command::Source(cmd) => source_cmd(&cli.archive, cmd),
         Command::Secrets(cmd) => secrets_cmd(&cli.archive, cmd),
+        Command::Config(cmd) => config_cmd(
+            &cli.config,
+            &cli.archive,
+            cmd,
+            &cli.cache_dir,
+            cli.cache_size,
+            &cli.env_file,
+            cli.ephemeral_secrets,
+        ),
         Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
+            // nightfox.toml's [mount] fills what the command line left out.
+            let f = crate::daemon::config::current();
+            let mountpoint = crate::daemon::config::mount_point(mountpoint)?;
+            let allow_other = allow_other || f.mount.allow_other == Some(true);
+            let no_passthrough = no_passthrough || f.mount.no_passthrough == Some(true);
+            let verify_reads = verify_reads || f.mount.verify_reads == Some(true);
             let a = open(&cli.archive)?;
             let lock =
                 crate::serve::lock_daemon(&a, &crate::serve::absolute(&mountpoint).to_string_lossy(), "mount", None)?;
@@ -1178,8 +1718,11 @@ fn run(cli: Cli) -> Result<i32> {
         #[cfg(feature = "nfs-export")]
         Command::ExportNfs { listen, allow_remote } => {
             use crate::frontends::nfs::{ExportOptions, NfsExport};
+            let f = crate::daemon::config::current();
+            let listen = listen.or(f.nfs.listen).unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 2049)));
+            let allow_remote = allow_remote || f.nfs.allow_remote == Some(true);
             let opts = ExportOptions { listen, allow_remote };
-            opts.check()?;
+            usage(opts.check())?;
             let a = open(&cli.archive)?;
             let lock = crate::serve::lock_daemon(&a, &format!("nfs://{listen}/"), "export-nfs", None)?;
             crate::frontends::serve(a, vec![Box::new(NfsExport::new(opts))], move || drop(lock))?;
@@ -1196,18 +1739,34 @@ fn run(cli: Cli) -> Result<i32> {
             scrub_every,
             scrub_limit,
             scrub_rate,
+            http,
+            http_token_file,
         } => {
+            // Flag > variable > nightfox.toml > default; the flags are kept so a SIGHUP reload never overrides them.
+            let f = crate::daemon::config::current();
+            let mountpoint = crate::daemon::config::mount_point(mountpoint)?;
+            let allow_other = allow_other || f.mount.allow_other == Some(true);
+            #[cfg(feature = "nfs-export")]
+            let (nfs, allow_remote) = (nfs.or(f.nfs.listen), allow_remote || f.nfs.allow_remote == Some(true));
+            let http = http.or(f.serve.http);
+            let http_token_file = http_token_file.or_else(|| f.serve.http_token_file.clone());
+            let flags = crate::daemon::config::ServeFlags { poll_interval, scrub_every, scrub_limit, scrub_rate };
+            crate::daemon::config::remember_serve_flags(flags);
             let a = open(&cli.archive)?;
             let mount = crate::frontends::fuse::MountOptions { allow_other, ..Default::default() };
-            let scrub =
-                crate::serve::ScrubSchedule::resolve(a.config.scrub.as_ref(), scrub_every, scrub_limit, scrub_rate)?;
-            let opts = crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub };
+            let live = crate::daemon::config::serve_settings(&f, &flags, a.config.scrub.as_ref())?;
+            let (poll_interval, scrub, gc_every) = (live.poll_interval, live.scrub, live.gc_every);
+            let opts =
+                crate::serve::ServeOptions { mountpoint, mount, poll_interval, scrub, gc_every, http, http_token_file };
+            if let Some(listen) = opts.http {
+                usage(crate::frontends::http::check(listen, opts.http_token_file.as_deref()))?;
+            }
             #[allow(unused_mut)]
             let mut front_ends: Vec<Box<dyn crate::frontends::FrontEnd>> = vec![crate::serve::mount_of(&opts)];
             #[cfg(feature = "nfs-export")]
             if let Some(listen) = nfs {
                 let export = crate::frontends::nfs::ExportOptions { listen, allow_remote };
-                export.check()?;
+                usage(export.check())?;
                 front_ends.push(Box::new(crate::frontends::nfs::NfsExport::new(export)));
             }
             crate::serve::serve_on(a, &opts, front_ends)?;
@@ -1259,6 +1818,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::MigrateBlobs { to, json } => {
+            blobs_url_arg(&to)?;
             let a = open(&cli.archive)?;
             let bar = progress(json, "migrating blobs");
             let r = crate::migrate::migrate_blobs(&a, &to, &*bar)?;
@@ -1276,6 +1836,17 @@ fn run(cli: Cli) -> Result<i32> {
                     r.from
                 );
             }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "nightfox", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { command, out } => man_cmd(&command, out),
+        Command::HelpMarkdown { out: None } => write_stdout(help_markdown().as_bytes()),
+        Command::HelpMarkdown { out: Some(file) } => {
+            std::fs::write(&file, help_markdown()).map_err(|e| Error::io(&file, e))?;
             Ok(0)
         }
     }
@@ -1296,7 +1867,7 @@ fn mhl_cmd(archive_flag: &Option<PathBuf>, what: &str, dir: &std::path::Path, js
         return Ok(if r.problems.is_empty() { 0 } else { 1 });
     }
     let session: i64 =
-        what.parse().map_err(|_| Error::Invalid(format!("{what:?} is neither `check` nor an import session id")))?;
+        what.parse().map_err(|_| Error::Usage(format!("{what:?} is neither `check` nor an import session id")))?;
     let a = open(archive_flag)?;
     let path = crate::mhl::session::write_session_history(&a, session, dir)?;
     println!("wrote {}", path.display());
@@ -1369,10 +1940,10 @@ struct FileInfo {
 /// A folder name given outright (`couple rename --to-folder`): one path component a filesystem takes.
 fn validate_folder_name(f: &str) -> Result<()> {
     if f.is_empty() || f == "." || f == ".." || f.starts_with('.') || f.contains('/') || f.contains('\0') {
-        return Err(Error::Invalid(format!("{f:?} is not a folder name (one path component, not hidden)")));
+        return Err(Error::Usage(format!("{f:?} is not a folder name (one path component, not hidden)")));
     }
     if f.len() > 255 || f == "ingest" {
-        return Err(Error::Invalid(format!("{f:?} cannot be a couple folder")));
+        return Err(Error::Usage(format!("{f:?} cannot be a couple folder")));
     }
     Ok(())
 }
@@ -1382,8 +1953,8 @@ fn archive_and_tree_path(archive_flag: Option<PathBuf>, path: &std::path::Path) 
     use std::os::unix::ffi::OsStrExt;
     let (archive_dir, tree) = match crate::fs::locate_in_mount(path) {
         Some((a, t)) if archive_flag.is_none() => (a, t),
-        Some((_, t)) => (archive::resolve_dir(archive_flag)?, t),
-        None => (archive::resolve_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
+        Some((_, t)) => (archive_dir(archive_flag)?, t),
+        None => (archive_dir(archive_flag)?, path.as_os_str().as_bytes().to_vec()),
     };
     let a = Archive::open(&archive_dir)?;
     crate::secrets::check_key_file(&a.root)?;
@@ -1397,7 +1968,7 @@ fn file_move(
     footage_type: Option<FootageType>,
 ) -> Result<i32> {
     if camera.is_none() && footage_type.is_none() {
-        return Err(Error::Invalid("file move needs --camera or --type".into()));
+        return Err(Error::Usage("file move needs --camera or --type".into()));
     }
     let (a, tree) = archive_and_tree_path(archive_flag, path)?;
     let cat = a.catalog()?;
@@ -1540,32 +2111,30 @@ fn password_from_stdin() -> Result<crate::secrets::Password> {
 fn smb_username(protocol: &str, user: Option<&str>, domain: Option<&str>) -> Result<String> {
     match (protocol, user, domain) {
         (_, None, None) => Ok(String::new()),
-        ("smb", None, Some(_)) => {
-            Err(Error::Invalid("--domain needs a user (--user or DOMAIN;user@ in the URL)".into()))
-        }
+        ("smb", None, Some(_)) => Err(Error::Usage("--domain needs a user (--user or DOMAIN;user@ in the URL)".into())),
         ("smb", Some(u), d) => {
             let (url_domain, name) = crate::sources::split_smb_user(u);
             if name.is_empty() || name.contains(';') {
-                return Err(Error::Invalid(format!("{u:?} is not a user name")));
+                return Err(Error::Usage(format!("{u:?} is not a user name")));
             }
             match (url_domain, d) {
                 (a, Some(b)) if !a.is_empty() && a != b => {
-                    Err(Error::Invalid(format!("the domain is given twice: {a:?} with the user, {b:?} with --domain")))
+                    Err(Error::Usage(format!("the domain is given twice: {a:?} with the user, {b:?} with --domain")))
                 }
                 ("", None) => Ok(name.to_string()),
                 ("", Some(d)) | (d, _) => Ok(format!("{d};{name}")),
             }
         }
-        (p, _, _) => Err(Error::Invalid(format!("a {p} source has no user or domain"))),
+        (p, _, _) => Err(Error::Usage(format!("a {p} source has no user or domain"))),
     }
 }
 
 /// The post-import action of a source reading `path`; a move target inside the path is refused.
 fn post_import_for(action: &str, path: &str) -> Result<crate::ingest::PostImport> {
-    let post = crate::ingest::PostImport::parse(action)?;
+    let post = usage(crate::ingest::PostImport::parse(action))?;
     if let crate::ingest::PostImport::Move(dir) = &post {
         if std::path::Path::new(dir).starts_with(std::path::Path::new(path)) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "the move target {dir} is inside the source path {path}: moved files would be imported again on \
                  every pass; choose a folder outside it"
             )));
@@ -1626,11 +2195,11 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
     let cat = a.catalog()?;
     match cmd {
         SourceCmd::Add { url, couple, footage_type, camera, user, domain, password_stdin, post_import, duplicates } => {
-            let u = crate::sources::SourceUrl::parse(&url)?;
+            let u = usage(crate::sources::SourceUrl::parse(&url))?;
             let username = if u.protocol == "nfs" {
                 // The AUTH_SYS identity, `UID:GID` from `?uid=&gid=`.
                 if user.is_some() || domain.is_some() {
-                    return Err(Error::Invalid(
+                    return Err(Error::Usage(
                         "an NFS source has no user or domain: give the identity as ?uid=N&gid=N in the URL".into(),
                     ));
                 }
@@ -1638,7 +2207,7 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             } else {
                 let user = match (u.user.clone(), user) {
                     (Some(a), Some(b)) if a != b => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Usage(format!(
                             "the user is given twice: {a:?} in the URL, {b:?} with --user"
                         )))
                     }
@@ -1708,25 +2277,10 @@ fn source_cmd(archive_flag: &Option<PathBuf>, cmd: SourceCmd) -> Result<i32> {
             Ok(0)
         }
         SourceCmd::Test { id } => {
-            let row = cat.source(id)?;
-            let password = crate::secrets::password_of(&a.root, &row)?;
-            let result = crate::sources::open_network(&row, password)
-                .and_then(|src| src.stat(std::path::Path::new(&row.path)).map(|_| src));
-            match result {
-                Ok(_) => {
-                    cat.set_source_enabled(id, true)?;
-                    cat.set_source_state(id, "connected", Some(0), None)?;
-                    cat.add_event(id, None, "info", "test passed; source enabled")?;
-                    println!("source {id}: connected to {}; enabled", row.url());
-                    Ok(0)
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    cat.set_source_state(id, "failed", None, Some(&msg))?;
-                    cat.add_event(id, None, "error", &format!("test failed: {msg}"))?;
-                    Err(e)
-                }
-            }
+            drop(cat);
+            let row = crate::serve::test_source(&a, id)?;
+            println!("source {id}: connected to {}; enabled", row.url());
+            Ok(0)
         }
         SourceCmd::Enable { id } => {
             let row = cat.source(id)?;
@@ -1838,7 +2392,7 @@ fn confirm(what: &str, yes: bool) -> Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Invalid(format!("{what}: not confirmed (no terminal to ask on); add --yes")));
+        return Err(Error::Usage(format!("{what}: not confirmed (no terminal to ask on); add --yes")));
     }
     eprint!("{what}? [y/N] ");
     let mut answer = String::new();

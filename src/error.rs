@@ -29,8 +29,14 @@ pub enum Error {
     )]
     SchemaTooNew { found: i64, supported: i64 },
 
+    /// A value the operation cannot take, or a state it refuses (a runtime failure: exit 1).
     #[error("{0}")]
     Invalid(String),
+
+    /// The command line itself is wrong: a value no run could take, flags that contradict, a missing `--yes` where
+    /// nothing can ask. Raised only at the CLI edge (`cli::usage`), before anything is done: exit 2.
+    #[error("{0}")]
+    Usage(String),
 
     /// A remote blob store refused or failed a request (the message never holds a secret).
     #[error("object store: {context}: {message}")]
@@ -152,7 +158,7 @@ impl Error {
                 libc::ENOENT
             }
             Error::DiskFull { .. } => libc::ENOSPC,
-            Error::Invalid(_) => libc::EINVAL,
+            Error::Invalid(_) | Error::Usage(_) => libc::EINVAL,
             _ => libc::EIO,
         }
     }

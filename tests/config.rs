@@ -69,14 +69,14 @@ fn an_unknown_scheme_is_one_clear_line_and_changes_nothing() {
         )
         .unwrap();
         let out = env.run(&["import", "--couple", &couple, env.path("card").to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(2), "a bad URL is bad input");
+        assert_eq!(out.status.code(), Some(1), "a bad URL in archive.toml is a failure, not wrong usage");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(err.contains(url.split(':').next().unwrap()), "names the scheme: {err}");
     }
     std::fs::write(env.archive.join("archive.toml"), "[blobs]\nurl = \"local\"\nsurprise = 1\n").unwrap();
     let out = env.run(&["status"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("archive.toml"));
     assert_eq!(std::fs::read(env.archive.join("catalog.db")).unwrap(), before, "the catalog is untouched");
 }

@@ -9,7 +9,7 @@ ascmhl=0
 s3=0
 for role in "${@:-test}"; do
   case "$role" in
-    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev postgresql-15 nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 gnome-keyring libsecret-tools keyutils dbus-daemon) ; nfs_server=1 ; ascmhl=1 ; s3=1 ;;
+    test) want+=(rsync ffmpeg samba smbclient libsmbclient-dev postgresql-15 nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 gnome-keyring libsecret-tools keyutils dbus-daemon groff-base systemd chromium chromium-driver) ; nfs_server=1 ; ascmhl=1 ; s3=1 ;;
     s3) s3=1 ;;
     postgres) want+=(postgresql-15) ;;
     network) want+=(samba smbclient libsmbclient-dev bc nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2) ; nfs_server=1 ;;

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod export;
 pub mod frontends;

@@ -61,6 +61,12 @@ pub struct ServeOptions {
     pub poll_interval: Duration,
     /// The scheduled scrub, if any.
     pub scrub: Option<ScrubSchedule>,
+    /// Time between two garbage collections (`[gc] every` in nightfox.toml; a day by default).
+    pub gc_every: Duration,
+    /// `--http ADDR`: the dashboard (web page and JSON API, `frontends::http`) on this address.
+    pub http: Option<std::net::SocketAddr>,
+    /// `--http-token-file FILE`: the 0600 file holding the dashboard's token (required off loopback).
+    pub http_token_file: Option<PathBuf>,
 }
 
 /// The daemon's scheduled scrub: one every `every` (from the end of the last complete one), of at most `limit`
@@ -108,30 +114,31 @@ impl ScrubSchedule {
 
 // ---- durations -------------------------------------------------------------------------------------------------
 
-/// Parses `500ms`, `60s`, `5m`, `1h`, `30d`, `2w` (or a bare number of seconds; decimals allowed). Zero is
-/// refused.
+/// Parses `500ms`, `60s`, `5m`, `1h`, `30d`, `2w`, `1h30m`, `1.5s` (humantime), or a bare number of seconds
+/// (decimals allowed). Less than 1ms (zero) and more than some 31 years are refused, and so are humantime's months
+/// and years (`1M` would be a month where a minute was meant; a month is not a fixed span anyway).
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let bad = || Error::Invalid(format!("{s:?} is not a duration (like 500ms, 60s, 5m, 1h or 30d)"));
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        "w" => n * 7.0 * 86400.0,
-        _ => return Err(bad()),
+    let d = if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let n: f64 = t.parse().map_err(|_| bad())?;
+        Duration::try_from_secs_f64(n).map_err(|_| bad())?
+    } else {
+        let mut units = t.split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace());
+        if units.any(|u| matches!(u, "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years")) {
+            return Err(Error::Invalid(format!(
+                "{s:?}: months and years are not taken as durations (`M` is a month, `m` a minute): give days, like 30d"
+            )));
+        }
+        humantime::parse_duration(t).map_err(|_| bad())?
     };
-    if !secs.is_finite() || secs > 1e9 {
+    if d > Duration::from_secs(1_000_000_000) {
         return Err(bad());
     }
-    if secs < 0.001 {
+    if d < Duration::from_millis(1) {
         return Err(Error::Invalid(format!("{s:?}: a duration must be at least 1ms")));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// Parses a byte count: `500GB`, `1.5TB`, `64MiB`, `4096` (bytes); decimal (kB, MB, GB, TB) and binary (KiB,
@@ -170,7 +177,8 @@ pub fn parse_rate(s: &str) -> Result<u64> {
     parse_size(t.strip_suffix("/s").unwrap_or(t))
 }
 
-/// `750ms`, `12s`, `4m30s`, `2h5m`.
+/// `750ms`, `12s`, `4m30s`, `2h5m`, `1d2h`: the two largest units, no spaces (humantime's `format_duration` writes
+/// every unit down to the nanosecond, `1day 2h 5s 120ms`, too long for `status` lines and ETAs).
 pub fn format_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
@@ -194,10 +202,15 @@ pub fn format_duration(d: Duration) -> String {
 /// The longest wait between passes of a failing source: `$NIGHTFOX_BACKOFF_CAP`, else 16 intervals but at most
 /// 15 minutes (and never less than one interval).
 fn backoff_cap(interval: Duration) -> Duration {
-    if let Some(d) = std::env::var("NIGHTFOX_BACKOFF_CAP").ok().and_then(|v| parse_duration(&v).ok()) {
-        return d.max(interval);
+    cap_of(interval, std::env::var("NIGHTFOX_BACKOFF_CAP").ok().and_then(|v| parse_duration(&v).ok()))
+}
+
+/// The cap: the one set (never under one interval), else 16 intervals but at most 15 minutes.
+fn cap_of(interval: Duration, set: Option<Duration>) -> Duration {
+    match set {
+        Some(d) => d.max(interval),
+        None => interval.saturating_mul(16).min(interval.max(Duration::from_secs(15 * 60))),
     }
-    interval.saturating_mul(16).min(interval.max(Duration::from_secs(15 * 60)))
 }
 
 /// The wait after `streak` failures in a row: the interval doubled per failure, capped.
@@ -223,6 +236,16 @@ pub struct DaemonNote {
 /// The held daemon lock; its note is cleared when dropped (the flock itself goes with the descriptor).
 pub struct DaemonLock {
     lock: LockFile,
+    note: DaemonNote,
+}
+
+impl DaemonLock {
+    /// Rewrites the note with a new scrub schedule (a SIGHUP changed it).
+    fn set_scrub_every(&mut self, every: Option<Duration>) -> Result<()> {
+        self.note.scrub_every = every.map(|d| d.as_secs());
+        let json = serde_json::to_string(&self.note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
+        self.lock.write_note(&json)
+    }
 }
 
 impl Drop for DaemonLock {
@@ -262,7 +285,7 @@ pub fn lock_daemon(
             };
             let json = serde_json::to_string(&note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
             lock.write_note(&json)?;
-            Ok(DaemonLock { lock })
+            Ok(DaemonLock { lock, note })
         }
         None => Err(Error::ArchiveBusy { archive: archive.root.clone(), holder: describe_holder(archive) }),
     }
@@ -293,10 +316,9 @@ fn describe_holder(archive: &Archive) -> String {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    // Signal 0 only checks that the process exists; EPERM: it does, as another user's.
+    matches!(rustix::process::test_kill_process(pid), Ok(()) | Err(rustix::io::Errno::PERM))
 }
 
 // ---- the daemon ------------------------------------------------------------------------------------------------
@@ -307,13 +329,92 @@ struct Ctx {
     backend: Arc<dyn CatalogBackend>,
     /// The jobs' stale limit (see `crate::jobs`).
     stale: Duration,
-    interval: Duration,
-    cap: Duration,
+    /// What a SIGHUP may change (nightfox.toml).
+    live: parking_lot::Mutex<Live>,
+    /// The supervisor loop's pulse: the systemd watchdog pings only while it beats.
+    beat: crate::daemon::notify::Heartbeat,
+    /// Sources polled, for the status line.
+    sources: std::sync::atomic::AtomicUsize,
+    /// The daemon lock (its note names the scrub schedule); taken when the mount is gone.
+    lock: Arc<parking_lot::Mutex<Option<DaemonLock>>>,
     cancel: Arc<AtomicBool>,
     hup: Arc<AtomicBool>,
     /// True while the main thread is inside the mount.
     mounted: AtomicBool,
     mountpoint: PathBuf,
+}
+
+/// The settings of a running daemon that a SIGHUP reload may change.
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    interval: Duration,
+    cap: Duration,
+    scrub: Option<ScrubSchedule>,
+    gc_every: Duration,
+}
+
+impl Ctx {
+    fn interval(&self) -> Duration {
+        self.live.lock().interval
+    }
+
+    fn cap(&self) -> Duration {
+        self.live.lock().cap
+    }
+
+    /// `serving /mnt/footage, 3 sources`: systemd's STATUS line.
+    fn status_line(&self) -> String {
+        let n = self.sources.load(Ordering::SeqCst);
+        format!("serving {}, {n} source{}", self.mountpoint.display(), if n == 1 { "" } else { "s" })
+    }
+
+    /// SIGHUP: nightfox.toml again; what changes live is applied, the rest logged as needing a restart, and an
+    /// invalid file keeps every setting as it was.
+    fn reload(&self) {
+        let scrub_cfg = Archive::open(&self.root).ok().and_then(|a| a.config.scrub);
+        let r = match crate::daemon::config::reload(scrub_cfg.as_ref()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("SIGHUP: nightfox.toml not applied, the settings stay as they were: {e}");
+                return;
+            }
+        };
+        let s = r.settings;
+        if let Err(e) = crate::daemon::config::set_log_filter(&s.log) {
+            warn!("SIGHUP: {e}");
+        }
+        let new = Live {
+            interval: s.poll_interval,
+            cap: cap_of(s.poll_interval, s.backoff_cap),
+            scrub: s.scrub,
+            gc_every: s.gc_every,
+        };
+        let old = std::mem::replace(&mut *self.live.lock(), new);
+        if old.scrub.map(|s| s.every) != new.scrub.map(|s| s.every) {
+            if let Some(l) = self.lock.lock().as_mut() {
+                if let Err(e) = l.set_scrub_every(new.scrub.map(|s| s.every)) {
+                    warn!("SIGHUP: cannot note the new scrub schedule: {e}");
+                }
+            }
+        }
+        let every = |s: Option<ScrubSchedule>| s.map_or("off".to_string(), |s| format_duration(s.every));
+        info!(
+            "SIGHUP: nightfox.toml applied: poll interval {} -> {}, backoff cap {} -> {}, scrub every {} -> {}, gc \
+             every {} -> {}, log {:?}",
+            format_duration(old.interval),
+            format_duration(new.interval),
+            format_duration(old.cap),
+            format_duration(new.cap),
+            every(old.scrub),
+            every(new.scrub),
+            format_duration(old.gc_every),
+            format_duration(new.gc_every),
+            s.log
+        );
+        if !r.restart.is_empty() {
+            warn!("SIGHUP: changes to {} apply at the next start (systemctl restart nightfox)", r.restart.join(", "));
+        }
+    }
 }
 
 /// Runs the daemon until SIGINT/SIGTERM or an external unmount. Returns once the mount is gone and every source
@@ -327,8 +428,45 @@ pub fn mount_of(opts: &ServeOptions) -> Box<dyn FrontEnd> {
     Box::new(FuseMount::new(&absolute(&opts.mountpoint), opts.mount))
 }
 
+/// A front end whose start is counted: systemd's READY=1 waits until every one has started (bound, mounted).
+struct Counted {
+    inner: Box<dyn FrontEnd>,
+    started: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FrontEnd for Counted {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn check(&self) -> Result<()> {
+        self.inner.check()
+    }
+
+    fn start(&mut self, fs: &Arc<crate::fs::ArchiveFs>) -> Result<()> {
+        self.inner.start(fs)?;
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, fs: Arc<crate::fs::ArchiveFs>, stop: Arc<crate::frontends::Stop>) -> Result<()> {
+        self.inner.run(fs, stop)
+    }
+}
+
 /// [`serve`] through the given front ends (the mount first; an export may run beside it).
-pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn FrontEnd>>) -> Result<()> {
+pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<dyn FrontEnd>>) -> Result<()> {
+    // The dashboard's address and token are checked before anything starts (a one-line error, exit 2).
+    if let Some(listen) = opts.http {
+        let token_file = opts.http_token_file.as_deref();
+        front_ends.push(Box::new(crate::frontends::http::Dashboard::new(listen, token_file, &archive.root)?));
+    }
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let all = front_ends.len();
+    let front_ends: Vec<Box<dyn FrontEnd>> = front_ends
+        .into_iter()
+        .map(|inner| Box::new(Counted { inner, started: Arc::clone(&started) }) as Box<dyn FrontEnd>)
+        .collect();
     // SIGHUP first, so that its default action (exit) can never apply.
     let hup = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
@@ -342,7 +480,12 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
             .map_err(|e| Error::Invalid(format!("cannot install the handler of signal {sig}: {e}")))?;
     }
     let mp = absolute(&opts.mountpoint);
-    let lock = lock_daemon(&archive, &mp.to_string_lossy(), "serve", opts.scrub.map(|s| s.every))?;
+    let lock = Arc::new(parking_lot::Mutex::new(Some(lock_daemon(
+        &archive,
+        &mp.to_string_lossy(),
+        "serve",
+        opts.scrub.map(|s| s.every),
+    )?)));
     for f in &front_ends {
         f.check()?;
     }
@@ -359,14 +502,21 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
         root: archive.root.clone(),
         backend: archive.catalog_backend(),
         stale: crate::jobs::stale_limit(),
-        interval: opts.poll_interval,
-        cap: backoff_cap(opts.poll_interval),
+        live: parking_lot::Mutex::new(Live {
+            interval: opts.poll_interval,
+            cap: backoff_cap(opts.poll_interval),
+            scrub: opts.scrub,
+            gc_every: opts.gc_every,
+        }),
+        beat: Default::default(),
+        sources: Default::default(),
+        lock: Arc::clone(&lock),
         cancel: Arc::clone(&cancel),
         hup,
         mounted: AtomicBool::new(true),
         mountpoint: mp.clone(),
     });
-    info!(archive = ?archive.root, mountpoint = ?mp, pid = std::process::id(), interval = %format_duration(ctx.interval),
+    info!(archive = ?archive.root, mountpoint = ?mp, pid = std::process::id(), interval = %format_duration(ctx.interval()),
         "serving");
     let sup_ctx = Arc::clone(&ctx);
     let supervisor = std::thread::Builder::new()
@@ -375,23 +525,31 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, front_ends: Vec<Box<dyn F
         .map_err(|e| Error::Invalid(format!("cannot start the source supervisor: {e}")))?;
     // The archive is let go as soon as the mount is gone (the pollers stop at their next safe point meanwhile,
     // under their couple locks), so a new daemon can start at once.
-    let scrubber = match opts.scrub {
-        Some(sched) => {
-            let c = Arc::clone(&ctx);
-            let h = std::thread::Builder::new()
-                .name("nightfox-scrub".into())
-                .spawn(move || scrub_schedule(&c, sched))
-                .map_err(|e| Error::Invalid(format!("cannot start the scheduled scrub: {e}")))?;
-            Some(h)
-        }
-        None => None,
-    };
+    // The scrub thread runs with or without a schedule: a SIGHUP may set one.
+    let c = Arc::clone(&ctx);
+    let scrubber = Some(
+        std::thread::Builder::new()
+            .name("nightfox-scrub".into())
+            .spawn(move || scrub_schedule(&c))
+            .map_err(|e| Error::Invalid(format!("cannot start the scheduled scrub: {e}")))?,
+    );
+    // systemd (Type=notify): READY=1 once every front end started and the mount answers, then the watchdog; detached (it may wait on the
+    // mount), it ends with the stop.
+    let n = Arc::clone(&ctx);
+    std::thread::Builder::new()
+        .name("nightfox-notify".into())
+        .spawn(move || {
+            // Every front end started (a dashboard or export that cannot bind never lets READY=1 out).
+            let up = || started.load(Ordering::SeqCst) == all && crate::daemon::notify::mount_answers(&n.mountpoint);
+            crate::daemon::notify::run(up, &n.cancel, &n.beat, || n.status_line())
+        })
+        .map_err(|e| Error::Invalid(format!("cannot start the systemd notifier: {e}")))?;
     let gc_ctx = Arc::clone(&ctx);
     let collector = std::thread::Builder::new()
         .name("nightfox-gc".into())
         .spawn(move || gc_daily(&gc_ctx))
         .map_err(|e| Error::Invalid(format!("cannot start the daily gc: {e}")))?;
-    let result = crate::frontends::serve(archive, front_ends, move || drop(lock));
+    let result = crate::frontends::serve(archive, front_ends, move || drop(lock.lock().take()));
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
         match &result {
@@ -423,11 +581,17 @@ fn supervise(ctx: &Arc<Ctx>) {
     // Each round also takes back the jobs of workers (of any daemon of the catalog) that stopped heartbeating.
     let mut reaper = Reaper::new(Arc::clone(&ctx.backend), ctx.stale);
     reconcile(ctx, &mut pollers);
+    ctx.sources.store(pollers.len(), Ordering::SeqCst);
     while !ctx.cancel.load(Ordering::SeqCst) {
+        ctx.beat.beat();
         reaper.tick();
         if ctx.hup.swap(false, Ordering::SeqCst) {
+            crate::daemon::notify::reloading();
+            ctx.reload();
             info!("SIGHUP: reading the source list again");
             reconcile(ctx, &mut pollers);
+            ctx.sources.store(pollers.values().filter(|p| !p.stop.load(Ordering::SeqCst)).count(), Ordering::SeqCst);
+            crate::daemon::notify::reloaded(&ctx.status_line());
         }
         let finished: Vec<i64> = pollers.iter().filter(|(_, p)| p.handle.is_finished()).map(|(id, _)| *id).collect();
         for id in finished {
@@ -439,6 +603,7 @@ fn supervise(ctx: &Arc<Ctx>) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    crate::daemon::notify::stopping();
     info!("stopping: no new work; running copies stop at a safe point");
     for p in pollers.values() {
         p.stop.store(true, Ordering::SeqCst);
@@ -476,7 +641,7 @@ pub fn next_scrub(cat: &Catalog, every: Duration) -> Result<i64> {
 /// round), runs it throttled and recorded as `schedule` with the job's heartbeat beside it, and goes on until the
 /// daemon stops; a running scrub stops at its next blob. A failed one is tried again after `every`, at most an
 /// hour later (the job's next `run_after`, so every daemon waits for it).
-fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
+fn scrub_schedule(ctx: &Ctx) {
     let archive = match Archive::open(&ctx.root) {
         Ok(a) => a,
         Err(e) => {
@@ -485,8 +650,15 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
         }
     };
     let worker = Worker::new(Arc::clone(&ctx.backend), ctx.stale);
-    info!(every = %format_duration(sched.every), worker = worker.id(), "scheduled scrubs");
+    if let Some(sched) = ctx.live.lock().scrub {
+        info!(every = %format_duration(sched.every), worker = worker.id(), "scheduled scrubs");
+    }
     while !ctx.cancel.load(Ordering::SeqCst) {
+        // The schedule in force (a SIGHUP may change it, or set or remove it).
+        let Some(sched) = ctx.live.lock().scrub else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         let due = archive.catalog().and_then(|c| next_scrub(&c, sched.every));
         match due {
             Ok(t) if t <= crate::verify::clock() => match claim_scrub(&archive, &worker, sched, &ctx.cancel) {
@@ -500,9 +672,9 @@ fn scrub_schedule(ctx: &Ctx, sched: ScrubSchedule) {
             Ok(_) => {}
             Err(e) => warn!("scheduled scrub: cannot read the last run: {e}"),
         }
-        // Look again within a minute (a clock change, a run recorded by another process).
+        // Look again within a minute (a clock change, a run recorded by another process, a new schedule).
         let until = Instant::now() + Duration::from_secs(60);
-        while !ctx.cancel.load(Ordering::SeqCst) && Instant::now() < until {
+        while !ctx.cancel.load(Ordering::SeqCst) && Instant::now() < until && ctx.live.lock().scrub == Some(sched) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -575,9 +747,6 @@ fn run_scrub(archive: &Archive, sched: ScrubSchedule, claim: Claim) {
 
 // ---- the daily gc ----------------------------------------------------------------------------------------------
 
-/// Time between two garbage collections of `serve`.
-const GC_EVERY: Duration = Duration::from_secs(24 * 3600);
-
 /// How often the gc thread looks whether the `gc` job is due.
 const GC_LOOK: Duration = Duration::from_secs(60);
 
@@ -605,7 +774,8 @@ fn gc_daily(ctx: &Ctx) {
 /// changed `[trash]` retention applies), and the job queued for the next day.
 fn gc_round(ctx: &Ctx, worker: &Worker) -> Result<()> {
     let cat = ctx.backend.connect()?;
-    let first = crate::jobs::after(crate::catalog::now(), GC_EVERY);
+    let every = ctx.live.lock().gc_every;
+    let first = crate::jobs::after(crate::catalog::now(), every);
     let Some(claim) = worker.claim(&*cat, crate::jobs::GC, crate::jobs::DAILY, first, &ctx.cancel)? else {
         return Ok(());
     };
@@ -621,7 +791,7 @@ fn gc_round(ctx: &Ctx, worker: &Worker) -> Result<()> {
         }
     };
     let outcome = msg.as_deref().map_or(JobOutcome::Done, JobOutcome::Failed);
-    claim.finish(&*cat, outcome, Some(crate::jobs::after(crate::catalog::now(), GC_EVERY)))?;
+    claim.finish(&*cat, outcome, Some(crate::jobs::after(crate::catalog::now(), every)))?;
     Ok(())
 }
 
@@ -693,14 +863,14 @@ fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 debug!(source = id, "pass over source {id} skipped: another daemon runs it, or it is not due");
-                if !pause(stop, ctx.interval) {
+                if !pause(stop, ctx.interval()) {
                     return;
                 }
                 continue;
             }
             Err(e) => {
                 warn!(source = id, "cannot claim the pass over source {id}: {e}");
-                if !pause(stop, ctx.interval) {
+                if !pause(stop, ctx.interval()) {
                     return;
                 }
                 continue;
@@ -717,13 +887,15 @@ fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
         let now = crate::catalog::now();
         let delay = match outcome {
             Pass::Done => {
-                finish_pass(&mut jobs, id, claim, JobOutcome::Done, Some(crate::jobs::after(now, ctx.interval)));
-                ctx.interval
+                let interval = ctx.interval();
+                finish_pass(&mut jobs, id, claim, JobOutcome::Done, Some(crate::jobs::after(now, interval)));
+                interval
             }
             Pass::Busy(why) => {
                 debug!(source = id, "busy: {why}");
-                finish_pass(&mut jobs, id, claim, JobOutcome::Released, Some(crate::jobs::after(now, ctx.interval)));
-                ctx.interval
+                let interval = ctx.interval();
+                finish_pass(&mut jobs, id, claim, JobOutcome::Released, Some(crate::jobs::after(now, interval)));
+                interval
             }
             Pass::Gone => {
                 info!(source = id, "source {id} is disabled or removed: no longer polled");
@@ -734,11 +906,11 @@ fn poll_source(ctx: &Ctx, id: i64, stop: &Arc<AtomicBool>) {
             // resumes what this pass left.
             Pass::Stopped => {
                 drop(claim);
-                ctx.interval
+                ctx.interval()
             }
             Pass::Failed(e) => {
                 let streak = claim.failures_before().saturating_add(1);
-                let delay = backoff(ctx.interval, ctx.cap, streak);
+                let delay = backoff(ctx.interval(), ctx.cap(), streak);
                 record_failure(&archive, id, streak, &e, delay);
                 let msg = e.to_string();
                 finish_pass(&mut jobs, id, claim, JobOutcome::Failed(&msg), Some(crate::jobs::after(now, delay)));
@@ -837,6 +1009,30 @@ fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
     let summary = Importer::new(archive, &Quiet, Arc::clone(stop)).import_source(id)?;
     log_summary(id, &summary);
     Ok(Pass::Done)
+}
+
+/// `nightfox source test ID` (and the dashboard's Test button): connects to the source and looks at its folder;
+/// on success the source is enabled and `connected`, on failure it is `failed` with the error; an event either way.
+pub fn test_source(archive: &Archive, id: i64) -> Result<NetworkSource> {
+    let cat = archive.catalog()?;
+    let row = cat.source(id)?;
+    let password = crate::secrets::password_of(&archive.root, &row)?;
+    let result =
+        crate::sources::open_network(&row, password).and_then(|src| src.stat(Path::new(&row.path)).map(|_| ()));
+    match result {
+        Ok(()) => {
+            cat.set_source_enabled(id, true)?;
+            cat.set_source_state(id, "connected", Some(0), None)?;
+            cat.add_event(id, None, "info", "test passed; source enabled")?;
+            Ok(row)
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            cat.set_source_state(id, "failed", None, Some(&msg))?;
+            cat.add_event(id, None, "error", &format!("test failed: {msg}"))?;
+            Err(e)
+        }
+    }
 }
 
 /// Lists the source's folder (every network call bounded by the source's timeout).
@@ -1422,7 +1618,18 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration(" 2 ").unwrap(), Duration::from_secs(2));
-        for bad in ["", "s", "0s", "-1s", "5 parsecs", "1.2.3s", "1e3s", "ms500"] {
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h 5m").unwrap(), Duration::from_secs(7500));
+        assert_eq!(parse_duration("1d12h").unwrap(), Duration::from_secs(36 * 3600));
+        assert_eq!(parse_duration("1w2d").unwrap(), Duration::from_secs(9 * 86400));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        // humantime's months and years: `1M` is a month, not a minute.
+        for bad in ["1M", "1y", "2months", "1month", "1 year", "3years", "1yr", "2yrs", "1h1M", "1M 5m"] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(e.contains("30d") && !e.contains('\n'), "{bad:?}: {e}");
+        }
+        for bad in ["", "s", "0s", "0", "-1s", "5 parsecs", "1.2.3s", "1.2.3", "1e3s", "ms500", "500us", "100y"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(format_duration(Duration::from_millis(200)), "200ms");

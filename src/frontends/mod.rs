@@ -1,10 +1,11 @@
 //! Front ends: what serves the filesystem core ([`crate::fs::ArchiveFs`]) to clients. Each only translates
-//! requests and replies of its protocol (`fuse`: the kernel mount; `nfs`: an NFSv3 export) and keeps what is
-//! specific to it (open-file tables, kernel caches); routing, permissions, EROFS and the change feed are the
-//! core's. [`serve`] runs one or more of them over one `ArchiveFs` until SIGINT/SIGTERM or until one ends by
-//! itself (an external unmount).
+//! requests and replies of its protocol (`fuse`: the kernel mount; `nfs`: an NFSv3 export; `http`: the dashboard,
+//! which serves the daemon's state and buttons rather than files) and keeps what is specific to it (open-file
+//! tables, kernel caches); routing, permissions, EROFS and the change feed are the core's. [`serve`] runs one or
+//! more of them over one `ArchiveFs` until SIGINT/SIGTERM or until one ends by itself (an external unmount).
 
 pub mod fuse;
+pub mod http;
 #[cfg(feature = "nfs-export")]
 pub mod nfs;
 

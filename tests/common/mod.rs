@@ -2,6 +2,7 @@
 //! catalog inspection through the library, and real FUSE mounts with bounded waits.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod faultfs;
 pub mod ganesha;
 pub mod keyring;

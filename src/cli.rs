@@ -99,6 +99,8 @@ enum Command {
         /// Store the blobs encrypted (AES-256-GCM in 64 KiB chunks; identity stays the hash of the plaintext)
         /// under a random data key kept only wrapped with the archive secret in keys/vault.wrapped: back up that
         /// file and the secret (NIGHTFOX_SECRET or the key file) together: the footage cannot be read without both.
+        /// The catalog keeps the wrapped key too: a seat joining an encrypted shared catalog is encrypted with or
+        /// without this flag (its secret must open the key).
         #[arg(long)]
         encrypt: bool,
     },
@@ -1337,7 +1339,7 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 println!("created archive at {}", dir.display());
             }
-            if encrypt {
+            if a.config.blobs.encrypt {
                 println!(
                     "blobs are encrypted: keep {} and the archive secret (NIGHTFOX_SECRET or the key file) backed \
                      up together",

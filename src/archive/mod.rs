@@ -38,12 +38,6 @@ pub fn resolve_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// Why an encrypted archive cannot have a shared catalog yet: the data key lives wrapped in one archive directory,
-/// so every seat joining would draw a key of its own and read the others' sealed blobs as garbage.
-pub const SEATS_UNENCRYPTED: &str = "an encrypted archive cannot share a Postgres catalog with other seats yet (each \
-     seat would draw its own data key): keep an encrypted archive on its SQLite catalog, or leave a studio's seats \
-     unencrypted";
-
 /// The store `url` names, wrapped in the vault (its key unwrapped with the archive secret: a wrong secret fails
 /// here, in one line) when the archive's blobs are encrypted.
 fn open_blobs(config: &Config, url: &str, root: &Path) -> Result<Arc<dyn BlobStore>> {
@@ -99,14 +93,14 @@ impl Archive {
     }
 
     /// [`init_full`](Self::init_full), with the blobs sealed (`blobs::vault`) when `encrypt`: a random data key
-    /// is drawn and kept only wrapped under the archive secret (`keys/vault.wrapped`), and `archive.toml` says
-    /// `[blobs] encrypt = true`.
+    /// is drawn and kept only wrapped under the archive secret (`keys/vault.wrapped`, and the catalog's
+    /// [`crate::catalog::VAULT_KEY_INFO`]), and `archive.toml` says `[blobs] encrypt = true`. A seat joining a
+    /// shared catalog that keeps a vault key is encrypted with that key, `encrypt` or not (refused, writing
+    /// nothing, when its secrets do not open it); `encrypt` on a shared catalog without one that holds blobs
+    /// already (plaintext) is refused.
     pub fn init_encrypted(root: &Path, blobs_url: &str, catalog_url: &str, encrypt: bool) -> Result<Archive> {
         if root.join(MARKER).exists() {
             return Err(Error::Invalid(format!("{root:?} is already a Nightfox archive")));
-        }
-        if encrypt && crate::catalog::is_postgres(catalog_url) {
-            return Err(Error::Invalid(SEATS_UNENCRYPTED.into()));
         }
         if root.exists() {
             // Only the S3 credentials file may be there already (written first, mode 0600).
@@ -126,9 +120,49 @@ impl Archive {
             check(root)?;
         }
         let shared_catalog = crate::catalog::is_postgres(catalog_url);
+        // A shared catalog that keeps a wrapped vault key makes this seat encrypted too, with that key (checked to
+        // open with this seat's secrets before anything is written).
+        let mut joined_key = None;
         if shared_catalog {
-            crate::catalog::open_backend(catalog_url, root)?.connect()?;
+            let cat = crate::catalog::open_backend(catalog_url, root)?.connect()?;
+            match cat.info(crate::catalog::VAULT_KEY_INFO)? {
+                Some(hex) => joined_key = Some(crate::blobs::vault::DataKey::from_catalog(root, &hex)?),
+                None if encrypt => {
+                    let (blobs, _) = cat.blobs_to_verify_total(None, i64::MAX)?;
+                    if blobs > 0 {
+                        return Err(Error::Invalid(format!(
+                            "this shared catalog is not encrypted and holds {blobs} plaintext blob(s): a seat cannot \
+                             join it with --encrypt (init without it)"
+                        )));
+                    }
+                }
+                None => {}
+            }
         }
+        let encrypt = encrypt || joined_key.is_some();
+        let existed = root.exists();
+        let made = Archive::lay_out(root, blobs_url, catalog_url, encrypt, joined_key, remote, &check);
+        if let Err(e) = made {
+            if !existed {
+                // Nothing of a half-made archive is left behind.
+                let _ = fs::remove_dir_all(root);
+            }
+            return Err(e);
+        }
+        Archive::open(root)
+    }
+
+    /// The files of a new archive (after [`Archive::init_encrypted`]'s checks): directories, the vault key (a new
+    /// one, kept in the catalog too; or the one a shared catalog keeps), archive.toml, the catalog, the marker.
+    fn lay_out(
+        root: &Path,
+        blobs_url: &str,
+        catalog_url: &str,
+        encrypt: bool,
+        joined_key: Option<crate::blobs::vault::DataKey>,
+        remote: bool,
+        check: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).at(root)?;
         for sub in ["objects", "tmp", "locks"] {
             let p = root.join(sub);
@@ -136,9 +170,15 @@ impl Archive {
         }
         let mut config = Config::default();
         config.blobs.url = blobs_url.to_string();
+        let mut new_vault = None;
         if encrypt {
             crate::secrets::ensure_key_file(root)?;
-            crate::blobs::vault::DataKey::create(root)?;
+            match joined_key {
+                Some(key) => {
+                    key.store(root)?;
+                }
+                None => new_vault = Some(crate::blobs::vault::DataKey::generate().store(root)?),
+            }
             config.blobs.encrypt = true;
         }
         config.catalog.url = crate::catalog::redact_url(catalog_url);
@@ -146,12 +186,20 @@ impl Archive {
             check(root)?;
         }
         config.write_new(root)?;
-        crate::catalog::create_backend(&config.catalog.url, root)?;
+        let backend = crate::catalog::create_backend(&config.catalog.url, root)?;
+        if let Some(wrapped) = new_vault {
+            // The catalog keeps the wrapped key too: how a seat joining it later gets the archive's key.
+            let hex = crate::blobs::vault::to_hex(&wrapped);
+            if !backend.connect()?.set_info(crate::catalog::VAULT_KEY_INFO, &hex, None)? {
+                return Err(Error::Invalid(
+                    "another seat made this shared catalog's vault key meanwhile: run init again to join it".into(),
+                ));
+            }
+        }
         crate::secrets::ensure_key_file(root)?;
         let marker = root.join(MARKER);
         fs::write(&marker, b"nightfox archive v1\n").at(&marker)?;
-        crate::blobs::fsync_dir(root)?;
-        Archive::open(root)
+        crate::blobs::fsync_dir(root)
     }
 
     /// Opens an existing archive; fails clearly when `root` is not one.
@@ -170,6 +218,19 @@ impl Archive {
         let staging = Staging::open(root)?;
         let blobs = open_blobs(&config, &config.blobs.url, root)?;
         let catalog = crate::catalog::open_backend(&config.catalog.url, root)?;
+        if !config.blobs.encrypt && crate::catalog::is_postgres(&config.catalog.url) {
+            // A seat made before another seat's `init --encrypt` of the same empty catalog would land plaintext
+            // among sealed blobs. (A catalog that cannot be reached now is left to fail where it is used.)
+            let sealed = catalog.connect().ok().and_then(|c| c.info(crate::catalog::VAULT_KEY_INFO).ok().flatten());
+            if sealed.is_some() {
+                return Err(Error::Invalid(format!(
+                    "{}: this seat keeps blobs in clear, but the shared catalog's archive is encrypted (another \
+                     seat ran `init --encrypt`): make this seat again with `nightfox init --catalog URL` in a new \
+                     directory, which joins it encrypted",
+                    root.display()
+                )));
+            }
+        }
         Ok(Archive { root: root.to_path_buf(), config, staging, blobs, catalog })
     }
 

@@ -73,6 +73,20 @@ pub const WRAPPED_KEY: &str = "keys/vault.wrapped";
 const BLOB_INFO_V1: &[u8] = b"nightfox vault v1 blob ";
 const BLOB_INFO_V2: &[u8] = b"nightfox vault v2 blob";
 
+/// Wrapped key bytes as the catalog keeps them: lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of [`to_hex`]'s text; `None` when it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().as_bytes();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.chunks(2).map(|p| std::str::from_utf8(p).ok().and_then(|p| u8::from_str_radix(p, 16).ok())).collect()
+}
+
 /// The archive's data key. Its Debug never shows it.
 #[derive(Clone)]
 pub struct DataKey([u8; 32]);
@@ -105,7 +119,14 @@ impl DataKey {
     /// durable); an error if there is one already.
     pub fn create(archive_root: &Path) -> Result<DataKey> {
         let key = DataKey::generate();
-        let wrapped = crate::secrets::Secrets::load(archive_root)?.wrap_key(&key.0)?;
+        key.store(archive_root)?;
+        Ok(key)
+    }
+
+    /// Writes this key wrapped under the archive secret to [`WRAPPED_KEY`] (0600, durable; an error if there is
+    /// one already) and returns the wrapped bytes (what a shared catalog keeps too, [`to_hex`]).
+    pub fn store(&self, archive_root: &Path) -> Result<Vec<u8>> {
+        let wrapped = crate::secrets::Secrets::load(archive_root)?.wrap_key(&self.0)?;
         let path = archive_root.join(WRAPPED_KEY);
         let dir = path.parent().unwrap_or(archive_root);
         if !dir.is_dir() {
@@ -115,7 +136,22 @@ impl DataKey {
         f.write_all(&wrapped).at(&path)?;
         f.sync_all().at(&path)?;
         super::fsync_dir(dir)?;
-        Ok(key)
+        Ok(wrapped)
+    }
+
+    /// Unwraps the key a shared catalog keeps ([`crate::catalog::VAULT_KEY_INFO`], hex) with the secrets this
+    /// process has for `archive_root`, writing nothing: a seat joining checks it before creating anything. One
+    /// clear line when this seat's secret does not open it.
+    pub fn from_catalog(archive_root: &Path, hex: &str) -> Result<DataKey> {
+        let wrapped = from_hex(hex)
+            .ok_or_else(|| Error::Secret("the catalog's wrapped vault key is damaged (not hex)".into()))?;
+        crate::secrets::Secrets::unwrap_key_unwritten(archive_root, &wrapped).map(DataKey).map_err(|_| {
+            Error::Secret(
+                "this seat's NIGHTFOX_SECRET or key file does not open the archive's vault key (kept in the shared \
+                 catalog): give every seat the same passphrase, or a copy of the same key file"
+                    .into(),
+            )
+        })
     }
 
     /// Unwraps the archive's data key with the archive secret: a clear one-line error when it is missing or the

@@ -530,6 +530,15 @@ pub fn registry_suite(b: &dyn CatalogBackend) {
     let id = c.catalog_id().expect("catalog id");
     assert!(id.len() >= 16 && id.chars().all(|ch| ch.is_ascii_alphanumeric()), "{id}");
     assert_eq!(c.catalog_id().expect("catalog id"), id, "stable");
+    // catalog_info by name: set only when it is still what the writer read.
+    assert_eq!(c.info("vault_key_wrapped").expect("info"), None);
+    assert!(c.set_info("vault_key_wrapped", "aa01", None).expect("set"), "absent: written");
+    assert!(!c.set_info("vault_key_wrapped", "bb02", None).expect("set"), "present: not replaced");
+    assert!(!c.set_info("vault_key_wrapped", "bb02", Some("ffff")).expect("set"), "changed meanwhile");
+    assert_eq!(c.info("vault_key_wrapped").expect("info").as_deref(), Some("aa01"));
+    assert!(c.set_info("vault_key_wrapped", "bb02", Some("aa01")).expect("set"), "as read: replaced");
+    assert_eq!(c.info("vault_key_wrapped").expect("info").as_deref(), Some("bb02"));
+    assert_eq!(c.catalog_id().expect("catalog id"), id, "other names untouched");
     c.add_event(src, None, "warn", "share gone").expect("event");
     assert_eq!(c.events(src).expect("events").len(), 1);
     assert_eq!(c.recent_problems(10).expect("problems")[0].message, "share gone");

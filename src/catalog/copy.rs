@@ -111,9 +111,6 @@ pub fn copy_rows(from: &dyn super::CatalogConn, to: &mut dyn super::CatalogConn)
 /// migrated, empty Postgres database), under the daemon lock and every couple's lease so nothing changes
 /// meanwhile; with `switch`, archive.toml then names the copy (written atomically).
 pub fn copy_archive_catalog(archive: &Archive, to_url: &str, switch: bool) -> Result<u64> {
-    if archive.config.blobs.encrypt && super::is_postgres(to_url) {
-        return Err(Error::Invalid(crate::archive::SEATS_UNENCRYPTED.into()));
-    }
     let _daemon = crate::serve::lock_daemon(archive, &archive.root.to_string_lossy(), "catalog copy", None)?;
     let from = archive.catalog()?;
     let _leases = crate::migrate::lease_every_couple(&*from)?;
@@ -127,6 +124,13 @@ pub fn copy_archive_catalog(archive: &Archive, to_url: &str, switch: bool) -> Re
     }
     let mut to = target.connect()?;
     let n = copy_rows(&*from, &mut *to)?;
+    if archive.config.blobs.encrypt && to.info(super::VAULT_KEY_INFO)?.is_none() {
+        // An encrypted archive made before its catalog kept the wrapped vault key: the copy gets it from
+        // keys/vault.wrapped, so seats joining the copy can open the blobs.
+        let path = archive.root.join(crate::blobs::vault::WRAPPED_KEY);
+        let wrapped = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        to.set_info(super::VAULT_KEY_INFO, &crate::blobs::vault::to_hex(&wrapped), None)?;
+    }
     if switch {
         let mut config = archive.config.clone();
         config.catalog.url = super::redact_url(to_url);

@@ -115,6 +115,10 @@ pub fn open_sqlite(path: &Path) -> Result<Catalog> {
     sqlite::SqliteBackend::new(path.to_path_buf(), dir.join("locks")).connect()
 }
 
+/// The `catalog_info` name of the encrypted vault's data key, wrapped by the secrets of the seat that wrote it (hex):
+/// how a seat joining a shared catalog gets the archive's key (`blobs::vault`).
+pub const VAULT_KEY_INFO: &str = "vault_key_wrapped";
+
 /// True for a `postgres://` (or `postgresql://`) catalog URL.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -694,6 +698,15 @@ pub trait Registry {
     /// it), the same for every seat of a shared catalog. Names the catalog's entries in an OS keyring and salts
     /// the key derived from a passphrase.
     fn catalog_id(&self) -> Result<String>;
+
+    /// The value kept under `name` in the catalog's small name/value table (`catalog_info`, copied by `catalog
+    /// copy`), or `None`. Holds only what may be read by every seat: ids, and wrapped keys (never a key in clear),
+    /// such as the encrypted vault's data key ([`VAULT_KEY_INFO`]).
+    fn info(&self, name: &str) -> Result<Option<String>>;
+
+    /// Sets `name` to `value` only when its value is still `expected` (`None`: when it has none), in one
+    /// statement; returns whether it wrote (false: another process changed it meanwhile, read again).
+    fn set_info(&self, name: &str, value: &str, expected: Option<&str>) -> Result<bool>;
 
     /// Appends to a network source's event log.
     fn add_event(&self, source_id: i64, session_id: Option<i64>, level: &str, message: &str) -> Result<()>;

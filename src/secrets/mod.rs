@@ -22,7 +22,8 @@
 //!    left by an interrupted rotation is reused;
 //! 2. every ciphertext in the catalog is re-encrypted under it in ONE catalog transaction (each row only if
 //!    unchanged since read);
-//! 3. every `<archive>/keys/*.wrapped` is re-wrapped under it (each: temp, fsync, rename);
+//! 3. every `<archive>/keys/*.wrapped` is re-wrapped under it (each: temp, fsync, rename), then the catalog's
+//!    copy of the vault key (`catalog::VAULT_KEY_INFO`), only if it is still as read and opens with the old key;
 //! 4. `keys/secret.key.id` names the new key; `<key file>.new` is renamed over the key file (and the directory
 //!    fsynced).
 //!
@@ -426,6 +427,36 @@ impl Secrets {
             plain,
             key_id: Some((marker, primary_id)),
         })
+    }
+
+    /// Unwraps `wrapped` with the keys this process would have for `archive_root` (the passphrases, else the key
+    /// file and a pending one), writing nothing (no salt, no new key file): how a seat joining a shared catalog
+    /// checks, before it creates anything, that its secrets open the archive's vault key. `Error::Secret` when
+    /// none does (a key file that does not exist opens nothing).
+    pub fn unwrap_key_unwritten(archive_root: &Path, wrapped: &[u8]) -> Result<[u8; 32]> {
+        let (source, passphrases, plain) = match env_nonempty(SECRET_VAR) {
+            Some(pass) => {
+                let mut passphrases = vec![pass];
+                passphrases.extend(env_nonempty(PREVIOUS_SECRET_VAR));
+                let plain: Vec<Aes256Gcm> = passphrases.iter().map(|p| hkdf_cipher(p)).collect();
+                (KeySource::Passphrase, passphrases, plain)
+            }
+            None => {
+                let path = key_file_path(archive_root);
+                let next = pending_path(&path);
+                let mut plain = Vec::new();
+                for p in [&path, &next] {
+                    if p.exists() {
+                        plain.push(hkdf_cipher(&read_key_file(p)?));
+                    }
+                }
+                (KeySource::KeyFile { pending: next.exists(), path }, vec![], plain)
+            }
+        };
+        let Some(primary) = plain.first().cloned() else {
+            return Err(Error::Secret("no secrets key ($NIGHTFOX_SECRET or a key file) to unwrap a data key".into()));
+        };
+        Secrets { source, primary, salt: None, passphrases, plain, key_id: None }.unwrap_key(wrapped)
     }
 
     /// A key-file style cipher from raw key material (HKDF-SHA256).

@@ -167,6 +167,23 @@ pub fn rotate(archive_root: &Path, cat: &dyn CatalogConn) -> Result<Report> {
             report.lines.push(format!("{}: re-wrapped", f.display()));
         }
     }
+    // 3b: the catalog's copy of the vault key (how seats joining a shared catalog get it), only as read and only
+    // when it was under a key this seat knows (another seat's key file is left as it is): interrupted anywhere,
+    // the next run still opens it.
+    if let Some(hex) = cat.info(crate::catalog::VAULT_KEY_INFO)? {
+        use crate::blobs::vault::{from_hex, to_hex};
+        match from_hex(&hex).and_then(|w| old.unwrap_key(&w).ok()) {
+            Some(key) => {
+                let rewrapped = to_hex(&new.wrap_key(&key)?);
+                if cat.set_info(crate::catalog::VAULT_KEY_INFO, &rewrapped, Some(&hex))? {
+                    report.lines.push("the catalog's vault key: re-wrapped".into());
+                } else {
+                    report.lines.push("the catalog's vault key: changed meanwhile by another seat, left".into());
+                }
+            }
+            None => report.lines.push("the catalog's vault key: not under this seat's key, left as it is".into()),
+        }
+    }
     // 4: the new key file replaces the old.
     if let Some((path, next)) = key_file {
         // The archive's key id moves first: until the rename, the pending key it names is known to every process.

@@ -213,6 +213,28 @@ impl Registry for PgConn {
         row.try_get(0).ctx("read catalog id")
     }
 
+    fn info(&self, name: &str) -> Result<Option<String>> {
+        let row =
+            self.c()?.query_opt("SELECT value FROM catalog_info WHERE name = $1", &[&name]).ctx("read catalog info")?;
+        row.map(|r| r.try_get(0)).transpose().ctx("read catalog info")
+    }
+
+    fn set_info(&self, name: &str, value: &str, expected: Option<&str>) -> Result<bool> {
+        let mut c = self.c()?;
+        let n = match expected {
+            None => c
+                .execute(
+                    "INSERT INTO catalog_info (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &value],
+                )
+                .ctx("write catalog info")?,
+            Some(old) => c
+                .execute("UPDATE catalog_info SET value = $2 WHERE name = $1 AND value = $3", &[&name, &value, &old])
+                .ctx("write catalog info")?,
+        };
+        Ok(n == 1)
+    }
+
     fn remove_source(&self, id: i64) -> Result<()> {
         let n = self.c()?.execute("DELETE FROM network_sources WHERE id = $1", &[&id]).ctx("remove source")?;
         if n == 0 {

@@ -201,6 +201,27 @@ impl Registry for SqliteConn {
             .ctx("read catalog id")
     }
 
+    fn info(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM catalog_info WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .ctx("read catalog info")
+    }
+
+    fn set_info(&self, name: &str, value: &str, expected: Option<&str>) -> Result<bool> {
+        let n = match expected {
+            None => self
+                .conn
+                .execute("INSERT OR IGNORE INTO catalog_info (name, value) VALUES (?1, ?2)", [name, value])
+                .ctx("write catalog info")?,
+            Some(old) => self
+                .conn
+                .execute("UPDATE catalog_info SET value = ?2 WHERE name = ?1 AND value = ?3", [name, value, old])
+                .ctx("write catalog info")?,
+        };
+        Ok(n == 1)
+    }
+
     fn remove_source(&self, id: i64) -> Result<()> {
         let n = self.conn.execute("DELETE FROM network_sources WHERE id = ?1", [id]).ctx("remove source")?;
         if n == 0 {

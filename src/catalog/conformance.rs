@@ -263,6 +263,8 @@ pub fn import_log_suite(b: &dyn CatalogBackend) {
     c.end_item(&items[2], ItemState::Failed, Some("unreadable")).expect("end item");
     let b_item = c.items(session).expect("items").into_iter().find(|i| i.id == items[2].id).expect("item");
     assert_eq!((b_item.state, b_item.error.as_deref()), (ItemState::Failed, Some("unreadable")));
+    assert_eq!(c.item_errors(session, 5).expect("item errors"), vec![(b"B.MOV".to_vec(), "unreadable".to_string())]);
+    assert!(c.item_errors(session, 0).expect("item errors").is_empty());
     let s = c.session(session).expect("session");
     assert_eq!((s.files_processed, s.files_error, s.bytes_error), (1, 1, 500));
 

@@ -277,6 +277,10 @@ pub trait ReadCatalog {
     /// The items of a session, in scan order.
     fn items(&self, session_id: i64) -> Result<Vec<Item>>;
 
+    /// The first `limit` items of a session that carry an error, in scan order: (relative path, error). What a
+    /// listing of a session's problems needs without loading all its items.
+    fn item_errors(&self, session_id: i64, limit: u32) -> Result<Vec<(Vec<u8>, String)>>;
+
     /// What an ASC MHL history of a session lists: each item whose content is in the archive (imported or a
     /// duplicate), by its original relative path, with its blob's xxh64/xxh128 where recorded.
     fn session_sums(&self, session_id: i64) -> Result<Vec<SessionSum>>;

@@ -115,6 +115,16 @@ impl ReadCatalog for PgConn {
         )
     }
 
+    fn item_errors(&self, session_id: i64, limit: u32) -> Result<Vec<(Vec<u8>, String)>> {
+        rows(
+            &mut *self.c()?,
+            "SELECT rel_path, error FROM import_items WHERE session_id = $1 AND error IS NOT NULL ORDER BY id LIMIT $2",
+            &[&session_id, &i64::from(limit)],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+            "list item errors",
+        )
+    }
+
     fn session_sums(&self, session_id: i64) -> Result<Vec<SessionSum>> {
         rows(
             &mut *self.c()?,

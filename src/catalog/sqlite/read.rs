@@ -120,6 +120,16 @@ impl ReadCatalog for SqliteConn {
         )
     }
 
+    fn item_errors(&self, session_id: i64, limit: u32) -> Result<Vec<(Vec<u8>, String)>> {
+        rows(
+            &self.conn,
+            "SELECT rel_path, error FROM import_items WHERE session_id = ?1 AND error IS NOT NULL ORDER BY id LIMIT ?2",
+            params![session_id, limit],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+            "list item errors",
+        )
+    }
+
     fn session_sums(&self, session_id: i64) -> Result<Vec<SessionSum>> {
         rows(
             &self.conn,

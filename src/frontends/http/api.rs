@@ -38,7 +38,7 @@ const RECENT_FAILED_SECS: i64 = 7 * 86400;
 
 /// How many of them at most, and how many file errors per session.
 const RECENT_FAILED: usize = 10;
-const FILE_ERRORS: usize = 5;
+const FILE_ERRORS: u32 = 5;
 
 /// The API's state: the archive, and the imports the page started.
 pub(super) struct State {
@@ -467,10 +467,9 @@ fn file_errors(cat: &crate::catalog::Catalog, s: &Session) -> Result<Vec<String>
         return Ok(Vec::new());
     }
     Ok(cat
-        .items(s.id)?
+        .item_errors(s.id, FILE_ERRORS)?
         .into_iter()
-        .filter_map(|i| i.error.map(|e| format!("{}: {e}", String::from_utf8_lossy(&i.rel_path))))
-        .take(FILE_ERRORS)
+        .map(|(path, e)| format!("{}: {e}", String::from_utf8_lossy(&path)))
         .collect())
 }
 

@@ -30,13 +30,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
 /// value.
 pub fn load(path: &Path) -> Result<Vec<String>> {
     let meta = std::fs::metadata(path).at(path)?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::Invalid(format!(
-            "the env file {} has mode {:o}: it holds secrets, so group and others may not read it (chmod 600 {})",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        )));
+    if let Some(m) = crate::secrets::readable_by_others(path, meta.mode(), "env file") {
+        return Err(Error::Invalid(m));
     }
     let iter = dotenvy::from_path_iter(path)
         .map_err(|e| Error::Invalid(format!("the env file {}: {}", path.display(), scrub(&e))))?;

@@ -199,8 +199,8 @@ fn parse_url(url: &str) -> Result<Url> {
 fn env_file_credentials(archive_root: &Path) -> Result<Vec<(String, String)>> {
     let p = archive_root.join("s3.env");
     let Ok(meta) = fs::metadata(&p) else { return Ok(Vec::new()) };
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::Invalid(format!("{} holds secrets: it must be mode 0600 (chmod 600 it)", p.display())));
+    if let Some(m) = crate::secrets::readable_by_others(&p, meta.mode(), "S3 credentials file") {
+        return Err(Error::Invalid(m));
     }
     let text = fs::read_to_string(&p).at(&p)?;
     Ok(text

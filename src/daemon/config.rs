@@ -550,7 +550,9 @@ fn var_set(name: &str) -> bool {
 /// a private one).
 fn peek_archive(env_file: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(env_file).ok().filter(|m| m.is_file() && m.mode() & 0o077 == 0)?;
+    std::fs::metadata(env_file)
+        .ok()
+        .filter(|m| m.is_file() && crate::secrets::readable_by_others(env_file, m.mode(), "env file").is_none())?;
     dotenvy::from_path_iter(env_file)
         .ok()?
         .filter_map(std::result::Result::ok)

@@ -161,18 +161,23 @@ pub fn check_key_file(archive_root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The one-line error for a key file that group or others may read.
+/// The one-line refusal of a file holding secrets (`what`: "key file", "env file"...) whose `mode` lets group or
+/// others read it; `None` when only its owner may. Every such file (key file, env file, `s3.env`, the dashboard's
+/// token file) is checked by it, each caller choosing its error.
+pub fn readable_by_others(path: &Path, mode: u32, what: &str) -> Option<String> {
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the {what} {} has mode {:o}: it holds secrets, so group and others may not read it (chmod 600 {})",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+/// The key file's refusal when group or others may read it.
 fn refuse_open_mode(path: &Path, mode: u32) -> Result<()> {
-    if mode & 0o077 == 0 {
-        return Ok(());
-    }
-    Err(Error::Secret(format!(
-        "the key file {} has mode {:o}: it holds the key of the stored passwords, so group and others may not read \
-         it (chmod 600 {})",
-        path.display(),
-        mode & 0o777,
-        path.display()
-    )))
+    readable_by_others(path, mode, "key file").map_or(Ok(()), |m| Err(Error::Secret(m)))
 }
 
 /// Reads a 32-byte key file, refusing one that group or others may read.

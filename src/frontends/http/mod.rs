@@ -89,13 +89,8 @@ fn read_token_file(path: &Path) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
     let meta =
         std::fs::metadata(path).map_err(|e| Error::Invalid(format!("--http-token-file {}: {e}", path.display())))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::Invalid(format!(
-            "the token file {} has mode {:o}: it holds a secret, so group and others may not read it (chmod 600 {})",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        )));
+    if let Some(m) = crate::secrets::readable_by_others(path, meta.mode(), "token file") {
+        return Err(Error::Invalid(m));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Invalid(format!("--http-token-file {}: {e}", path.display())))?;

@@ -371,7 +371,8 @@ impl Ctx {
     /// SIGHUP: nightfox.toml again; what changes live is applied, the rest logged as needing a restart, and an
     /// invalid file keeps every setting as it was.
     fn reload(&self) {
-        let scrub_cfg = Archive::open(&self.root).ok().and_then(|a| a.config.scrub);
+        // Only archive.toml's [scrub] is wanted: its file, not a whole archive (blob store, catalog) opened again.
+        let scrub_cfg = crate::archive::config::Config::load(&self.root).ok().and_then(|c| c.scrub);
         let r = match crate::daemon::config::reload(scrub_cfg.as_ref()) {
             Ok(r) => r,
             Err(e) => {

@@ -73,6 +73,17 @@ impl PgLease {
     }
 }
 
+impl Drop for PgLease {
+    /// Unlocks before the connection goes: closing it alone frees the lock only once the server has noticed the
+    /// closed socket, so a check right after the drop (another seat's `status`, gc, the next import) could still
+    /// find the couple held.
+    fn drop(&mut self) {
+        if let (Ok((k1, k2)), false) = (keys(self.couple_id), self.client.is_closed()) {
+            let _ = self.client.execute("SELECT pg_advisory_unlock($1::int, $2::int)", &[&k1, &k2]);
+        }
+    }
+}
+
 impl Lease for PgLease {
     fn write_note(&mut self, note: &str) -> Result<()> {
         if self.client.is_closed() {

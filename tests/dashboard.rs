@@ -108,16 +108,7 @@ impl Drop for Proc {
 
 /// `nightfox import --couple COUPLE DIR` with one worker, in the background.
 fn spawn_import(env: &Env, couple: &str, dir: &Path) -> Proc {
-    let child = env
-        .cmd()
-        .args(["import", "--couple", couple])
-        .arg(dir)
-        .env("NIGHTFOX_IMPORT_WORKERS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn import");
-    Proc(Some(child))
+    Proc(Some(env.spawn_import_one_worker(couple, dir)))
 }
 
 /// Bytes session 1 has: processed in the catalog plus its copies in `tmp/`.

@@ -130,6 +130,16 @@ fn an_encrypted_archive_imports_mounts_verifies_and_exports() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// `verify` exits 1 with one problem, and the catalog records one unhealthy blob.
+fn verify_finds_one_damaged_blob(env: &Env) {
+    let out = env.run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 problem"), "{text}");
+    let damaged = env.catalog().unhealthy_blobs().unwrap();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+}
+
 /// Reads `len` bytes at `off` of a file on the mount; the errno on failure.
 fn read_range(p: &Path, off: u64, len: usize) -> Result<Vec<u8>, i32> {
     let f = fs::File::open(p).map_err(|e| e.raw_os_error().unwrap_or(0))?;
@@ -180,12 +190,7 @@ fn a_tampered_chunk_is_eio_for_its_range_only_and_verify_finds_it() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("does not authenticate")).collect();
     assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("chunk 128")), "{log}");
 
-    let out = env.run(&["verify"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("1 problem"), "{text}");
-    let damaged = env.catalog().unhealthy_blobs().unwrap();
-    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    verify_finds_one_damaged_blob(&env);
 }
 
 #[test]
@@ -277,12 +282,7 @@ fn a_sealed_object_copied_over_another_blobs_name_is_eio_and_verify_reports_it()
         }
         assert!(fs::read(dir.join("A001.MP4")).unwrap() == a, "A itself still reads");
     }
-    let out = env.run(&["verify"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("1 problem"), "{text}");
-    let damaged = env.catalog().unhealthy_blobs().unwrap();
-    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    verify_finds_one_damaged_blob(&env);
 }
 
 #[test]

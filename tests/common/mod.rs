@@ -92,17 +92,22 @@ impl Env {
         self.cmd().args(["import", "--couple", couple]).arg(dir).stdout(Stdio::null()).stderr(stderr).spawn().unwrap()
     }
 
-    /// Starts `import --couple COUPLE DIR` with one worker and kills it (-9) once a temp file exceeds `bytes`.
-    pub fn import_killed_mid_copy(&self, couple: &str, dir: &Path, bytes: u64) {
-        let mut child = self
-            .cmd()
+    /// Starts `import --couple COUPLE DIR` with one worker (one file copied at a time) in the background, its
+    /// output dropped.
+    pub fn spawn_import_one_worker(&self, couple: &str, dir: &Path) -> Child {
+        self.cmd()
             .args(["import", "--couple", couple])
             .arg(dir)
             .env("NIGHTFOX_IMPORT_WORKERS", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Starts `import --couple COUPLE DIR` with one worker and kills it (-9) once a temp file exceeds `bytes`.
+    pub fn import_killed_mid_copy(&self, couple: &str, dir: &Path, bytes: u64) {
+        let mut child = self.spawn_import_one_worker(couple, dir);
         self.wait_for_temp_over(bytes);
         child.kill().unwrap();
         child.wait().unwrap();

@@ -305,10 +305,7 @@ fn a_flipped_byte_makes_verify_fail_naming_the_file() {
 
 #[test]
 fn unreadable_source_file_is_reported_and_the_rest_imports() {
-    if !is_root() {
-        eprintln!("needs root to switch to an unprivileged user; skipped");
-        return;
-    }
+    require_root("switching to an unprivileged user");
     let env = Env::new();
     let c = env.couple("Perm", "2025-01-01");
     let card = env.path("card");
@@ -500,10 +497,7 @@ fn a_full_disk_inside_a_batch_of_small_files_pauses_and_resume_continues() {
 }
 
 fn full_disk_pauses_then_resume_continues(count: u64, size: u64) {
-    if !is_root() {
-        eprintln!("needs root to mount a small tmpfs; skipped");
-        return;
-    }
+    require_root("mounting a small tmpfs");
     let env = Env::new();
     let card = env.path("card");
     for i in 0..count {

@@ -312,6 +312,7 @@ fn the_daemon_killed_mid_write_loses_nothing_committed_and_discards_the_rest() {
 }
 
 fn a_5_gib_file_through_the_mount(extra: &[&str]) {
+    let _disk = disk_heavy(6 << 30);
     let env = Env::new();
     let c = env.couple("Big", "2025-12-31");
     let (_m, mp) = mounted(&env, extra);
@@ -338,10 +339,7 @@ fn a_5_gib_file_through_the_mount(extra: &[&str]) {
 }
 
 fn full_disk(direct: bool) {
-    if !is_root() {
-        eprintln!("needs root to mount a small tmpfs; skipped");
-        return;
-    }
+    require_root("mounting a small tmpfs");
     let env = Env::new();
     let small = env.path("small");
     fs::create_dir_all(&small).unwrap();
@@ -476,10 +474,8 @@ fn a_failed_commit_leaves_the_ingest_view_and_is_recorded_in_the_session(extra: 
     let src = env.path("card");
     let files = sony_card(&src, 2, 5);
     let (_m, mp) = mounted(&env, extra);
-    let Some(objects) = Immutable::set(&env.archive.join("objects")) else {
-        eprintln!("no chattr +i here (needs root and a filesystem with the flag); skipped");
-        return;
-    };
+    let objects = Immutable::set(&env.archive.join("objects"))
+        .expect("chattr +i failed: this test needs root and a filesystem with the flag");
     let dest = mp.join("ingest").join(&c);
     sh(Command::new("rsync").arg("-a").arg(format!("{}/", src.display())).arg(format!("{}/", dest.display())));
     wait_until("the files that failed to commit to leave the ingest view", Duration::from_secs(60), || {
@@ -528,6 +524,7 @@ fn flock_holder(path: &Path) -> Option<i32> {
 /// it), and holds the couple's lock while it commits, so an import started then is told the couple is busy.
 #[test]
 fn ingest_commits_queue_behind_an_import_of_the_couple_and_hold_its_lock() {
+    let _disk = disk_heavy(6 << 30);
     let env = Env::new();
     let c = env.couple("Queue", "2025-12-31");
     let card = env.path("card");

@@ -207,10 +207,7 @@ fn eight_threads_random_offsets_passthrough_when_available() {
 
 #[test]
 fn passthrough_is_used_when_root_and_the_kernel_allows() {
-    if !is_root() {
-        eprintln!("passthrough needs root; skipped");
-        return;
-    }
+    require_root("FUSE passthrough");
     let (env, couples, _) = archive();
     let mp = env.path("mnt");
     let run = |extra: &[&str]| {
@@ -251,10 +248,7 @@ fn mount_read_ahead_kb(mp: &Path) -> u64 {
 
 #[test]
 fn the_mount_reads_ahead_at_least_a_mebibyte_and_the_override_is_kept() {
-    if !is_root() {
-        eprintln!("the read-ahead of a mount is set through sysfs, which needs root; skipped");
-        return;
-    }
+    require_root("a mount's read-ahead is set through sysfs");
     let (env, couples, _) = archive();
     let mp = env.path("mnt");
     let f = mp.join(&couples[1]).join("source/modern/unknown/IMG_0001.MOV");
@@ -577,10 +571,7 @@ fn as_nobody(script: &str) -> (bool, String) {
 /// kernel's permission check would answer EACCES first); in `/ingest` the daemon keeps the modes and owners.
 #[test]
 fn another_user_gets_erofs_in_the_tree_and_the_modes_in_ingest() {
-    if !is_root() {
-        eprintln!("skipped: needs root (setpriv to another user)");
-        return;
-    }
+    require_root("setpriv to another user");
     let (env, couples, map) = archive();
     fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let mp = env.path("mnt");

@@ -163,6 +163,27 @@ pub fn test_root() -> PathBuf {
     p
 }
 
+/// Taken by a test that writes gigabytes: such tests of one test binary run one at a time, so the suite's peak disk
+/// use is one of them, not the sum of those the harness happens to run together (two 5 GiB writes and a 4 GiB
+/// import side by side once filled CI's disk). Fails loudly, with the figures, when the disk has too little room
+/// for `need` bytes, instead of an ENOSPC halfway through.
+pub fn disk_heavy(need: u64) -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let root = test_root();
+    let s = rustix::fs::statvfs(&root).expect("statvfs of the test directory");
+    let free = s.f_bavail * s.f_frsize;
+    assert!(
+        free >= need + (1 << 30),
+        "this test writes {} MiB and needs {} MiB free on {} (1 GiB to spare); {} MiB are free",
+        need >> 20,
+        (need >> 20) + 1024,
+        root.display(),
+        free >> 20
+    );
+    guard
+}
+
 pub fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd {
@@ -244,6 +265,12 @@ pub fn os(b: &[u8]) -> &OsStr {
 pub fn is_root() -> bool {
     // SAFETY: trivial libc call.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// For a test that can only check what it is for as root: fails loudly otherwise, never passes having checked
+/// nothing. CI runs the suite as root.
+pub fn require_root(why: &str) {
+    assert!(is_root(), "this test needs root ({why}); run the suite as root, as CI does");
 }
 
 /// `chattr +i` on a file or directory while it lives: it cannot be changed, removed, or (a directory) get new

@@ -1111,8 +1111,8 @@ pub struct Status {
     pub archive: String,
     pub daemon: DaemonStatus,
     pub sources: Vec<SourceState>,
-    /// Sessions not completed nor failed: running, the live `/ingest` session, interrupted (nobody works on them)
-    /// and paused or cancelled.
+    /// Open sessions (not completed, failed or cancelled for good): running, the live `/ingest` session,
+    /// interrupted (nobody works on them) and paused (stopped with Ctrl-C included).
     pub sessions: Vec<SessionProgress>,
     /// The newest warnings and errors of the sources, newest first.
     pub last_errors: Vec<Problem>,
@@ -1330,7 +1330,9 @@ pub fn status(archive: &Archive) -> Result<Status> {
         .collect();
     let (daemon, note) = daemon_status(archive);
     let mut sessions = Vec::new();
-    for s in cat.sessions()?.into_iter().filter(|s| !s.status.is_final()) {
+    // Open sessions only: one cancelled for good (`session cancel`) is over, though not final.
+    for s in cat.sessions()?.into_iter().filter(Session::is_open) {
+        // Paused, or stopped with Ctrl-C (cancelled, resumable).
         let paused = matches!(s.status, SessionStatus::Paused | SessionStatus::Cancelled);
         let ingest = !paused && live_ingest(&s, &daemon, note.as_ref());
         let running = !paused && !ingest && session_running(&cat, &s);

@@ -95,6 +95,10 @@ fn one_unreadable_file_fails_alone_and_resume_retries_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cancelled for good"), "{}", stderr(&out));
     assert_eq!(env.catalog().files(None).unwrap().len(), before);
+    // `status` lists open sessions only: one cancelled for good is not shown as paused.
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert!(st["sessions"].as_array().unwrap().iter().all(|s| s["id"] != 2), "{st}");
+    assert!(env.ok(&["status"]).contains("none running or paused"));
 }
 
 #[test]

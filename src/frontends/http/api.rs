@@ -225,10 +225,6 @@ impl State {
         let mut imports = Vec::new();
         for p in &status.sessions {
             let Some(s) = sessions.get(&p.id) else { continue };
-            // Cancelled for good (`session cancel`): over, though not final for `status`.
-            if s.status == SessionStatus::Cancelled && !s.can_resume {
-                continue;
-            }
             let run_here = self.runs(s);
             let idle = matches!(p.state.as_str(), "paused" | "interrupted");
             imports.push(ImportView {

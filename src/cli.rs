@@ -62,8 +62,11 @@ pub struct Cli {
     key_file: Option<PathBuf>,
     /// Keep new source passwords in this process's memory only (tests, demos): nothing is written to the keyring
     /// or the catalog, and they are lost when the process exits.
-    #[arg(long, global = true, help_heading = GLOBAL)]
+    #[arg(long, global = true, help_heading = GLOBAL, overrides_with = "no_ephemeral_secrets")]
     ephemeral_secrets: bool,
+    /// Store new source passwords as usual, even if nightfox.toml says `[secrets] ephemeral = true`.
+    #[arg(long, global = true, help_heading = GLOBAL, overrides_with = "ephemeral_secrets")]
+    no_ephemeral_secrets: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -279,15 +282,24 @@ enum Command {
         #[arg(value_name = "MOUNTPOINT")]
         mountpoint: Option<PathBuf>,
         /// Let other users (and root) see the mount.
-        #[arg(long)]
+        #[arg(long, overrides_with = "no_allow_other")]
         allow_other: bool,
+        /// Only this user sees the mount, whatever nightfox.toml says.
+        #[arg(long, overrides_with = "allow_other")]
+        no_allow_other: bool,
         /// Never use kernel passthrough reads, even where available.
-        #[arg(long)]
+        #[arg(long, overrides_with = "passthrough")]
         no_passthrough: bool,
+        /// Use kernel passthrough reads where available (the default), whatever nightfox.toml says.
+        #[arg(long, overrides_with = "no_passthrough")]
+        passthrough: bool,
         /// Check every block served against the blob's BLAKE3 hash (a damaged block answers EIO and marks the blob
         /// damaged; the rest of the blob still reads). Reads take the copy path, never passthrough.
-        #[arg(long)]
+        #[arg(long, overrides_with = "no_verify_reads")]
         verify_reads: bool,
+        /// Serve blocks without checking each against its hash (the default), whatever nightfox.toml says.
+        #[arg(long, overrides_with = "verify_reads")]
+        no_verify_reads: bool,
     },
     /// Serve the read-only tree over NFSv3 without a FUSE mount, until SIGINT/SIGTERM.
     ///
@@ -301,8 +313,11 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
         /// Allow a listen address other machines can reach (every client that reaches it can read the archive).
-        #[arg(long)]
+        #[arg(long, overrides_with = "no_allow_remote")]
         allow_remote: bool,
+        /// Refuse a listen address other machines can reach, whatever nightfox.toml says.
+        #[arg(long, overrides_with = "allow_remote")]
+        no_allow_remote: bool,
     },
     /// The operator's settings file, nightfox.toml: `config check [FILE]` validates it, `config show` prints what is
     /// in force and where each value came from.
@@ -328,16 +343,23 @@ enum Command {
         #[arg(value_name = "MOUNTPOINT")]
         mountpoint: Option<PathBuf>,
         /// Let other users (and root) see the mount.
-        #[arg(long)]
+        #[arg(long, overrides_with = "no_allow_other")]
         allow_other: bool,
+        /// Only this user sees the mount, whatever nightfox.toml says.
+        #[arg(long, overrides_with = "allow_other")]
+        no_allow_other: bool,
         /// Also export the read-only tree over NFSv3 on this address (IPv4; loopback unless --allow-remote).
         #[cfg(feature = "nfs-export")]
         #[arg(long, value_name = "ADDR")]
         nfs: Option<std::net::SocketAddr>,
         /// Allow an NFS listen address other machines can reach.
         #[cfg(feature = "nfs-export")]
-        #[arg(long, requires = "nfs")]
+        #[arg(long, requires = "nfs", overrides_with = "no_allow_remote")]
         allow_remote: bool,
+        /// Refuse an NFS listen address other machines can reach, whatever nightfox.toml says.
+        #[cfg(feature = "nfs-export")]
+        #[arg(long, overrides_with = "allow_remote")]
+        no_allow_remote: bool,
         /// Time between two passes over each source: 500ms, 60s, 5m... (default: [serve] poll_interval in
         /// nightfox.toml, else 60s).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -970,6 +992,7 @@ pub fn main() -> i32 {
             cache_size: &mut cli.cache_size,
             env_file: &mut cli.env_file,
             ephemeral_secrets: &mut cli.ephemeral_secrets,
+            no_ephemeral_secrets: cli.no_ephemeral_secrets,
             serving: matches!(cli.command, Command::Serve { .. }),
         };
         if let Err(e) = crate::daemon::config::prepare(globals) {
@@ -1310,6 +1333,16 @@ fn refuse_password_in_argv(url: &str, var: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A switch's value: the last of its two flags given (`--X` on, `--no-X` off; clap keeps only the last), else
+/// nightfox.toml's key, else off.
+fn switch(on: bool, off: bool, file: Option<bool>) -> bool {
+    if on || off {
+        on
+    } else {
+        file == Some(true)
+    }
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -1700,13 +1733,21 @@ fn run(cli: Cli) -> Result<i32> {
             &cli.env_file,
             cli.ephemeral_secrets,
         ),
-        Command::Mount { mountpoint, allow_other, no_passthrough, verify_reads } => {
+        Command::Mount {
+            mountpoint,
+            allow_other,
+            no_allow_other,
+            no_passthrough,
+            passthrough,
+            verify_reads,
+            no_verify_reads,
+        } => {
             // nightfox.toml's [mount] fills what the command line left out.
             let f = crate::daemon::config::current();
             let mountpoint = crate::daemon::config::mount_point(mountpoint)?;
-            let allow_other = allow_other || f.mount.allow_other == Some(true);
-            let no_passthrough = no_passthrough || f.mount.no_passthrough == Some(true);
-            let verify_reads = verify_reads || f.mount.verify_reads == Some(true);
+            let allow_other = switch(allow_other, no_allow_other, f.mount.allow_other);
+            let no_passthrough = switch(no_passthrough, passthrough, f.mount.no_passthrough);
+            let verify_reads = switch(verify_reads, no_verify_reads, f.mount.verify_reads);
             let a = open(&cli.archive)?;
             let lock =
                 crate::serve::lock_daemon(&a, &crate::serve::absolute(&mountpoint).to_string_lossy(), "mount", None)?;
@@ -1718,11 +1759,11 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         #[cfg(feature = "nfs-export")]
-        Command::ExportNfs { listen, allow_remote } => {
+        Command::ExportNfs { listen, allow_remote, no_allow_remote } => {
             use crate::frontends::nfs::{ExportOptions, NfsExport};
             let f = crate::daemon::config::current();
             let listen = listen.or(f.nfs.listen).unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 2049)));
-            let allow_remote = allow_remote || f.nfs.allow_remote == Some(true);
+            let allow_remote = switch(allow_remote, no_allow_remote, f.nfs.allow_remote);
             let opts = ExportOptions { listen, allow_remote };
             usage(opts.check())?;
             let a = open(&cli.archive)?;
@@ -1733,10 +1774,13 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Serve {
             mountpoint,
             allow_other,
+            no_allow_other,
             #[cfg(feature = "nfs-export")]
             nfs,
             #[cfg(feature = "nfs-export")]
             allow_remote,
+            #[cfg(feature = "nfs-export")]
+            no_allow_remote,
             poll_interval,
             scrub_every,
             scrub_limit,
@@ -1747,9 +1791,9 @@ fn run(cli: Cli) -> Result<i32> {
             // Flag > variable > nightfox.toml > default; the flags are kept so a SIGHUP reload never overrides them.
             let f = crate::daemon::config::current();
             let mountpoint = crate::daemon::config::mount_point(mountpoint)?;
-            let allow_other = allow_other || f.mount.allow_other == Some(true);
+            let allow_other = switch(allow_other, no_allow_other, f.mount.allow_other);
             #[cfg(feature = "nfs-export")]
-            let (nfs, allow_remote) = (nfs.or(f.nfs.listen), allow_remote || f.nfs.allow_remote == Some(true));
+            let (nfs, allow_remote) = (nfs.or(f.nfs.listen), switch(allow_remote, no_allow_remote, f.nfs.allow_remote));
             let http = http.or(f.serve.http);
             let http_token_file = http_token_file.or_else(|| f.serve.http_token_file.clone());
             let flags = crate::daemon::config::ServeFlags { poll_interval, scrub_every, scrub_limit, scrub_rate };

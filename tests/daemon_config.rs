@@ -583,3 +583,32 @@ fn no_ready_when_the_dashboard_cannot_bind() {
     assert!(!is_mounted(&mp));
     drop(taken);
 }
+
+/// A switch nightfox.toml turns on is turned off for one run by its `--no-` flag, and of the two flags the last
+/// given wins: `[mount] allow_other` (seen in the mount's options) and `[secrets] ephemeral` (it says so at start).
+#[test]
+fn a_no_flag_turns_off_a_switch_the_file_turns_on() {
+    let env = Env::new();
+    fs::write(env.archive.join("nightfox.toml"), "[mount]\nallow_other = true\n\n[secrets]\nephemeral = true\n")
+        .expect("write");
+    let mp = env.path("mnt");
+    let allowed = |mp: &Path| {
+        let info = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let line = info.lines().find(|l| l.split(' ').nth(4) == mp.to_str()).expect("the mount in mountinfo");
+        line.split(' ').any(|field| field.split(',').any(|o| o == "allow_other"))
+    };
+    for (flags, want) in [
+        (&[][..], true),
+        (&["--no-allow-other"][..], false),
+        (&["--no-allow-other", "--allow-other"][..], true),
+        (&["--allow-other", "--no-allow-other"][..], false),
+    ] {
+        let mut m = Mount::start(&env, &mp, flags);
+        assert_eq!(allowed(&mp), want, "{flags:?}");
+        assert!(m.stop().success());
+    }
+    let said = |args: &[&str]| text(&env.run(args).stderr).contains("new source passwords are kept in memory only");
+    assert!(said(&["couple", "list"]), "the file turns ephemeral secrets on");
+    assert!(!said(&["--no-ephemeral-secrets", "couple", "list"]));
+    assert!(said(&["--no-ephemeral-secrets", "--ephemeral-secrets", "couple", "list"]));
+}

@@ -423,6 +423,8 @@ pub struct Globals<'a> {
     pub cache_size: &'a mut Option<u64>,
     pub env_file: &'a mut Option<PathBuf>,
     pub ephemeral_secrets: &'a mut bool,
+    /// `--no-ephemeral-secrets`: the file's `[secrets] ephemeral` is not applied.
+    pub no_ephemeral_secrets: bool,
     /// The command is `serve` (which reads `/etc/nightfox/env` by default).
     pub serving: bool,
 }
@@ -519,7 +521,7 @@ pub fn prepare(g: Globals<'_>) -> Result<()> {
         *g.env_file = config.secrets.env_file.clone();
         filled.push("secrets.env_file");
     }
-    if !*g.ephemeral_secrets && config.secrets.ephemeral == Some(true) {
+    if !*g.ephemeral_secrets && !g.no_ephemeral_secrets && config.secrets.ephemeral == Some(true) {
         *g.ephemeral_secrets = true;
         filled.push("secrets.ephemeral");
     }

@@ -393,7 +393,10 @@ fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period()
     let c = env.couple("Dotfiles", "2025-12-31");
     let (_m, mp) = mounted(&env, &[]);
     let p = mp.join("ingest").join(&c).join(".profile.backup");
-    fs::write(&p, data(8, 4321)).unwrap();
+    // Written by a process that ends (`cp`): the grace counts from then.
+    let src = env.path("profile.backup");
+    write(&src, &data(8, 4321));
+    sh(Command::new("cp").arg(&src).arg(&p));
     assert!(env.catalog().files(None).unwrap().is_empty(), "waits for a rename first");
     wait_until("the grace commit", Duration::from_secs(30), || env.catalog().files(None).unwrap().len() == 1);
     let in_tree = mp.join(&c).join("source/modern/unknown/.profile.backup");
@@ -408,6 +411,25 @@ fn a_real_file_that_looks_like_an_rsync_temp_name_commits_after_a_grace_period()
     fs::write(dir.join(".Spotlight-V100/Store-V2/store.db"), b"index").unwrap();
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(env.catalog().files(None).unwrap().len(), 1);
+}
+
+/// rsync renames its temp file when the copy is done, but on a busy machine the rename can come long after the
+/// close: while the writer lives, its temp file waits for the rename instead of committing under the temp name
+/// after the grace period (it did: the clip was catalogued as `.C0001.MP4.Ab12Cd`).
+#[test]
+fn a_temp_file_renamed_late_by_its_living_writer_commits_under_the_final_name() {
+    let env = Env::new();
+    let c = env.couple("Slow", "2025-12-31");
+    let (_m, mp) = mounted(&env, &[]);
+    let dir = mp.join("ingest").join(&c);
+    // This test process is the writer, as rsync's receiver is: it writes, closes, stalls, renames.
+    fs::write(dir.join(".C0001.MP4.Ab12Cd"), data(9, 300_000)).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    fs::rename(dir.join(".C0001.MP4.Ab12Cd"), dir.join("C0001.MP4")).unwrap();
+    wait_in_tree(&mp, &c, 1);
+    let names: Vec<Vec<u8>> = env.catalog().files(None).unwrap().into_iter().map(|f| f.original_path).collect();
+    assert_eq!(names, vec![b"C0001.MP4".to_vec()]);
+    assert_eq!(fs::read(mp.join(&c).join("source/modern/unknown/C0001.MP4")).unwrap(), data(9, 300_000));
 }
 
 fn a_file_being_written_shows_its_size_and_keeps_the_mtime_set_on_it(extra: &[&str]) {

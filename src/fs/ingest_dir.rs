@@ -64,8 +64,14 @@ pub fn is_temp_name(name: &[u8]) -> bool {
     false
 }
 
-/// How long a closed temp-looking file waits for its rename before it commits under its own name.
+/// How long a closed temp-looking file waits for its rename, once its writer is gone, before it commits under its
+/// own name.
 const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long it waits while its writer lives. rsync renames its temp file right after closing it, but on a busy
+/// machine that rename can come many seconds later: the writer living says the rename may still come. A
+/// long-lived program that writes a real file with a temp-like name commits after this.
+const TEMP_WAIT_LIVING_WRITER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A file being written.
 struct Staged {
@@ -86,6 +92,8 @@ struct Staged {
     queued: bool,
     /// When the last writer closed it (for the temp-name grace period).
     closed_at: Option<std::time::Instant>,
+    /// The process that closed it last (0: unknown), which may still rename it.
+    closer: u32,
     opens: u32,
     /// Identifies this staging file to a front end that registers it with the kernel.
     token: u64,
@@ -335,7 +343,10 @@ impl IngestDir {
                     && !g.retired
                     && !g.failed
                     && !g.abandoned
-                    && g.closed_at.is_some_and(|t| t.elapsed() >= TEMP_GRACE)
+                    && g.closed_at.is_some_and(|t| {
+                        let waited = t.elapsed();
+                        waited >= TEMP_WAIT_LIVING_WRITER || (waited >= TEMP_GRACE && !alive(g.closer))
+                    })
             };
             let litter = {
                 let st = self.state.lock();
@@ -628,6 +639,7 @@ impl IngestDir {
             retired: false,
             queued: false,
             closed_at: None,
+            closer: 0,
             opens: 0,
             token: self.fh(),
             direct: false,
@@ -962,6 +974,7 @@ impl IngestDir {
                 info!(entry = id, "the writer was killed: its file is not committed");
                 s.lock().abandoned = true;
             }
+            s.lock().closer = pid;
         }
         Ok(())
     }
@@ -1461,6 +1474,13 @@ fn killed_soon(pid: u32) -> bool {
     asked.is_ok() && rx.recv_timeout(std::time::Duration::from_millis(250)).unwrap_or(false)
 }
 
+/// True while process `pid` exists (a zombie included); false for 0 (unknown). Never blocks, unlike reading its
+/// `/proc` entry (see [`killed_soon`]).
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
 /// True when the process closing a file is dying from a signal (`kill -9` of a writer, a crash): its flags carry
 /// PF_EXITING and its exit code a signal. A process that exits normally and leaves its files to the kernel is not.
 fn killed(pid: u32) -> bool {
@@ -1493,6 +1513,12 @@ mod tests {
         assert!(is_litter(b"._x") && !is_litter(b".profile.backup"));
         assert!(is_litter(b"DCIM/Thumbs.db") && is_litter(b".Spotlight-V100/Store-V2/store.db"));
         assert!(!is_litter(b"PRIVATE/M4ROOT/CLIP/C0001.MP4"));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_pid_0_is_unknown() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(0));
     }
 
     #[test]

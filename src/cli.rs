@@ -562,6 +562,10 @@ enum FileCmd {
 #[derive(Subcommand, Debug)]
 enum SessionCmd {
     /// End a session for good: it is never resumed, its partial copies are removed; the files it finished stay.
+    ///
+    /// A session that a process runs (another `import`, the daemon's source pollers or dashboard, another seat)
+    /// stops at its next chunk; this waits for that, a minute at most. The source of a session stays enabled, so
+    /// its next pass brings what the session did not finish (`source disable` stops that).
     Cancel {
         /// The import session's id (see `nightfox sessions`).
         #[arg(value_name = "ID")]
@@ -1118,6 +1122,30 @@ fn open(cli_archive: &Option<PathBuf>) -> Result<Archive> {
     Ok(a)
 }
 
+/// After `session cancel` of a running session: waits (a minute at most, or until Ctrl-C) for the process running
+/// it to let go of it, and says how the session ended.
+fn wait_for_cancel(a: &Archive, s: &crate::catalog::Session, stop: &AtomicBool) -> Result<String> {
+    use std::sync::atomic::Ordering;
+    let cat = a.catalog()?;
+    let start = std::time::Instant::now();
+    while crate::serve::session_running(&cat, s) {
+        if stop.load(Ordering::SeqCst) || start.elapsed() > std::time::Duration::from_secs(60) {
+            return Ok(format!("session {} is still stopping; `nightfox status` shows when it is done", s.id));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let s = cat.session(s.id)?;
+    let how = match (s.status, s.can_resume) {
+        (crate::catalog::SessionStatus::Cancelled, false) => "cancelled for good",
+        // It ended before the cancel reached it.
+        (status, _) => status.as_str(),
+    };
+    Ok(format!(
+        "session {} {how}: {} of {} files were finished and stay in the archive",
+        s.id, s.files_processed, s.files_total
+    ))
+}
+
 fn cancel_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -1600,11 +1628,12 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Session(SessionCmd::Cancel { id }) => {
             let a = open(&cli.archive)?;
-            let s = Importer::new(&a, &crate::ingest::Quiet, cancel_flag()).cancel_session(id)?;
-            println!(
-                "session {id} cancelled for good: {} of {} files were finished and stay in the archive",
-                s.files_processed, s.files_total
-            );
+            let stop = cancel_flag();
+            let done = Importer::new(&a, &crate::ingest::Quiet, Arc::clone(&stop)).cancel_session(id)?;
+            println!("{}", done.message());
+            if let crate::ingest::Cancelled::Requested(s) = done {
+                println!("{}", wait_for_cancel(&a, &s, &stop)?);
+            }
             Ok(0)
         }
         Command::Repair { paths, json } => {

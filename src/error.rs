@@ -107,6 +107,9 @@ pub enum Error {
     #[error("import interrupted; session {0} can be resumed with `nightfox resume {0}`")]
     Interrupted(i64),
 
+    #[error("session {0} was cancelled for good while it ran (`nightfox session cancel`); the files it finished stay in the archive")]
+    CancelledForGood(i64),
+
     #[error("the archive {archive:?} is already in use by {holder}; stop it first (one serve or mount per archive)")]
     ArchiveBusy { archive: PathBuf, holder: String },
 

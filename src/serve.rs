@@ -984,6 +984,7 @@ fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
         cat.add_event(id, Some(s.id), "info", &format!("resuming {} session {}", s.status.as_str(), s.id))?;
         match Importer::new(archive, &Quiet, Arc::clone(stop)).resume(s.id) {
             Ok(summary) => log_summary(id, &summary),
+            Err(Error::CancelledForGood(sid)) => return cancelled(archive, id, sid),
             // The daemon is stopping, or another import holds the couple: the pass ends as any would.
             Err(e @ (Error::Interrupted(_) | Error::CoupleBusy { .. })) => return Err(e),
             // Only a share that is gone ends the pass: the resume gave up on the source and it lists no more.
@@ -1007,8 +1008,21 @@ fn pass(archive: &Archive, id: i64, stop: &Arc<AtomicBool>) -> Result<Pass> {
         return Ok(Pass::Done);
     }
     drop(cat);
-    let summary = Importer::new(archive, &Quiet, Arc::clone(stop)).import_source(id)?;
-    log_summary(id, &summary);
+    match Importer::new(archive, &Quiet, Arc::clone(stop)).import_source(id) {
+        Ok(summary) => log_summary(id, &summary),
+        Err(Error::CancelledForGood(sid)) => return cancelled(archive, id, sid),
+        Err(e) => return Err(e),
+    }
+    Ok(Pass::Done)
+}
+
+/// A session of the source was cancelled for good while this pass ran it (`session cancel`, the dashboard): the
+/// pass ends there, as one that did its work; the next one brings what the session did not finish.
+fn cancelled(archive: &Archive, id: i64, session: i64) -> Result<Pass> {
+    let msg =
+        format!("session {session} was cancelled for good by the user; the next pass brings what it did not finish");
+    info!(source = id, session, "{msg}");
+    archive.catalog()?.add_event(id, Some(session), "info", &msg)?;
     Ok(Pass::Done)
 }
 
@@ -1290,7 +1304,7 @@ fn live_ingest(s: &Session, daemon: &DaemonStatus, note: Option<&DaemonNote>) ->
 }
 
 /// Is a process working on this session? Its couple lock is held and names it.
-fn session_running(cat: &Catalog, s: &Session) -> bool {
+pub(crate) fn session_running(cat: &Catalog, s: &Session) -> bool {
     match cat.couple_lock_held(s.couple_id) {
         Some(true) => cat.couple_lock_holder(s.couple_id).and_then(|n| n.parse::<i64>().ok()) == Some(s.id),
         Some(false) => false,

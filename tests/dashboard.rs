@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,6 +118,22 @@ fn progress(env: &Env) -> u64 {
     done + tmp
 }
 
+/// A daemon with the dashboard, and a one-worker import of a card (a clip of `big` bytes, and a small one when
+/// `small` gives its seed) caught mid-copy and held there (SIGSTOP): the couple's folder, the card, both processes.
+fn held_import(env: &Env, couple: &str, big: u64, seed: u64, small: Option<u64>) -> (String, PathBuf, Dash, Proc) {
+    let c = env.couple(couple, "2025-06-14");
+    let card_dir = env.path("card");
+    write_big(&card_dir.join("DCIM/C0001.MP4"), big, seed);
+    if let Some(seed) = small {
+        write(&card_dir.join("DCIM/C0002.MP4"), &data(seed, 200_000));
+    }
+    let dash = serve_http(env, &[]);
+    let import = spawn_import(env, &c, &card_dir);
+    env.wait_for_temp_over(16 << 20);
+    import.signal(libc::SIGSTOP);
+    (c, card_dir, dash, import)
+}
+
 /// What the page shows of import session `id`, if it shows it.
 fn card(b: &Browser, id: i64) -> Option<Value> {
     let v = b.exec(
@@ -143,14 +159,7 @@ fn card(b: &Browser, id: i64) -> Option<Value> {
 fn the_page_lists_a_running_import_whose_numbers_move() {
     let _g = serial();
     let env = Env::new();
-    let c = env.couple("Ada & Ben", "2025-06-14");
-    let card_dir = env.path("card");
-    write_big(&card_dir.join("DCIM/C0001.MP4"), 640 << 20, 7);
-    write(&card_dir.join("DCIM/C0002.MP4"), &data(8, 200_000));
-    let dash = serve_http(&env, &[]);
-    let mut import = spawn_import(&env, &c, &card_dir);
-    env.wait_for_temp_over(16 << 20);
-    import.signal(libc::SIGSTOP);
+    let (c, card_dir, dash, mut import) = held_import(&env, "Ada & Ben", 640 << 20, 7, Some(8));
     let first = progress(&env);
 
     let b = Browser::start();
@@ -238,6 +247,39 @@ fn a_paused_session_shows_resume_and_the_button_resumes_it() {
     });
     assert!(action["text"].as_str().unwrap().contains("session 1 completed"), "{action}");
     assert!(card(&b, 1).is_none(), "the finished session left the page");
+}
+
+/// The Cancel button reaches an import another process runs (`nightfox session cancel` behind it): the page says
+/// it was asked, that import stops at its next chunk and ends the session for good, and the card leaves the page.
+#[test]
+fn the_cancel_button_stops_an_import_that_another_process_runs() {
+    let _g = serial();
+    let env = Env::new();
+    // Held mid-copy while the page is used: its watch for a cancel runs again once it continues.
+    let (_, _, dash, mut import) = held_import(&env, "Eve & Finn", 384 << 20, 13, None);
+    let b = Browser::start();
+    b.goto(&dash.url);
+    b.wait_for("the running import on the page", Duration::from_secs(60), |b| {
+        card(b, 1).filter(|v| v["state"] == "running")
+    });
+    b.exec("window.confirm = () => true; return null;", vec![]);
+    b.click(r#".import[data-session="1"] button[data-action="cancel"]"#);
+    let said = b.wait_for("the page to say the cancel was asked", Duration::from_secs(60), |b| {
+        let t = b.exec("return document.getElementById('notice').textContent;", vec![]);
+        t.as_str().filter(|t| t.contains("cancelling session 1")).map(str::to_string)
+    });
+    assert!(said.contains("next chunk"), "{said}");
+    import.signal(libc::SIGCONT);
+    let st = import.wait(Duration::from_secs(60));
+    assert_eq!(st.code(), Some(1), "the cancelled import fails: {st}");
+    let s = env.catalog().session(1).unwrap();
+    assert_eq!((s.status, s.can_resume), (SessionStatus::Cancelled, false), "{s:?}");
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
+    b.wait_for("the cancelled session to leave the page", Duration::from_secs(60), |b| {
+        card(b, 1).is_none().then_some(())
+    });
+    drop(b);
+    assert!(!dash.log().contains("panicked"), "{}", dash.log());
 }
 
 /// A plain HTTP client for the API (no redirects, bounded).

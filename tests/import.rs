@@ -365,6 +365,42 @@ fn a_second_import_of_the_same_couple_is_refused() {
     env.assert_consistent();
 }
 
+/// `session cancel` reaches a session another process is running: that import stops at its next chunk, ends the
+/// session for good (its partial copy removed, the files it finished kept) and says so; resume is refused after.
+#[test]
+fn session_cancel_stops_an_import_running_in_another_process() {
+    let env = Env::new();
+    let c = env.couple("Stop", "2025-01-01");
+    let card = env.path("card");
+    write(&card.join("A001.MP4"), &data(1, 200_000));
+    write_big(&card.join("B002.MP4"), 768 << 20, 2);
+    let first = env
+        .cmd()
+        .args(["import", "--couple", &c])
+        .arg(&card)
+        .env("NIGHTFOX_IMPORT_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for_temp_over(16 << 20);
+    let out = env.ok(&["session", "cancel", "1"]);
+    assert!(out.contains("cancelling session 1") && out.contains("next chunk"), "{out}");
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("session 1 was cancelled for good"), "{err}");
+    let s = env.catalog().session(1).unwrap();
+    assert_eq!((s.status, s.can_resume), (nightfox::catalog::SessionStatus::Cancelled, false));
+    assert!(env.tmp_entries().is_empty(), "the partial copy is removed: {:?}", env.tmp_entries());
+    let names: Vec<Vec<u8>> = env.catalog().files(None).unwrap().into_iter().map(|f| f.display_name).collect();
+    assert!(!names.contains(&b"B002.MP4".to_vec()), "{names:?}");
+    let out = env.run(&["resume", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled for good"));
+    env.assert_consistent();
+}
+
 #[test]
 fn bad_input_gets_one_clear_line_and_loses_nothing() {
     let env = Env::new();

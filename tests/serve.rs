@@ -217,6 +217,37 @@ fn wait_for_big_temp(env: &Env, serve: &Serve) {
     }
 }
 
+/// A daemon copying a large file (512 MiB) from an NFS share, caught mid-copy; the share also has a small file
+/// when `small` gives its seed.
+struct BigCopy {
+    dir: PathBuf,
+    env: Env,
+    couple: String,
+    id: String,
+    mp: PathBuf,
+    serve: Serve,
+    nfs: NfsProcess,
+    _root: tempfile::TempDir,
+}
+
+fn big_nfs_copy(couple: &str, seed: u64, small: Option<u64>) -> BigCopy {
+    let root = tempfile::Builder::new().prefix("nfs-serve-").tempdir_in(test_root()).unwrap();
+    let dir = root.path().join("card");
+    write_big(&dir.join("C001.MOV"), 512 << 20, seed);
+    if let Some(seed) = small {
+        write(&dir.join("C002.MOV"), &data(seed, 64_000));
+    }
+    let nfs = NfsProcess::start(root.path(), true);
+    let env = Env::new();
+    let couple = env.couple(couple, "2025-12-31");
+    let id = add_nfs(&env, &nfs, &couple, "/card");
+    env.ok(&["source", "test", &id]);
+    let mp = env.path("mnt");
+    let serve = Serve::start(&env, &mp);
+    wait_for_big_temp(&env, &serve);
+    BigCopy { dir, env, couple, id, mp, serve, nfs, _root: root }
+}
+
 /// Every file under `dir` is catalogued exactly once in `couple`, with its bytes' hash.
 fn assert_all_imported(env: &Env, couple: &str, dir: &Path) {
     let cat = env.catalog();
@@ -468,18 +499,7 @@ fn an_nfs_server_stopped_and_restarted_resumes_without_duplicates() {
 #[test]
 fn sigterm_during_a_large_nfs_copy_exits_cleanly_and_a_new_serve_resumes_it() {
     let _g = serial();
-    let root = tempfile::Builder::new().prefix("nfs-serve-").tempdir_in(test_root()).unwrap();
-    let dir = root.path().join("card");
-    write_big(&dir.join("C001.MOV"), 512 << 20, 21);
-    write(&dir.join("C002.MOV"), &data(22, 64_000));
-    let nfs = NfsProcess::start(root.path(), true);
-    let env = Env::new();
-    let c = env.couple("Long Copy", "2025-12-31");
-    let id = add_nfs(&env, &nfs, &c, "/card");
-    env.ok(&["source", "test", &id]);
-    let mp = env.path("mnt");
-    let mut serve = Serve::start(&env, &mp);
-    wait_for_big_temp(&env, &serve);
+    let BigCopy { dir, env, couple: c, id, mp, mut serve, nfs, _root } = big_nfs_copy("Long Copy", 21, Some(22));
     // status sees the running session and its progress.
     let v = status_json(&env);
     let s = v["sessions"].as_array().unwrap().iter().find(|s| s["source_id"].as_i64() == id.parse().ok()).cloned();
@@ -522,6 +542,30 @@ fn sigterm_during_a_large_nfs_copy_exits_cleanly_and_a_new_serve_resumes_it() {
     assert_eq!(status_json(&env)["daemon"]["pid"], serve.pid());
     assert!(serve.stop().success(), "{}", serve.log());
     assert!(!is_mounted(&mp), "neither the stale nor the new mount is left");
+    drop(nfs);
+}
+
+/// `session cancel` reaches a session the daemon's poller is copying from a share: it stops at its next chunk and
+/// is ended for good (its partial copy removed), the command waits for that and says so, and the daemon goes on:
+/// the pass ends without counting a failure and the source stays enabled.
+#[test]
+fn session_cancel_stops_a_copy_of_the_daemons_source_poller() {
+    let _g = serial();
+    let BigCopy { env, id, mut serve, nfs, _root, .. } = big_nfs_copy("Cancelled Copy", 51, None);
+    let out = run_bounded(&env, &["session", "cancel", "1"], Duration::from_secs(90));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("cancelling session 1") && said.contains(&format!("source {id} stays enabled")), "{said}");
+    assert!(said.contains("session 1 cancelled for good"), "it waited for the end: {said}");
+    let s = env.catalog().session(1).unwrap();
+    assert_eq!((s.status, s.can_resume), (SessionStatus::Cancelled, false), "{s:?}");
+    let left: Vec<_> = env.tmp_entries().into_iter().filter(|p| p.to_string_lossy().contains("/s1-")).collect();
+    assert!(left.is_empty(), "the partial copy of session 1 is removed: {left:?}");
+    let v = status_json(&env);
+    let src = source_json(&v, &id);
+    assert_eq!((src["enabled"].as_bool(), src["consecutive_failures"].as_i64()), (Some(true), Some(0)), "{v}");
+    assert_eq!(v["daemon"]["running"], true, "{v}");
+    assert!(serve.stop().success(), "{}", serve.log());
     drop(nfs);
 }
 
@@ -650,18 +694,7 @@ impl Drop for KillOnDrop {
 #[test]
 fn a_session_that_cannot_be_resumed_does_not_block_new_files_of_its_source() {
     let _g = serial();
-    let root = tempfile::Builder::new().prefix("nfs-serve-").tempdir_in(test_root()).unwrap();
-    let dir = root.path().join("card");
-    write_big(&dir.join("C001.MOV"), 512 << 20, 41);
-    write(&dir.join("C002.MOV"), &data(42, 64_000));
-    let nfs = NfsProcess::start(root.path(), true);
-    let env = Env::new();
-    let c = env.couple("Stuck", "2025-12-31");
-    let id = add_nfs(&env, &nfs, &c, "/card");
-    env.ok(&["source", "test", &id]);
-    let mp = env.path("mnt");
-    let mut serve = Serve::start(&env, &mp);
-    wait_for_big_temp(&env, &serve);
+    let BigCopy { dir, env, couple: c, id, mp, mut serve, nfs: _nfs, _root } = big_nfs_copy("Stuck", 41, Some(42));
     serve.crash();
     let leftovers = env.tmp_entries();
     let frozen: Vec<Immutable> = leftovers.iter().filter_map(|p| Immutable::set(p)).collect();

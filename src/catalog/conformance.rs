@@ -272,6 +272,18 @@ pub fn import_log_suite(b: &dyn CatalogBackend) {
     let s = c.session(session).expect("session");
     assert!(s.finished_at.is_some() && !s.can_resume && !s.is_open());
     assert_eq!(c.unfinished_session_of(couple).expect("unfinished"), None);
+
+    // Cancelled for good while a process runs it: the statuses that process still writes keep the session
+    // cancelled for good (its run looks for exactly that, and ends it).
+    let (_, running) = couple_and_session(&mut *c, "import-log-cancel");
+    c.set_session_status(running, SessionStatus::Copying, None).expect("status");
+    c.cancel_session(running).expect("cancel");
+    c.set_session_status(running, SessionStatus::Validating, None).expect("status");
+    let s = c.session(running).expect("session");
+    assert_eq!((s.status, s.can_resume), (SessionStatus::Validating, false));
+    assert!(!s.is_open());
+    c.set_session_status(running, SessionStatus::Cancelled, Some("cancelled by the user")).expect("status");
+    assert!(!c.session(running).expect("session").can_resume);
 }
 
 /// Dropping a finalize without committing leaves no file rows, blobs or item states behind; committing makes

@@ -545,7 +545,8 @@ pub trait ImportLog {
     /// The newest session of a couple that is neither completed nor failed.
     fn unfinished_session_of(&self, couple_id: i64) -> Result<Option<i64>>;
 
-    /// Moves a session to `status` (with its error); a final status also ends it for resuming.
+    /// Moves a session to `status` (with its error); a final status also ends it for resuming. An open session
+    /// cancelled for good ([`ImportLog::cancel_session`]) stays so, whatever status a run still writes.
     fn set_session_status(&self, id: i64, status: SessionStatus, error: Option<&str>) -> Result<()>;
 
     /// Sets (or clears) the error of a session without touching its status: what went wrong in a session that
@@ -560,7 +561,8 @@ pub trait ImportLog {
     /// earlier runs kept in `tmp/` (whole, or up to their checkpoint), which `status` sees as in flight.
     fn start_run(&self, id: i64) -> Result<()>;
 
-    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued.
+    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued. Done
+    /// while a process runs the session, it is that process's sign to stop (it watches for it).
     fn cancel_session(&self, id: i64) -> Result<()>;
 
     /// Makes a finished session's failed files pending again, for `resume` to retry them; returns how many.

@@ -137,6 +137,9 @@ fn temp_name(session: i64, item: i64) -> String {
     format!("s{session}-i{item}.part")
 }
 
+/// How often a running session looks for a cancel made elsewhere.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
 /// Why a session stops before its end.
 enum Stop {
     DiskFull(PathBuf),
@@ -145,6 +148,45 @@ enum Stop {
     Fatal(Error),
     /// A network source failed too often in a row: the session pauses and the source says so.
     Paused(Error),
+}
+
+/// What [`Importer::cancel_session`] did.
+#[derive(Debug)]
+pub enum Cancelled {
+    /// Nobody ran it: it is ended for good, its partial copies removed.
+    Ended(Session),
+    /// A process runs it: it is marked cancelled for good, and that process stops it at its next chunk.
+    Requested(Session),
+}
+
+impl Cancelled {
+    /// What was done, in one line for the user.
+    pub fn message(&self) -> String {
+        let (s, done) = match self {
+            Cancelled::Ended(s) => (
+                s,
+                format!(
+                    "session {} cancelled for good: {} of {} files were finished and stay in the archive",
+                    s.id, s.files_processed, s.files_total
+                ),
+            ),
+            Cancelled::Requested(s) => (
+                s,
+                format!(
+                    "cancelling session {}: the process running it stops at its next chunk and ends it for good; \
+                     the files it finished stay in the archive",
+                    s.id
+                ),
+            ),
+        };
+        match s.source_id {
+            Some(src) => format!(
+                "{done} (source {src} stays enabled: its next pass brings what this session did not finish; \
+                 `nightfox source disable {src}` stops that)"
+            ),
+            None => done,
+        }
+    }
 }
 
 /// What to do on the share with a file once it is safely catalogued.
@@ -396,11 +438,21 @@ impl<'a> Importer<'a> {
     }
 
     /// Ends a session for good (`nightfox session cancel`): never resumed, its partial copies removed, what it
-    /// finished stays in the archive. Refused while a process works on it.
-    pub fn cancel_session(&self, id: i64) -> Result<Session> {
+    /// finished stays in the archive. A session that a process runs (this one or another, on any seat) is marked
+    /// so in the catalog: that process stops it at its next chunk and ends it. Refused while the couple is busy
+    /// with another session.
+    pub fn cancel_session(&self, id: i64) -> Result<Cancelled> {
         let cat = self.archive.catalog()?;
         let s = cat.session(id)?;
-        let _lock = self.lock_couple(&cat, s.couple_id, &s.couple)?;
+        let _lock = match self.lock_couple(&cat, s.couple_id, &s.couple) {
+            Ok(l) => l,
+            Err(Error::CoupleBusy { session, .. }) if session == id && s.is_open() => {
+                cat.cancel_session(id)?;
+                info!(session = id, "session {id} runs elsewhere: marked cancelled for good");
+                return Ok(Cancelled::Requested(cat.session(id)?));
+            }
+            Err(e) => return Err(e),
+        };
         let s = cat.session(id)?;
         // A completed session with failed files is still resumable (they are retried): it can be ended too.
         let retryable = s.status == SessionStatus::Completed && s.files_error > 0;
@@ -410,7 +462,7 @@ impl<'a> Importer<'a> {
         cat.cancel_session(id)?;
         self.clean_temp(id, &[])?;
         info!(session = id, "session cancelled for good");
-        cat.session(id)
+        Ok(Cancelled::Ended(cat.session(id)?))
     }
 
     /// Commits one file written into the mount's ingest directory: fsynced and re-hashed from disk (and checked
@@ -541,6 +593,7 @@ impl<'a> Importer<'a> {
     fn stop_run(&self, run: &Run, cat: &Catalog, stop: Stop) -> Error {
         let id = run.session.id;
         let (status, e) = match stop {
+            Stop::Cancelled if run.retry.cancelled_for_good() => return self.end_for_good(run, cat),
             Stop::DiskFull(path) => (SessionStatus::Paused, Error::DiskFull { path, session: id }),
             Stop::Cancelled => (SessionStatus::Cancelled, Error::Interrupted(id)),
             Stop::Fatal(e) => (SessionStatus::Paused, e),
@@ -557,10 +610,53 @@ impl<'a> Importer<'a> {
         e
     }
 
+    /// Looks at the session in the catalog twice a second while the run lasts (until `ended` hangs up): once it is
+    /// marked cancelled for good (`session cancel` or the dashboard, from any process or seat; an open session
+    /// keeps that mark whatever status the run writes), the run stops at its next chunk.
+    fn watch_for_cancel(&self, run: &Run, ended: std::sync::mpsc::Receiver<()>) {
+        let id = run.session.id;
+        let cat = match self.archive.catalog() {
+            Ok(c) => c,
+            Err(e) => return warn!(session = id, "cannot watch the session for a cancel: {e}"),
+        };
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(CANCEL_POLL) {
+            match cat.session(id) {
+                Ok(s) if !s.can_resume && !s.status.is_final() => {
+                    info!(session = id, "cancelled for good from elsewhere: stopping at the next chunk");
+                    run.retry.cancel_for_good();
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => debug!(session = id, "cannot look for a cancel: {e}"),
+            }
+        }
+    }
+
+    /// A run that `session cancel` stopped (see [`Importer::watch_for_cancel`]): the session is ended for good as
+    /// that command would have (the run may have written its status over the mark), its partial copies removed.
+    fn end_for_good(&self, run: &Run, cat: &Catalog) -> Error {
+        let id = run.session.id;
+        if let Err(e) = cat.cancel_session(id).and_then(|()| self.clean_temp(id, &[])) {
+            warn!(session = id, "the session was cancelled, but cannot be ended: {e}");
+        }
+        info!(session = id, "session cancelled for good while it ran");
+        Error::CancelledForGood(id)
+    }
+
     /// Runs a session to its end or its stop. A catalog failure that outlived its retries (or came where no step
     /// retries) is told as [`Error::CatalogPaused`]: the session stays open for `resume`.
     fn run(&self, run: &Run, resuming: bool) -> Result<Summary> {
-        self.run_steps(run, resuming).map_err(|e| match e {
+        let (ended, watching) = std::sync::mpsc::channel::<()>();
+        let r = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("nightfox-cancel?".into())
+                .spawn_scoped(s, || self.watch_for_cancel(run, watching))
+                .map_err(|e| Error::io("thread", e))?;
+            let r = self.run_steps(run, resuming);
+            drop(ended);
+            r
+        });
+        r.map_err(|e| match e {
             e if e.is_catalog_transient() => {
                 Error::CatalogPaused { session: run.session.id, failures: 1, last: e.to_string() }
             }
@@ -625,7 +721,7 @@ impl<'a> Importer<'a> {
             // A sidecar is a duplicate only with its clip, and empty files never are.
             let sizes = cat.couple_sizes(session.couple_id)?;
             for it in items.iter_mut() {
-                if self.cancel.load(Ordering::Relaxed) {
+                if run.retry.cancelled() {
                     break;
                 }
                 if it.state != ItemState::Pending
@@ -794,7 +890,7 @@ impl<'a> Importer<'a> {
                     if halt.load(Ordering::Relaxed) {
                         return;
                     }
-                    if self.cancel.load(Ordering::Relaxed) {
+                    if run.retry.cancelled() {
                         halt.store(true, Ordering::Relaxed);
                         stop.lock().get_or_insert(Stop::Cancelled);
                         return;
@@ -1190,7 +1286,7 @@ impl<'a> Importer<'a> {
                 if run.retry.success() {
                     self.note_recovered(run);
                 }
-                !halt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed)
+                !halt.load(Ordering::Relaxed) && !run.retry.cancelled()
             };
             let bad: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
             // A dropped connection resumes the file at the byte offset already copied; the hash continues. A range

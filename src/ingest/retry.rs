@@ -65,17 +65,30 @@ pub struct Retrying<'a> {
     pub delay: Duration,
 }
 
-/// The retry state of one session.
+/// The retry state of one session, and whether it was asked to stop.
 pub struct Retry {
     policy: RetryPolicy,
     consecutive: AtomicU32,
+    /// The caller's flag (Ctrl-C, the daemon stopping): shared by everything the caller runs.
     cancel: Arc<AtomicBool>,
+    /// This session alone was cancelled for good (`session cancel` from another process or seat, the dashboard).
+    for_good: AtomicBool,
     session: i64,
 }
 
 impl Retry {
     pub fn new(policy: RetryPolicy, cancel: Arc<AtomicBool>, session: i64) -> Self {
-        Retry { policy, consecutive: AtomicU32::new(0), cancel, session }
+        Retry { policy, consecutive: AtomicU32::new(0), cancel, for_good: AtomicBool::new(false), session }
+    }
+
+    /// Stops this session at its next chunk, to be ended for good.
+    pub fn cancel_for_good(&self) {
+        self.for_good.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`Retry::cancel_for_good`] was called.
+    pub fn cancelled_for_good(&self) -> bool {
+        self.for_good.load(Ordering::Relaxed)
     }
 
     /// Consecutive failures so far.
@@ -90,7 +103,7 @@ impl Retry {
 
     /// True when the session was asked to stop.
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || self.for_good.load(Ordering::Relaxed)
     }
 
     /// Decides after the `attempt`-th failure of one call: `Ok(())` after waiting out the backoff (try again), or
@@ -111,7 +124,7 @@ impl Retry {
         notify(&Retrying { error: &e, failures, delay });
         let until = Instant::now() + delay;
         while Instant::now() < until {
-            if self.cancel.load(Ordering::Relaxed) {
+            if self.cancelled() {
                 return Err(e);
             }
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));

@@ -88,7 +88,7 @@ impl ImportLog for PgConn {
             "UPDATE import_sessions SET status = $2, last_step = CASE WHEN $2 IN
                  ('scanning','hashing','copying','validating','finalizing') THEN $2 ELSE last_step END,
                  error = $3, updated_at = $4, finished_at = $5,
-                 can_resume = $2 NOT IN ('completed','failed')
+                 can_resume = $2 NOT IN ('completed','failed') AND (can_resume OR status IN ('completed','failed'))
              WHERE id = $1",
             &[
                 (&id, Type::INT8),

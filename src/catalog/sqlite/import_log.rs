@@ -63,7 +63,8 @@ impl ImportLog for SqliteConn {
                 "UPDATE import_sessions SET status = ?2, last_step = CASE WHEN ?2 IN
                      ('scanning','hashing','copying','validating','finalizing') THEN ?2 ELSE last_step END,
                      error = ?3, updated_at = ?4, finished_at = ?5,
-                     can_resume = CASE WHEN ?2 IN ('completed','failed') THEN 0 ELSE 1 END
+                     can_resume = CASE WHEN ?2 IN ('completed','failed') THEN 0
+                         WHEN can_resume = 0 AND status NOT IN ('completed','failed') THEN 0 ELSE 1 END
                  WHERE id = ?1",
                 params![id, status.as_str(), error, now(), finished],
             )

@@ -5,8 +5,9 @@
 //!   step, files, bytes, speed, ETA and file errors) and `actions` (what the page's buttons started, and how it
 //!   ended).
 //! - `POST sessions/ID/resume`: `nightfox resume ID` on a thread of the daemon (202; 404/409 when it cannot).
-//! - `POST sessions/ID/cancel`: a session this daemon runs for the page stops at its next chunk and is ended for
-//!   good; any other is `nightfox session cancel ID` (refused, 409, while another process works on it).
+//! - `POST sessions/ID/cancel`: `nightfox session cancel ID`: ended for good (200), or, while a process runs it
+//!   (this daemon's page or source pollers, another import, another seat), marked so and stopped by that process
+//!   at its next chunk (202).
 //! - `POST sources/ID/test`: `nightfox source test ID`, answered when done (502 when the source does not answer).
 //! - `POST sources/ID/import`: `nightfox source import ID` on a thread of the daemon (202).
 //!
@@ -28,7 +29,7 @@ use super::Reply;
 use crate::archive::Archive;
 use crate::catalog::{Session, SessionStatus};
 use crate::error::{Error, Result};
-use crate::ingest::{Importer, Quiet, Summary};
+use crate::ingest::{Cancelled, Importer, Quiet, Summary};
 
 /// Finished actions kept for the page.
 const KEEP_FINISHED: usize = 20;
@@ -68,10 +69,8 @@ struct Action {
 /// What an action's thread and the API share.
 #[derive(Default)]
 struct Shared {
-    /// The importer's cancel flag.
+    /// The importer's cancel flag (set when the daemon stops).
     cancel: Arc<AtomicBool>,
-    /// Asked to cancel: once stopped, the session is ended for good.
-    end_for_good: AtomicBool,
     /// `(ok, message)` once the thread is done.
     outcome: Mutex<Option<(bool, String)>>,
 }
@@ -195,7 +194,7 @@ impl State {
             .name(format!("nightfox-http-{kind}-{id}"))
             .spawn(move || {
                 let r = work(&archive, Arc::clone(&sh.cancel));
-                let outcome = finish(&archive, &sh, r);
+                let outcome = finish(r);
                 *sh.outcome.lock() = Some(outcome);
             })
             .map_err(|e| Error::Invalid(format!("cannot start the {kind}: {e}")))?;
@@ -348,28 +347,11 @@ impl State {
     }
 
     fn cancel(&self, id: i64) -> Result<Reply> {
-        let cat = self.archive.catalog()?;
-        let s = cat.session(id)?;
-        drop(cat);
-        let open = !s.status.is_final();
-        let ours = self.running(|a| {
-            a.session == Some(id) || (open && a.kind == "import" && a.source.is_some() && a.source == s.source_id)
-        });
-        if let Some(sh) = ours {
-            sh.end_for_good.store(true, Ordering::SeqCst);
-            sh.cancel.store(true, Ordering::SeqCst);
-            info!(session = id, "dashboard: cancelling session {id}");
-            let message =
-                format!("cancelling session {id}: it stops at its next chunk; what it finished stays in the archive");
-            return Ok(Reply::json(202, &Accepted { message, action: None }));
-        }
-        let s = Importer::new(&self.archive, &Quiet, Arc::new(AtomicBool::new(false))).cancel_session(id)?;
-        info!(session = id, "dashboard: session {id} cancelled for good");
-        let message = format!(
-            "session {id} cancelled for good: {} of {} files were finished and stay in the archive",
-            s.files_processed, s.files_total
-        );
-        Ok(Reply::json(200, &Accepted { message, action: None }))
+        let done = Importer::new(&self.archive, &Quiet, Arc::new(AtomicBool::new(false))).cancel_session(id)?;
+        let message = done.message();
+        info!(session = id, "dashboard: {message}");
+        let code = if matches!(done, Cancelled::Requested(_)) { 202 } else { 200 };
+        Ok(Reply::json(code, &Accepted { message, action: None }))
     }
 
     fn test(&self, id: i64) -> Result<Reply> {
@@ -406,8 +388,8 @@ impl State {
     }
 }
 
-/// Ends an action: the summary as a message; a cancel the page asked for ends the session for good.
-fn finish(archive: &Archive, sh: &Shared, r: Result<Summary>) -> (bool, String) {
+/// Ends an action: the summary, or why it stopped, as a message.
+fn finish(r: Result<Summary>) -> (bool, String) {
     match r {
         Ok(s) => {
             let mut m = format!(
@@ -423,18 +405,7 @@ fn finish(archive: &Archive, sh: &Shared, r: Result<Summary>) -> (bool, String) 
             }
             (s.status == SessionStatus::Completed && s.files_failed == 0, m)
         }
-        Err(Error::Interrupted(id)) if sh.end_for_good.load(Ordering::SeqCst) => {
-            match Importer::new(archive, &Quiet, Arc::new(AtomicBool::new(false))).cancel_session(id) {
-                Ok(s) => (
-                    true,
-                    format!(
-                        "session {id} cancelled for good: {} of {} files were finished and stay in the archive",
-                        s.files_processed, s.files_total
-                    ),
-                ),
-                Err(e) => (false, format!("session {id} stopped, but cannot be ended: {e}")),
-            }
-        }
+        Err(e @ Error::CancelledForGood(_)) => (true, e.to_string()),
         Err(e) => (false, e.to_string()),
     }
 }

@@ -1130,7 +1130,7 @@ fn wait_for_cancel(a: &Archive, s: &crate::catalog::Session, stop: &AtomicBool) 
     let start = std::time::Instant::now();
     while crate::serve::session_running(&cat, s) {
         if stop.load(Ordering::SeqCst) || start.elapsed() > std::time::Duration::from_secs(60) {
-            return Ok(format!("session {} is still stopping; `nightfox status` shows when it is done", s.id));
+            return Ok(format!("session {} is still stopping; `nightfox sessions` shows when it is done", s.id));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

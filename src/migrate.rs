@@ -34,7 +34,11 @@ pub(crate) fn lease_every_couple(cat: &dyn CatalogConn) -> Result<Vec<CoupleLeas
     let mut leases = Vec::new();
     for c in cat.couples()? {
         match cat.try_lock_couple(c.id)? {
-            Some(l) => leases.push(l),
+            Some(mut l) => {
+                // Named, so that `session cancel` never takes this holder for a running session.
+                l.write_note("migrate")?;
+                leases.push(l);
+            }
             None => {
                 let session = cat.couple_lock_holder(c.id).and_then(|n| n.parse().ok()).unwrap_or(0);
                 return Err(Error::CoupleBusy { couple: c.folder_name, session });

@@ -398,6 +398,30 @@ fn session_cancel_stops_an_import_running_in_another_process() {
     let out = env.run(&["resume", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled for good"));
+
+    // A cancel that comes while the import stops for another reason (here Ctrl-C, held back with the process by
+    // SIGSTOP so that both are seen at once) still ends the session for good.
+    let card = env.path("card2");
+    write_big(&card.join("C003.MP4"), 768 << 20, 3);
+    let second = env.spawn_import_one_worker(&c, &card);
+    env.wait_for_temp_over(16 << 20);
+    let pid = second.id() as i32;
+    // SAFETY: signals to the child this test started and still owns.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let cancel = env.cmd().args(["session", "cancel", "2"]).stdout(Stdio::piped()).spawn().unwrap();
+    wait_until("the mark", Duration::from_secs(30), || !env.catalog().session(2).unwrap().can_resume);
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let mut second = second;
+    wait_until("the second import to stop", Duration::from_secs(60), || second.try_wait().unwrap().is_some());
+    let out = cancel.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("session 2 cancelled for good"), "{out:?}");
+    let s = env.catalog().session(2).unwrap();
+    assert_eq!((s.status, s.can_resume), (nightfox::catalog::SessionStatus::Cancelled, false));
+    assert_eq!(s.error.as_deref(), Some("cancelled for good by the user"));
+    assert!(env.tmp_entries().is_empty(), "{:?}", env.tmp_entries());
     env.assert_consistent();
 }
 

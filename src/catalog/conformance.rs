@@ -277,7 +277,10 @@ pub fn import_log_suite(b: &dyn CatalogBackend) {
     // cancelled for good (its run looks for exactly that, and ends it).
     let (_, running) = couple_and_session(&mut *c, "import-log-cancel");
     c.set_session_status(running, SessionStatus::Copying, None).expect("status");
-    c.cancel_session(running).expect("cancel");
+    assert!(c.request_cancel(running).expect("cancel"));
+    assert!(!c.request_cancel(running).expect("cancel"), "marked once");
+    assert!(!c.request_cancel(session).expect("cancel"), "a completed session is not marked");
+    assert_eq!(c.session(session).expect("session").status, SessionStatus::Completed);
     c.set_session_status(running, SessionStatus::Validating, None).expect("status");
     let s = c.session(running).expect("session");
     assert_eq!((s.status, s.can_resume), (SessionStatus::Validating, false));

@@ -561,9 +561,13 @@ pub trait ImportLog {
     /// earlier runs kept in `tmp/` (whole, or up to their checkpoint), which `status` sees as in flight.
     fn start_run(&self, id: i64) -> Result<()>;
 
-    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued. Done
-    /// while a process runs the session, it is that process's sign to stop (it watches for it).
+    /// Ends a session for good (`session cancel`): it is never resumed; what it finished stays catalogued.
     fn cancel_session(&self, id: i64) -> Result<()>;
+
+    /// Marks a session that a process runs as cancelled for good, as [`ImportLog::cancel_session`] would, but only
+    /// while it is still open (not completed, failed or marked already): true when it was marked. The process
+    /// running it watches for the mark, stops and ends it.
+    fn request_cancel(&self, id: i64) -> Result<bool>;
 
     /// Makes a finished session's failed files pending again, for `resume` to retry them; returns how many.
     fn reset_failed_items(&self, id: i64) -> Result<usize>;

@@ -137,6 +137,17 @@ fn temp_name(session: i64, item: i64) -> String {
     format!("s{session}-i{item}.part")
 }
 
+/// Is the session marked cancelled for good while still open (see [`ImportLog::request_cancel`])?
+fn marked_for_good(cat: &Catalog, id: i64) -> bool {
+    match cat.session(id) {
+        Ok(s) => !s.can_resume && !s.status.is_final(),
+        Err(e) => {
+            debug!(session = id, "cannot look for a cancel: {e}");
+            false
+        }
+    }
+}
+
 /// How often a running session looks for a cancel made elsewhere.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
@@ -148,6 +159,28 @@ enum Stop {
     Fatal(Error),
     /// A network source failed too often in a row: the session pauses and the source says so.
     Paused(Error),
+}
+
+/// [`Importer::cancel_session`] of a session whose couple is held: marks it for the process that runs it (the one
+/// the lease's note names, never a guess), or says why not (`busy`: another session or tool holds the couple).
+fn request_cancel(cat: &Catalog, s: &Session, busy: Error) -> Result<Cancelled> {
+    let id = s.id;
+    let named = cat.couple_lock_holder(s.couple_id).and_then(|n| n.parse::<i64>().ok()) == Some(id);
+    // An `/ingest` commit holds the couple under its session, but no run watches that session.
+    if !named || s.source.starts_with("ingest:") {
+        return Err(busy);
+    }
+    if cat.request_cancel(id)? {
+        info!(session = id, "session {id} runs elsewhere: marked cancelled for good");
+        return Ok(Cancelled::Requested(cat.session(id)?));
+    }
+    let now = cat.session(id)?;
+    if !now.can_resume && !now.status.is_final() {
+        // Marked before (a second cancel): it is still stopping.
+        return Ok(Cancelled::Requested(now));
+    }
+    // It ended before the mark could be set.
+    Err(Error::NotResumable { id, status: now.status.as_str().to_string() })
 }
 
 /// What [`Importer::cancel_session`] did.
@@ -446,17 +479,14 @@ impl<'a> Importer<'a> {
         let s = cat.session(id)?;
         let _lock = match self.lock_couple(&cat, s.couple_id, &s.couple) {
             Ok(l) => l,
-            Err(Error::CoupleBusy { session, .. }) if session == id && s.is_open() => {
-                cat.cancel_session(id)?;
-                info!(session = id, "session {id} runs elsewhere: marked cancelled for good");
-                return Ok(Cancelled::Requested(cat.session(id)?));
-            }
+            Err(busy @ Error::CoupleBusy { .. }) => return request_cancel(&cat, &s, busy),
             Err(e) => return Err(e),
         };
         let s = cat.session(id)?;
-        // A completed session with failed files is still resumable (they are retried): it can be ended too.
+        // A completed session with failed files is still resumable (they are retried): it can be ended too. So can
+        // one marked cancelled whose run could not end it (the catalog failed then).
         let retryable = s.status == SessionStatus::Completed && s.files_error > 0;
-        if !s.is_open() && !retryable {
+        if !s.is_open() && !retryable && s.status.is_final() {
             return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
         }
         cat.cancel_session(id)?;
@@ -593,7 +623,6 @@ impl<'a> Importer<'a> {
     fn stop_run(&self, run: &Run, cat: &Catalog, stop: Stop) -> Error {
         let id = run.session.id;
         let (status, e) = match stop {
-            Stop::Cancelled if run.retry.cancelled_for_good() => return self.end_for_good(run, cat),
             Stop::DiskFull(path) => (SessionStatus::Paused, Error::DiskFull { path, session: id }),
             Stop::Cancelled => (SessionStatus::Cancelled, Error::Interrupted(id)),
             Stop::Fatal(e) => (SessionStatus::Paused, e),
@@ -610,58 +639,59 @@ impl<'a> Importer<'a> {
         e
     }
 
-    /// Looks at the session in the catalog twice a second while the run lasts (until `ended` hangs up): once it is
-    /// marked cancelled for good (`session cancel` or the dashboard, from any process or seat; an open session
-    /// keeps that mark whatever status the run writes), the run stops at its next chunk.
+    /// Starts a thread that looks at the session in the catalog twice a second until `ended` hangs up: once it
+    /// is marked cancelled for good (`session cancel` or the dashboard, from any process or seat; an open session
+    /// keeps that mark whatever status the run writes), the run stops at its next chunk. The thread is not joined:
+    /// a catalog call stuck on a dead server never holds the run (or its couple's lease) back.
     fn watch_for_cancel(&self, run: &Run, ended: std::sync::mpsc::Receiver<()>) {
         let id = run.session.id;
-        let cat = match self.archive.catalog() {
-            Ok(c) => c,
+        let (cat, flag) = match self.archive.catalog() {
+            Ok(c) => (c, run.retry.for_good_flag()),
             Err(e) => return warn!(session = id, "cannot watch the session for a cancel: {e}"),
         };
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(CANCEL_POLL) {
-            match cat.session(id) {
-                Ok(s) if !s.can_resume && !s.status.is_final() => {
+        let watch = move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(CANCEL_POLL) {
+                if marked_for_good(&cat, id) {
                     info!(session = id, "cancelled for good from elsewhere: stopping at the next chunk");
-                    run.retry.cancel_for_good();
+                    flag.store(true, Ordering::Relaxed);
                     return;
                 }
-                Ok(_) => {}
-                Err(e) => debug!(session = id, "cannot look for a cancel: {e}"),
             }
+        };
+        if let Err(e) = std::thread::Builder::new().name("nightfox-cancel?".into()).spawn(watch) {
+            warn!(session = id, "cannot watch the session for a cancel: {e}");
         }
-    }
-
-    /// A run that `session cancel` stopped (see [`Importer::watch_for_cancel`]): the session is ended for good as
-    /// that command would have (the run may have written its status over the mark), its partial copies removed.
-    fn end_for_good(&self, run: &Run, cat: &Catalog) -> Error {
-        let id = run.session.id;
-        if let Err(e) = cat.cancel_session(id).and_then(|()| self.clean_temp(id, &[])) {
-            warn!(session = id, "the session was cancelled, but cannot be ended: {e}");
-        }
-        info!(session = id, "session cancelled for good while it ran");
-        Error::CancelledForGood(id)
     }
 
     /// Runs a session to its end or its stop. A catalog failure that outlived its retries (or came where no step
-    /// retries) is told as [`Error::CatalogPaused`]: the session stays open for `resume`.
+    /// retries) is told as [`Error::CatalogPaused`]: the session stays open for `resume`. A run that stopped
+    /// while its session was cancelled for good (whatever stopped it: the cancel, a full disk, a share gone, the
+    /// daemon stopping) ends it for good, as `session cancel` would have (the run may have written its status over
+    /// the mark), its partial copies removed: [`Error::CancelledForGood`].
     fn run(&self, run: &Run, resuming: bool) -> Result<Summary> {
         let (ended, watching) = std::sync::mpsc::channel::<()>();
-        let r = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .name("nightfox-cancel?".into())
-                .spawn_scoped(s, || self.watch_for_cancel(run, watching))
-                .map_err(|e| Error::io("thread", e))?;
-            let r = self.run_steps(run, resuming);
-            drop(ended);
-            r
-        });
-        r.map_err(|e| match e {
-            e if e.is_catalog_transient() => {
-                Error::CatalogPaused { session: run.session.id, failures: 1, last: e.to_string() }
+        self.watch_for_cancel(run, watching);
+        let r = self.run_steps(run, resuming);
+        drop(ended);
+        let id = run.session.id;
+        match r {
+            Err(e)
+                if run.retry.cancelled_for_good() || self.archive.catalog().is_ok_and(|c| marked_for_good(&c, id)) =>
+            {
+                debug!(session = id, "stopped ({e}) while cancelled for good");
+                let ended =
+                    self.archive.catalog().and_then(|c| c.cancel_session(id)).and_then(|()| self.clean_temp(id, &[]));
+                if let Err(e) = ended {
+                    warn!(session = id, "the session was cancelled, but cannot be ended: {e}");
+                }
+                info!(session = id, "session cancelled for good while it ran");
+                Err(Error::CancelledForGood(id))
             }
-            e => e,
-        })
+            Err(e) if e.is_catalog_transient() => {
+                Err(Error::CatalogPaused { session: id, failures: 1, last: e.to_string() })
+            }
+            r => r,
+        }
     }
 
     fn run_steps(&self, run: &Run, resuming: bool) -> Result<Summary> {

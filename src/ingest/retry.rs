@@ -72,18 +72,18 @@ pub struct Retry {
     /// The caller's flag (Ctrl-C, the daemon stopping): shared by everything the caller runs.
     cancel: Arc<AtomicBool>,
     /// This session alone was cancelled for good (`session cancel` from another process or seat, the dashboard).
-    for_good: AtomicBool,
+    for_good: Arc<AtomicBool>,
     session: i64,
 }
 
 impl Retry {
     pub fn new(policy: RetryPolicy, cancel: Arc<AtomicBool>, session: i64) -> Self {
-        Retry { policy, consecutive: AtomicU32::new(0), cancel, for_good: AtomicBool::new(false), session }
+        Retry { policy, consecutive: AtomicU32::new(0), cancel, for_good: Arc::default(), session }
     }
 
-    /// Stops this session at its next chunk, to be ended for good.
-    pub fn cancel_for_good(&self) {
-        self.for_good.store(true, Ordering::Relaxed);
+    /// The flag that stops this session at its next chunk, to be ended for good (set by a watcher thread).
+    pub fn for_good_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.for_good)
     }
 
     /// True once [`Retry::cancel_for_good`] was called.

@@ -147,6 +147,18 @@ impl ImportLog for PgConn {
         Ok(())
     }
 
+    fn request_cancel(&self, id: i64) -> Result<bool> {
+        let n = exec(
+            &mut *self.c()?,
+            "UPDATE import_sessions SET status = 'cancelled', can_resume = false,
+                 error = 'cancelled for good by the user', updated_at = $2, finished_at = $2
+              WHERE id = $1 AND can_resume AND status NOT IN ('completed','failed')",
+            &[(&id, Type::INT8), (&now(), Type::INT8)],
+            "request a cancel",
+        )?;
+        Ok(n == 1)
+    }
+
     fn reset_failed_items(&self, id: i64) -> Result<usize> {
         let mut c = self.c()?;
         let mut tx = c.transaction().ctx("begin retry of failed items")?;

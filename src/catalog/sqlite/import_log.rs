@@ -114,6 +114,19 @@ impl ImportLog for SqliteConn {
         Ok(())
     }
 
+    fn request_cancel(&self, id: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE import_sessions SET status = 'cancelled', can_resume = 0, error = 'cancelled for good by the user',
+                    updated_at = ?2, finished_at = ?2
+                  WHERE id = ?1 AND can_resume = 1 AND status NOT IN ('completed','failed')",
+                params![id, now()],
+            )
+            .ctx("request a cancel")?;
+        Ok(n == 1)
+    }
+
     fn reset_failed_items(&self, id: i64) -> Result<usize> {
         let n = self
             .conn

@@ -19,6 +19,7 @@ use crate::catalog::{CameraListing, DuplicateAction, FootageType};
 use crate::error::{Error, Result};
 use crate::ingest::{ImportRequest, Importer, Observer, Summary};
 use crate::organize;
+use crate::serve::one_line;
 
 /// The heading of the options every command takes.
 const GLOBAL: &str = "Global options";
@@ -930,10 +931,7 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn parse_cache_size(s: &str) -> std::result::Result<u64, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    parse_size(s)
+    crate::serve::parse_size_or_zero(s).map_err(|e| e.to_string())
 }
 
 fn parse_rate(s: &str) -> std::result::Result<u64, String> {
@@ -1098,11 +1096,6 @@ fn write_stdout(bytes: &[u8]) -> Result<i32> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
         _ => Ok(0),
     }
-}
-
-/// Makes sure a message stays on one line whatever names it quotes.
-fn one_line(s: &str) -> String {
-    s.replace('\n', "\\n").replace('\r', "\\r")
 }
 
 /// Who runs this command, and when (the archive's clock: `$NIGHTFOX_NOW` in tests), for the audit log.
@@ -1336,19 +1329,7 @@ fn config_cmd(
 
 /// Lines on stdout; a reader that stopped early (`| head -1`) is no failure.
 fn write_lines(lines: &[String]) -> Result<i32> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for l in lines {
-        match writeln!(out, "{l}") {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
-            Err(e) => return Err(Error::io("stdout", e)),
-            Ok(()) => {}
-        }
-    }
-    match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
-        _ => Ok(0),
-    }
+    write_stdout(lines.iter().map(|l| format!("{l}\n")).collect::<String>().as_bytes())
 }
 
 /// A DSN with a password on the command line is refused: argv is visible to every user of the machine (`ps`).
@@ -1784,7 +1765,7 @@ fn run(cli: Cli) -> Result<i32> {
                 crate::frontends::fuse::MountOptions { allow_other, no_passthrough: no_passthrough || verify_reads };
             let mount = crate::frontends::fuse::FuseMount::new(&mountpoint, opts);
             let fs_opts = crate::fs::FsOptions { verify_reads };
-            crate::frontends::serve_with(a, fs_opts, vec![Box::new(mount)], move || drop(lock))?;
+            crate::frontends::serve_with(a, fs_opts, vec![Box::new(mount)], || (), move || drop(lock))?;
             Ok(0)
         }
         #[cfg(feature = "nfs-export")]
@@ -1797,7 +1778,7 @@ fn run(cli: Cli) -> Result<i32> {
             usage(opts.check())?;
             let a = open(&cli.archive)?;
             let lock = crate::serve::lock_daemon(&a, &format!("nfs://{listen}/"), "export-nfs", None)?;
-            crate::frontends::serve(a, vec![Box::new(NfsExport::new(opts))], move || drop(lock))?;
+            crate::frontends::serve(a, vec![Box::new(NfsExport::new(opts))], || (), move || drop(lock))?;
             Ok(0)
         }
         Command::Serve {

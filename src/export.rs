@@ -38,16 +38,6 @@ pub enum Layout {
     Original,
 }
 
-impl Layout {
-    pub fn parse(s: &str) -> Result<Layout> {
-        match s {
-            "tree" => Ok(Layout::Tree),
-            "original" => Ok(Layout::Original),
-            _ => Err(Error::Invalid(format!("layout {s:?}: use tree or original"))),
-        }
-    }
-}
-
 /// What an export did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ExportSummary {

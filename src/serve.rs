@@ -141,6 +141,14 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(d)
 }
 
+/// [`parse_size`], where a bare `0` is taken (no cache, no minimum).
+pub fn parse_size_or_zero(s: &str) -> Result<u64> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(s)
+}
+
 /// Parses a byte count: `500GB`, `1.5TB`, `64MiB`, `4096` (bytes); decimal (kB, MB, GB, TB) and binary (KiB,
 /// MiB, GiB, TiB) units, any case. Zero is refused.
 pub fn parse_size(s: &str) -> Result<u64> {
@@ -243,6 +251,11 @@ impl DaemonLock {
     /// Rewrites the note with a new scrub schedule (a SIGHUP changed it).
     fn set_scrub_every(&mut self, every: Option<Duration>) -> Result<()> {
         self.note.scrub_every = every.map(|d| d.as_secs());
+        self.write_note()
+    }
+
+    /// Writes the note for others to read (`status`, a second daemon's refusal).
+    fn write_note(&mut self) -> Result<()> {
         let json = serde_json::to_string(&self.note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
         self.lock.write_note(&json)
     }
@@ -275,7 +288,7 @@ pub fn lock_daemon(
     scrub_every: Option<Duration>,
 ) -> Result<DaemonLock> {
     match archive.try_lock(DAEMON_LOCK)? {
-        Some(mut lock) => {
+        Some(lock) => {
             let note = DaemonNote {
                 pid: std::process::id(),
                 command: command.to_string(),
@@ -283,9 +296,9 @@ pub fn lock_daemon(
                 started_at: crate::catalog::now(),
                 scrub_every: scrub_every.map(|d| d.as_secs()),
             };
-            let json = serde_json::to_string(&note).map_err(|e| Error::Invalid(format!("daemon lock note: {e}")))?;
-            lock.write_note(&json)?;
-            Ok(DaemonLock { lock, note })
+            let mut held = DaemonLock { lock, note };
+            held.write_note()?;
+            Ok(held)
         }
         None => Err(Error::ArchiveBusy { archive: archive.root.clone(), holder: describe_holder(archive) }),
     }
@@ -315,7 +328,7 @@ fn describe_holder(archive: &Archive) -> String {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
     // Signal 0 only checks that the process exists; EPERM: it does, as another user's.
     matches!(rustix::process::test_kill_process(pid), Ok(()) | Err(rustix::io::Errno::PERM))
@@ -429,32 +442,6 @@ pub fn mount_of(opts: &ServeOptions) -> Box<dyn FrontEnd> {
     Box::new(FuseMount::new(&absolute(&opts.mountpoint), opts.mount))
 }
 
-/// A front end whose start is counted: systemd's READY=1 waits until every one has started (bound, mounted).
-struct Counted {
-    inner: Box<dyn FrontEnd>,
-    started: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl FrontEnd for Counted {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn check(&self) -> Result<()> {
-        self.inner.check()
-    }
-
-    fn start(&mut self, fs: &Arc<crate::fs::ArchiveFs>) -> Result<()> {
-        self.inner.start(fs)?;
-        self.started.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    fn run(self: Box<Self>, fs: Arc<crate::fs::ArchiveFs>, stop: Arc<crate::frontends::Stop>) -> Result<()> {
-        self.inner.run(fs, stop)
-    }
-}
-
 /// [`serve`] through the given front ends (the mount first; an export may run beside it).
 pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<dyn FrontEnd>>) -> Result<()> {
     // The dashboard's address and token are checked before anything starts (a one-line error, exit 2).
@@ -462,12 +449,7 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<d
         let token_file = opts.http_token_file.as_deref();
         front_ends.push(Box::new(crate::frontends::http::Dashboard::new(listen, token_file, &archive.root)?));
     }
-    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let all = front_ends.len();
-    let front_ends: Vec<Box<dyn FrontEnd>> = front_ends
-        .into_iter()
-        .map(|inner| Box::new(Counted { inner, started: Arc::clone(&started) }) as Box<dyn FrontEnd>)
-        .collect();
+    let started = Arc::new(AtomicBool::new(false));
     // SIGHUP first, so that its default action (exit) can never apply.
     let hup = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
@@ -528,20 +510,19 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<d
     // under their couple locks), so a new daemon can start at once.
     // The scrub thread runs with or without a schedule: a SIGHUP may set one.
     let c = Arc::clone(&ctx);
-    let scrubber = Some(
-        std::thread::Builder::new()
-            .name("nightfox-scrub".into())
-            .spawn(move || scrub_schedule(&c))
-            .map_err(|e| Error::Invalid(format!("cannot start the scheduled scrub: {e}")))?,
-    );
+    let scrubber = std::thread::Builder::new()
+        .name("nightfox-scrub".into())
+        .spawn(move || scrub_schedule(&c))
+        .map_err(|e| Error::Invalid(format!("cannot start the scheduled scrub: {e}")))?;
     // systemd (Type=notify): READY=1 once every front end started and the mount answers, then the watchdog; detached (it may wait on the
     // mount), it ends with the stop.
     let n = Arc::clone(&ctx);
+    let all_started = Arc::clone(&started);
     std::thread::Builder::new()
         .name("nightfox-notify".into())
         .spawn(move || {
             // Every front end started (a dashboard or export that cannot bind never lets READY=1 out).
-            let up = || started.load(Ordering::SeqCst) == all && crate::daemon::notify::mount_answers(&n.mountpoint);
+            let up = || all_started.load(Ordering::SeqCst) && crate::daemon::notify::mount_answers(&n.mountpoint);
             crate::daemon::notify::run(up, &n.cancel, &n.beat, || n.status_line())
         })
         .map_err(|e| Error::Invalid(format!("cannot start the systemd notifier: {e}")))?;
@@ -550,7 +531,12 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<d
         .name("nightfox-gc".into())
         .spawn(move || gc_daily(&gc_ctx))
         .map_err(|e| Error::Invalid(format!("cannot start the daily gc: {e}")))?;
-    let result = crate::frontends::serve(archive, front_ends, move || drop(lock.lock().take()));
+    let result = crate::frontends::serve(
+        archive,
+        front_ends,
+        move || started.store(true, Ordering::SeqCst),
+        move || drop(lock.lock().take()),
+    );
     ctx.mounted.store(false, Ordering::SeqCst);
     if !cancel.load(Ordering::SeqCst) {
         match &result {
@@ -562,7 +548,7 @@ pub fn serve_on(archive: Archive, opts: &ServeOptions, mut front_ends: Vec<Box<d
     if supervisor.join().is_err() {
         warn!("the source supervisor panicked");
     }
-    if scrubber.is_some_and(|h| h.join().is_err()) {
+    if scrubber.join().is_err() {
         warn!("the scheduled scrub panicked");
     }
     if collector.join().is_err() {
@@ -1326,7 +1312,12 @@ fn in_flight(archive: &Archive, session: i64) -> u64 {
 
 /// Gathers the status from the catalog and the lock notes (works while the daemon runs, from any shell).
 pub fn status(archive: &Archive) -> Result<Status> {
-    let cat = archive.catalog()?;
+    Ok(status_with(archive, &archive.catalog()?)?.0)
+}
+
+/// [`status`] on a catalog the caller holds, with every session it read (the dashboard shows some that `status`
+/// does not list).
+pub(crate) fn status_with(archive: &Archive, cat: &Catalog) -> Result<(Status, Vec<Session>)> {
     let now = crate::catalog::now();
     let sources = cat
         .sources()?
@@ -1345,11 +1336,12 @@ pub fn status(archive: &Archive) -> Result<Status> {
     let (daemon, note) = daemon_status(archive);
     let mut sessions = Vec::new();
     // Open sessions only: one cancelled for good (`session cancel`) is over, though not final.
-    for s in cat.sessions()?.into_iter().filter(Session::is_open) {
+    let all = cat.sessions()?;
+    for s in all.iter().filter(|s| s.is_open()) {
         // Paused, or stopped with Ctrl-C (cancelled, resumable).
         let paused = matches!(s.status, SessionStatus::Paused | SessionStatus::Cancelled);
-        let ingest = !paused && live_ingest(&s, &daemon, note.as_ref());
-        let running = !paused && !ingest && session_running(&cat, &s);
+        let ingest = !paused && live_ingest(s, &daemon, note.as_ref());
+        let running = !paused && !ingest && session_running(cat, s);
         let state = if paused {
             "paused"
         } else if ingest {
@@ -1410,14 +1402,14 @@ pub fn status(archive: &Archive) -> Result<Status> {
         .collect();
     let mut damaged_files = Vec::new();
     for f in cat.damaged_files(None)? {
-        let paths = crate::fs::tree_paths_of_blob(&cat, &f.blob_hash)?;
+        let paths = crate::fs::tree_paths_of_blob(cat, &f.blob_hash)?;
         let path = paths.into_iter().next().unwrap_or_else(|| String::from_utf8_lossy(&f.original_path).into_owned());
         damaged_files.push(DamagedFile { path, bad_ranges: f.bad_ranges.unwrap_or_default() });
     }
     let mut unhealthy_blobs = Vec::new();
     let (unhealthy_total, first) = cat.unhealthy_blobs_first(STATUS_BLOBS)?;
     for (hash, health) in first {
-        let files = crate::fs::tree_paths_of_blob(&cat, &hash)?;
+        let files = crate::fs::tree_paths_of_blob(cat, &hash)?;
         unhealthy_blobs.push(UnhealthyBlob { hash, health, files });
     }
     let last_scrub = cat.last_scrub(None, false)?.map(|r| LastScrub {
@@ -1440,7 +1432,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
         },
     };
     let next_scrub = match every {
-        Some(e) => Some(crate::fs::rfc3339(next_scrub(&cat, e)?)),
+        Some(e) => Some(crate::fs::rfc3339(next_scrub(cat, e)?)),
         None => None,
     };
     let jobs = cat
@@ -1458,7 +1450,7 @@ pub fn status(archive: &Archive) -> Result<Status> {
             error: j.error,
         })
         .collect();
-    Ok(Status {
+    let status = Status {
         jobs,
         last_scrub,
         next_scrub,
@@ -1471,10 +1463,12 @@ pub fn status(archive: &Archive) -> Result<Status> {
         damaged_files,
         unhealthy_blobs,
         unhealthy_total,
-    })
+    };
+    Ok((status, all))
 }
 
-fn one_line(s: &str) -> String {
+/// A text on one line: newlines shown as `\n`.
+pub(crate) fn one_line(s: &str) -> String {
     s.replace('\n', "\\n").replace('\r', "\\r")
 }
 

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
-use crate::serve::{parse_duration, parse_rate, parse_size, ScrubSchedule};
+use crate::serve::{parse_duration, parse_rate, parse_size_or_zero, ScrubSchedule};
 
 /// The file's name in the archive directory.
 pub const FILE: &str = "nightfox.toml";
@@ -71,7 +71,7 @@ pub struct Size(pub u64);
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        text(d, |s| if s.trim() == "0" { Ok(0) } else { parse_size(s) }).map(Size)
+        text(d, parse_size_or_zero).map(Size)
     }
 }
 
@@ -779,13 +779,9 @@ pub fn show(
 ) -> Vec<String> {
     let Some(state) = STATE.get() else { return vec!["no configuration loaded".into()] };
     let cfg = current();
-    let file_has = |key: &str| {
-        state
-            .path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .is_some_and(|t| keys_set(&t).iter().any(|k| k == key))
-    };
+    // The keys the file sets, read once.
+    let set = state.path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|t| keys_set(&t));
+    let file_has = |key: &str| set.as_ref().is_some_and(|keys| keys.iter().any(|k| k == key));
     let mut out = vec![match &state.path {
         Some(p) if p.is_file() => format!("# config file: {}", p.display()),
         Some(p) => format!("# config file: none ({} does not exist)", p.display()),

@@ -68,12 +68,18 @@ pub trait FrontEnd: Send {
 /// Serves the archive through `front_ends` until SIGINT/SIGTERM, or until one of them ends by itself (then the
 /// others are stopped too).
 ///
-/// `unmounted` runs once every front end has ended and `/ingest` has finished its commits, before the rest is torn
+/// `started` runs once every front end has started (mounted, bound), before any runs; never when one fails to
+/// start. `unmounted` runs once every front end has ended and `/ingest` has finished its commits, before the rest is torn
 /// down (threads joined, catalogs closed, which can wait on the disk): the caller releases the archive's daemon
 /// lock there, so that `fusermount3 -u M && nightfox mount M` finds the archive free. It is dropped unrun when a
 /// front end fails to start.
-pub fn serve(archive: Archive, front_ends: Vec<Box<dyn FrontEnd>>, unmounted: impl FnOnce()) -> Result<()> {
-    serve_with(archive, FsOptions::default(), front_ends, unmounted)
+pub fn serve(
+    archive: Archive,
+    front_ends: Vec<Box<dyn FrontEnd>>,
+    started: impl FnOnce(),
+    unmounted: impl FnOnce(),
+) -> Result<()> {
+    serve_with(archive, FsOptions::default(), front_ends, started, unmounted)
 }
 
 /// [`serve`] with options of the filesystem core (verified reads).
@@ -81,6 +87,7 @@ pub fn serve_with(
     archive: Archive,
     options: FsOptions,
     mut front_ends: Vec<Box<dyn FrontEnd>>,
+    started: impl FnOnce(),
     unmounted: impl FnOnce(),
 ) -> Result<()> {
     if front_ends.is_empty() {
@@ -94,6 +101,7 @@ pub fn serve_with(
     for f in front_ends.iter_mut() {
         f.start(&fs)?;
     }
+    started();
     let stop = Arc::new(Stop::default());
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| Error::Invalid(format!("cannot install the handler of SIGINT/SIGTERM: {e}")))?;

@@ -345,7 +345,8 @@ impl IngestDir {
                     && !g.abandoned
                     && g.closed_at.is_some_and(|t| {
                         let waited = t.elapsed();
-                        waited >= TEMP_WAIT_LIVING_WRITER || (waited >= TEMP_GRACE && !alive(g.closer))
+                        waited >= TEMP_WAIT_LIVING_WRITER
+                            || (waited >= TEMP_GRACE && !crate::serve::pid_alive(g.closer))
                     })
             };
             let litter = {
@@ -1474,13 +1475,6 @@ fn killed_soon(pid: u32) -> bool {
     asked.is_ok() && rx.recv_timeout(std::time::Duration::from_millis(250)).unwrap_or(false)
 }
 
-/// True while process `pid` exists (a zombie included); false for 0 (unknown). Never blocks, unlike reading its
-/// `/proc` entry (see [`killed_soon`]).
-fn alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
-    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
-}
-
 /// True when the process closing a file is dying from a signal (`kill -9` of a writer, a crash): its flags carry
 /// PF_EXITING and its exit code a signal. A process that exits normally and leaves its files to the kernel is not.
 fn killed(pid: u32) -> bool {
@@ -1513,12 +1507,6 @@ mod tests {
         assert!(is_litter(b"._x") && !is_litter(b".profile.backup"));
         assert!(is_litter(b"DCIM/Thumbs.db") && is_litter(b".Spotlight-V100/Store-V2/store.db"));
         assert!(!is_litter(b"PRIVATE/M4ROOT/CLIP/C0001.MP4"));
-    }
-
-    #[test]
-    fn this_process_is_alive_and_pid_0_is_unknown() {
-        assert!(alive(std::process::id()));
-        assert!(!alive(0));
     }
 
     #[test]

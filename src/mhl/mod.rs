@@ -132,7 +132,7 @@ impl Manifest {
     pub fn new(process: Process, files: Vec<FileEntry>) -> Manifest {
         Manifest {
             creation_date: now_rfc3339(),
-            hostname: hostname(),
+            hostname: crate::jobs::hostname(),
             tool: "nightfox".into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             process,
@@ -306,10 +306,6 @@ fn now_rfc3339() -> String {
 fn file_stamp(secs: i64) -> String {
     let s = crate::fs::rfc3339(secs); // 2025-12-31T14:03:00Z
     format!("{}_{}{}{}Z", &s[..10], &s[11..13], &s[14..16], &s[17..19])
-}
-
-fn hostname() -> String {
-    crate::jobs::hostname()
 }
 
 #[cfg(test)]

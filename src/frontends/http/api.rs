@@ -207,8 +207,8 @@ impl State {
 
     fn view(&self) -> Result<View> {
         let archive = &*self.archive;
-        let status = crate::serve::status(archive)?;
         let cat = archive.catalog()?;
+        let (status, all) = crate::serve::status_with(archive, &cat)?;
         let couples = cat
             .couples()?
             .into_iter()
@@ -220,7 +220,7 @@ impl State {
                 bytes: c.total_bytes,
             })
             .collect();
-        let sessions: HashMap<i64, Session> = cat.sessions()?.into_iter().map(|s| (s.id, s)).collect();
+        let sessions: HashMap<i64, Session> = all.into_iter().map(|s| (s.id, s)).collect();
         let mut imports = Vec::new();
         for p in &status.sessions {
             let Some(s) = sessions.get(&p.id) else { continue };
@@ -256,7 +256,7 @@ impl State {
         let mut ended: Vec<&Session> = sessions
             .values()
             .filter(|s| {
-                let with_errors = s.status == SessionStatus::Completed && s.files_error > 0;
+                let with_errors = s.has_failed_files();
                 (s.status == SessionStatus::Failed || with_errors)
                     && now - s.finished_at.unwrap_or(s.updated_at) <= RECENT_FAILED_SECS
             })
@@ -330,10 +330,9 @@ impl State {
         if self.runs(&s) {
             return Ok(Reply::error(409, &format!("session {id} is running already")));
         }
-        let retry = s.status == SessionStatus::Completed && s.files_error > 0;
+        let retry = s.has_failed_files();
         if !s.is_open() && !retry {
-            let status = if s.status == SessionStatus::Cancelled { "cancelled for good" } else { s.status.as_str() };
-            return Err(Error::NotResumable { id, status: status.to_string() });
+            return Err(s.not_resumable());
         }
         if cat.couple_lock_held(s.couple_id) == Some(true) {
             let session = cat.couple_lock_holder(s.couple_id).and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -26,6 +26,7 @@ use crate::archive::Archive;
 use crate::error::{Error, Result};
 use crate::frontends::{FrontEnd, Stop};
 use crate::fs::ArchiveFs;
+use crate::serve::one_line;
 
 const PAGE: &str = include_str!("page.html");
 const APP_JS: &str = include_str!("app.js");
@@ -196,10 +197,6 @@ impl Reply {
     fn text(content_type: &'static str, body: String) -> Reply {
         Reply { code: 200, content_type, body }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.replace('\n', "\\n").replace('\r', "\\r")
 }
 
 /// A request's facts the checks need.

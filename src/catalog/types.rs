@@ -283,6 +283,23 @@ impl Session {
     pub fn is_open(&self) -> bool {
         !self.status.is_final() && self.can_resume
     }
+
+    /// Completed with failed files: `resume` tries them again.
+    pub fn has_failed_files(&self) -> bool {
+        self.status == SessionStatus::Completed && self.files_error > 0
+    }
+
+    /// Marked cancelled for good while still open (`session cancel` of a running session): the process running
+    /// it stops and ends it.
+    pub fn cancel_requested(&self) -> bool {
+        !self.can_resume && !self.status.is_final()
+    }
+
+    /// The error of a `resume` (or cancel) this session refuses.
+    pub fn not_resumable(&self) -> Error {
+        let status = if self.status == SessionStatus::Cancelled { "cancelled for good" } else { self.status.as_str() };
+        Error::NotResumable { id: self.id, status: status.to_string() }
+    }
 }
 
 /// The per-file states of an import item.

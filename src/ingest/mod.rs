@@ -140,7 +140,7 @@ fn temp_name(session: i64, item: i64) -> String {
 /// Is the session marked cancelled for good while still open (see [`ImportLog::request_cancel`])?
 fn marked_for_good(cat: &Catalog, id: i64) -> bool {
     match cat.session(id) {
-        Ok(s) => !s.can_resume && !s.status.is_final(),
+        Ok(s) => s.cancel_requested(),
         Err(e) => {
             debug!(session = id, "cannot look for a cancel: {e}");
             false
@@ -175,12 +175,12 @@ fn request_cancel(cat: &Catalog, s: &Session, busy: Error) -> Result<Cancelled> 
         return Ok(Cancelled::Requested(cat.session(id)?));
     }
     let now = cat.session(id)?;
-    if !now.can_resume && !now.status.is_final() {
+    if now.cancel_requested() {
         // Marked before (a second cancel): it is still stopping.
         return Ok(Cancelled::Requested(now));
     }
     // It ended before the mark could be set.
-    Err(Error::NotResumable { id, status: now.status.as_str().to_string() })
+    Err(now.not_resumable())
 }
 
 /// What [`Importer::cancel_session`] did.
@@ -436,13 +436,12 @@ impl<'a> Importer<'a> {
         // Read again under the lock: another process may have finished it meanwhile. A completed session with
         // failed files is resumable: they are tried again.
         let mut s = cat.session(id)?;
-        if s.status == SessionStatus::Completed && s.files_error > 0 && cat.reset_failed_items(id)? > 0 {
+        if s.has_failed_files() && cat.reset_failed_items(id)? > 0 {
             info!(session = id, "retrying the failed files");
             s = cat.session(id)?;
         }
         if !s.is_open() {
-            let status = if s.status == SessionStatus::Cancelled { "cancelled for good" } else { s.status.as_str() };
-            return Err(Error::NotResumable { id, status: status.to_string() });
+            return Err(s.not_resumable());
         }
         let roots: Vec<PathBuf> = s.source_paths.iter().map(|b| bytes_path(b)).collect();
         lock.write_note(&id.to_string())?;
@@ -484,10 +483,9 @@ impl<'a> Importer<'a> {
         };
         let s = cat.session(id)?;
         // A completed session with failed files is still resumable (they are retried): it can be ended too. So can
-        // one marked cancelled whose run could not end it (the catalog failed then).
-        let retryable = s.status == SessionStatus::Completed && s.files_error > 0;
-        if !s.is_open() && !retryable && s.status.is_final() {
-            return Err(Error::NotResumable { id, status: s.status.as_str().to_string() });
+        // one marked cancelled whose run could not end it (the catalog failed then): it is not final.
+        if s.status.is_final() && !s.has_failed_files() {
+            return Err(s.not_resumable());
         }
         cat.cancel_session(id)?;
         self.clean_temp(id, &[])?;
@@ -674,24 +672,23 @@ impl<'a> Importer<'a> {
         let r = self.run_steps(run, resuming);
         drop(ended);
         let id = run.session.id;
-        match r {
-            Err(e)
-                if run.retry.cancelled_for_good() || self.archive.catalog().is_ok_and(|c| marked_for_good(&c, id)) =>
-            {
-                debug!(session = id, "stopped ({e}) while cancelled for good");
-                let ended =
-                    self.archive.catalog().and_then(|c| c.cancel_session(id)).and_then(|()| self.clean_temp(id, &[]));
-                if let Err(e) = ended {
-                    warn!(session = id, "the session was cancelled, but cannot be ended: {e}");
-                }
-                info!(session = id, "session cancelled for good while it ran");
-                Err(Error::CancelledForGood(id))
+        let e = match r {
+            Ok(summary) => return Ok(summary),
+            Err(e) => e,
+        };
+        let cat = self.archive.catalog();
+        if run.retry.cancelled_for_good() || cat.as_ref().is_ok_and(|c| marked_for_good(c, id)) {
+            debug!(session = id, "stopped ({e}) while cancelled for good");
+            if let Err(e) = cat.and_then(|c| c.cancel_session(id)).and_then(|()| self.clean_temp(id, &[])) {
+                warn!(session = id, "the session was cancelled, but cannot be ended: {e}");
             }
-            Err(e) if e.is_catalog_transient() => {
-                Err(Error::CatalogPaused { session: id, failures: 1, last: e.to_string() })
-            }
-            r => r,
+            info!(session = id, "session cancelled for good while it ran");
+            return Err(Error::CancelledForGood(id));
         }
+        if e.is_catalog_transient() {
+            return Err(Error::CatalogPaused { session: id, failures: 1, last: e.to_string() });
+        }
+        Err(e)
     }
 
     fn run_steps(&self, run: &Run, resuming: bool) -> Result<Summary> {

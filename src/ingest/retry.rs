@@ -86,7 +86,7 @@ impl Retry {
         Arc::clone(&self.for_good)
     }
 
-    /// True once [`Retry::cancel_for_good`] was called.
+    /// True once the flag of [`Retry::for_good_flag`] was set.
     pub fn cancelled_for_good(&self) -> bool {
         self.for_good.load(Ordering::Relaxed)
     }

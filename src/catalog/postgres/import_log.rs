@@ -34,6 +34,21 @@ fn recount_on(c: &mut impl GenericClient, id: i64) -> Result<()> {
     Ok(())
 }
 
+impl PgConn {
+    /// Ends a session for good (`only_open`: only one still open and not marked yet); true when it did.
+    fn cancel(&self, id: i64, only_open: bool) -> Result<bool> {
+        let n = exec(
+            &mut *self.c()?,
+            "UPDATE import_sessions SET status = 'cancelled', can_resume = false,
+                 error = 'cancelled for good by the user', updated_at = $2, finished_at = $2
+              WHERE id = $1 AND (NOT $3 OR (can_resume AND status NOT IN ('completed','failed')))",
+            &[(&id, Type::INT8), (&now(), Type::INT8), (&only_open, Type::BOOL)],
+            "cancel session",
+        )?;
+        Ok(n == 1)
+    }
+}
+
 impl ImportLog for PgConn {
     #[allow(clippy::too_many_arguments)]
     fn create_session(
@@ -137,26 +152,11 @@ impl ImportLog for PgConn {
     }
 
     fn cancel_session(&self, id: i64) -> Result<()> {
-        exec(
-            &mut *self.c()?,
-            "UPDATE import_sessions SET status = 'cancelled', can_resume = false,
-                 error = 'cancelled for good by the user', updated_at = $2, finished_at = $2 WHERE id = $1",
-            &[(&id, Type::INT8), (&now(), Type::INT8)],
-            "cancel session",
-        )?;
-        Ok(())
+        self.cancel(id, false).map(drop)
     }
 
     fn request_cancel(&self, id: i64) -> Result<bool> {
-        let n = exec(
-            &mut *self.c()?,
-            "UPDATE import_sessions SET status = 'cancelled', can_resume = false,
-                 error = 'cancelled for good by the user', updated_at = $2, finished_at = $2
-              WHERE id = $1 AND can_resume AND status NOT IN ('completed','failed')",
-            &[(&id, Type::INT8), (&now(), Type::INT8)],
-            "request a cancel",
-        )?;
-        Ok(n == 1)
+        self.cancel(id, true)
     }
 
     fn reset_failed_items(&self, id: i64) -> Result<usize> {

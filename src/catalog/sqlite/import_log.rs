@@ -7,6 +7,22 @@ use super::lease::{self, FlockLease};
 use super::*;
 use crate::catalog::{CoupleLease, Finalize, ImportLog};
 
+impl SqliteConn {
+    /// Ends a session for good (`only_open`: only one still open and not marked yet); true when it did.
+    fn cancel(&self, id: i64, only_open: bool) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE import_sessions SET status = 'cancelled', can_resume = 0, error = 'cancelled for good by the user',
+                    updated_at = ?2, finished_at = ?2
+                  WHERE id = ?1 AND (?3 = 0 OR (can_resume = 1 AND status NOT IN ('completed','failed')))",
+                params![id, now(), only_open],
+            )
+            .ctx("cancel session")?;
+        Ok(n == 1)
+    }
+}
+
 impl ImportLog for SqliteConn {
     #[allow(clippy::too_many_arguments)]
     fn create_session(
@@ -104,27 +120,11 @@ impl ImportLog for SqliteConn {
     }
 
     fn cancel_session(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE import_sessions SET status = 'cancelled', can_resume = 0, error = 'cancelled for good by the user',
-                    updated_at = ?2, finished_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )
-            .ctx("cancel session")?;
-        Ok(())
+        self.cancel(id, false).map(drop)
     }
 
     fn request_cancel(&self, id: i64) -> Result<bool> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE import_sessions SET status = 'cancelled', can_resume = 0, error = 'cancelled for good by the user',
-                    updated_at = ?2, finished_at = ?2
-                  WHERE id = ?1 AND can_resume = 1 AND status NOT IN ('completed','failed')",
-                params![id, now()],
-            )
-            .ctx("request a cancel")?;
-        Ok(n == 1)
+        self.cancel(id, true)
     }
 
     fn reset_failed_items(&self, id: i64) -> Result<usize> {

@@ -115,11 +115,7 @@ fn is_not_found(e: &object_store::Error) -> bool {
 }
 
 fn md5_hex(b: &[u8]) -> String {
-    hex(&Md5::digest(b))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    super::vault::to_hex(&Md5::digest(b))
 }
 
 /// An ETag as compared: no quotes, lowercase.

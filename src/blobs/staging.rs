@@ -207,7 +207,7 @@ pub fn resume_prefix(path: &Path, offset: u64, seal: Option<&StagedSeal>) -> Res
         return Err(Error::Invalid(format!("{}: a sealed prefix ends inside a chunk", path.display())));
     }
     let r = direct::open_read(path).at(path)?;
-    if r.file().metadata().at(path)?.len() < seal.prefix_len(offset) {
+    if r.file().metadata().at(path)?.len() < vault::sealed_prefix_len(offset) {
         return Err(Error::io(
             path,
             io::Error::new(io::ErrorKind::UnexpectedEof, "partial copy shorter than recorded"),

@@ -115,14 +115,6 @@ impl DataKey {
         DataKey(bytes)
     }
 
-    /// Creates the archive's data key and writes it wrapped under the archive secret to [`WRAPPED_KEY`] (0600,
-    /// durable); an error if there is one already.
-    pub fn create(archive_root: &Path) -> Result<DataKey> {
-        let key = DataKey::generate();
-        key.store(archive_root)?;
-        Ok(key)
-    }
-
     /// Writes this key wrapped under the archive secret to [`WRAPPED_KEY`] (0600, durable; an error if there is
     /// one already) and returns the wrapped bytes (what a shared catalog keeps too, [`to_hex`]).
     pub fn store(&self, archive_root: &Path) -> Result<Vec<u8>> {
@@ -382,11 +374,6 @@ impl StagedSeal {
         u.prefix = Some(chunks);
         u
     }
-
-    /// The stored length of the first `plain` bytes of a staged copy (whole chunks) with its header.
-    pub fn prefix_len(&self, plain: u64) -> u64 {
-        sealed_prefix_len(plain)
-    }
 }
 
 /// Seals a blob as its plaintext streams past (NFXV2): the header, then each chunk as it fills
@@ -538,11 +525,6 @@ impl<R: Read> Unseal<R> {
     /// Why the stream did not authenticate, once a read failed for it.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
-    }
-
-    /// The plaintext's length (known once the header is read: after the first read).
-    pub fn plain_len(&self) -> u64 {
-        self.plain
     }
 
     /// The hash the trailer names, once the whole stream was read and authenticated.
@@ -725,9 +707,9 @@ impl VaultBlobs {
 
     /// The staged file to hand the inner store: `staged` itself when it is sealed already (the import's copies),
     /// else a sealed copy of the verified plaintext beside it (durable when `durable`), `<name>.sealed`.
-    fn sealed_form(&self, staged: &Path, hash: &str, durable: bool) -> Result<(PathBuf, bool)> {
+    fn sealed_form(&self, staged: &Path, hash: &str, durable: bool) -> Result<PathBuf> {
         if staged_is_sealed(&self.key, staged, hash)? {
-            return Ok((staged.to_path_buf(), false));
+            return Ok(staged.to_path_buf());
         }
         let mut name = staged.file_name().unwrap_or_default().to_os_string();
         name.push(".sealed");
@@ -737,7 +719,30 @@ impl VaultBlobs {
         if r.is_err() {
             let _ = remove_if_exists(&out_path);
         }
-        r.map(|()| (out_path, true))
+        r.map(|()| out_path)
+    }
+
+    /// Hands the sealed form of `staged` to the inner store through `give` (its `land` or `replace`); a sealed
+    /// copy made for it goes with the plaintext once given, or alone if giving failed.
+    fn hand_over(
+        &self,
+        staged: &Path,
+        hash: &str,
+        durable: bool,
+        give: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let sealed = self.sealed_form(staged, hash, durable)?;
+        let made = sealed != staged;
+        match give(&sealed) {
+            Ok(()) if made => remove_if_exists(staged),
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if made {
+                    let _ = remove_if_exists(&sealed);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn seal_into(&self, staged: &Path, out_path: &Path, hash: &str, durable: bool) -> Result<()> {
@@ -805,31 +810,11 @@ impl BlobStore for VaultBlobs {
         if self.inner.contains(hash)? {
             return remove_if_exists(staged);
         }
-        let (sealed, made) = self.sealed_form(staged, hash, durability == Durability::Now)?;
-        match self.inner.land(&sealed, hash, durability) {
-            Ok(()) if made => remove_if_exists(staged),
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if made {
-                    let _ = remove_if_exists(&sealed);
-                }
-                Err(e)
-            }
-        }
+        self.hand_over(staged, hash, durability == Durability::Now, |sealed| self.inner.land(sealed, hash, durability))
     }
 
     fn replace(&self, staged: &Path, hash: &str) -> Result<()> {
-        let (sealed, made) = self.sealed_form(staged, hash, true)?;
-        match self.inner.replace(&sealed, hash) {
-            Ok(()) if made => remove_if_exists(staged),
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if made {
-                    let _ = remove_if_exists(&sealed);
-                }
-                Err(e)
-            }
-        }
+        self.hand_over(staged, hash, true, |sealed| self.inner.replace(sealed, hash))
     }
 
     fn remove(&self, hash: &str) -> Result<()> {
@@ -1326,7 +1311,7 @@ mod tests {
         assert_eq!(super::super::read_whole(&vault, &h).unwrap(), bytes);
         assert_eq!(vault.rehash(&h).unwrap(), h);
         // A kept prefix of 2 chunks reads back, and a sealer goes on after it.
-        let prefix = &out[..seal.prefix_len(2 * CHUNK) as usize];
+        let prefix = &out[..sealed_prefix_len(2 * CHUNK) as usize];
         let mut plain = Vec::new();
         seal.unseal_prefix(prefix, 2).read_to_end(&mut plain).unwrap();
         assert!(plain == bytes[..2 * CHUNK as usize]);
@@ -1344,11 +1329,12 @@ mod tests {
     #[test]
     fn the_key_is_wrapped_under_the_archive_secret() {
         let d = tempfile::tempdir().unwrap();
-        let k = DataKey::create(d.path()).unwrap();
+        let k = DataKey::generate();
+        k.store(d.path()).unwrap();
         let wrapped = fs::read(d.path().join(WRAPPED_KEY)).unwrap();
         assert!(!wrapped.windows(32).any(|w| w == k.0));
         assert_eq!(DataKey::load(d.path()).unwrap().0, k.0);
-        assert!(DataKey::create(d.path()).is_err(), "never overwritten");
+        assert!(DataKey::generate().store(d.path()).is_err(), "never overwritten");
         assert_eq!(format!("{k:?}"), "DataKey(<redacted>)");
         assert_eq!(format!("{:?}", StagedSeal(k)), "StagedSeal(DataKey(<redacted>))");
     }

@@ -84,10 +84,6 @@ pub fn c4_id(sha512: &[u8]) -> String {
     s
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Any set of formats over one stream of bytes.
 pub struct MultiHasher {
     c4: Option<sha2::Sha512>,
@@ -139,10 +135,10 @@ impl MultiHasher {
             out.push((HashFormat::C4, c4_id(&h.finalize())));
         }
         if let Some(h) = self.md5 {
-            out.push((HashFormat::Md5, hex(&h.finalize())));
+            out.push((HashFormat::Md5, crate::blobs::vault::to_hex(&h.finalize())));
         }
         if let Some(h) = self.sha1 {
-            out.push((HashFormat::Sha1, hex(&h.finalize())));
+            out.push((HashFormat::Sha1, crate::blobs::vault::to_hex(&h.finalize())));
         }
         if let Some(h) = self.xxh128 {
             out.push((HashFormat::Xxh128, format!("{:032x}", h.digest128())));

@@ -337,7 +337,7 @@ pub struct Secrets {
 /// nothing of the key).
 fn key_id(key: &[u8]) -> String {
     let d = blake3::derive_key("nightfox secrets key id v1", key);
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::blobs::vault::to_hex(&d[..16])
 }
 
 /// Where an archive records the id of the key its secrets are under.

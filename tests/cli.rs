@@ -5,29 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Env, BIN};
-
-/// Runs the binary without an archive (for commands that need none), and without the developer's settings: `HOME`
-/// and `XDG_DATA_HOME` are an empty temp dir (no `~/.local/share/nightfox/nightfox.toml`), and neither
-/// `$NIGHTFOX_CONFIG` nor `$NIGHTFOX_ARCHIVE` is passed on.
-fn bare(args: &[&str]) -> Output {
-    let home = tempfile::tempdir_in(common::test_root()).expect("temp HOME");
-    Command::new(BIN)
-        .args(args)
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path())
-        .env_remove("NIGHTFOX_ARCHIVE")
-        .env_remove("NIGHTFOX_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run nightfox")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{bare, text, Env, BIN};
 
 /// Help text with clap's line wrapping undone.
 fn flat(b: &[u8]) -> String {
@@ -87,7 +67,7 @@ fn every_command_and_argument_has_help() {
 
 #[test]
 fn help_shows_values_defaults_and_examples() {
-    let out = bare(&["import", "--help"]);
+    let out = bare(&["import", "--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let help = flat(&out.stdout);
     for word in ["modern", "dadcam", "super8", "skip", "[default: skip]", "Examples:", "nightfox import --couple"] {
@@ -96,13 +76,13 @@ fn help_shows_values_defaults_and_examples() {
     // Without --camera, routing is by metadata (not `unknown` outright).
     assert!(help.contains("routed by metadata"), "{help}");
     for cmd in ["init", "mount", "serve", "verify", "export", "mhl"] {
-        let h = flat(&bare(&[cmd, "--help"]).stdout);
+        let h = flat(&bare(&[cmd, "--help"], &[]).stdout);
         assert!(h.contains("Examples:") && h.contains(&format!("nightfox {cmd}")), "{cmd} --help:\n{h}");
     }
-    let h = flat(&bare(&["source", "add", "--help"]).stdout);
+    let h = flat(&bare(&["source", "add", "--help"], &[]).stdout);
     assert!(h.contains("Examples:") && h.contains("--password-stdin"), "{h}");
     // The main help lists every command with a description, and the exit codes.
-    let out = bare(&["--help"]);
+    let out = bare(&["--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let main = text(&out.stdout);
     assert!(flat(&out.stdout).contains("Exit status: 0 success, 1 failure, 2 wrong usage"), "{main}");
@@ -111,12 +91,12 @@ fn help_shows_values_defaults_and_examples() {
     for line in commands.filter(|l| !l.starts_with("   ")) {
         assert!(line.split_whitespace().count() > 1, "a command without a description: {line:?}");
     }
-    let out = bare(&["--version"]);
+    let out = bare(&["--version"], &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("nightfox "), "{}", text(&out.stdout));
     // A missing subcommand: the help on stderr, exit 2 (at the top and in a group).
     for args in [&[][..], &["source"][..], &["couple"][..]] {
-        let out = bare(args);
+        let out = bare(args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(err.contains("Usage:") && err.contains("Commands:"), "{args:?}: {err}");
@@ -185,7 +165,7 @@ fn exit_codes_are_0_success_1_failure_2_usage() {
 #[test]
 fn completions_for_bash_zsh_and_fish() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = bare(&["completions", shell]);
+        let out = bare(&["completions", shell], &[]);
         assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
         for word in ["import", "verify", "source", "couple", "super8", "dry-run"] {
@@ -194,10 +174,10 @@ fn completions_for_bash_zsh_and_fish() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("nightfox.bash");
-    std::fs::write(&file, bare(&["completions", "bash"]).stdout).unwrap();
+    std::fs::write(&file, bare(&["completions", "bash"], &[]).stdout).unwrap();
     let st = Command::new("bash").arg("-n").arg(&file).status().expect("bash is needed for this test");
     assert!(st.success(), "bash -n refuses the completion script");
-    assert_eq!(bare(&["completions", "tcsh"]).status.code(), Some(2));
+    assert_eq!(bare(&["completions", "tcsh"], &[]).status.code(), Some(2));
 }
 
 /// Renders a manual page with groff (installed by scripts/setup.sh test), as `man` would.
@@ -216,7 +196,7 @@ fn groff(page: &Path) -> String {
 fn manual_pages_render() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("man1");
-    let out = bare(&["man", "--out", out_dir.to_str().unwrap()]);
+    let out = bare(&["man", "--out", out_dir.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut pages: Vec<String> =
         std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -231,11 +211,11 @@ fn manual_pages_render() {
     assert!(import.contains("--couple") && import.contains("super8"), "{import}");
     // One page on stdout: the main one, or a command's.
     let page = dir.path().join("source-add.1");
-    let out = bare(&["man", "source", "add"]);
+    let out = bare(&["man", "source", "add"], &[]);
     assert_eq!(out.status.code(), Some(0));
     std::fs::write(&page, &out.stdout).unwrap();
     assert!(groff(&page).contains("--password-stdin"));
-    assert!(text(&bare(&["man"]).stdout).contains(".TH nightfox"));
+    assert!(text(&bare(&["man"], &[]).stdout).contains(".TH nightfox"));
 }
 
 fn repo_file(rel: &str) -> String {
@@ -245,7 +225,7 @@ fn repo_file(rel: &str) -> String {
 
 #[test]
 fn docs_cli_md_is_up_to_date() {
-    let out = bare(&["help-markdown"]);
+    let out = bare(&["help-markdown"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let generated = text(&out.stdout);
     assert_eq!(generated, nightfox::cli::help_markdown());

@@ -8,28 +8,11 @@ mod common;
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// `nightfox ARGS` without an archive flag or inherited settings.
-fn bare(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("NIGHTFOX_ARCHIVE")
-        .env_remove("NIGHTFOX_CONFIG")
-        .env_remove("RUST_LOG")
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run nightfox")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn config_check_reports_each_error_at_its_line_and_exits_1() {
@@ -157,18 +140,6 @@ impl Notify {
     }
 }
 
-/// A `serve` of the test, stopped (SIGTERM, bounded wait, SIGKILL, lazy unmount) when dropped.
-struct Daemon {
-    child: Option<Child>,
-    mp: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        stop_daemon(self.child.take(), &self.mp, Duration::from_secs(20));
-    }
-}
-
 fn signal(child: &Child, sig: i32) {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(child.id() as i32, sig) };
@@ -213,7 +184,7 @@ fn serve_speaks_systemd_notify_ready_watchdog_reload_and_stopping() {
         .stderr(Stdio::from(fs::File::create(&log).expect("log")))
         .spawn()
         .expect("spawn serve");
-    let mut d = Daemon { child: Some(child), mp: mp.clone() };
+    let mut d = Mount { child: Some(child), mp: mp.clone() };
 
     let i = notify.wait_for("READY=1", Duration::from_secs(30), &log);
     assert!(serving(&mp), "READY=1 came before the mount answers");
@@ -526,7 +497,7 @@ fn serve_keeps_a_deleted_named_config_and_hides_the_notify_socket_from_children(
         .stderr(Stdio::from(fs::File::create(&log).expect("log")))
         .spawn()
         .expect("spawn serve");
-    let mut d = Daemon { child: Some(child), mp: mp.clone() };
+    let mut d = Mount { child: Some(child), mp: mp.clone() };
     notify.wait_for("READY=1", Duration::from_secs(30), &log);
     notify.wait_for("WATCHDOG=1", Duration::from_secs(10), &log);
     let seen = fs::read_to_string(&record).expect("fusermount3 ran (the stale mount was cleaned)");

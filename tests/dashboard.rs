@@ -8,7 +8,7 @@ mod common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,45 +70,9 @@ impl Dash {
     }
 }
 
-/// A child process of the test that may be stopped (SIGSTOP): continued and killed when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.0 {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
-
-    /// Waits (bounded) for the exit.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let c = self.0.as_mut().expect("running");
-        let start = Instant::now();
-        loop {
-            if let Some(st) = c.try_wait().expect("try_wait") {
-                self.0 = None;
-                return st;
-            }
-            assert!(start.elapsed() < limit, "the import did not end within {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// `nightfox import --couple COUPLE DIR` with one worker, in the background.
 fn spawn_import(env: &Env, couple: &str, dir: &Path) -> Proc {
-    Proc(Some(env.spawn_import_one_worker(couple, dir)))
+    Proc(Some(env.spawn_import_one_worker(couple, dir, Stdio::null())))
 }
 
 /// Bytes session 1 has: processed in the catalog plus its copies in `tmp/`.

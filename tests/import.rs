@@ -374,15 +374,7 @@ fn session_cancel_stops_an_import_running_in_another_process() {
     let card = env.path("card");
     write(&card.join("A001.MP4"), &data(1, 200_000));
     write_big(&card.join("B002.MP4"), 768 << 20, 2);
-    let first = env
-        .cmd()
-        .args(["import", "--couple", &c])
-        .arg(&card)
-        .env("NIGHTFOX_IMPORT_WORKERS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = env.spawn_import_one_worker(&c, &card, Stdio::piped());
     env.wait_for_temp_over(16 << 20);
     let out = env.ok(&["session", "cancel", "1"]);
     assert!(out.contains("cancelling session 1") && out.contains("next chunk"), "{out}");
@@ -403,19 +395,15 @@ fn session_cancel_stops_an_import_running_in_another_process() {
     // SIGSTOP so that both are seen at once) still ends the session for good.
     let card = env.path("card2");
     write_big(&card.join("C003.MP4"), 768 << 20, 3);
-    let second = env.spawn_import_one_worker(&c, &card);
+    // Continued and killed if the test fails while it is stopped.
+    let mut second = Proc(Some(env.spawn_import_one_worker(&c, &card, Stdio::null())));
     env.wait_for_temp_over(16 << 20);
-    let pid = second.id() as i32;
-    // SAFETY: signals to the child this test started and still owns.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    second.signal(libc::SIGSTOP);
     let cancel = env.cmd().args(["session", "cancel", "2"]).stdout(Stdio::piped()).spawn().unwrap();
     wait_until("the mark", Duration::from_secs(30), || !env.catalog().session(2).unwrap().can_resume);
-    unsafe {
-        libc::kill(pid, libc::SIGINT);
-        libc::kill(pid, libc::SIGCONT);
-    }
-    let mut second = second;
-    wait_until("the second import to stop", Duration::from_secs(60), || second.try_wait().unwrap().is_some());
+    second.signal(libc::SIGINT);
+    second.signal(libc::SIGCONT);
+    second.wait(Duration::from_secs(60));
     let out = cancel.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("session 2 cancelled for good"), "{out:?}");
     let s = env.catalog().session(2).unwrap();

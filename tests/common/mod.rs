@@ -93,21 +93,21 @@ impl Env {
     }
 
     /// Starts `import --couple COUPLE DIR` with one worker (one file copied at a time) in the background, its
-    /// output dropped.
-    pub fn spawn_import_one_worker(&self, couple: &str, dir: &Path) -> Child {
+    /// stdout dropped and stderr as given.
+    pub fn spawn_import_one_worker(&self, couple: &str, dir: &Path, stderr: Stdio) -> Child {
         self.cmd()
             .args(["import", "--couple", couple])
             .arg(dir)
             .env("NIGHTFOX_IMPORT_WORKERS", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap()
     }
 
     /// Starts `import --couple COUPLE DIR` with one worker and kills it (-9) once a temp file exceeds `bytes`.
     pub fn import_killed_mid_copy(&self, couple: &str, dir: &Path, bytes: u64) {
-        let mut child = self.spawn_import_one_worker(couple, dir);
+        let mut child = self.spawn_import_one_worker(couple, dir, Stdio::null());
         self.wait_for_temp_over(bytes);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -262,9 +262,68 @@ pub fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
+/// A child process of the test that may be stopped (SIGSTOP): continued and killed when dropped.
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.0 {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// Waits (bounded) for the exit.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let c = self.0.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().expect("try_wait") {
+                self.0 = None;
+                return st;
+            }
+            assert!(start.elapsed() < limit, "the process did not end within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: trivial libc call.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs the binary without an archive flag and without the developer's settings: `HOME` and `XDG_DATA_HOME` are
+/// an empty temp dir (no `~/.local/share/nightfox/nightfox.toml`), and neither `$NIGHTFOX_ARCHIVE`,
+/// `$NIGHTFOX_CONFIG` nor `$RUST_LOG` is passed on; then `vars` (which may set any of them).
+pub fn bare(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let home = tempfile::tempdir_in(test_root()).expect("temp HOME");
+    Command::new(BIN)
+        .args(args)
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .env_remove("NIGHTFOX_ARCHIVE")
+        .env_remove("NIGHTFOX_CONFIG")
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nightfox")
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// For a test that can only check what it is for as root: fails loudly otherwise, never passes having checked
